@@ -1,0 +1,3 @@
+"""cachetop: top for caches."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,337 @@
+"""TOML and command-line targets -> a typed, validated Config.
+
+Sections owned by other parts of cachetop (alert rules, channels, ...) are parsed by the
+functions named in SECTION_PARSERS, so this module stays the one gatekeeper for unknown keys
+without knowing every feature's schema.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from cachetop.configfile import ConfigContext, ConfigError, KeyPath, load_toml
+
+DEFAULT_INTERVAL = 1.0
+DEFAULT_WINDOW = 10.0
+DEFAULT_TIMEOUT = 2.0
+DEFAULT_TARGETS = ("redis://127.0.0.1:6379", "memcached://127.0.0.1:11211")
+
+SCHEMES = {
+    "redis": ("redis", False),
+    "rediss": ("redis", True),
+    "valkey": ("valkey", False),
+    "valkeys": ("valkey", True),
+    "memcached": ("memcached", False),
+}
+DEFAULT_PORTS = {"redis": 6379, "valkey": 6379, "memcached": 11211}
+URL_FORMS = "redis://[user:password@]host:port[/db], rediss://…, valkey://…, memcached://host:port"
+
+# Top-level sections parsed elsewhere: name -> "module:function(value, ctx) -> parsed".
+SECTION_PARSERS: dict[str, str] = {
+    "rule": "cachetop.alerts.rules:parse_rules_section",
+    "channel": "cachetop.alerts.channels:parse_channels_section",
+    "alerts": "cachetop.alerts.presets:parse_alerts_section",
+    "hotkeys": "cachetop.hotkeys_config:parse_hotkeys_section",
+}
+
+HOTKEY_SOURCES = ("auto", "off", "hotkeys", "lfu", "monitor", "watch")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where an instance lives and how to log in. repr() and str() never show the password."""
+
+    kind: str  # redis | valkey | memcached (valkey is a hint; the server's INFO decides)
+    host: str
+    port: int
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def redacted_url(self) -> str:
+        scheme = {v: k for k, v in SCHEMES.items() if not v[1]}.get((self.kind, False), self.kind)
+        if self.tls:
+            scheme += "s"
+        auth = ""
+        if self.username or self.password:
+            auth = f"{self.username or ''}{':***' if self.password else ''}@"
+        db = f"/{self.db}" if self.db else ""
+        return f"{scheme}://{auth}{self.address}{db}"
+
+    def __str__(self) -> str:
+        return self.redacted_url
+
+
+def parse_target(url: str) -> Target:
+    """Parses a target URL; ValueError messages never contain the password."""
+    if "://" not in url:
+        raise ValueError(f"{_redact(url)!r} is not a URL (allowed: {URL_FORMS})")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{_redact(url)!r} has a bad port (allowed: {URL_FORMS})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r} in {_redact(url)!r} (allowed: {URL_FORMS})")
+    kind, tls = SCHEMES[scheme]
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"{_redact(url)!r} has no host (allowed: {URL_FORMS})")
+    db = 0
+    path = parts.path.strip("/")
+    if path:
+        if kind == "memcached" or not path.isdigit():
+            raise ValueError(f"{_redact(url)!r}: the path must be a database number like /0 (allowed: {URL_FORMS})")
+        db = int(path)
+    if parts.query or parts.fragment:
+        raise ValueError(f"{_redact(url)!r}: query strings are not supported (allowed: {URL_FORMS})")
+    return Target(
+        kind=kind,
+        host=host,
+        port=port or DEFAULT_PORTS[kind],
+        db=db,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        tls=tls,
+    )
+
+
+def _redact(url: str) -> str:
+    """Hides the password part of a URL-like string, even a malformed one."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    auth, _, tail = rest.rpartition("@")
+    user = auth.split(":", 1)[0]
+    return f"{scheme}://{user}{':***' if ':' in auth else ''}@{tail}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    interval: float = DEFAULT_INTERVAL
+    window: float = DEFAULT_WINDOW
+    timeout: float = DEFAULT_TIMEOUT
+    state_dir: Path = field(default_factory=lambda: default_state_dir())
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "cachetop"
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceConfig:
+    name: str
+    target: Target
+    tags: tuple[str, ...] = ()
+    interval: float | None = None  # None: use settings.interval
+    timeout: float | None = None
+    hotkeys: str = "auto"
+    read_only: bool = False
+    cluster: bool = False
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str | None  # None: built from command-line targets or defaults
+    settings: Settings
+    instances: tuple[InstanceConfig, ...]
+    # Parsed sections owned by other modules, keyed by section name (see SECTION_PARSERS).
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    def interval_of(self, inst: InstanceConfig) -> float:
+        return inst.interval or self.settings.interval
+
+    def timeout_of(self, inst: InstanceConfig) -> float:
+        return inst.timeout or self.settings.timeout
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret the config holds, so output can be scrubbed of them as a last line of defence."""
+        found = [i.target.password for i in self.instances if i.target.password]
+        collect = self.sections.get("__secrets__", ())
+        return tuple(s for s in (*found, *collect) if s)
+
+
+SETTINGS_KEYS = ("interval", "window", "timeout", "state_dir")
+INSTANCE_KEYS = (
+    "name",
+    "url",
+    "username",
+    "password",
+    "tags",
+    "interval",
+    "timeout",
+    "hotkeys",
+    "read_only",
+    "cluster",
+    "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_verify",
+)
+TOP_KEYS = ("settings", "instance", "plugin_paths", *SECTION_PARSERS)
+
+
+def parse_settings(raw: Any, ctx: ConfigContext) -> Settings:
+    path: KeyPath = ("settings",)
+    table = ctx.table(raw, path)
+    ctx.check_keys(table, SETTINGS_KEYS, path)
+    settings = Settings()
+    if "interval" in table:
+        settings = replace(settings, interval=ctx.duration(table["interval"], (*path, "interval")))
+    if "window" in table:
+        settings = replace(settings, window=ctx.duration(table["window"], (*path, "window")))
+    if "timeout" in table:
+        settings = replace(settings, timeout=ctx.duration(table["timeout"], (*path, "timeout")))
+    if "state_dir" in table:
+        state = ctx.string(table["state_dir"], (*path, "state_dir"))
+        settings = replace(settings, state_dir=Path(state).expanduser())
+    if settings.window < settings.interval:
+        ctx.fail((*path, "window"), f"window ({settings.window:g}s) must be at least interval ({settings.interval:g}s)")
+    return settings
+
+
+def parse_instance(raw: Any, index: int, ctx: ConfigContext) -> InstanceConfig:
+    path: KeyPath = ("instance", index)
+    table = ctx.table(raw, path)
+    ctx.check_keys(table, INSTANCE_KEYS, path)
+    for required in ("name", "url"):
+        if required not in table:
+            ctx.fail(path, f"[[instance]] number {index + 1} has no {required!r} (name and url are required)")
+    name = ctx.string(table["name"], (*path, "name")).strip()
+    if not name:
+        ctx.fail((*path, "name"), "name must not be empty")
+    url = ctx.string(table["url"], (*path, "url"))
+    try:
+        target = parse_target(url)
+    except ValueError as exc:
+        ctx.fail((*path, "url"), str(exc))
+    if "username" in table:
+        target = replace(target, username=ctx.string(table["username"], (*path, "username")))
+    if "password" in table:
+        target = replace(target, password=ctx.string(table["password"], (*path, "password")))
+    if target.kind == "memcached" and (target.username or target.password):
+        ctx.fail((*path, "url"), "memcached targets take no username or password (SASL is not supported)")
+    inst = InstanceConfig(name=name, target=target)
+    if "tags" in table:
+        inst = replace(inst, tags=ctx.string_list(table["tags"], (*path, "tags")))
+    if "interval" in table:
+        inst = replace(inst, interval=ctx.duration(table["interval"], (*path, "interval")))
+    if "timeout" in table:
+        inst = replace(inst, timeout=ctx.duration(table["timeout"], (*path, "timeout")))
+    if "hotkeys" in table:
+        inst = replace(inst, hotkeys=ctx.string(table["hotkeys"], (*path, "hotkeys"), choices=HOTKEY_SOURCES))
+    for flag in ("read_only", "cluster", "tls_verify"):
+        if flag in table:
+            inst = replace(inst, **{flag: ctx.boolean(table[flag], (*path, flag))})
+    for file_key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+        if file_key in table:
+            inst = replace(inst, **{file_key: ctx.string(table[file_key], (*path, file_key))})
+    return inst
+
+
+def parse_config(data: Mapping[str, Any], ctx: ConfigContext) -> Config:
+    ctx.check_keys(data, TOP_KEYS, ())
+    data = ctx.expand_env(dict(data), ())
+    settings = parse_settings(data.get("settings", {}), ctx)
+    raw_instances = data.get("instance", [])
+    if not isinstance(raw_instances, list):
+        ctx.fail(("instance",), "instance must be an array of tables: write [[instance]] (not [instance])")
+    instances: list[InstanceConfig] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raw_instances):
+        inst = parse_instance(raw, index, ctx)
+        if inst.name in seen:
+            ctx.fail(
+                ("instance", index, "name"),
+                f"duplicate instance name {inst.name!r} (first used at {ctx.where(('instance', seen[inst.name], 'name'))};"
+                " names must be unique)",
+            )
+        seen[inst.name] = index
+        instances.append(inst)
+    sections: dict[str, Any] = {}
+    if "plugin_paths" in data:
+        sections["plugin_paths"] = ctx.string_list(data["plugin_paths"], ("plugin_paths",))
+    for name, ref in SECTION_PARSERS.items():
+        if name in data:
+            module_name, func_name = ref.split(":")
+            try:
+                parser = getattr(importlib.import_module(module_name), func_name)
+            except (ImportError, AttributeError):
+                ctx.fail((name,), f"[{name}] is not supported by this build of cachetop")
+            sections[name] = parser(data[name], ctx)
+    return Config(path=ctx.path, settings=settings, instances=tuple(instances), sections=sections)
+
+
+def load_config(path: str | Path) -> Config:
+    data, ctx = load_toml(path)
+    return parse_config(data, ctx)
+
+
+def find_config_file(explicit: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """--config, then $CACHETOP_CONFIG, then ./cachetop.toml, then $XDG_CONFIG_HOME/cachetop/config.toml."""
+    env = os.environ if env is None else env
+    if explicit:
+        return explicit
+    if env.get("CACHETOP_CONFIG"):
+        return env["CACHETOP_CONFIG"]
+    if Path("cachetop.toml").is_file():
+        return "cachetop.toml"
+    xdg = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    candidate = Path(xdg) / "cachetop" / "config.toml"
+    if candidate.is_file():
+        return str(candidate)
+    return None
+
+
+def config_from_targets(urls: Sequence[str], base: Config | None = None) -> Config:
+    """Instances named host:port from URLs; settings and sections from `base` when given."""
+    instances = []
+    seen: set[str] = set()
+    for url in urls:
+        try:
+            target = parse_target(url)
+        except ValueError as exc:
+            raise ConfigError(f"target: {exc}") from None
+        name = target.address
+        if target.db:
+            name += f"/{target.db}"
+        if name in seen:
+            raise ConfigError(f"target: {name} is given twice")
+        seen.add(name)
+        instances.append(InstanceConfig(name=name, target=target))
+    settings = base.settings if base else Settings()
+    sections = base.sections if base else {}
+    return Config(path=base.path if base else None, settings=settings, instances=tuple(instances), sections=sections)
+
+
+def resolve_config(targets: Sequence[str], config_path: str | None) -> Config:
+    """The CLI's rule: targets win; otherwise the first config file found; otherwise the defaults."""
+    found = find_config_file(config_path)
+    base = load_config(found) if found else None
+    if targets:
+        return config_from_targets(targets, base if config_path else None)
+    if base is not None:
+        if not base.instances:
+            raise ConfigError(f"{found}:1: no [[instance]] tables (add at least one, or give targets on the command line)")
+        return base
+    return config_from_targets(DEFAULT_TARGETS)

@@ -1,0 +1,258 @@
+"""Reading TOML with line numbers: every mistake becomes one `FILE:LINE: message` line.
+
+tomllib gives values but no positions, so `LineLocator` scans the text once for table headers
+and `key =` lines and maps each key path to the line it was written on. Errors are raised as
+ConfigError and printed by the CLI, which exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+KeyPath = tuple[str | int, ...]
+
+
+class ConfigError(Exception):
+    """A mistake in a config file or on the command line. str() is the line to print."""
+
+
+_BARE = r"[A-Za-z0-9_-]+"
+_QUOTED = r'"(?:[^"\\]|\\.)*"|\'[^\']*\''
+_KEY_PART = rf"(?:{_BARE}|{_QUOTED})"
+_DOTTED = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
+_HEADER_RE = re.compile(rf"^\s*(\[\[?)\s*({_DOTTED})\s*\]\]?")
+_KEYLINE_RE = re.compile(rf"^\s*({_DOTTED})\s*=")
+_PART_RE = re.compile(_KEY_PART)
+
+
+def _split_dotted(text: str) -> list[str]:
+    parts = []
+    for m in _PART_RE.finditer(text):
+        part = m.group(0)
+        if part[0] in "\"'":
+            part = part[1:-1]
+        parts.append(part)
+    return parts
+
+
+class LineLocator:
+    """Maps key paths like ("instance", 2, "url") to 1-based line numbers."""
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[KeyPath, int] = {}
+        array_counts: dict[tuple[str, ...], int] = {}
+        current: KeyPath = ()
+        in_multiline: str | None = None
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if in_multiline:
+                if line.count(in_multiline) % 2 == 1:
+                    in_multiline = None
+                continue
+            header = _HEADER_RE.match(line)
+            if header:
+                names = _split_dotted(header.group(2))
+                if header.group(1) == "[[":
+                    key = tuple(names)
+                    idx = array_counts.get(key, 0)
+                    array_counts[key] = idx + 1
+                    current = (*names, idx)
+                else:
+                    current = tuple(names)
+                self.lines.setdefault(current, lineno)
+                continue
+            keyline = _KEYLINE_RE.match(line)
+            if keyline:
+                path = (*current, *_split_dotted(keyline.group(1)))
+                self.lines.setdefault(path, lineno)
+                rest = line[keyline.end() :]
+                for quote in ('"""', "'''"):
+                    if rest.count(quote) % 2 == 1:
+                        in_multiline = quote
+
+    def line_of(self, path: KeyPath) -> int | None:
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class ConfigContext:
+    """What section parsers need to report mistakes at the right line."""
+
+    path: str
+    locator: LineLocator | None = None
+    env: Mapping[str, str] | None = None
+
+    def where(self, key_path: KeyPath) -> str:
+        line = self.locator.line_of(key_path) if self.locator else None
+        return f"{self.path}:{line}" if line else f"{self.path}:1"
+
+    def fail(self, key_path: KeyPath, message: str) -> NoReturn:
+        raise ConfigError(f"{self.where(key_path)}: {message}")
+
+    # --- typed getters: each names what is allowed when it fails -------------------------------
+
+    def check_keys(self, table: Mapping[str, Any], allowed: Iterable[str], key_path: KeyPath) -> None:
+        allowed = list(allowed)
+        for key in table:
+            if key not in allowed:
+                where = ".".join(str(p) for p in key_path if isinstance(p, str))
+                self.fail(
+                    (*key_path, key),
+                    f"unknown key {key!r} in [{where}] (allowed: {', '.join(sorted(allowed))})",
+                )
+
+    def table(self, value: Any, key_path: KeyPath) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(key_path, f"{_name(key_path)} must be a table, not {_type_name(value)}")
+        return value
+
+    def string(self, value: Any, key_path: KeyPath, *, choices: Iterable[str] | None = None) -> str:
+        if not isinstance(value, str):
+            self.fail(key_path, f"{_name(key_path)} must be a string, not {_type_name(value)}")
+        if choices is not None:
+            choices = list(choices)
+            if value not in choices:
+                self.fail(key_path, f"{_name(key_path)} = {value!r} is not allowed (allowed: {', '.join(choices)})")
+        return value
+
+    def boolean(self, value: Any, key_path: KeyPath) -> bool:
+        if not isinstance(value, bool):
+            self.fail(key_path, f"{_name(key_path)} must be true or false, not {_type_name(value)}")
+        return value
+
+    def number(self, value: Any, key_path: KeyPath, *, minimum: float | None = None) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(key_path, f"{_name(key_path)} must be a number, not {_type_name(value)}")
+        if minimum is not None and value < minimum:
+            self.fail(key_path, f"{_name(key_path)} must be at least {minimum}, not {value}")
+        return float(value)
+
+    def integer(self, value: Any, key_path: KeyPath, *, minimum: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key_path, f"{_name(key_path)} must be a whole number, not {_type_name(value)}")
+        if minimum is not None and value < minimum:
+            self.fail(key_path, f"{_name(key_path)} must be at least {minimum}, not {value}")
+        return value
+
+    def string_list(self, value: Any, key_path: KeyPath) -> tuple[str, ...]:
+        if isinstance(value, str):
+            return (value,)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key_path, f"{_name(key_path)} must be a list of strings, not {_type_name(value)}")
+        return tuple(value)
+
+    def duration(self, value: Any, key_path: KeyPath, *, allow_zero: bool = False) -> float:
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(key_path, f"{_name(key_path)}: {exc}")
+        if seconds < 0 or (seconds == 0 and not allow_zero):
+            self.fail(key_path, f"{_name(key_path)} must be {'at least 0' if allow_zero else 'positive'}")
+        return seconds
+
+    def expand_env(self, value: Any, key_path: KeyPath) -> Any:
+        """Substitutes ${VAR} in every string below value; a missing variable is an error."""
+        env = os.environ if self.env is None else self.env
+        if isinstance(value, str):
+
+            def sub(m: re.Match[str]) -> str:
+                name = m.group(1)
+                if name not in env:
+                    self.fail(
+                        key_path,
+                        f"environment variable ${{{name}}} is not set "
+                        f"(export it, or write the value in the file)",
+                    )
+                return env[name]
+
+            return _ENV_RE.sub(sub, value)
+        if isinstance(value, list):
+            return [self.expand_env(v, (*key_path, i)) for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            return {k: self.expand_env(v, (*key_path, k)) for k, v in value.items()}
+        return value
+
+
+def _name(key_path: KeyPath) -> str:
+    names = [p for p in key_path if isinstance(p, str)]
+    return names[-1] if names else "value"
+
+
+def _type_name(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float:
+    """'500ms', '2s', '5m', '1h', '1h30m' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like \"500ms\", \"2s\", \"5m\", \"1h\" or a number of seconds")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        pos, total = 0, 0.0
+        for m in _DURATION_PART.finditer(text):
+            if m.start() != pos:
+                break
+            total += float(m.group(1)) * _UNITS[m.group(2)]
+            pos = m.end()
+        if text and pos == len(text):
+            return total
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    raise ValueError(
+        f"{value!r} is not a duration (allowed: \"500ms\", \"2s\", \"5m\", \"1h\", or a number of seconds)"
+    )
+
+
+def load_toml(path: str | Path) -> tuple[dict[str, Any], ConfigContext]:
+    """Reads and parses a TOML file; syntax errors become FILE:LINE: messages."""
+    path_str = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path_str}: no such file") from None
+    except PermissionError:
+        raise ConfigError(f"{path_str}: permission denied (cachetop must be able to read it)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path_str}:1: the file is not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path_str}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        line = m.group(1) if m else "1"
+        detail = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg) if m else msg
+        raise ConfigError(f"{path_str}:{line}: invalid TOML: {detail} (see https://toml.io)") from None
+    return data, ConfigContext(path_str, LineLocator(text))
+
+
+SectionParser = Callable[[Any, ConfigContext], Any]

@@ -1,0 +1,68 @@
+"""Fixtures that start real servers on free loopback ports; nothing here fakes a protocol."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from cachetop.servers import LocalServer, memcached_server, redis_server
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[LocalServer]:
+    server = redis_server(workdir=tmp_path / "redis")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def memcached(tmp_path: Path) -> Iterator[LocalServer]:
+    server = memcached_server(workdir=tmp_path / "memcached")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def make_redis(tmp_path: Path) -> Iterator[Callable[..., LocalServer]]:
+    """A factory, for tests that need several servers or extra redis-server arguments."""
+    started: list[LocalServer] = []
+
+    def make(*extra: str, port: int | None = None) -> LocalServer:
+        server = redis_server(workdir=tmp_path / f"redis-{len(started)}", extra=list(extra), port=port)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.cleanup()
+
+
+@pytest.fixture
+def make_memcached(tmp_path: Path) -> Iterator[Callable[..., LocalServer]]:
+    started: list[LocalServer] = []
+
+    def make(*extra: str, memory_mb: int = 64, port: int | None = None) -> LocalServer:
+        server = memcached_server(
+            workdir=tmp_path / f"memcached-{len(started)}", extra=list(extra), memory_mb=memory_mb, port=port
+        )
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.cleanup()
+
+
+def wait_until(condition: Callable[[], object], deadline_s: float = 10.0, what: str = "condition") -> object:
+    """Polls `condition` until it returns something truthy; fails the test at the deadline."""
+    end = time.monotonic() + deadline_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > end:
+            pytest.fail(f"timed out after {deadline_s:g}s waiting for {what}")
+        time.sleep(0.01)
