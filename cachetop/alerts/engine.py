@@ -1,0 +1,271 @@
+"""The alert state machine: snapshots in, state changes and notifications out.
+
+Pure: no I/O and no clock of its own. Durations use the injected monotonic clock; the
+snapshot's wall-clock time is only carried into notifications for people to read.
+
+    ok ──breach──▶ pending ──held `for`──▶ firing ──clear (+keep_firing_for)──▶ resolved ──▶ ok
+     ▲                │                       │ every `cooldown`: a repeat
+     └──── clear ─────┘ (sends nothing)       └ hysteresis: clears only past clear_threshold
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from cachetop.alerts.rules import Rule
+from cachetop.model import InstanceMetrics, Snapshot
+
+NotificationKind = Literal["firing", "repeat", "resolved"]
+
+
+class State(StrEnum):
+    OK = "ok"
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+AlertKey = tuple[str, str]  # (rule name, instance name)
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    kind: NotificationKind
+    rule: str
+    instance: str
+    metric: str
+    op: str
+    threshold: float | str
+    value: float | str | None  # None: no data
+    severity: str
+    channels: tuple[str, ...]
+    episode: str  # one id per firing episode: links repeats and the resolved notice to the firing one
+    started_at: float  # wall clock: when the condition began (pending started)
+    active_for_s: float  # how long the condition has held (firing) or held in all (resolved)
+    time: float  # wall clock of the evaluation
+    reason: str | None = None  # why an instance is down, from the poller
+
+    @property
+    def key(self) -> AlertKey:
+        return (self.rule, self.instance)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    rule: str
+    instance: str
+    old: State
+    new: State
+    value: float | str | None
+    time: float  # wall clock
+    severity: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    transitions: tuple[Transition, ...] = ()
+    notifications: tuple[Notification, ...] = ()
+
+
+@dataclass(slots=True)
+class _Alert:
+    rule: Rule
+    instance: str
+    state: State = State.OK
+    since: float = 0.0  # monotonic: the condition first held
+    since_wall: float = 0.0
+    fired_wall: float = 0.0
+    next_repeat: float = 0.0  # monotonic
+    clear_since: float | None = None  # monotonic: the condition stopped holding while firing
+    value: float | str | None = None
+    reason: str | None = None
+    episode: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveAlert:
+    """What a screen shows about one pending or firing alert."""
+
+    rule: str
+    instance: str
+    state: State
+    severity: str
+    value: float | str | None
+    description: str
+    since: float  # wall clock
+    reason: str | None = None
+
+
+@dataclass
+class AlertEngine:
+    rules: Sequence[Rule]
+    clock: Callable[[], float] = time.monotonic
+    _alerts: dict[AlertKey, _Alert] = field(default_factory=dict)
+
+    def state(self, rule: str, instance: str) -> State:
+        alert = self._alerts.get((rule, instance))
+        return alert.state if alert else State.OK
+
+    def active(self) -> list[ActiveAlert]:
+        return [
+            ActiveAlert(
+                a.rule.name,
+                a.instance,
+                a.state,
+                a.rule.severity,
+                a.value,
+                a.rule.describe(),
+                a.since_wall,
+                a.reason,
+            )
+            for a in self._alerts.values()
+            if a.state in (State.PENDING, State.FIRING)
+        ]
+
+    def evaluate(self, snapshot: Snapshot, now: float | None = None) -> TickResult:
+        now = self.clock() if now is None else now
+        transitions: list[Transition] = []
+        notifications: list[Notification] = []
+        seen: set[AlertKey] = set()
+        for rule in self.rules:
+            for inst in snapshot.instances:
+                if rule.selects(inst):
+                    seen.add((rule.name, inst.name))
+                    self._step(rule, inst.name, rule.value_of(inst), _reason(inst), now, snapshot.time,
+                               transitions, notifications)  # fmt: skip
+        # An instance that left the snapshot (config reload, rename) has no data.
+        for key, alert in list(self._alerts.items()):
+            if key not in seen:
+                self._step(alert.rule, alert.instance, None, "no longer monitored", now, snapshot.time,
+                           transitions, notifications)  # fmt: skip
+        return TickResult(tuple(transitions), tuple(notifications))
+
+    def _step(
+        self,
+        rule: Rule,
+        instance: str,
+        value: float | str | None,
+        reason: str | None,
+        now: float,
+        wall: float,
+        transitions: list[Transition],
+        notifications: list[Notification],
+    ) -> None:
+        key = (rule.name, instance)
+        alert = self._alerts.get(key)
+        old = alert.state if alert else State.OK
+        holds = self._holds(rule, old, value)
+        if alert is None:
+            if not holds:
+                return
+            alert = self._alerts[key] = _Alert(rule, instance)
+        if value is not None or rule.no_data != "keep_state":
+            alert.value = value
+            alert.reason = reason
+
+        def emit(kind: NotificationKind) -> None:
+            notifications.append(
+                Notification(
+                    kind, rule.name, instance, rule.metric, rule.op, rule.threshold, alert.value, rule.severity,
+                    rule.channels or (), alert.episode, alert.since_wall, now - alert.since, wall, alert.reason,
+                )
+            )  # fmt: skip
+
+        new = old
+        if old in (State.OK, State.RESOLVED):
+            if holds:
+                alert.since, alert.since_wall, alert.clear_since = now, wall, None
+                new = State.PENDING
+            else:
+                new = State.OK
+        if new == State.PENDING and holds is not None:
+            if not holds:
+                new = State.OK
+            elif now - alert.since >= rule.for_s:
+                new = State.FIRING
+                alert.fired_wall = wall
+                alert.episode = f"{rule.name}/{instance}/{int(wall * 1000)}"
+                alert.next_repeat = now + rule.cooldown_s
+                emit("firing")
+        elif old == State.FIRING:
+            if holds is False:
+                alert.clear_since = now if alert.clear_since is None else alert.clear_since
+                if now - alert.clear_since >= rule.keep_firing_for_s:
+                    new = State.RESOLVED
+                    if rule.send_resolved:
+                        emit("resolved")
+            else:
+                alert.clear_since = None
+            if new == State.FIRING and now >= alert.next_repeat:
+                emit("repeat")
+                # Anchored to the firing time, so slow ticks do not make repeats drift later.
+                while alert.next_repeat <= now:
+                    alert.next_repeat += rule.cooldown_s
+        alert.state = new
+        if new != old:
+            transitions.append(
+                Transition(rule.name, instance, old, new, alert.value, wall, rule.severity, alert.reason)
+            )
+        if new == State.OK:
+            del self._alerts[key]
+
+    @staticmethod
+    def _holds(rule: Rule, state: State, value: float | str | None) -> bool | None:
+        """Whether the alert condition holds now; None: no data, and the rule keeps its state."""
+        if value is None:
+            return {"ok": False, "alerting": True}.get(rule.no_data)
+        if state == State.FIRING:
+            return rule.still_active(value)
+        return rule.breaches(value)
+
+    # --- surviving a restart: firing alerts are kept so their resolved notice is not lost -------
+
+    def export_state(self, wall: float) -> list[dict[str, Any]]:
+        now = self.clock()
+        return [
+            {
+                "rule": a.rule.name,
+                "instance": a.instance,
+                "episode": a.episode,
+                "since_wall": a.since_wall,
+                "fired_wall": a.fired_wall,
+                "next_repeat_wall": wall + (a.next_repeat - now),
+                "value": a.value,
+                "reason": a.reason,
+            }
+            for a in self._alerts.values()
+            if a.state == State.FIRING
+        ]
+
+    def restore_state(self, saved: Iterable[dict[str, Any]], wall: float) -> int:
+        """Reinstates firing alerts saved by export_state; rules that no longer exist are dropped."""
+        now = self.clock()
+        by_name = {r.name: r for r in self.rules}
+        count = 0
+        for item in saved:
+            rule = by_name.get(item["rule"])
+            if rule is None:
+                continue
+            self._alerts[(rule.name, item["instance"])] = _Alert(
+                rule=rule,
+                instance=item["instance"],
+                state=State.FIRING,
+                since=now - (wall - item["since_wall"]),
+                since_wall=item["since_wall"],
+                fired_wall=item["fired_wall"],
+                next_repeat=now + (item["next_repeat_wall"] - wall),
+                value=item["value"],
+                reason=item["reason"],
+                episode=item["episode"],
+            )
+            count += 1
+        return count
+
+
+def _reason(inst: InstanceMetrics) -> str | None:
+    return inst.error if inst.error else None
