@@ -171,10 +171,22 @@ class AlertEngine:
         def emit(kind: NotificationKind) -> None:
             notifications.append(
                 Notification(
-                    kind, rule.name, instance, rule.metric, rule.op, rule.threshold, alert.value, rule.severity,
-                    rule.channels or (), alert.episode, alert.since_wall, now - alert.since, wall, alert.reason,
+                    kind=kind,
+                    rule=rule.name,
+                    instance=instance,
+                    metric=rule.metric,
+                    op=rule.op,
+                    threshold=rule.threshold,
+                    value=alert.value,
+                    severity=rule.severity,
+                    channels=rule.channels or (),
+                    episode=alert.episode,
+                    started_at=alert.since_wall,
+                    active_for_s=now - alert.since,
+                    time=wall,
+                    reason=alert.reason,
                 )
-            )  # fmt: skip
+            )
 
         new = old
         if old in (State.OK, State.RESOLVED):

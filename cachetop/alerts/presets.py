@@ -165,7 +165,8 @@ def effective_rules(config: Any) -> tuple[Rule, ...]:
         for name in rule.channels or ():
             if name not in channels:
                 raise ConfigError(
-                    f"{rule.where}: rule {rule.name!r} names channel {name!r}, which is not defined {_known(channels)}"
+                    f"{rule.where}: rule {rule.name!r} names channel {name!r},"
+                    f" which is not defined {_known(channels)}"
                 )
         resolved.append(rule)
     return tuple(resolved)

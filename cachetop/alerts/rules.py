@@ -114,7 +114,8 @@ def parse_rules_section(value: Any, ctx: ConfigContext) -> tuple[Rule, ...]:
         if rule.name in seen:
             ctx.fail(
                 ("rule", index, "name"),
-                f"duplicate rule name {rule.name!r} (first used at {ctx.where(('rule', seen[rule.name], 'name'))};"
+                f"duplicate rule name {rule.name!r}"
+                f" (first used at {ctx.where(('rule', seen[rule.name], 'name'))};"
                 " names must be unique)",
             )
         seen[rule.name] = index
@@ -174,7 +175,7 @@ def parse_rule(raw: Any, path: KeyPath, ctx: ConfigContext) -> Rule:
 def _threshold(value: Any, metric: str, op: str, path: KeyPath, ctx: ConfigContext) -> float | str:
     if metric == STATUS_METRIC:
         if op not in ("==", "!="):
-            ctx.fail(path[:-1] + ("op",), f'metric = "status" compares with == or != only, not {op!r}')
+            ctx.fail((*path[:-1], "op"), f'metric = "status" compares with == or != only, not {op!r}')
         return ctx.string(value, path, choices=STATUS_VALUES)
     return ctx.number(value, path)
 
