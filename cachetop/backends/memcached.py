@@ -1,0 +1,189 @@
+"""Memcached: `stats` per poll over one persistent connection, `stats settings` once.
+
+The text protocol is three lines of code to speak, so this uses asyncio streams directly
+rather than a blocking client in a thread. `stats`, `mn` and `version` move none of the
+counters we report (cmd_*, get_hits...), so the monitor never counts itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from cachetop.backends.base import BackendError, LineProbe, reason_from_oserror
+from cachetop.backends.process import local_process_stats
+from cachetop.config import InstanceConfig
+from cachetop.model import Sample, Status
+
+# Counted as "operations" for ops/s (design.md): every command that touches an item.
+OPS_FIELDS = (
+    "cmd_get",
+    "cmd_set",
+    "cmd_touch",
+    "cmd_flush",
+    "delete_hits",
+    "delete_misses",
+    "incr_hits",
+    "incr_misses",
+    "decr_hits",
+    "decr_misses",
+    "cas_hits",
+    "cas_misses",
+    "cas_badval",
+)
+# Memcached has no single error counter; these are the ones that mean a client was refused.
+ERROR_FIELDS = (
+    "rejected_connections",
+    "listen_disabled_num",
+    "store_too_large",
+    "store_no_memory",
+    "auth_errors",
+    "read_buf_oom",
+    "response_obj_oom",
+)
+# Items removed because their TTL passed: lazily on get, by the LRU crawler, or reused on alloc.
+EXPIRED_FIELDS = ("get_expired", "crawler_reclaimed", "reclaimed")
+SETTINGS_FACTS = ("maxbytes", "maxconns", "evictions", "item_size_max", "lru_crawler", "num_threads")
+
+_NUMBER = re.compile(rb"^-?\d+(\.\d+)?$")
+
+
+def parse_stats(raw: bytes) -> dict[str, bytes]:
+    """`STAT name value` lines -> {name: value}."""
+    out: dict[str, bytes] = {}
+    for line in raw.split(b"\r\n"):
+        if line.startswith(b"STAT "):
+            _, name, value = line.split(b" ", 2)
+            out[name.decode("ascii", "replace")] = value
+    return out
+
+
+def _num(stats: dict[str, bytes], name: str) -> int:
+    value = stats.get(name)
+    if value is None or not _NUMBER.match(value):
+        return 0
+    return int(float(value))
+
+
+class MemcachedBackend:
+    def __init__(self, inst: InstanceConfig, timeout: float) -> None:
+        self.inst = inst
+        self.target = inst.target
+        self.kind = "memcached"
+        self.timeout = timeout
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._settings: dict[str, str] = {}
+        self._probe = LineProbe(self.target.host, self.target.port, timeout, request=b"mn\r\n", expect=b"MN")
+        self._probe_checked = False
+
+    async def _connect(self) -> None:
+        self._reader, self._writer = await asyncio.open_connection(self.target.host, self.target.port)
+        settings = parse_stats(await self._command(b"stats settings\r\n"))
+        self._settings = {k: settings[k].decode("utf-8", "replace") for k in SETTINGS_FACTS if k in settings}
+
+    async def _command(self, request: bytes) -> bytes:
+        assert self._reader is not None and self._writer is not None
+        self._writer.write(request)
+        await self._writer.drain()
+        data = await self._reader.readuntil(b"END\r\n")
+        if data.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")):
+            raise BackendError(Status.DOWN, f"server error: {data[:60].decode('utf-8', 'replace').strip()}")
+        return data
+
+    async def poll(self, now: float) -> Sample:
+        try:
+            raw = await self._stats()
+        except BackendError:
+            await self._drop()
+            raise
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
+            await self._drop()
+            if isinstance(exc, asyncio.IncompleteReadError):
+                raise BackendError(Status.DOWN, "connection closed by the server") from None
+            raise BackendError(Status.DOWN, reason_from_oserror(exc, self.timeout)) from None
+        except asyncio.CancelledError:
+            await self._drop()  # a timed-out poll leaves a half-read reply behind
+            raise
+        return self._sample(now, parse_stats(raw))
+
+    async def _stats(self) -> bytes:
+        if self._writer is not None:
+            try:
+                return await self._command(b"stats\r\n")
+            except (OSError, asyncio.IncompleteReadError):
+                # The server may have restarted: try once more on a fresh connection.
+                await self._drop()
+        await self._connect()
+        return await self._command(b"stats\r\n")
+
+    def _sample(self, now: float, stats: dict[str, bytes]) -> Sample:
+        cpu = sum(float(stats.get(f, b"0")) for f in ("rusage_user", "rusage_system"))
+        counters = {
+            "hits": _num(stats, "get_hits"),
+            "misses": _num(stats, "get_misses"),
+            "commands": sum(_num(stats, f) for f in OPS_FIELDS),
+            "errors": sum(_num(stats, f) for f in ERROR_FIELDS),
+            "evictions": _num(stats, "evictions"),
+            "expired": sum(_num(stats, f) for f in EXPIRED_FIELDS),
+            "cpu_ms": int(cpu * 1000),
+        }
+        own_connections = 1 + (1 if self._probe._sock is not None else 0)
+        gauges: dict[str, float] = {
+            "memory_used": _num(stats, "bytes"),
+            "memory_max": _num(stats, "limit_maxbytes"),
+            "memory_max_is_system": 0.0,
+            # curr_connections also counts the listening socket(s) memcached holds.
+            "connections": max(0, _num(stats, "curr_connections") - own_connections - 1),
+        }
+        pid = _num(stats, "pid") or None
+        local = local_process_stats(self.target.host, pid, ("memcached",))
+        if local is not None:
+            counters["cpu_ms"], gauges["rss"] = local
+        uptime = _num(stats, "uptime")
+        counters["uptime_s"] = uptime  # goes down on restart, which starts a new window
+        facts = {
+            "version": stats.get("version", b"?").decode("utf-8", "replace"),
+            "server": "memcached",
+            "role": "standalone",
+            "uptime_s": str(uptime),
+            "maxmemory_policy": "lru" if self._settings.get("evictions", "on") == "on" else "noeviction (-M)",
+            "persistence": "none",
+            "curr_items": str(_num(stats, "curr_items")),
+            **{f"setting_{k}": v for k, v in self._settings.items()},
+        }
+        if pid:
+            facts["pid"] = str(pid)
+        return Sample(time=now, counters=counters, gauges=gauges, facts=facts, epoch=str(pid or ""))
+
+    async def _drop(self) -> None:
+        writer, self._reader, self._writer = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            try:
+                await asyncio.wait_for(writer.wait_closed(), 0.5)
+            except (OSError, TimeoutError, asyncio.CancelledError):
+                pass
+
+    def probe(self) -> float:
+        if not self._probe_checked:
+            # Memcached before 1.6 has no meta commands: fall back to `version`.
+            try:
+                elapsed = self._probe.probe()
+                self._probe_checked = True
+                return elapsed
+            except OSError as exc:
+                if "ERROR" not in str(exc):
+                    raise
+                self._probe = LineProbe(
+                    self.target.host, self.target.port, self.timeout, request=b"version\r\n", expect=b"VERSION"
+                )
+                self._probe_checked = True
+        return self._probe.probe()
+
+    def close_probe(self) -> None:
+        self._probe.close()
+
+    async def close(self) -> None:
+        self.close_probe()
+        await self._drop()

@@ -1,0 +1,365 @@
+"""Redis and Valkey: one pipelined round trip per poll (INFO + LATENCY HISTOGRAM), parsed cheaply.
+
+cachetop's own commands (the poll, the probes, connection handshakes) are counted here and
+subtracted from total_commands_processed and from commandstats, so ops/s is the application's
+traffic, not ours. Replies are kept as bytes and only the fields we use are looked at.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections import Counter
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    BusyLoadingError,
+    ResponseError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from cachetop.backends.base import BackendError, LineProbe, ProbeRejected, reason_from_oserror
+from cachetop.backends.process import local_process_stats
+from cachetop.config import InstanceConfig
+from cachetop.model import Sample, Status
+
+CLIENT_NAME = "cachetop"
+PROBE_CLIENT_NAME = "cachetop-probe"
+# Redis 7 takes several sections in one INFO; older servers get "all" (which costs more to parse).
+INFO_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu", "commandstats")
+
+
+def _resp(*parts: str | bytes) -> bytes:
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def parse_info(raw: bytes) -> tuple[dict[bytes, bytes], dict[str, tuple[int, int, int]]]:
+    """INFO text -> ({field: value}, {command: (calls, usec, failed_calls)})."""
+    fields: dict[bytes, bytes] = {}
+    commands: dict[str, tuple[int, int, int]] = {}
+    for line in raw.split(b"\r\n"):
+        if not line or line[0] == 35:  # '#': section header
+            continue
+        key, _, value = line.partition(b":")
+        if key.startswith(b"cmdstat_"):
+            stats = dict(item.split(b"=", 1) for item in value.split(b",") if b"=" in item)
+            commands[key[8:].decode("ascii", "replace")] = (
+                int(stats.get(b"calls", 0)),
+                int(stats.get(b"usec", 0)),
+                int(stats.get(b"failed_calls", 0)) + int(stats.get(b"rejected_calls", 0)),
+            )
+        else:
+            fields[key] = value
+    return fields, commands
+
+
+def parse_latency_histogram(reply: Any) -> dict[str, dict[int, int]]:
+    """The RESP2 reply of LATENCY HISTOGRAM -> {command: {upper_usec: cumulative_count}}."""
+    out: dict[str, dict[int, int]] = {}
+    if not isinstance(reply, list):
+        return out
+    for i in range(0, len(reply) - 1, 2):
+        name = reply[i].decode("ascii", "replace") if isinstance(reply[i], bytes) else str(reply[i])
+        body = reply[i + 1]
+        if not isinstance(body, list):
+            continue
+        details = dict(zip(body[::2], body[1::2], strict=False))
+        buckets = details.get(b"histogram_usec") or []
+        out[name] = {int(buckets[j]): int(buckets[j + 1]) for j in range(0, len(buckets) - 1, 2)}
+    return out
+
+
+def _int(fields: dict[bytes, bytes], key: bytes) -> int | None:
+    value = fields.get(key)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return int(float(value))
+
+
+def _float(fields: dict[bytes, bytes], key: bytes) -> float | None:
+    value = fields.get(key)
+    return float(value) if value is not None else None
+
+
+def _text(fields: dict[bytes, bytes], key: bytes) -> str | None:
+    value = fields.get(key)
+    return value.decode("utf-8", "replace") if value is not None else None
+
+
+_ERRNO_RE = re.compile(r"Error (-?\d+)")
+
+
+def _reason(exc: BaseException, timeout: float) -> str:
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError | TimeoutError):
+        return reason_from_oserror(cause, timeout)
+    if isinstance(exc, RedisTimeoutError):
+        return f"timed out after {timeout:g}s"
+    match = _ERRNO_RE.search(str(exc))
+    if match:
+        code = int(match.group(1))
+        if code == 111:
+            return "connection refused"
+        if code in (-2, -3, -5):
+            return "unknown host"
+        if code == 113:
+            return "host unreachable"
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "closed" in text or "reset" in text:
+        return "connection reset"
+    return "connection failed"
+
+
+def tls_context(inst: InstanceConfig) -> ssl.SSLContext | None:
+    if not inst.target.tls:
+        return None
+    ctx = ssl.create_default_context(cafile=inst.tls_ca_file or None)
+    if inst.tls_cert_file:
+        ctx.load_cert_chain(inst.tls_cert_file, inst.tls_key_file or None)
+    if not inst.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class RedisBackend:
+    def __init__(self, inst: InstanceConfig, timeout: float) -> None:
+        self.inst = inst
+        self.target = inst.target
+        self.kind = "valkey" if inst.target.kind == "valkey" else "redis"
+        self.timeout = timeout
+        # Commands cachetop sent that the server has processed, per command name.
+        self.own_commands: Counter[str] = Counter()
+        self._handshake = [("client|setname", 1)]
+        if self.target.password or self.target.username:
+            self._handshake.append(("auth", 1))
+        if self.target.db:
+            self._handshake.append(("select", 1))
+        self._client = self._make_client()
+        self._client.set_response_callback("INFO", lambda response, **_: response)
+        self._version: tuple[int, ...] | None = None
+        self._has_histogram = False
+        self._probe = self._make_probe()
+        self._probe_connects_counted = 0
+
+    # --- connections ------------------------------------------------------------------------
+
+    def _make_client(self) -> aioredis.Redis:
+        backend = self
+
+        base: type[Connection] = SSLConnection if self.target.tls else Connection
+
+        class CountingConnection(base):  # type: ignore[valid-type,misc]
+            async def on_connect_check_health(self, check_health: bool = True) -> None:
+                await super().on_connect_check_health(check_health=False)
+                backend.own_commands.update(dict(backend._handshake))
+
+        kwargs: dict[str, Any] = {}
+        if self.target.tls:
+            kwargs["ssl_context"] = tls_context(self.inst)  # verified unless tls_verify = false
+        pool = aioredis.ConnectionPool(
+            connection_class=CountingConnection,
+            max_connections=2,
+            host=self.target.host,
+            port=self.target.port,
+            db=self.target.db,
+            username=self.target.username,
+            password=self.target.password,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            client_name=CLIENT_NAME,
+            driver_info=None,
+            protocol=2,
+            # One immediate retry on a fresh connection, so a restarted server is not reported down.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            **kwargs,
+        )
+        return aioredis.Redis(connection_pool=pool)
+
+    def _make_probe(self) -> LineProbe:
+        hello: list[tuple[bytes, bytes]] = []
+        if self.target.password:
+            args = [self.target.username] if self.target.username else []
+            hello.append((_resp("AUTH", *args, self.target.password), b"+OK"))
+        hello.append((_resp("CLIENT", "SETNAME", PROBE_CLIENT_NAME), b"+OK"))
+        return LineProbe(
+            self.target.host,
+            self.target.port,
+            self.timeout,
+            request=_resp("PING"),
+            expect=b"+PONG",
+            ssl_context=tls_context(self.inst),
+            hello=hello,
+        )
+
+    # --- probe (worker thread) -------------------------------------------------------------
+
+    def probe(self) -> float:
+        try:
+            elapsed = self._probe.probe()
+        finally:
+            # Each (re)connect sent AUTH? + CLIENT SETNAME; count them once, even on failure.
+            new = self._probe.connects - self._probe_connects_counted
+            if new:
+                self._probe_connects_counted = self._probe.connects
+                self.own_commands["client|setname"] += new
+                if self.target.password:
+                    self.own_commands["auth"] += new
+        self.own_commands["ping"] += 1
+        return elapsed
+
+    def close_probe(self) -> None:
+        self._probe.close()
+
+    # --- poll ---------------------------------------------------------------------------------
+
+    async def poll(self, now: float) -> Sample:
+        own_before = sum(self.own_commands.values())
+        own_by_cmd = dict(self.own_commands)
+        try:
+            raw_info, raw_hist = await self._round_trip()
+        except (AuthenticationError, AuthenticationWrongNumberOfArgsError):
+            raise BackendError(Status.AUTH_FAILED, "auth failed (check username and password)") from None
+        except BusyLoadingError:
+            raise BackendError(Status.LOADING, "loading the dataset into memory") from None
+        except ResponseError as exc:
+            text = str(exc)
+            if text.startswith(("NOAUTH", "WRONGPASS")) or "invalid password" in text.lower():
+                raise BackendError(Status.AUTH_FAILED, "auth failed (check username and password)") from None
+            if text.startswith("NOPERM"):
+                raise BackendError(Status.AUTH_FAILED, "the user may not run INFO (NOPERM)") from None
+            raise BackendError(Status.DOWN, f"server error: {text.split(chr(10))[0][:60]}") from None
+        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+            raise BackendError(Status.DOWN, _reason(exc, self.timeout)) from None
+        fields, commandstats = parse_info(raw_info)
+        return self._sample(now, fields, commandstats, raw_hist, own_before, own_by_cmd)
+
+    async def _round_trip(self) -> tuple[bytes, Any]:
+        if self._version is None:
+            raw = await self._client.execute_command("INFO", "all")
+            self.own_commands["info"] += 1
+            fields, _ = parse_info(raw)
+            version = _text(fields, b"valkey_version") or _text(fields, b"redis_version") or "0"
+            self._version = tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+            is_valkey = _text(fields, b"server_name") == "valkey"
+            self._has_histogram = is_valkey or self._version >= (7,)
+            return raw, None
+        sections = INFO_SECTIONS if self._version >= (7,) else ("all",)
+        if not self._has_histogram:
+            raw = await self._client.execute_command("INFO", *sections)
+            self.own_commands["info"] += 1
+            return raw, None
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.execute_command("INFO", *sections)
+            pipe.execute_command("LATENCY", "HISTOGRAM")
+            raw, hist = await pipe.execute(raise_on_error=False)
+        self.own_commands["info"] += 1
+        self.own_commands["latency|histogram"] += 1
+        if isinstance(raw, Exception):
+            raise raw
+        if isinstance(hist, Exception):
+            self._has_histogram = False  # e.g. renamed or ACL-denied: stop asking
+            hist = None
+        return raw, hist
+
+    def _sample(
+        self,
+        now: float,
+        fields: dict[bytes, bytes],
+        commandstats: dict[str, tuple[int, int, int]],
+        raw_hist: Any,
+        own_before: int,
+        own_by_cmd: dict[str, int],
+    ) -> Sample:
+        if fields.get(b"loading") == b"1":
+            pct = _text(fields, b"loading_loaded_perc") or "?"
+            raise BackendError(Status.LOADING, f"loading the dataset ({pct}% done)")
+        if _text(fields, b"server_name") == "valkey":
+            self.kind = "valkey"
+        cpu = (_float(fields, b"used_cpu_sys") or 0.0) + (_float(fields, b"used_cpu_user") or 0.0)
+        counters = {
+            "hits": _int(fields, b"keyspace_hits") or 0,
+            "misses": _int(fields, b"keyspace_misses") or 0,
+            "commands": (_int(fields, b"total_commands_processed") or 0) - own_before,
+            "errors": (_int(fields, b"total_error_replies") or 0) + (_int(fields, b"rejected_connections") or 0),
+            "evictions": _int(fields, b"evicted_keys") or 0,
+            "expired": _int(fields, b"expired_keys") or 0,
+            "cpu_ms": int(cpu * 1000),
+        }
+        maxmemory = _int(fields, b"maxmemory") or 0
+        memory_max = maxmemory or _int(fields, b"total_system_memory") or 0
+        own_connections = 1 + (1 if self._probe._sock is not None else 0)
+        gauges: dict[str, float] = {
+            "memory_used": _int(fields, b"used_memory") or 0,
+            "memory_max": memory_max,
+            "memory_max_is_system": 0.0 if maxmemory else 1.0,
+            "connections": max(0, (_int(fields, b"connected_clients") or 0) - own_connections),
+            "blocked_clients": _int(fields, b"blocked_clients") or 0,
+        }
+        rss = _int(fields, b"used_memory_rss")
+        if rss is not None:
+            gauges["rss"] = rss
+        pid = _int(fields, b"process_id")
+        local = local_process_stats(self.target.host, pid, ("redis", "valkey"))
+        if local is not None:
+            counters["cpu_ms"], gauges["rss"] = local
+        for cmd, own in own_by_cmd.items():
+            if cmd in commandstats:
+                calls, usec, failed = commandstats[cmd]
+                commandstats[cmd] = (max(0, calls - own), usec, failed)
+        version = _text(fields, b"valkey_version") or _text(fields, b"redis_version") or "?"
+        facts = {
+            "version": version,
+            "server": self.kind,
+            "role": _text(fields, b"role") or "?",
+            "uptime_s": _text(fields, b"uptime_in_seconds") or "?",
+            "maxmemory_policy": _text(fields, b"maxmemory_policy") or "?",
+            "persistence": _persistence(fields),
+            "mem_fragmentation_ratio": _text(fields, b"mem_fragmentation_ratio") or "?",
+            "connected_slaves": _text(fields, b"connected_slaves") or "0",
+        }
+        if pid is not None:
+            facts["pid"] = str(pid)
+        return Sample(
+            time=now,
+            counters=counters,
+            gauges=gauges,
+            facts=facts,
+            epoch=_text(fields, b"run_id") or "",
+            commandstats=commandstats,
+            latency_histograms=parse_latency_histogram(raw_hist) if raw_hist is not None else {},
+        )
+
+    async def close(self) -> None:
+        self.close_probe()
+        await self._client.aclose()
+        await self._client.connection_pool.disconnect()
+
+
+def _persistence(fields: dict[bytes, bytes]) -> str:
+    parts = []
+    if fields.get(b"aof_enabled") == b"1":
+        parts.append("aof")
+    if _int(fields, b"rdb_last_save_time") and fields.get(b"rdb_changes_since_last_save") is not None:
+        status = _text(fields, b"rdb_last_bgsave_status") or "?"
+        parts.append(f"rdb (last save {status})")
+    return ", ".join(parts) or "none"
+
+
+__all__ = ["ProbeRejected", "RedisBackend", "parse_info", "parse_latency_histogram"]

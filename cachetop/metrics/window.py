@@ -1,0 +1,207 @@
+"""Sliding windows over cumulative counters, and the metric definitions from design.md.
+
+A window holds the samples of the last `window_s` seconds (plus the one just before, so the
+span covers the whole window). Every rate and ratio is a delta between the newest and oldest
+sample. A counter that goes down, or a new server epoch (restart, CONFIG RESETSTAT, stats
+reset), drops the history: the next numbers come from a fresh window, never a negative rate.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+
+from cachetop.metrics.latency import histogram_delta, histogram_quantile, histogram_sum
+from cachetop.model import CommandStat, Sample
+
+# Commands that are cachetop's own or administrative, left out of the server-side latency
+# aggregate so an idle server reports the latency of its data commands, not of our polling.
+ADMIN_COMMANDS = frozenset(
+    {
+        "ping",
+        "info",
+        "latency|histogram",
+        "client|setname",
+        "client|list",
+        "client|info",
+        "auth",
+        "select",
+        "hello",
+        "command",
+        "command|docs",
+        "config|get",
+        "slowlog|get",
+        "monitor",
+        "quit",
+    }
+)
+
+
+class CounterWindow:
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self.samples: deque[Sample] = deque()
+        self.resets = 0  # how many times history was dropped; the TUI shows it
+        self.failed_polls: deque[float] = deque()
+
+    def add(self, sample: Sample) -> bool:
+        """Adds a sample; returns True when it started a new window (counter reset)."""
+        reset = False
+        if self.samples:
+            last = self.samples[-1]
+            if sample.epoch != last.epoch or _went_down(last.counters, sample.counters):
+                self.samples.clear()
+                self.resets += 1
+                reset = True
+        self.samples.append(sample)
+        self._trim(sample.time)
+        return reset
+
+    def record_failure(self, now: float) -> None:
+        self.failed_polls.append(now)
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        cutoff = now - self.window_s
+        # Keep one sample at or before the cutoff so the span covers the full window.
+        while len(self.samples) >= 2 and self.samples[1].time <= cutoff:
+            self.samples.popleft()
+        while self.failed_polls and self.failed_polls[0] <= cutoff:
+            self.failed_polls.popleft()
+
+    @property
+    def latest(self) -> Sample | None:
+        return self.samples[-1] if self.samples else None
+
+    @property
+    def span(self) -> float:
+        if len(self.samples) < 2:
+            return 0.0
+        return self.samples[-1].time - self.samples[0].time
+
+    def delta(self, name: str) -> int | None:
+        if len(self.samples) < 2:
+            return None
+        new = self.samples[-1].counters.get(name)
+        old = self.samples[0].counters.get(name)
+        if new is None or old is None:
+            return None
+        return new - old
+
+    def rate(self, name: str) -> float | None:
+        delta = self.delta(name)
+        span = self.span
+        if delta is None or span <= 0:
+            return None
+        return delta / span
+
+
+def _went_down(old: Mapping[str, int], new: Mapping[str, int]) -> bool:
+    return any(key in old and value < old[key] for key, value in new.items())
+
+
+def _ratio_pct(part: int | None, whole: int | None) -> float | None:
+    if part is None or whole is None or whole <= 0:
+        return None
+    return 100.0 * part / whole
+
+
+def windowed_metrics(window: CounterWindow) -> dict[str, float | int | None]:
+    """The counter-based metrics of design.md's table, over the window.
+
+    Backends normalise their fields into these counter names: hits, misses, commands (without
+    cachetop's own), errors, evictions, expired, cpu_ms; and gauges: memory_used, memory_max,
+    connections, blocked_clients, rss.
+    """
+    latest = window.latest
+    if latest is None:
+        return {}
+    hits = window.delta("hits")
+    misses = window.delta("misses")
+    reads = hits + misses if hits is not None and misses is not None else None
+    commands = window.delta("commands")
+    errors = window.delta("errors")
+    failed = len(window.failed_polls)
+
+    error_rate: float | None = None
+    if commands is not None and errors is not None:
+        if commands + failed > 0:
+            error_rate = 100.0 * (errors + failed) / (commands + failed)
+        else:
+            error_rate = 0.0
+
+    cpu_ms = window.delta("cpu_ms")
+    span = window.span
+    gauges = latest.gauges
+    used = gauges.get("memory_used")
+    limit = gauges.get("memory_max")
+    out: dict[str, float | int | None] = {
+        "hit_ratio": _ratio_pct(hits, reads),
+        "ops_per_sec": window.rate("commands"),
+        "memory_used_bytes": int(used) if used is not None else None,
+        "memory_max_bytes": int(limit) if limit else None,
+        "memory_used_pct": 100.0 * used / limit if used is not None and limit else None,
+        "error_rate": error_rate,
+        "evictions_per_sec": window.rate("evictions"),
+        "expired_per_sec": window.rate("expired"),
+        "connections": _int_or_none(gauges.get("connections")),
+        "cpu_pct": 100.0 * cpu_ms / 1000.0 / span if cpu_ms is not None and span > 0 else None,
+        "rss_bytes": _int_or_none(gauges.get("rss")),
+    }
+    if "blocked_clients" in gauges:
+        out["blocked_clients"] = _int_or_none(gauges.get("blocked_clients"))
+    return out
+
+
+def _int_or_none(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def server_latency(window: CounterWindow) -> dict[str, float | None]:
+    """Server-side p50/p99 of data commands from LATENCY HISTOGRAM deltas over the window."""
+    if len(window.samples) < 2:
+        return {}
+    new, old = window.samples[-1].latency_histograms, window.samples[0].latency_histograms
+    if not new:
+        return {}
+    deltas = [
+        histogram_delta(dict(hist), dict(old.get(cmd, {})))
+        for cmd, hist in new.items()
+        if cmd not in ADMIN_COMMANDS
+    ]
+    total = histogram_sum(deltas)
+    to_ms = 0.001
+    p50 = histogram_quantile(total, 0.50)
+    p99 = histogram_quantile(total, 0.99)
+    return {
+        "server_latency_p50_ms": p50 * to_ms if p50 is not None else None,
+        "server_latency_p99_ms": p99 * to_ms if p99 is not None else None,
+    }
+
+
+def command_stats(window: CounterWindow) -> dict[str, CommandStat]:
+    """Per-command calls/s, µs per call and failures/s over the window, with histogram percentiles."""
+    if len(window.samples) < 2 or window.span <= 0:
+        return {}
+    new, old = window.samples[-1], window.samples[0]
+    span = window.span
+    out: dict[str, CommandStat] = {}
+    for cmd, (calls, usec, failed) in new.commandstats.items():
+        old_calls, old_usec, old_failed = old.commandstats.get(cmd, (0, 0, 0))
+        d_calls = calls - old_calls
+        if d_calls <= 0:
+            continue
+        hist = new.latency_histograms.get(cmd)
+        p50 = p95 = p99 = None
+        if hist:
+            delta = histogram_delta(dict(hist), dict(old.latency_histograms.get(cmd, {})))
+            p50, p95, p99 = (histogram_quantile(delta, q) for q in (0.5, 0.95, 0.99))
+        out[cmd] = CommandStat(
+            calls_per_sec=d_calls / span,
+            usec_per_call=(usec - old_usec) / d_calls,
+            failed_per_sec=max(0, failed - old_failed) / span,
+            p50_ms=p50 / 1000 if p50 is not None else None,
+            p95_ms=p95 / 1000 if p95 is not None else None,
+            p99_ms=p99 / 1000 if p99 is not None else None,
+        )
+    return out

@@ -1,0 +1,353 @@
+"""The Monitor owns time: it polls every instance on its own schedule, probes latency between
+polls, marks instances up or down, and publishes immutable Snapshots to subscribers.
+
+Each instance has its own Poller task, so a dead or slow instance only ever delays itself.
+Probes run in a small thread pool because they are blocking round trips on raw sockets: that
+keeps their timing free of event-loop jitter and keeps a slow server from blocking the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from cachetop.backends import Backend, BackendError, make_backend
+from cachetop.config import Config, InstanceConfig
+from cachetop.metrics.latency import QuantileWindow
+from cachetop.metrics.window import CounterWindow, command_stats, server_latency, windowed_metrics
+from cachetop.model import InstanceMetrics, Snapshot, Status
+
+log = logging.getLogger(__name__)
+
+PROBES_PER_INTERVAL = 4
+MAX_CONCURRENT_POLLS = 64
+PROBE_THREADS = 4
+
+Subscriber = Callable[[Snapshot], Any]
+
+
+class Poller:
+    """Polls one instance forever; holds its windows and its current status."""
+
+    def __init__(
+        self,
+        inst: InstanceConfig,
+        backend: Backend,
+        *,
+        interval: float,
+        timeout: float,
+        window_s: float,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+        executor: ThreadPoolExecutor,
+        poll_slots: asyncio.Semaphore,
+    ) -> None:
+        self.inst = inst
+        self.backend = backend
+        self.interval = interval
+        self.timeout = timeout
+        self.clock, self.wall = clock, wall
+        self.executor = executor
+        self.poll_slots = poll_slots
+        self.window = CounterWindow(window_s)
+        self.latency = QuantileWindow(window_s, bucket_s=max(interval, 0.1))
+        self.status = Status.UNKNOWN
+        self.error: str | None = None
+        self.last_poll_wall: float | None = None
+        self.polls = 0
+        self.wake = asyncio.Event()
+        self.polled = asyncio.Event()  # set after every poll; tests and `snapshot` wait on it
+
+    def set_window(self, window_s: float) -> None:
+        self.window.window_s = window_s
+        self.latency.window_s = window_s
+
+    async def poll_once(self) -> None:
+        now = self.clock()
+        try:
+            async with self.poll_slots:
+                sample = await asyncio.wait_for(self.backend.poll(now), self.timeout)
+        except TimeoutError:
+            self._fail(now, Status.DOWN, f"timed out after {self.timeout:g}s")
+        except BackendError as exc:
+            self._fail(now, exc.status, exc.reason)
+        else:
+            self.window.add(sample)
+            self.status, self.error = Status.UP, None
+            self.last_poll_wall = self.wall()
+        self.polls += 1
+        self.polled.set()
+
+    def _fail(self, now: float, status: Status, reason: str) -> None:
+        if self.status != status or self.error != reason:
+            log.info("%s: %s (%s)", self.inst.name, status, reason)
+        self.status, self.error = status, reason
+        self.window.record_failure(now)
+
+    async def probe_once(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            elapsed = await loop.run_in_executor(self.executor, self.backend.probe)
+        except TimeoutError:
+            # A timed-out probe is a real, very slow round trip: count it at the timeout.
+            elapsed = self.timeout
+        except OSError:
+            elapsed = None  # refused or reset: the next poll will say why
+        if elapsed is not None:
+            self.latency.add(elapsed * 1000.0, self.clock())
+
+    async def run(self, paused: asyncio.Event) -> None:
+        while True:
+            await paused.wait()
+            tick = self.clock()
+            await self.poll_once()
+            if self.status == Status.UP:
+                await self._probe_until(tick + self.interval)
+            await self._sleep_until(tick + self.interval)
+
+    async def _probe_until(self, deadline: float) -> None:
+        step = self.interval / PROBES_PER_INTERVAL
+        start = self.clock()
+        for i in range(PROBES_PER_INTERVAL):
+            if not await self._sleep_until(start + step * (i + 0.5)):
+                return  # woken for an immediate refresh
+            if self.clock() >= deadline:
+                return
+            await self.probe_once()
+
+    async def _sleep_until(self, when: float) -> bool:
+        """Sleeps until `when`; returns False when woken early by refresh_now()."""
+        delay = when - self.clock()
+        if delay <= 0:
+            return True
+        try:
+            await asyncio.wait_for(self.wake.wait(), delay)
+        except TimeoutError:
+            return True
+        self.wake.clear()
+        return False
+
+    def metrics(self) -> InstanceMetrics:
+        now = self.clock()
+        up = self.status == Status.UP
+        values: dict[str, float | int | None] = {}
+        facts: dict[str, str] = {}
+        commands = {}
+        memory_from = None
+        if up and self.window.latest is not None:
+            latest = self.window.latest
+            values.update(windowed_metrics(self.window))
+            p50, p95, p99 = self.latency.quantiles(now, (0.50, 0.95, 0.99))
+            values.update(latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99)
+            values.update(server_latency(self.window))
+            facts = dict(latest.facts)
+            commands = command_stats(self.window)
+            memory_from = "system" if latest.gauges.get("memory_max_is_system") else "maxmemory"
+        else:
+            values = dict.fromkeys(
+                (
+                    "hit_ratio",
+                    "ops_per_sec",
+                    "latency_p50_ms",
+                    "latency_p95_ms",
+                    "latency_p99_ms",
+                    "memory_used_bytes",
+                    "memory_max_bytes",
+                    "memory_used_pct",
+                    "error_rate",
+                    "evictions_per_sec",
+                    "expired_per_sec",
+                    "connections",
+                )
+            )
+        return InstanceMetrics(
+            name=self.inst.name,
+            kind=self.backend.kind,
+            address=self.inst.target.address,
+            status=self.status,
+            error=self.error,
+            metrics=values,
+            tags=self.inst.tags,
+            facts=facts,
+            memory_max_from=memory_from,
+            commands=commands,
+            last_poll=self.last_poll_wall,
+        )
+
+
+class Monitor:
+    """Runs one Poller per instance and publishes a Snapshot every `settings.interval`.
+
+    Use as `async with Monitor(config) as mon:`; subscribers are plain callables run in the
+    event loop with each Snapshot (keep them quick; hand heavy work to a task or thread).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        backend_factory: Callable[[InstanceConfig, float], Backend] = make_backend,
+    ) -> None:
+        self.config = config
+        self.clock, self.wall = clock, wall
+        self.interval = config.settings.interval
+        self.window_s = config.settings.window
+        self._backend_factory = backend_factory
+        self._subscribers: list[Subscriber] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self.pollers: list[Poller] = []
+        self.latest: Snapshot | None = None
+        self._published = asyncio.Condition()
+        self._running = asyncio.Event()  # cleared while paused
+        self._publish_wake = asyncio.Event()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="cachetop-probe")
+        slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
+        for inst in self.config.instances:
+            timeout = self.config.timeout_of(inst)
+            self.pollers.append(
+                Poller(
+                    inst,
+                    self._backend_factory(inst, timeout),
+                    interval=self.config.interval_of(inst),
+                    timeout=timeout,
+                    window_s=self.window_s,
+                    clock=self.clock,
+                    wall=self.wall,
+                    executor=self._executor,
+                    poll_slots=slots,
+                )
+            )
+        self._running.set()
+        for poller in self.pollers:
+            self._tasks.append(asyncio.create_task(poller.run(self._running), name=f"poll {poller.inst.name}"))
+        self._tasks.append(asyncio.create_task(self._publish_loop(), name="publish"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for poller in self.pollers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(poller.backend.close(), 2.0)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    async def __aenter__(self) -> Monitor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- subscribers --------------------------------------------------------------------------
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            time=self.wall(),
+            window_s=self.window_s,
+            instances=tuple(p.metrics() for p in self.pollers),
+        )
+
+    async def publish(self) -> Snapshot:
+        snap = self.snapshot()
+        self.latest = snap
+        for callback in list(self._subscribers):
+            try:
+                result = callback(snap)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("a snapshot subscriber failed")
+        async with self._published:
+            self._published.notify_all()
+        return snap
+
+    async def _publish_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._publish_wake.wait(), self.interval)
+                self._publish_wake.clear()
+            except TimeoutError:
+                pass
+            await self._running.wait()
+            await self.publish()
+
+    async def wait_snapshot(
+        self, predicate: Callable[[Snapshot], bool] = lambda s: True, timeout: float = 30.0
+    ) -> Snapshot:
+        """The next published Snapshot for which predicate holds; TimeoutError at the deadline."""
+
+        async def wait() -> Snapshot:
+            async with self._published:
+                while True:
+                    await self._published.wait()
+                    if self.latest is not None and predicate(self.latest):
+                        return self.latest
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def wait_polls(self, count: int, timeout: float = 30.0) -> None:
+        """Waits until every instance has been polled at least `count` times."""
+
+        async def wait() -> None:
+            for poller in self.pollers:
+                while poller.polls < count:
+                    poller.polled.clear()
+                    await poller.polled.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+    # --- controls (TUI keys) ------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def refresh_now(self) -> None:
+        for poller in self.pollers:
+            poller.wake.set()
+        self._publish_wake.set()
+
+    def set_interval(self, seconds: float) -> None:
+        seconds = max(0.1, seconds)
+        self.interval = seconds
+        for poller in self.pollers:
+            poller.interval = seconds
+        if self.window_s < seconds:
+            self.set_window(seconds)
+
+    def set_window(self, seconds: float) -> None:
+        self.window_s = seconds
+        for poller in self.pollers:
+            poller.set_window(seconds)
