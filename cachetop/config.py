@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from cachetop.configfile import ConfigContext, ConfigError, KeyPath, load_toml
+from cachetop.redact import register_secret
 
 DEFAULT_INTERVAL = 1.0
 DEFAULT_WINDOW = 10.0
@@ -99,6 +100,8 @@ def parse_target(url: str) -> Target:
         db = int(path)
     if parts.query or parts.fragment:
         raise ValueError(f"{_redact(url)!r}: query strings are not supported (allowed: {URL_FORMS})")
+    if parts.password:
+        register_secret(unquote(parts.password))
     return Target(
         kind=kind,
         host=host,
@@ -229,6 +232,7 @@ def parse_instance(raw: Any, index: int, ctx: ConfigContext) -> InstanceConfig:
         target = replace(target, username=ctx.string(table["username"], (*path, "username")))
     if "password" in table:
         target = replace(target, password=ctx.string(table["password"], (*path, "password")))
+        register_secret(target.password)
     if target.kind == "memcached" and (target.username or target.password):
         ctx.fail((*path, "url"), "memcached targets take no username or password (SASL is not supported)")
     inst = InstanceConfig(name=name, target=target)

@@ -230,10 +230,8 @@ class RedisBackend:
     # --- poll ---------------------------------------------------------------------------------
 
     async def poll(self, now: float) -> Sample:
-        own_before = sum(self.own_commands.values())
-        own_by_cmd = dict(self.own_commands)
         try:
-            raw_info, raw_hist = await self._round_trip()
+            raw_info, raw_hist, own_by_cmd = await self._round_trip()
         except (AuthenticationError, AuthenticationWrongNumberOfArgsError):
             raise BackendError(Status.AUTH_FAILED, "auth failed (check username and password)") from None
         except BusyLoadingError:
@@ -248,27 +246,35 @@ class RedisBackend:
         except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
             raise BackendError(Status.DOWN, _reason(exc, self.timeout)) from None
         fields, commandstats = parse_info(raw_info)
-        return self._sample(now, fields, commandstats, raw_hist, own_before, own_by_cmd)
+        return self._sample(now, fields, commandstats, raw_hist, own_by_cmd)
 
-    async def _round_trip(self) -> tuple[bytes, Any]:
+    def _own_at_info(self) -> dict[str, int]:
+        """Our commands the server had processed when INFO ran: everything sent before it,
+        including a connection handshake made during this very call."""
+        return dict(self.own_commands)
+
+    async def _round_trip(self) -> tuple[bytes, Any, dict[str, int]]:
         if self._version is None:
             raw = await self._client.execute_command("INFO", "all")
+            own = self._own_at_info()
             self.own_commands["info"] += 1
             fields, _ = parse_info(raw)
             version = _text(fields, b"valkey_version") or _text(fields, b"redis_version") or "0"
             self._version = tuple(int(p) for p in re.findall(r"\d+", version)[:3])
             is_valkey = _text(fields, b"server_name") == "valkey"
             self._has_histogram = is_valkey or self._version >= (7,)
-            return raw, None
+            return raw, None, own
         sections = INFO_SECTIONS if self._version >= (7,) else ("all",)
         if not self._has_histogram:
             raw = await self._client.execute_command("INFO", *sections)
+            own = self._own_at_info()
             self.own_commands["info"] += 1
-            return raw, None
+            return raw, None, own
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.execute_command("INFO", *sections)
             pipe.execute_command("LATENCY", "HISTOGRAM")
             raw, hist = await pipe.execute(raise_on_error=False)
+        own = self._own_at_info()
         self.own_commands["info"] += 1
         self.own_commands["latency|histogram"] += 1
         if isinstance(raw, Exception):
@@ -276,7 +282,7 @@ class RedisBackend:
         if isinstance(hist, Exception):
             self._has_histogram = False  # e.g. renamed or ACL-denied: stop asking
             hist = None
-        return raw, hist
+        return raw, hist, own
 
     def _sample(
         self,
@@ -284,7 +290,6 @@ class RedisBackend:
         fields: dict[bytes, bytes],
         commandstats: dict[str, tuple[int, int, int]],
         raw_hist: Any,
-        own_before: int,
         own_by_cmd: dict[str, int],
     ) -> Sample:
         if fields.get(b"loading") == b"1":
@@ -296,7 +301,7 @@ class RedisBackend:
         counters = {
             "hits": _int(fields, b"keyspace_hits") or 0,
             "misses": _int(fields, b"keyspace_misses") or 0,
-            "commands": (_int(fields, b"total_commands_processed") or 0) - own_before,
+            "commands": (_int(fields, b"total_commands_processed") or 0) - sum(own_by_cmd.values()),
             "errors": (_int(fields, b"total_error_replies") or 0) + (_int(fields, b"rejected_connections") or 0),
             "evictions": _int(fields, b"evicted_keys") or 0,
             "expired": _int(fields, b"expired_keys") or 0,

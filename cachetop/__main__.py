@@ -1,0 +1,5 @@
+import sys
+
+from cachetop.cli import main
+
+sys.exit(main())

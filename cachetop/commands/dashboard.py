@@ -1,0 +1,18 @@
+"""`cachetop [TARGET...]`: the dashboard. The TUI lives in cachetop/tui and is imported lazily."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cachetop.commands.common import config_from_args
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    try:
+        from cachetop.tui.app import run_dashboard
+    except ImportError:
+        print("cachetop: the dashboard is not available in this build; try `cachetop snapshot`", file=sys.stderr)
+        return 2
+    return run_dashboard(config, args)
