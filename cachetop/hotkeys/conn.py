@@ -1,0 +1,168 @@
+"""Connections the hot-key collectors open: raw sockets for the streams, redis-py for the rest.
+
+MONITOR and memcached `watch` are read from raw asyncio streams so that a chunk of output costs
+one regex pass (see monitor_parser.py); everything request/response goes through redis-py.
+Every connection cachetop opens is named `cachetop-...` so it can be left out of MONITOR counts.
+Errors never carry the password: they are built from the redacted target only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from typing import Any
+
+from cachetop.config import InstanceConfig
+
+MONITOR_CLIENT_NAME = "cachetop-hotkeys-monitor"
+SIDE_CLIENT_NAME = "cachetop-hotkeys"
+STREAM_LIMIT = 1 << 20  # asyncio buffers at most about this much before it stops reading
+
+
+class HotKeysError(Exception):
+    """A failure to show the user as is (no secrets, no traceback)."""
+
+
+def ssl_context(inst: InstanceConfig) -> ssl.SSLContext | None:
+    if not inst.target.tls:
+        return None
+    ctx = ssl.create_default_context(cafile=inst.tls_ca_file)
+    if inst.tls_cert_file:
+        ctx.load_cert_chain(inst.tls_cert_file, inst.tls_key_file)
+    if not inst.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def resp_command(*args: bytes | str | int) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        raw = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(parts)
+
+
+async def read_simple_reply(reader: asyncio.StreamReader) -> bytes:
+    """Reads one +OK / :123 / -ERR reply line; an error reply raises HotKeysError."""
+    line = await reader.readline()
+    if not line:
+        raise HotKeysError("the server closed the connection")
+    if line.startswith(b"-"):
+        raise HotKeysError(line[1:].strip().decode(errors="replace")[:200])
+    return line[1:].rstrip(b"\r\n")
+
+
+async def open_stream(
+    inst: InstanceConfig, timeout: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    target = inst.target
+    try:
+        return await asyncio.wait_for(
+            asyncio.open_connection(
+                target.host,
+                target.port,
+                ssl=ssl_context(inst),
+                limit=STREAM_LIMIT,
+                server_hostname=target.host if target.tls else None,
+            ),
+            timeout,
+        )
+    except (OSError, TimeoutError) as exc:
+        raise HotKeysError(f"cannot connect to {target.redacted_url}: {type(exc).__name__}") from None
+
+
+async def open_redis_stream(
+    inst: InstanceConfig, timeout: float, name: str = MONITOR_CLIENT_NAME
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
+    """A raw, authenticated, named Redis connection; returns it with its CLIENT ID."""
+    reader, writer = await open_stream(inst, timeout)
+    try:
+        target = inst.target
+        hello = []
+        if target.password:
+            auth = (target.username, target.password) if target.username else (target.password,)
+            hello.append(resp_command("AUTH", *auth))
+        hello.append(resp_command("CLIENT", "SETNAME", name))
+        hello.append(resp_command("CLIENT", "ID"))
+        writer.write(b"".join(hello))
+        replies = []
+        for _ in hello:
+            replies.append(await asyncio.wait_for(read_simple_reply(reader), timeout))
+        return reader, writer, int(replies[-1])
+    except BaseException:
+        await close_stream(writer)
+        raise
+
+
+async def close_stream(writer: asyncio.StreamWriter | None) -> None:
+    """Closes at once (abort: no waiting on unsent data), so the server drops the client."""
+    if writer is None:
+        return
+    transport = writer.transport
+    with contextlib.suppress(Exception):
+        transport.abort()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(writer.wait_closed(), 0.5)
+
+
+def redis_client(inst: InstanceConfig, timeout: float, name: str = SIDE_CLIENT_NAME) -> Any:
+    """A redis-py asyncio client on one connection, RESP2, bytes in and out."""
+    import redis.asyncio as aioredis
+
+    target = inst.target
+    kwargs: dict[str, Any] = {}
+    if target.tls:
+        kwargs.update(
+            ssl=True,
+            ssl_ca_certs=inst.tls_ca_file,
+            ssl_certfile=inst.tls_cert_file,
+            ssl_keyfile=inst.tls_key_file,
+            ssl_cert_reqs="required" if inst.tls_verify else "none",
+            ssl_check_hostname=inst.tls_verify,
+        )
+    return aioredis.Redis(
+        host=target.host,
+        port=target.port,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        client_name=name,
+        protocol=2,
+        single_connection_client=True,
+        **kwargs,
+    )
+
+
+def redis_error_text(inst: InstanceConfig, exc: BaseException) -> str:
+    """An error message without the password (redis-py messages may echo arguments)."""
+    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    if inst.target.password:
+        text = text.replace(inst.target.password, "***")
+    return text
+
+
+def parse_client_list(raw: bytes) -> list[dict[bytes, bytes]]:
+    """CLIENT LIST output -> one dict per client (name=..., addr=..., omem=..., flags=...)."""
+    clients = []
+    for line in raw.splitlines():
+        fields: dict[bytes, bytes] = {}
+        for part in line.split(b" "):
+            key, sep, value = part.partition(b"=")
+            if sep:
+                fields[key] = value
+        if fields:
+            clients.append(fields)
+    return clients
+
+
+async def raw_call(client: Any, *args: Any) -> Any:
+    """A command whose reply redis-py would mis-parse (COMMAND DOCS, HOTKEYS): no reply callback.
+    Only for a client no other task uses at the same time."""
+    await client.initialize()
+    conn = client.connection
+    await conn.send_command(*args)
+    return await conn.read_response()

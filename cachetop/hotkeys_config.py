@@ -1,0 +1,103 @@
+"""The `[hotkeys]` TOML section: how hot keys are sampled, counted and judged hot.
+
+[hotkeys]
+k = 20                    # keys shown per instance
+counters = 1000           # Space-Saving counters per 1 s slot (memory bound)
+monitor_on = "1s"         # MONITOR duty cycle: sample this long...
+monitor_off = "9s"        # ...then rest this long
+watch_on = "10s"          # memcached watch duty cycle (watch_off = 0: continuous)
+watch_off = "0s"
+omem_limit = "8MiB"       # stop MONITOR before its output buffer passes this
+min_share = 1.0           # a key is hot at >= 1% of the instance's sampled ops...
+min_ops = 100             # ...and >= 100 ops/s
+separators = ":"          # prefix roll-up: user:123:cart -> user:*:cart
+scan_budget = 500         # LFU / big-key SCAN: keys looked at per second
+big_keys = true           # sample MEMORY USAGE over a throttled SCAN
+stampede_window = "2s"    # misses then >= stampede_writers writers of one key within this
+stampede_writers = 3
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cachetop.configfile import ConfigContext, KeyPath
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
+
+
+@dataclass(frozen=True, slots=True)
+class HotKeySettings:
+    k: int = 20
+    counters: int = 1000
+    monitor_on: float = 1.0
+    monitor_off: float = 9.0
+    watch_on: float = 10.0
+    watch_off: float = 0.0
+    omem_limit: int = 8 * 1024 * 1024
+    min_share: float = 1.0  # percent
+    min_ops: float = 100.0
+    separators: str = ":"
+    scan_budget: int = 500
+    big_keys: bool = True
+    stampede_window: float = 2.0
+    stampede_writers: int = 3
+    history: int = 30
+
+
+KEYS = tuple(HotKeySettings.__dataclass_fields__)
+
+
+def parse_size(value: Any) -> int:
+    """8388608, "8MiB", "512 KiB", "10MB" -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        m = _SIZE.match(value)
+        if m:
+            return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+    raise ValueError(f'{value!r} is not a size (allowed: a number of bytes, or "512KiB", "8MiB", "10MB")')
+
+
+def parse_hotkeys_section(value: Any, ctx: ConfigContext) -> HotKeySettings:
+    path: KeyPath = ("hotkeys",)
+    table = ctx.table(value, path)
+    ctx.check_keys(table, KEYS, path)
+    s = HotKeySettings()
+    for name in ("k", "counters", "scan_budget", "stampede_writers", "history"):
+        if name in table:
+            s = replace(s, **{name: ctx.integer(table[name], (*path, name), minimum=1)})
+    for name in ("monitor_on", "watch_on", "stampede_window"):
+        if name in table:
+            s = replace(s, **{name: ctx.duration(table[name], (*path, name))})
+    for name in ("monitor_off", "watch_off"):
+        if name in table:
+            s = replace(s, **{name: ctx.duration(table[name], (*path, name), allow_zero=True)})
+    if "omem_limit" in table:
+        try:
+            limit = parse_size(table["omem_limit"])
+        except ValueError as exc:
+            ctx.fail((*path, "omem_limit"), f"omem_limit: {exc}")
+        if limit < 64 * 1024:
+            ctx.fail((*path, "omem_limit"), "omem_limit must be at least 64KiB")
+        s = replace(s, omem_limit=limit)
+    if "min_share" in table:
+        share = ctx.number(table["min_share"], (*path, "min_share"), minimum=0)
+        if share > 100:
+            ctx.fail((*path, "min_share"), "min_share is a percentage (allowed: 0 to 100)")
+        s = replace(s, min_share=share)
+    if "min_ops" in table:
+        s = replace(s, min_ops=ctx.number(table["min_ops"], (*path, "min_ops"), minimum=0))
+    if "separators" in table:
+        seps = ctx.string(table["separators"], (*path, "separators"))
+        if not seps:
+            ctx.fail((*path, "separators"), 'separators must hold at least one character (like ":" or ":/")')
+        s = replace(s, separators=seps)
+    if "big_keys" in table:
+        s = replace(s, big_keys=ctx.boolean(table["big_keys"], (*path, "big_keys")))
+    if s.counters < s.k:
+        ctx.fail((*path, "counters"), f"counters ({s.counters}) must be at least k ({s.k})")
+    return s

@@ -1,0 +1,84 @@
+from cachetop.hotkeys.monitor_parser import (
+    READ,
+    WRITE,
+    MonitorParser,
+    ParseResult,
+    command_table_from_redis,
+    unquote,
+)
+
+LINES = (
+    b'+1700000000.000001 [0 127.0.0.1:5001] "GET" "user:1"\r\n'
+    b'+1700000000.000002 [0 127.0.0.1:5002] "set" "user:1" "v a l"\r\n'
+    b'+1700000000.000003 [0 127.0.0.1:5001] "MGET" "a" "b" "c"\r\n'
+    b'+1700000000.000004 [3 127.0.0.1:5003] "MSET" "k1" "v1" "k2" "v2"\r\n'
+    b'+1700000000.000005 [0 127.0.0.1:5001] "PING"\r\n'
+    b'+1700000000.000006 [0 127.0.0.1:9999] "GET" "mine"\r\n'
+    b'+1700000000.000007 [0 lua] "del" "x" "y"\r\n'
+)
+
+
+def counts_of(result: ParseResult) -> dict[bytes, list[int]]:
+    return {k: v for k, v in result.counts.items()}
+
+
+def test_parses_keys_reads_and_writes() -> None:
+    parser = MonitorParser(own_clients=[b"127.0.0.1:9999"])
+    out = ParseResult()
+    rest = parser.feed(LINES, out)
+    assert rest == b""
+    assert counts_of(out) == {
+        b"user:1": [2, 1, 1, 0, 0],
+        b"a": [1, 1, 0, 0, 0],
+        b"b": [1, 1, 0, 0, 0],
+        b"c": [1, 1, 0, 0, 0],
+        b"k1": [1, 0, 1, 0, 0],
+        b"k2": [1, 0, 1, 0, 0],
+        b"x": [1, 0, 1, 0, 0],
+        b"y": [1, 0, 1, 0, 0],
+    }
+    assert (out.lines, out.own, out.keyed) == (7, 1, 9)
+    assert out.accesses[:2] == [(b"user:1", b"127.0.0.1:5001", READ), (b"user:1", b"127.0.0.1:5002", WRITE)]
+
+
+def test_partial_lines_are_kept_for_the_next_chunk() -> None:
+    parser = MonitorParser()
+    out = ParseResult()
+    cut = LINES.index(b"MGET") + 2
+    rest = parser.feed(LINES[:cut], out)
+    assert rest == LINES[LINES.rindex(b"\n", 0, cut) + 1 : cut]
+    rest = parser.feed(rest + LINES[cut:], out)
+    assert rest == b""
+    assert out.lines == 7
+    assert out.counts[b"c"][0] == 1
+
+
+def test_escaped_arguments_are_unquoted_to_the_original_bytes() -> None:
+    line = b'+1700000000.1 [0 1.2.3.4:5] "GET" "a\\"b\\\\c\\x1b[31m\\xff\\r\\n"\r\n'
+    out = ParseResult()
+    MonitorParser().feed(line, out)
+    assert list(out.counts) == [b'a"b\\c\x1b[31m\xff\r\n']
+    assert unquote(b"plain") == b"plain"
+    assert unquote(b"\\t\\a\\b") == b"\t\a\b"
+
+
+def test_unknown_commands_and_commands_without_keys_are_not_counted() -> None:
+    data = b'+1.0 [0 1.2.3.4:5] "FOO.BAR" "k"\r\n+1.0 [0 1.2.3.4:5] "INFO" "stats"\r\n'
+    out = ParseResult()
+    MonitorParser().feed(data, out)
+    assert out.counts == {}
+    assert out.lines == 2
+
+
+def test_command_table_from_the_servers_command_reply() -> None:
+    reply = {
+        "get": {"flags": ["readonly", "fast"], "first_key_pos": 1, "last_key_pos": 1, "step_count": 1},
+        "mset": {"flags": ["write", "denyoom"], "first_key_pos": 1, "last_key_pos": -1, "step_count": 2},
+        "ping": {"flags": ["fast"], "first_key_pos": 0, "last_key_pos": 0, "step_count": 0},
+        "object": {"flags": [], "first_key_pos": 0, "last_key_pos": 0, "step_count": 0},
+    }
+    table = command_table_from_redis(reply)
+    assert table == {b"get": (1, 1, 1, READ), b"mset": (1, -1, 2, WRITE)}
+    out = ParseResult()
+    MonitorParser(table).feed(b'+1.0 [0 c:1] "mset" "a" "1" "b" "2"\r\n+1.0 [0 c:1] "del" "z"\r\n', out)
+    assert sorted(out.counts) == [b"a", b"b"]

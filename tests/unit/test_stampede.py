@@ -1,0 +1,43 @@
+from cachetop.hotkeys.stampede import StampedeDetector
+
+
+def test_misses_then_several_writers_is_one_stampede() -> None:
+    d = StampedeDetector(window_s=2.0, min_writers=3)
+    for i, client in enumerate([b"c1", b"c2", b"c3", b"c4"]):
+        d.read(b"k", client, 10.0 + i * 0.01)
+    assert d.write(b"k", b"c1", 10.1) is None
+    assert d.write(b"k", b"c2", 10.2) is None
+    event = d.write(b"k", b"c3", 10.3)
+    assert event is not None
+    assert (event.key, event.writers, event.readers) == (b"k", 3, 4)
+    assert d.write(b"k", b"c4", 10.4) is None  # one event per key per window
+    assert d.total == 1
+    assert d.count_since(10.0) == 1
+    assert d.count_since(10.31) == 0
+
+
+def test_writers_that_did_not_read_first_are_not_a_stampede() -> None:
+    d = StampedeDetector(window_s=2.0, min_writers=3)
+    d.read(b"k", b"c1", 1.0)
+    for client in (b"c1", b"c2", b"c3", b"c4"):
+        assert d.write(b"k", client, 1.1) is None
+
+
+def test_reads_older_than_the_window_do_not_count() -> None:
+    d = StampedeDetector(window_s=1.0, min_writers=2)
+    d.read(b"k", b"a", 1.0)
+    d.read(b"k", b"b", 1.0)
+    assert d.write(b"k", b"a", 2.5) is None
+    assert d.write(b"k", b"b", 2.6) is None
+    d.read(b"k", b"a", 3.0)
+    d.read(b"k", b"b", 3.1)
+    assert d.write(b"k", b"a", 3.2) is None
+    assert d.write(b"k", b"b", 3.3) is not None
+
+
+def test_memory_is_bounded() -> None:
+    d = StampedeDetector(window_s=10.0, min_writers=2, max_entries=5)
+    for i in range(100):
+        d.read(f"k{i}".encode(), b"c", 1.0)
+    assert len(d._reads) == 5
+    assert d.saturated
