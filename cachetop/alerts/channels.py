@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cachetop.configfile import ConfigContext, KeyPath
+from cachetop.redact import register_secret
 
 CHANNEL_TYPES = ("slack", "email")
 SLACK_KEYS = ("type", "webhook_url", "token", "channel", "base_url", "timeout")
@@ -81,6 +82,8 @@ def parse_channels_section(value: Any, ctx: ConfigContext) -> dict[str, Channel]
             ctx.fail(path, f"[channel.{name}] has no 'type' (allowed: {', '.join(CHANNEL_TYPES)})")
         kind = ctx.string(body["type"], (*path, "type"), choices=CHANNEL_TYPES)
         channels[name] = _slack(name, body, path, ctx) if kind == "slack" else _email(name, body, path, ctx)
+        for secret in channels[name].secrets:
+            register_secret(secret)
     return channels
 
 

@@ -1,0 +1,174 @@
+"""The delivery worker: drains the outbox, one asyncio task per channel.
+
+Each channel delivers its messages in order (so a resolved notice never overtakes its firing
+notice), at most one every `min_interval_s` (Slack: 1 s), with exponential backoff and jitter
+between failed attempts, Retry-After honoured on 429, and a deadline after which it gives up.
+Senders block, so they run in a thread; the database is only touched from the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from cachetop.alerts.notify import Delivered, Notifier, Outcome, Permanent, Retry
+from cachetop.alerts.outbox import DELIVERED, EXPIRED, FAILED, SKIPPED, Message, Outbox
+
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = (
+    300.0  # never more than 5 minutes between attempts: no 200 retries in 10 minutes, no hour-long gaps
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryEvent:
+    message_id: int
+    channel: str
+    kind: str
+    result: str  # delivered | retry | failed | expired | skipped
+    attempts: int
+    error: str | None = None
+    retry_in_s: float | None = None
+
+
+def backoff_delay(attempts: int, base_s: float, cap_s: float, rng: Callable[[], float]) -> float:
+    """Equal jitter: half the exponential step is fixed, half random, so delays still grow."""
+    step = min(cap_s, base_s * 2 ** max(0, attempts - 1))
+    return step / 2 + rng() * step / 2
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        outbox: Outbox,
+        notifiers: Mapping[str, Notifier],
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+        backoff_base_s: float = BACKOFF_BASE_S,
+        backoff_cap_s: float = BACKOFF_CAP_S,
+        on_event: Callable[[DeliveryEvent], None] | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.notifiers = dict(notifiers)
+        self.clock = clock
+        self.rng = rng
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self.on_event = on_event
+        self._wake: dict[str, asyncio.Event] = {}
+        self._last_attempt: dict[str, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    def start(self) -> None:
+        self.outbox.recover()
+        for channel in self.notifiers:
+            self._wake[channel] = asyncio.Event()
+            last = self.outbox.last_delivery(channel)
+            if last is not None:
+                self._last_attempt[channel] = last
+            self._tasks.append(
+                asyncio.create_task(self._run_channel(channel), name=f"alerts-deliver-{channel}")
+            )
+
+    def wake(self) -> None:
+        for event in self._wake.values():
+            event.set()
+
+    async def stop(self, grace_s: float = 15.0) -> None:
+        """Lets a send in progress finish and be recorded, so it is not sent again after restart."""
+        self._stopping = True
+        self.wake()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._tasks.clear()
+
+    async def _run_channel(self, channel: str) -> None:
+        wake = self._wake[channel]
+        min_interval = self.notifiers[channel].min_interval_s
+        while not self._stopping:
+            wake.clear()
+            message = self.outbox.head(channel)
+            wait: float | None = None  # None: until woken
+            if message is not None:
+                now = self.clock()
+                ready_at = max(message.next_attempt, self._last_attempt.get(channel, 0.0) + min_interval)
+                if now >= ready_at:
+                    await self.attempt(message)
+                    continue
+                wait = ready_at - now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=wait)
+
+    async def attempt(self, message: Message) -> DeliveryEvent:
+        """One try at the message: the only place a message is sent."""
+        channel, now = message.channel, self.clock()
+        if now >= message.deadline:
+            return self._finish(message, EXPIRED, "the delivery deadline passed", message.attempts)
+        thread_id = None
+        if message.kind == "resolved":
+            message, reason = self._resolvable(message)
+            if reason:
+                return self._finish(message, SKIPPED, reason, message.attempts)
+            if message.thread_of is not None:
+                parent = self.outbox.get(message.thread_of)
+                if parent is not None and parent.state == DELIVERED:
+                    thread_id = parent.remote_id
+        self.outbox.mark_sending(message.id)
+        self._last_attempt[channel] = now
+        attempts = message.attempts + 1
+        try:
+            outcome: Outcome = await asyncio.to_thread(self.notifiers[channel].send, message, thread_id)
+        except Exception as exc:  # a sender bug must not stop delivery for good
+            outcome = Retry(f"{channel}: {type(exc).__name__}")
+        if isinstance(outcome, Delivered):
+            self.outbox.mark_delivered(message.id, outcome.remote_id)
+            return self._emit(DeliveryEvent(message.id, channel, message.kind, "delivered", attempts))
+        if isinstance(outcome, Permanent):
+            return self._finish(message, FAILED, outcome.error, attempts)
+        delay = outcome.after if outcome.after is not None else self._backoff(attempts)
+        now = self.clock()
+        next_attempt = min(now + delay, message.deadline)
+        if now >= message.deadline:
+            return self._finish(message, EXPIRED, f"gave up at the deadline: {outcome.error}", attempts)
+        self.outbox.mark_retry(message.id, outcome.error, next_attempt)
+        return self._emit(
+            DeliveryEvent(
+                message.id, channel, message.kind, "retry", attempts, outcome.error, next_attempt - now
+            )
+        )
+
+    def _resolvable(self, message: Message) -> tuple[Message, str | None]:
+        """A resolved notice only goes where its firing notice was delivered."""
+        alerts = message.payload.get("alerts", [])
+        delivered = self.outbox.delivered_episodes(message.channel, [a["episode"] for a in alerts])
+        kept = [a for a in alerts if a["episode"] in delivered]
+        if not kept:
+            return message, "the firing notice never reached this channel"
+        if len(kept) != len(alerts):
+            payload = {**message.payload, "alerts": kept}
+            self.outbox.narrow_payload(message.id, payload)
+            message = self.outbox.get(message.id) or message
+        return message, None
+
+    def _backoff(self, attempts: int) -> float:
+        return backoff_delay(attempts, self.backoff_base_s, self.backoff_cap_s, self.rng)
+
+    def _finish(self, message: Message, state: str, error: str, attempts: int) -> DeliveryEvent:
+        self.outbox.mark_final(message.id, state, error)
+        return self._emit(DeliveryEvent(message.id, message.channel, message.kind, state, attempts, error))
+
+    def _emit(self, event: DeliveryEvent) -> DeliveryEvent:
+        if self.on_event is not None:
+            self.on_event(event)
+        return event

@@ -1,0 +1,268 @@
+"""AlertService: wires a Monitor's snapshots to the engine, the outbox and the delivery worker.
+
+    async with AlertService(config) as alerts:
+        unsubscribe = alerts.attach(monitor)
+
+Only one cachetop process per state_dir evaluates and delivers alerts (a lock file says which),
+so a dashboard and a daemon side by side never page twice. `state()` is the read API for
+screens: active alerts, recent history and delivery problems.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from cachetop.alerts.channels import Channel, SlackChannel, alert_secrets, channels_of
+from cachetop.alerts.delivery import BACKOFF_BASE_S, DeliveryEvent, DeliveryWorker
+from cachetop.alerts.engine import ActiveAlert, AlertEngine, Notification, State, TickResult, Transition
+from cachetop.alerts.notify import Notifier
+from cachetop.alerts.outbox import EXPIRED, FAILED, PENDING, Message, Outbox
+from cachetop.alerts.presets import alert_settings, effective_rules
+from cachetop.alerts.rules import format_threshold
+from cachetop.model import Snapshot
+from cachetop.redact import register_secret
+from cachetop.safe_text import display_key
+
+log = logging.getLogger("cachetop.alerts")
+
+OUTBOX_FILE = "alerts.sqlite3"
+LOCK_FILE = "alerts.lock"
+HISTORY = 200
+ENGINE_STATE_KEY = "engine_state"
+
+
+class AlertsLocked(RuntimeError):
+    """Another cachetop process already evaluates alerts with this state_dir."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryProblem:
+    message_id: int
+    channel: str
+    kind: str
+    state: str  # pending (still retrying) | failed | expired
+    attempts: int
+    error: str | None
+    created: float  # wall clock
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsView:
+    """Everything an alerts panel shows; cheap to build once a second."""
+
+    active: tuple[ActiveAlert, ...]  # pending and firing, firing first
+    history: tuple[Transition, ...]  # newest first
+    problems: tuple[DeliveryProblem, ...]  # newest first
+    firing: int
+    pending: int
+    queued: int  # messages not yet delivered
+
+
+def make_notifier(channel: Channel) -> Notifier:
+    if isinstance(channel, SlackChannel):
+        from cachetop.alerts.notify.slack import SlackNotifier
+
+        return SlackNotifier(channel)
+    from cachetop.alerts.notify.email import EmailNotifier
+
+    return EmailNotifier(channel)
+
+
+class AlertService:
+    def __init__(
+        self,
+        config: Any,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        notifiers: Mapping[str, Notifier] | None = None,
+        backoff_base_s: float = BACKOFF_BASE_S,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        for secret in alert_secrets(config):
+            register_secret(secret)
+        self.config = config
+        self.settings = alert_settings(config)
+        self.rules = effective_rules(config)  # ConfigError for an unknown channel
+        self.channels = channels_of(config)
+        self.engine = AlertEngine(self.rules, clock=clock)
+        self.state_dir = Path(config.settings.state_dir)
+        self._notifiers = dict(notifiers) if notifiers is not None else None
+        self._backoff_base_s = backoff_base_s
+        self._on_event = on_event
+        self._history: deque[Transition] = deque(maxlen=HISTORY)
+        self._lock_file: IO[str] | None = None
+        self.outbox: Outbox | None = None
+        self.worker: DeliveryWorker | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _take_lock(self.state_dir / LOCK_FILE)
+        self.outbox = Outbox(self.state_dir / OUTBOX_FILE)
+        restored = self.engine.restore_state(self.outbox.get_value(ENGINE_STATE_KEY, []), wall=time.time())
+        if restored:
+            self._say(f"restored {restored} firing alert(s) from the last run")
+        notifiers = self._notifiers
+        if notifiers is None:
+            notifiers = {name: make_notifier(ch) for name, ch in self.channels.items()}
+        self.worker = DeliveryWorker(
+            self.outbox, notifiers, backoff_base_s=self._backoff_base_s, on_event=self._delivery_event
+        )
+        self.worker.start()
+        queued = sum(1 for _ in self.outbox.pending_channels())
+        if queued:
+            self._say(f"resuming delivery on {queued} channel(s) with queued messages")
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+            self.worker = None
+        if self.outbox is not None:
+            self.outbox.close()
+            self.outbox = None
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing releases the flock
+            self._lock_file = None
+
+    async def __aenter__(self) -> AlertService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def attach(self, monitor: Any) -> Callable[[], None]:
+        """Evaluates every snapshot the monitor publishes; returns the unsubscribe function."""
+        unsubscribe: Callable[[], None] = monitor.subscribe(self.on_snapshot)
+        return unsubscribe
+
+    # --- one tick -------------------------------------------------------------------------------
+
+    def on_snapshot(self, snapshot: Snapshot) -> TickResult:
+        result = self.engine.evaluate(snapshot)
+        for transition in result.transitions:
+            self._history.appendleft(transition)
+            self._say(_describe_transition(transition))
+        if result.notifications and self.outbox is not None:
+            self._enqueue(result.notifications)
+            if self.worker is not None:
+                self.worker.wake()
+        if (result.transitions or result.notifications) and self.outbox is not None:
+            self.outbox.put_value(ENGINE_STATE_KEY, self.engine.export_state(wall=snapshot.time))
+        return result
+
+    def _enqueue(self, notifications: tuple[Notification, ...]) -> None:
+        """One message per channel for what fired in this tick; resolved notices grouped by the
+        firing message they answer, so each can be posted in that message's thread."""
+        assert self.outbox is not None
+        firing: dict[str, list[dict[str, Any]]] = {}
+        resolved: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
+        for n in notifications:
+            alert = _alert_payload(n)
+            for channel in n.channels:
+                if n.kind == "resolved":
+                    first = self.outbox.first_message_for(channel, n.episode)
+                    if first is None:
+                        continue  # this channel was never told it fired
+                    resolved.setdefault((channel, first.id), []).append(alert)
+                else:
+                    firing.setdefault(channel, []).append(alert)
+        deadline = self.settings.delivery_deadline
+        for channel, alerts in firing.items():
+            self.outbox.enqueue(channel, "firing", {"alerts": alerts}, deadline_s=deadline)
+        for (channel, parent), alerts in resolved.items():
+            self.outbox.enqueue(
+                channel, "resolved", {"alerts": alerts}, deadline_s=deadline, thread_of=parent
+            )
+
+    # --- read API for screens ---------------------------------------------------------------------
+
+    def state(self, history: int = 50, problems: int = 20) -> AlertsView:
+        active = sorted(self.engine.active(), key=lambda a: (a.state != State.FIRING, -a.since))
+        found: list[DeliveryProblem] = []
+        queued = 0
+        if self.outbox is not None:
+            counts = self.outbox.counts()
+            queued = counts.get(PENDING, 0) + counts.get("sending", 0)
+            for m in self.outbox.recent(200, states=(PENDING, FAILED, EXPIRED)):
+                if m.state != PENDING or m.last_error:
+                    found.append(_problem(m))
+        return AlertsView(
+            active=tuple(active),
+            history=tuple(list(self._history)[:history]),
+            problems=tuple(found[:problems]),
+            firing=sum(1 for a in active if a.state == State.FIRING),
+            pending=sum(1 for a in active if a.state == State.PENDING),
+            queued=queued,
+        )
+
+    # --- events -----------------------------------------------------------------------------------
+
+    def _delivery_event(self, event: DeliveryEvent) -> None:
+        what = f"message #{event.message_id} ({event.kind}) to {event.channel}"
+        if event.result == "delivered":
+            self._say(f"delivered {what} after {event.attempts} attempt(s)")
+        elif event.result == "retry":
+            self._say(
+                f"retrying {what} in {event.retry_in_s:.1f}s (attempt {event.attempts}): {event.error}",
+                logging.WARNING,
+            )
+        elif event.result == "skipped":
+            self._say(f"skipped {what}: {event.error}")
+        else:
+            self._say(
+                f"{event.result.upper()} {what} after {event.attempts} attempt(s): {event.error}",
+                logging.ERROR,
+            )
+
+    def _say(self, line: str, level: int = logging.INFO) -> None:
+        log.log(level, line)
+        if self._on_event is not None:
+            self._on_event(line)
+
+
+def _alert_payload(n: Notification) -> dict[str, Any]:
+    data = dataclasses.asdict(n)
+    del data["channels"]
+    return data
+
+
+def _problem(m: Message) -> DeliveryProblem:
+    return DeliveryProblem(m.id, m.channel, m.kind, m.state, m.attempts, m.last_error, m.created)
+
+
+def _describe_transition(t: Transition) -> str:
+    line = f"alert {t.rule} on {display_key(t.instance)}: {t.old} -> {t.new}"
+    line += f" (value {format_threshold(t.value)}, {t.severity})"
+    if t.reason:
+        line += f": {display_key(t.reason, 200)}"  # a server's error text: untrusted
+    return line
+
+
+def _take_lock(path: Path) -> IO[str]:
+    handle = open(path, "a+")  # noqa: SIM115 - held open for the service's lifetime
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise AlertsLocked(
+            f"alerts are already handled by another cachetop process (pid {owner}) using {path.parent};"
+            " run one alerting process per state_dir, or give this one another [settings] state_dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
