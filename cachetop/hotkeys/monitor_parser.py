@@ -42,6 +42,10 @@ FALLBACK_COMMANDS: dict[bytes, KeySpec] = {
 }
 
 
+OWN_NAME_PREFIX = b"cachetop"
+_NAMING = (b"client", b"hello")
+
+
 def command_table_from_redis(reply: Mapping[Any, Any]) -> dict[bytes, KeySpec]:
     """Builds the table from redis-py's parsed COMMAND reply ({name: {flags, first_key_pos, ...}})."""
     table: dict[bytes, KeySpec] = {}
@@ -131,7 +135,11 @@ class MonitorParser:
             spec = by_spelling.get(cmd, 0)
             if spec == 0:
                 spec = self._spec(cmd)
-            if spec is None or not first:
+            if spec is None:
+                if cmd.lower() in _NAMING:
+                    self._learn_name(client, first, rest)
+                continue
+            if not first:
                 continue
             kind = spec[3]
             if spec[1] == 1 or not rest:
@@ -152,6 +160,14 @@ class MonitorParser:
                 out.keyed += 1
         out.lines += n_lines
         return data[end:]
+
+    def _learn_name(self, client: bytes, first: bytes, rest: bytes) -> None:
+        """A connection that names itself cachetop* (CLIENT SETNAME, HELLO ... SETNAME) is ours
+        from now on, even if it connected after the sample started."""
+        args = [first.lower(), *(a.lower() for a in _ARG.findall(rest))]
+        for i, arg in enumerate(args[:-1]):
+            if arg == b"setname" and args[i + 1].startswith(OWN_NAME_PREFIX):
+                self.own_clients.add(client)
 
     @staticmethod
     def _keys(first: bytes, rest: bytes, spec: KeySpec) -> list[bytes]:

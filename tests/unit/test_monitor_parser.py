@@ -82,3 +82,19 @@ def test_command_table_from_the_servers_command_reply() -> None:
     out = ParseResult()
     MonitorParser(table).feed(b'+1.0 [0 c:1] "mset" "a" "1" "b" "2"\r\n+1.0 [0 c:1] "del" "z"\r\n', out)
     assert sorted(out.counts) == [b"a", b"b"]
+
+
+def test_connections_that_name_themselves_cachetop_are_left_out_from_then_on() -> None:
+    data = (
+        b'+1.0 [0 10.0.0.1:7] "GET" "before"\r\n'
+        b'+1.0 [0 10.0.0.1:7] "CLIENT" "SETNAME" "cachetop-probe"\r\n'
+        b'+1.0 [0 10.0.0.1:7] "GET" "after"\r\n'
+        b'+1.0 [0 10.0.0.2:8] "hello" "3" "SETNAME" "cachetop"\r\n'
+        b'+1.0 [0 10.0.0.2:8] "GET" "after"\r\n'
+        b'+1.0 [0 10.0.0.3:9] "client" "setname" "webapp"\r\n'
+        b'+1.0 [0 10.0.0.3:9] "GET" "theirs"\r\n'
+    )
+    out = ParseResult()
+    MonitorParser().feed(data, out)
+    assert sorted(out.counts) == [b"before", b"theirs"]
+    assert out.own == 2

@@ -1,0 +1,363 @@
+"""One instance's hot keys: picks the best source, runs it in the background, publishes views.
+
+    collector = HotKeyCollector(inst, settings, window_s=10)
+    await collector.start()          # returns at once; detection and sampling run in a task
+    view = collector.snapshot()      # any time, cheap enough for 1 Hz
+    await collector.stop()           # closes every connection (also on cancellation)
+
+Source choice for `hotkeys = "auto"`: server-side HOTKEYS (Redis 8.6+, or Valkey 9.2+ with
+hotkey-top-k > 0), else LFU counters when the eviction policy is LFU, else MONITOR on its duty
+cycle; memcached always uses `watch`. A forced source that the server lacks is an error that
+says what to change. After an error the collector retries with backoff (a restarted server
+comes back by itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cachetop.config import InstanceConfig
+from cachetop.hotkeys import server_hotkeys
+from cachetop.hotkeys.conn import HotKeysError, redis_client, redis_error_text
+from cachetop.hotkeys.memcached_watch import WatchSampler
+from cachetop.hotkeys.monitor_parser import READ, WRITE, ParseResult
+from cachetop.hotkeys.redis_monitor import MonitorSampler
+from cachetop.hotkeys.scan import ThrottledScan, keysizes, lfu_policy
+from cachetop.hotkeys.stampede import StampedeDetector
+from cachetop.hotkeys.view import BigKey, HotKey, HotKeysView, PrefixStat, StampedeEvent
+from cachetop.hotkeys.watch_parser import WatchResult
+from cachetop.hotkeys_config import HotKeySettings
+from cachetop.metrics.prefix import PrefixRoller
+from cachetop.metrics.topk import KeyCount, WindowedTopK
+from cachetop.safe_text import display_key
+
+MAX_BACKOFF_S = 30.0
+
+
+class HotKeyCollector:
+    def __init__(
+        self,
+        inst: InstanceConfig,
+        settings: HotKeySettings | None = None,
+        *,
+        window_s: float = 10.0,
+        timeout: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        monitor_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.inst = inst
+        self.settings = s = settings or HotKeySettings()
+        self.timeout = timeout
+        self.clock = clock
+        self.monitor_options = monitor_options or {}
+        # Duty-cycled sources must see at least one on-phase inside the window.
+        self.window_s = max(
+            window_s, s.monitor_on + s.monitor_off if inst.target.kind != "memcached" else window_s
+        )
+        self.keys = WindowedTopK(k=s.k, capacity=s.counters, window_s=self.window_s, history_len=s.history)
+        self.prefixes = WindowedTopK(k=s.k, capacity=s.counters, window_s=self.window_s, history_len=1)
+        self.roller = PrefixRoller(s.separators)
+        self.stampedes = StampedeDetector(window_s=s.stampede_window, min_writers=s.stampede_writers)
+        self.source_name = "none"
+        self.unit = "ops"
+        self.status = "starting"
+        self.error: str | None = None
+        self.sampler: Any = None  # the running source object
+        self.big: ThrottledScan | None = None
+        self._keysizes: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._own_commands_done = 0  # from sources that ended (a retry starts new ones)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"hotkeys {self.inst.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _run(self) -> None:
+        if self.inst.hotkeys == "off":
+            self.source_name, self.status = "off", "off"
+            return
+        backoff = 1.0
+        while True:
+            try:
+                await self._run_source()
+            except asyncio.CancelledError:
+                raise
+            except HotKeysError as exc:
+                self.status, self.error = "error", str(exc)
+            except Exception as exc:  # a server or network failure: shown, then retried
+                self.status, self.error = "error", redis_error_text(self.inst, exc)
+            self._retire_sampler()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _retire_sampler(self) -> None:
+        self._own_commands_done += self._commands_of(self.sampler) + self._commands_of(self.big)
+        self.sampler, self.big = None, None
+
+    async def _run_source(self) -> None:
+        if self.inst.target.kind == "memcached":
+            if self.inst.hotkeys not in ("auto", "watch"):
+                raise HotKeysError(
+                    f"hotkeys = {self.inst.hotkeys!r} is not available for memcached (use watch)"
+                )
+            s = self.settings
+            self.source_name, self.unit = "watch", "ops"
+            self.sampler = WatchSampler(
+                self.inst,
+                self._ingest_watch,
+                on_s=s.watch_on,
+                off_s=s.watch_off,
+                timeout=self.timeout,
+                clock=self.clock,
+            )
+            self.error = None
+            await self.sampler.run()
+            return
+        clients = [redis_client(self.inst, self.timeout) for _ in range(2)]
+        try:
+            runner = await self._choose_redis_source(clients[0])
+            self.error = None
+            jobs = [runner]
+            if self.settings.big_keys:
+                self.big = ThrottledScan(
+                    clients[1],
+                    budget=max(1, self.settings.scan_budget // 5),
+                    tick_s=1.0,
+                    keep=self.settings.k,
+                    what="memory",
+                )
+                self._keysizes = await keysizes(clients[1])
+                jobs.append(self.big.run())
+            await asyncio.gather(*jobs)
+        finally:
+            for client in clients:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    async def _choose_redis_source(self, client: Any) -> Any:
+        mode = self.inst.hotkeys
+        s = self.settings
+        if mode in ("auto", "hotkeys"):
+            flavour = await server_hotkeys.detect(client)
+            if flavour == server_hotkeys.REDIS_HOTKEYS:
+                return self._use(
+                    server_hotkeys.RedisHotKeysPoller(client, s.k, s.monitor_on, s.monitor_off), "cpu_us"
+                )
+            if flavour == server_hotkeys.VALKEY_HOTKEYS:
+                if await server_hotkeys.valkey_enabled(client):
+                    return self._use(server_hotkeys.ValkeyHotKeysPoller(client, 1.0), "qps")
+                if mode == "hotkeys":
+                    raise HotKeysError(
+                        "HOTKEYS is off on this Valkey (enable it: CONFIG SET hotkey-top-k 20)"
+                    )
+            elif mode == "hotkeys":
+                raise HotKeysError("this server has no HOTKEYS command (Redis 8.6+ or Valkey 9.2+ have it)")
+        if mode in ("auto", "lfu"):
+            policy = await lfu_policy(client)
+            if policy:
+                scan = ThrottledScan(client, budget=s.scan_budget, tick_s=1.0, keep=s.k, what="freq")
+                return self._use(scan, "lfu_freq", source="lfu")
+            if mode == "lfu":
+                raise HotKeysError("OBJECT FREQ needs an LFU maxmemory-policy (allkeys-lfu or volatile-lfu)")
+        if mode == "watch":
+            raise HotKeysError('hotkeys = "watch" is for memcached; use "monitor" for Redis')
+        options = {
+            "on_s": s.monitor_on,
+            "off_s": s.monitor_off,
+            "omem_limit": s.omem_limit,
+            **self.monitor_options,
+        }
+        sampler = MonitorSampler(
+            self.inst, self._ingest_monitor, timeout=self.timeout, clock=self.clock, **options
+        )
+        return self._use(sampler, "ops")
+
+    def _use(self, sampler: Any, unit: str, source: str | None = None) -> Any:
+        self.sampler = sampler
+        self.source_name = source or sampler.source
+        self.unit = unit
+        return sampler.run()
+
+    # --- sinks (called by the samplers, on the event loop) -----------------------------------
+
+    def _ingest_monitor(self, out: ParseResult, covered_s: float, now: float) -> None:
+        self._ingest_counts(out.counts, covered_s, now)
+        det = self.stampedes
+        for key, client, kind in out.accesses:
+            if kind == READ:
+                det.read(key, client, now)
+            elif kind == WRITE:
+                det.write(key, client, now)
+
+    def _ingest_watch(self, out: WatchResult, covered_s: float, now: float) -> None:
+        self._ingest_counts(out.counts, covered_s, now)
+        det = self.stampedes
+        for key, client, kind, miss in out.accesses:
+            if kind == READ:
+                if miss:
+                    det.read(key, client, now)
+            else:
+                det.write(key, client, now)
+
+    def _ingest_counts(self, counts: dict[bytes, list[int]], covered_s: float, now: float) -> None:
+        self.keys.add_batch(now, counts)
+        self.keys.cover(now, covered_s)
+        rolled: dict[bytes, list[int]] = {}
+        rollup = self.roller.rollup
+        for key, c in counts.items():
+            pattern = rollup(key)
+            acc = rolled.get(pattern)
+            if acc is None:
+                rolled[pattern] = c.copy()
+            else:
+                for i in range(5):
+                    acc[i] += c[i]
+        self.prefixes.add_batch(now, rolled)
+        self.prefixes.cover(now, covered_s)
+        self.status = "sampling"
+
+    # --- counters the poller may subtract ------------------------------------------------------
+
+    @staticmethod
+    def _commands_of(obj: Any) -> int:
+        if obj is None:
+            return 0
+        stats = getattr(obj, "stats", None)
+        return int(
+            getattr(stats, "own_commands", 0) if stats is not None else getattr(obj, "own_commands", 0)
+        )
+
+    @property
+    def own_commands(self) -> int:
+        """Commands cachetop's hot-key work sent to the server so far (in total_commands_processed)."""
+        return self._own_commands_done + self._commands_of(self.sampler) + self._commands_of(self.big)
+
+    @property
+    def own_keyspace_hits(self) -> int:
+        """keyspace_hits caused by OBJECT FREQ (LFU source); subtract them from the hit ratio."""
+        return self.sampler.own_hits if isinstance(self.sampler, ThrottledScan) else 0
+
+    @property
+    def own_keyspace_misses(self) -> int:
+        return self.sampler.own_misses if isinstance(self.sampler, ThrottledScan) else 0
+
+    # --- the view ------------------------------------------------------------------------------
+
+    def snapshot(self, now: float | None = None) -> HotKeysView:
+        now = self.clock() if now is None else now
+        wall_offset = time.time() - self.clock()
+        s = self.settings
+        keys: tuple[HotKey, ...] = ()
+        prefixes: tuple[PrefixStat, ...] = ()
+        total, sampled = 0, 0.0
+        sampler = self.sampler
+        if self.source_name in ("monitor", "watch"):
+            res = self.keys.top(now)
+            keys = tuple(self._hot_key(kc) for kc in res.keys)
+            total, sampled = res.total, res.covered_s
+            prefixes = tuple(
+                PrefixStat(p.key, display_key(p.key), p.count, p.ops_per_sec, p.share, self._is_hot(p))
+                for p in self.prefixes.top(now).keys
+            )
+        elif isinstance(sampler, ThrottledScan):
+            keys = tuple(
+                HotKey(k.key, display_key(k.key), k.value, None, None) for k in sampler.table.top(s.k)
+            )
+        elif sampler is not None and getattr(sampler, "latest", None) is not None:
+            latest = sampler.latest
+            self.unit = latest.unit
+            keys = tuple(
+                HotKey(
+                    k.key,
+                    display_key(k.key),
+                    int(k.value),
+                    k.value if latest.unit == "qps" else None,
+                    k.share,
+                    hot=k.share is not None and k.share * 100 >= s.min_share,
+                )
+                for k in latest.keys[: s.k]
+            )
+        status, detail = self._status()
+        since = now - self.window_s
+        stampedes = tuple(
+            StampedeEvent(e.key, display_key(e.key), e.time + wall_offset, e.writers, e.readers)
+            for e in self.stampedes.events
+        )
+        big = (
+            tuple(BigKey(b.key, display_key(b.key), b.value) for b in self.big.table.top(s.k))
+            if self.big
+            else ()
+        )
+        return HotKeysView(
+            name=self.inst.name,
+            source=self.source_name,
+            unit=self.unit,
+            status=status,
+            detail=detail,
+            error=self.error,
+            keys=keys,
+            prefixes=prefixes,
+            big_keys=big,
+            stampedes=stampedes,
+            stampede_events=self.stampedes.count_since(since),
+            drop_rate=sampler.stats.drop_rate if isinstance(sampler, WatchSampler) else None,
+            total_events=total,
+            sampled_s=sampled,
+            window_s=self.window_s,
+            max_omem=sampler.stats.max_omem if isinstance(sampler, MonitorSampler) else None,
+            keysizes=dict(self._keysizes),
+        )
+
+    def _is_hot(self, kc: KeyCount) -> bool:
+        s = self.settings
+        return (kc.share or 0) * 100 >= s.min_share and (kc.ops_per_sec or 0) >= s.min_ops
+
+    def _hot_key(self, kc: KeyCount) -> HotKey:
+        knows_hits = self.source_name == "watch"
+        return HotKey(
+            key=kc.key,
+            display=display_key(kc.key),
+            count=kc.count,
+            ops_per_sec=kc.ops_per_sec,
+            share=kc.share,
+            reads=kc.reads,
+            writes=kc.writes,
+            hits=kc.hits if knows_hits else None,
+            misses=kc.misses if knows_hits else None,
+            error=kc.error,
+            hot=self._is_hot(kc),
+            history=kc.history,
+        )
+
+    def _status(self) -> tuple[str, str]:
+        s = self.settings
+        if self.status in ("off", "error"):
+            return self.status, self.error or (
+                "hot keys are off for this instance" if self.status == "off" else ""
+            )
+        sampler = self.sampler
+        if isinstance(sampler, MonitorSampler):
+            cycle = f"MONITOR {s.monitor_on:g}s on / {s.monitor_off:g}s off"
+            if sampler.stats.last_stop and sampler.phase == "waiting":
+                return "paused", f"{cycle}; {sampler.stats.last_stop}"
+            return sampler.phase, cycle
+        if isinstance(sampler, WatchSampler):
+            return sampler.phase, "memcached watch fetchers mutations"
+        if isinstance(sampler, ThrottledScan):
+            return "sampling", f"LFU counters via SCAN + OBJECT FREQ, {s.scan_budget} keys/s"
+        if sampler is not None:
+            return getattr(sampler, "phase", "sampling"), "server-side HOTKEYS"
+        return self.status, ""

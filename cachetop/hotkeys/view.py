@@ -1,0 +1,119 @@
+"""What a hot-key collector publishes: immutable, display-ready, safe to hand to any subscriber.
+
+Every key is kept as the raw bytes (for actions like evict) and as `display`, already escaped and
+truncated by safe_text.display_key: show `display` (as rich Text, never markup), never `key`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachetop.safe_text import display_key
+
+JSON_KEY_MAX = 1024  # escaped keys in JSON are cut here: a megabyte key must not make a megabyte line
+
+
+@dataclass(frozen=True, slots=True)
+class HotKey:
+    key: bytes
+    display: str
+    count: int  # events in the window (for server-side sources: the server's metric, see unit)
+    ops_per_sec: float | None
+    share: float | None  # 0..1 of the instance's sampled traffic (or of the server's metric total)
+    reads: int = 0
+    writes: int = 0
+    hits: int | None = None  # None: the source cannot tell (MONITOR sees no replies)
+    misses: int | None = None
+    error: int = 0  # the count may be this much too high (Space-Saving bound)
+    hot: bool = False  # passes both thresholds (min_share and min_ops)
+    history: tuple[float, ...] = ()  # ops/s of recent sampled slots, oldest first: the sparkline
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixStat:
+    pattern: bytes
+    display: str
+    count: int
+    ops_per_sec: float | None
+    share: float | None
+    hot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BigKey:
+    key: bytes
+    display: str
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class StampedeEvent:
+    key: bytes
+    display: str
+    time: float  # unix seconds
+    writers: int
+    readers: int
+
+
+@dataclass(frozen=True, slots=True)
+class HotKeysView:
+    name: str
+    source: str  # "monitor" | "watch" | "hotkeys" | "lfu" | "off" | "none"
+    unit: str  # what `count` counts: "ops" | "cpu_us" | "net_bytes" | "qps" | "lfu_freq"
+    status: str  # "starting" | "sampling" | "waiting" | "paused" | "error" | "off"
+    detail: str = ""  # one human line: duty cycle, why paused, what to change
+    error: str | None = None
+    keys: tuple[HotKey, ...] = ()
+    prefixes: tuple[PrefixStat, ...] = ()
+    big_keys: tuple[BigKey, ...] = ()
+    stampedes: tuple[StampedeEvent, ...] = ()
+    stampede_events: int = 0  # stampedes in the window: the `stampede_events` metric
+    drop_rate: float | None = None  # memcached watch: share of lines the server dropped
+    total_events: int = 0  # events the source saw in the window
+    sampled_s: float = 0.0  # seconds of the window the source actually listened
+    window_s: float = 0.0
+    max_omem: int | None = None  # MONITOR: the largest output buffer the watchdog saw
+    keysizes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def hot_count(self) -> int:
+        """For the overview badge: keys over both thresholds, plus hot prefixes with no hot key."""
+        return sum(1 for k in self.keys if k.hot)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `cachetop hotkeys --json` shape of one instance, keys sorted by count."""
+        keys = sorted(self.keys, key=lambda k: k.count, reverse=True)
+        return {
+            "name": self.name,
+            "source": self.source,
+            "unit": self.unit,
+            "status": self.status,
+            "error": self.error,
+            "sampled_s": round(self.sampled_s, 3),
+            "total_events": self.total_events,
+            "drop_rate": None if self.drop_rate is None else round(self.drop_rate, 4),
+            "keys": [
+                {
+                    "key": display_key(k.key, JSON_KEY_MAX),
+                    "count": k.count,
+                    "ops_per_sec": None if k.ops_per_sec is None else round(k.ops_per_sec, 2),
+                    "share": None if k.share is None else round(k.share, 4),
+                    "reads": k.reads,
+                    "writes": k.writes,
+                    "hits": k.hits,
+                    "misses": k.misses,
+                    "hot": k.hot,
+                }
+                for k in keys
+            ],
+            "prefixes": [
+                {"prefix": display_key(p.pattern, JSON_KEY_MAX), "count": p.count, "share": p.share}
+                for p in self.prefixes
+            ],
+            "big_keys": [{"key": display_key(b.key, JSON_KEY_MAX), "bytes": b.bytes} for b in self.big_keys],
+            "stampedes": [
+                {"key": display_key(s.key, JSON_KEY_MAX), "time": round(s.time, 3), "writers": s.writers}
+                for s in self.stampedes
+            ],
+        }

@@ -1,0 +1,211 @@
+"""Hot keys from a real redis-server 7.0: MONITOR sampling, its safety limits, source detection."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+import redis as redis_py
+
+from cachetop.config import InstanceConfig, parse_target
+from cachetop.hotkeys.collector import HotKeyCollector
+from cachetop.hotkeys.conn import HotKeysError, parse_client_list
+from cachetop.hotkeys.monitor_parser import ParseResult
+from cachetop.hotkeys.redis_monitor import MonitorSampler
+from cachetop.hotkeys_config import HotKeySettings
+from cachetop.servers import LocalServer
+from tests.conftest import wait_until
+from tests.integration.hotkeys_workload import precision_at, workload
+
+CONTINUOUS = HotKeySettings(monitor_on=600, monitor_off=1, big_keys=False)
+
+
+def inst_for(server: LocalServer, hotkeys: str = "auto") -> InstanceConfig:
+    return InstanceConfig(name="r", target=parse_target(server.url), hotkeys=hotkeys)
+
+
+def monitor_clients(port: int) -> list[dict[bytes, bytes]]:
+    raw = redis_py.Redis(port=port).execute_command("CLIENT", "LIST")
+    raw = raw if isinstance(raw, bytes) else raw.encode()
+    return [c for c in parse_client_list(raw) if b"O" in c.get(b"flags", b"") or c.get(b"cmd") == b"monitor"]
+
+
+async def until(condition: Callable[[], object], deadline_s: float = 10.0, what: str = "condition") -> None:
+    end = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > end:
+            pytest.fail(f"timed out after {deadline_s:g}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def send(port: int, keys: list[bytes], client_name: str | None = None) -> None:
+    r = redis_py.Redis(port=port)
+    if client_name:
+        r.client_setname(client_name)
+    pipe = r.pipeline(transaction=False)
+    for i, key in enumerate(keys):
+        pipe.get(key) if i % 4 else pipe.set(key, b"v")
+        if i % 500 == 499:
+            pipe.execute()
+    pipe.execute()
+
+
+async def test_monitor_ranks_hot_key_first_with_precision(redis: LocalServer) -> None:
+    collector = HotKeyCollector(inst_for(redis), CONTINUOUS, window_s=600)
+    await collector.start()
+    try:
+        await until(
+            lambda: collector.sampler is not None and collector.sampler.phase == "sampling", what="MONITOR"
+        )
+        keys = workload(30_000)
+        await asyncio.to_thread(send, redis.port, keys)
+        # cachetop's own connections (named cachetop*) are left out of the counts
+        await asyncio.to_thread(send, redis.port, [b"ours"] * 200, "cachetop-probe")
+        await until(lambda: collector.snapshot().total_events >= len(keys), what="all events")
+        view = collector.snapshot()
+    finally:
+        await collector.stop()
+    assert view.source == "monitor"
+    assert view.total_events == len(keys)
+    ranked = [k.key for k in view.keys]
+    assert ranked[0] == b"hot:1"
+    assert precision_at(ranked, Counter(keys)) >= 0.9
+    hot = view.keys[0]
+    assert hot.count == Counter(keys)[b"hot:1"]
+    assert hot.reads + hot.writes == hot.count
+    assert hot.share == pytest.approx(hot.count / len(keys))
+    assert hot.hot and (hot.hits, hot.misses) == (None, None)
+    assert b"ours" not in ranked
+    assert view.prefixes[0].pattern == b"item:*"  # the namespace beats hot:1 (70% vs 30%)
+    assert not monitor_clients(redis.port)
+
+
+async def test_throttled_consumer_never_lets_omem_pass_the_limit(redis: LocalServer) -> None:
+    limit = 2 * 1024 * 1024
+    seen: list[int] = []
+    sampler = MonitorSampler(
+        inst_for(redis), lambda *_: None, on_s=20, off_s=60, omem_limit=limit, chunk=4096, consumer_delay=0.05
+    )
+    task = asyncio.create_task(sampler.run())
+    bench = subprocess.Popen(
+        ["redis-benchmark", "-p", str(redis.port), "-n", "2000000", "-P", "16", "-t", "set,get", "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        await until(lambda: sampler.stats.connected, what="MONITOR")
+        end = time.monotonic() + 15
+        while time.monotonic() < end and sampler.stats.stops_for_omem == 0:
+            seen.extend(int(c[b"omem"]) for c in await asyncio.to_thread(monitor_clients, redis.port))
+        await until(lambda: not sampler.stats.connected, what="the sampler to stop")
+    finally:
+        bench.kill()
+        bench.wait()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sampler.stats.stops_for_omem == 1
+    assert max(seen) > 0  # the buffer did grow: the consumer was slow
+    assert max(seen) < limit
+    assert sampler.stats.max_omem < limit
+    wait_until(lambda: not monitor_clients(redis.port), 5, "MONITOR client to go")
+
+
+async def test_a_crash_in_the_consumer_closes_the_monitor_connection(redis: LocalServer) -> None:
+    def crash(out: ParseResult, covered: float, now: float) -> None:
+        if out.lines:
+            raise RuntimeError("boom")
+
+    sampler = MonitorSampler(inst_for(redis), crash, on_s=30, off_s=1)
+    task = asyncio.create_task(sampler.run())
+    await until(lambda: sampler.stats.connected, what="MONITOR")
+    assert len(monitor_clients(redis.port)) == 1
+    redis_py.Redis(port=redis.port).get("x")
+    with pytest.raises(RuntimeError, match="boom"):
+        await asyncio.wait_for(task, 5)
+    wait_until(lambda: not monitor_clients(redis.port), 5, "MONITOR client to go")
+
+
+async def test_a_stuck_server_makes_the_watchdog_close_monitor(
+    make_redis: Callable[..., LocalServer],
+) -> None:
+    server = make_redis("--enable-debug-command", "yes")
+    sampler = MonitorSampler(inst_for(server), lambda *_: None, on_s=30, off_s=60, timeout=0.3)
+    task = asyncio.create_task(sampler.run())
+    try:
+        await until(lambda: sampler.stats.connected, what="MONITOR")
+        sleeper = asyncio.to_thread(redis_py.Redis(port=server.port).execute_command, "DEBUG", "SLEEP", "1.5")
+        await sleeper
+        await until(lambda: sampler.stats.stops_for_timeout == 1, 5, "the watchdog timeout")
+        wait_until(lambda: not monitor_clients(server.port), 5, "MONITOR client to go")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_stampede_seen_in_the_monitor_sample(redis: LocalServer) -> None:
+    collector = HotKeyCollector(inst_for(redis), CONTINUOUS, window_s=600)
+    await collector.start()
+    try:
+        await until(
+            lambda: collector.sampler is not None and collector.sampler.phase == "sampling", what="MONITOR"
+        )
+        clients = [redis_py.Redis(port=redis.port) for _ in range(4)]
+        for c in clients:
+            c.get("page:home")
+        for c in clients:
+            c.set("page:home", "rebuilt")
+        await until(lambda: collector.snapshot().stampede_events == 1, what="a stampede event")
+        view = collector.snapshot()
+    finally:
+        await collector.stop()
+    assert [(s.key, s.writers, s.readers) for s in view.stampedes] == [(b"page:home", 3, 4)]
+
+
+async def test_auto_detection_falls_back_to_monitor_on_redis_7(redis: LocalServer) -> None:
+    forced = HotKeyCollector(inst_for(redis, "hotkeys"), CONTINUOUS)
+    await forced.start()
+    await until(lambda: forced.status == "error", what="an error")
+    await forced.stop()
+    assert forced.error == "this server has no HOTKEYS command (Redis 8.6+ or Valkey 9.2+ have it)"
+    lfu = HotKeyCollector(inst_for(redis, "lfu"), CONTINUOUS)
+    await lfu.start()
+    await until(lambda: lfu.status == "error", what="an error")
+    await lfu.stop()
+    assert lfu.error == "OBJECT FREQ needs an LFU maxmemory-policy (allkeys-lfu or volatile-lfu)"
+    auto = HotKeyCollector(inst_for(redis), CONTINUOUS)
+    await auto.start()
+    await until(lambda: auto.source_name != "none", what="a source")
+    await auto.stop()
+    assert auto.source_name == "monitor"
+    off = HotKeyCollector(inst_for(redis, "off"), CONTINUOUS)
+    await off.start()
+    await until(lambda: off.status == "off", what="off")
+    await off.stop()
+    assert off.snapshot().source == "off"
+
+
+async def test_lfu_source_under_an_lfu_policy(make_redis: Callable[..., LocalServer]) -> None:
+    server = make_redis("--maxmemory-policy", "allkeys-lfu", "--lfu-log-factor", "0")
+    r = redis_py.Redis(port=server.port)
+    r.mset({f"k{i}": "v" for i in range(50)})
+    for _ in range(100):
+        r.get("k7")
+    settings = HotKeySettings(big_keys=True, scan_budget=100, k=3)
+    collector = HotKeyCollector(inst_for(server), settings)
+    await collector.start()
+    try:
+        await until(
+            lambda: collector.snapshot().keys and collector.snapshot().big_keys, what="LFU and big keys"
+        )
+        view = collector.snapshot()
+    finally:
+        await collector.stop()
+    assert (view.source, view.unit) == ("lfu", "lfu_freq")
+    assert view.keys[0].key == b"k7"
+    assert collector.own_keyspace_hits == 50  # OBJECT FREQ counts as a keyspace hit: reported
+    with pytest.raises(HotKeysError):
+        raise HotKeysError("x")
