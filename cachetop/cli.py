@@ -76,10 +76,14 @@ def build_dashboard_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_target_arguments(parser)
-    parser.add_argument("--window", metavar="DURATION", help='window for rates and ratios (default: 10s)')
-    parser.add_argument("--read-only", action="store_true", help="refuse every destructive action (evict, warm)")
+    parser.add_argument("--window", metavar="DURATION", help="window for rates and ratios (default: 10s)")
+    parser.add_argument(
+        "--read-only", action="store_true", help="refuse every destructive action (evict, warm)"
+    )
     parser.add_argument("--theme", choices=("dark", "light"), help="colour theme (default: dark)")
-    parser.add_argument("--record", metavar="FILE", help="record every snapshot to FILE for `cachetop replay`")
+    parser.add_argument(
+        "--record", metavar="FILE", help="record every snapshot to FILE for `cachetop replay`"
+    )
     parser.add_argument("-V", "--version", action="version", version=f"cachetop {__version__}")
     return parser
 
@@ -107,7 +111,9 @@ def build_subcommand_parser(name: str, module: ModuleType) -> argparse.ArgumentP
 
 def _configure_logging() -> None:
     level = os.environ.get("CACHETOP_LOG", "WARNING").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s"
+    )
     for handler in logging.getLogger().handlers:
         handler.addFilter(ScrubFilter())
 

@@ -96,7 +96,9 @@ def parse_target(url: str) -> Target:
     path = parts.path.strip("/")
     if path:
         if kind == "memcached" or not path.isdigit():
-            raise ValueError(f"{_redact(url)!r}: the path must be a database number like /0 (allowed: {URL_FORMS})")
+            raise ValueError(
+                f"{_redact(url)!r}: the path must be a database number like /0 (allowed: {URL_FORMS})"
+            )
         db = int(path)
     if parts.query or parts.fragment:
         raise ValueError(f"{_redact(url)!r}: query strings are not supported (allowed: {URL_FORMS})")
@@ -209,7 +211,10 @@ def parse_settings(raw: Any, ctx: ConfigContext) -> Settings:
         state = ctx.string(table["state_dir"], (*path, "state_dir"))
         settings = replace(settings, state_dir=Path(state).expanduser())
     if settings.window < settings.interval:
-        ctx.fail((*path, "window"), f"window ({settings.window:g}s) must be at least interval ({settings.interval:g}s)")
+        ctx.fail(
+            (*path, "window"),
+            f"window ({settings.window:g}s) must be at least interval ({settings.interval:g}s)",
+        )
     return settings
 
 
@@ -265,10 +270,10 @@ def parse_config(data: Mapping[str, Any], ctx: ConfigContext) -> Config:
     for index, raw in enumerate(raw_instances):
         inst = parse_instance(raw, index, ctx)
         if inst.name in seen:
+            first = ctx.where(("instance", seen[inst.name], "name"))
             ctx.fail(
                 ("instance", index, "name"),
-                f"duplicate instance name {inst.name!r} (first used at {ctx.where(('instance', seen[inst.name], 'name'))};"
-                " names must be unique)",
+                f"duplicate instance name {inst.name!r} (first used at {first}; names must be unique)",
             )
         seen[inst.name] = index
         instances.append(inst)
@@ -325,7 +330,9 @@ def config_from_targets(urls: Sequence[str], base: Config | None = None) -> Conf
         instances.append(InstanceConfig(name=name, target=target))
     settings = base.settings if base else Settings()
     sections = base.sections if base else {}
-    return Config(path=base.path if base else None, settings=settings, instances=tuple(instances), sections=sections)
+    return Config(
+        path=base.path if base else None, settings=settings, instances=tuple(instances), sections=sections
+    )
 
 
 def resolve_config(targets: Sequence[str], config_path: str | None) -> Config:
@@ -336,6 +343,8 @@ def resolve_config(targets: Sequence[str], config_path: str | None) -> Config:
         return config_from_targets(targets, base if config_path else None)
     if base is not None:
         if not base.instances:
-            raise ConfigError(f"{found}:1: no [[instance]] tables (add at least one, or give targets on the command line)")
+            raise ConfigError(
+                f"{found}:1: no [[instance]] tables (add at least one, or give targets on the command line)"
+            )
         return base
     return config_from_targets(DEFAULT_TARGETS)

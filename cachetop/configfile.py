@@ -125,7 +125,9 @@ class ConfigContext:
         if choices is not None:
             choices = list(choices)
             if value not in choices:
-                self.fail(key_path, f"{_name(key_path)} = {value!r} is not allowed (allowed: {', '.join(choices)})")
+                self.fail(
+                    key_path, f"{_name(key_path)} = {value!r} is not allowed (allowed: {', '.join(choices)})"
+                )
         return value
 
     def boolean(self, value: Any, key_path: KeyPath) -> bool:
@@ -209,7 +211,7 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 def parse_duration(value: Any) -> float:
     """'500ms', '2s', '5m', '1h', '1h30m' or a number of seconds -> seconds."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration like \"500ms\", \"2s\", \"5m\", \"1h\" or a number of seconds")
+        raise ValueError('expected a duration like "500ms", "2s", "5m", "1h" or a number of seconds')
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
@@ -227,7 +229,7 @@ def parse_duration(value: Any) -> float:
         except ValueError:
             pass
     raise ValueError(
-        f"{value!r} is not a duration (allowed: \"500ms\", \"2s\", \"5m\", \"1h\", or a number of seconds)"
+        f'{value!r} is not a duration (allowed: "500ms", "2s", "5m", "1h", or a number of seconds)'
     )
 
 

@@ -231,7 +231,9 @@ class Monitor:
             )
         self._running.set()
         for poller in self.pollers:
-            self._tasks.append(asyncio.create_task(poller.run(self._running), name=f"poll {poller.inst.name}"))
+            self._tasks.append(
+                asyncio.create_task(poller.run(self._running), name=f"poll {poller.inst.name}")
+            )
         self._tasks.append(asyncio.create_task(self._publish_loop(), name="publish"))
 
     async def stop(self) -> None:

@@ -10,7 +10,12 @@ from rich.text import Text
 from cachetop import format as fmt
 from cachetop.model import Snapshot, Status
 
-STATUS_STYLE = {Status.UP: "green", Status.DOWN: "bold red", Status.AUTH_FAILED: "bold red", Status.LOADING: "yellow"}
+STATUS_STYLE = {
+    Status.UP: "green",
+    Status.DOWN: "bold red",
+    Status.AUTH_FAILED: "bold red",
+    Status.LOADING: "yellow",
+}
 
 
 def snapshot_table(snap: Snapshot) -> RenderableType:
@@ -19,13 +24,13 @@ def snapshot_table(snap: Snapshot) -> RenderableType:
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
-        padding=(0, 1),
+        padding=(0, 1, 0, 0),
         show_edge=False,
         pad_edge=False,
         collapse_padding=True,
     )
-    for header in ("instance", "kind", "status", "hit", "ops/s", "p50", "p99", "mem", "err", "evict/s", "conn"):
-        left = header in ("instance", "kind", "status")
+    for header in ("instance", "status", "hit", "ops/s", "p50", "p99", "mem", "err", "evict/s", "conn"):
+        left = header in ("instance", "status")
         table.add_column(
             header,
             justify="left" if left else "right",
@@ -41,7 +46,6 @@ def snapshot_table(snap: Snapshot) -> RenderableType:
             mem += "*"
         table.add_row(
             Text(inst.name),
-            inst.kind,
             status,
             fmt.pct(m.get("hit_ratio")),
             fmt.rate(m.get("ops_per_sec")),

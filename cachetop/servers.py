@@ -85,7 +85,7 @@ class LocalServer:
         binary = self.argv[0]
         if shutil.which(binary) is None:
             raise ServerNotInstalled(
-                f"{binary} is not installed (on Debian/Ubuntu: sudo apt-get install -y redis-server memcached)"
+                f"{binary} is not installed (Debian/Ubuntu: sudo apt-get install -y redis-server memcached)"
             )
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -143,7 +143,11 @@ def _workdir(workdir: Path | None) -> tuple[Path, bool]:
 
 
 def redis_server(
-    *, port: int | None = None, workdir: Path | None = None, extra: list[str] | None = None, binary: str = "redis-server"
+    *,
+    port: int | None = None,
+    workdir: Path | None = None,
+    extra: list[str] | None = None,
+    binary: str = "redis-server",
 ) -> LocalServer:
     port = port or free_port()
     wd, owns = _workdir(workdir)
@@ -169,7 +173,11 @@ def redis_server(
 
 
 def memcached_server(
-    *, port: int | None = None, workdir: Path | None = None, memory_mb: int = 64, extra: list[str] | None = None
+    *,
+    port: int | None = None,
+    workdir: Path | None = None,
+    memory_mb: int = 64,
+    extra: list[str] | None = None,
 ) -> LocalServer:
     port = port or free_port()
     wd, owns = _workdir(workdir)

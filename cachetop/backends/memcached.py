@@ -8,6 +8,7 @@ counters we report (cmd_*, get_hits...), so the monitor never counts itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 
 from cachetop.backends.base import BackendError, LineProbe, reason_from_oserror
@@ -160,10 +161,8 @@ class MemcachedBackend:
         writer, self._reader, self._writer = self._writer, None, None
         if writer is not None:
             writer.close()
-            try:
+            with contextlib.suppress(OSError, TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(writer.wait_closed(), 0.5)
-            except (OSError, TimeoutError, asyncio.CancelledError):
-                pass
 
     def probe(self) -> float:
         if not self._probe_checked:
@@ -176,7 +175,11 @@ class MemcachedBackend:
                 if "ERROR" not in str(exc):
                     raise
                 self._probe = LineProbe(
-                    self.target.host, self.target.port, self.timeout, request=b"version\r\n", expect=b"VERSION"
+                    self.target.host,
+                    self.target.port,
+                    self.timeout,
+                    request=b"version\r\n",
+                    expect=b"VERSION",
                 )
                 self._probe_checked = True
         return self._probe.probe()

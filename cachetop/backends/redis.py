@@ -302,7 +302,8 @@ class RedisBackend:
             "hits": _int(fields, b"keyspace_hits") or 0,
             "misses": _int(fields, b"keyspace_misses") or 0,
             "commands": (_int(fields, b"total_commands_processed") or 0) - sum(own_by_cmd.values()),
-            "errors": (_int(fields, b"total_error_replies") or 0) + (_int(fields, b"rejected_connections") or 0),
+            "errors": (_int(fields, b"total_error_replies") or 0)
+            + (_int(fields, b"rejected_connections") or 0),
             "evictions": _int(fields, b"evicted_keys") or 0,
             "expired": _int(fields, b"expired_keys") or 0,
             "cpu_ms": int(cpu * 1000),

@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     s = config.settings
     console.print(Text(f"{args.file}: OK", style="bold green"))
     console.print(
-        f"settings: interval {s.interval:g}s, window {s.window:g}s, timeout {s.timeout:g}s, state_dir {s.state_dir}"
+        f"settings: interval {s.interval:g}s, window {s.window:g}s, timeout {s.timeout:g}s, "
+        f"state_dir {s.state_dir}"
     )
     console.print(f"{len(config.instances)} instance(s):")
     for inst in config.instances:

@@ -13,6 +13,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         from cachetop.tui.app import run_dashboard
     except ImportError:
-        print("cachetop: the dashboard is not available in this build; try `cachetop snapshot`", file=sys.stderr)
+        print(
+            "cachetop: the dashboard is not available in this build; try `cachetop snapshot`", file=sys.stderr
+        )
         return 2
     return run_dashboard(config, args)

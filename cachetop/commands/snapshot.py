@@ -11,9 +11,9 @@ from dataclasses import replace
 from cachetop.cli import add_target_arguments
 from cachetop.commands.common import config_from_args
 from cachetop.configfile import ConfigError, parse_duration
+from cachetop.model import Snapshot, Status
 from cachetop.monitor import Monitor
 from cachetop.redact import scrub
-from cachetop.model import Snapshot, Status
 from cachetop.render_table import snapshot_table
 
 HELP = "poll once over a short window and print the numbers (table or --json)"
@@ -33,9 +33,13 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_arguments(parser)
-    parser.add_argument("--window", metavar="SECONDS", default="1", help="window to measure over (default: 1)")
+    parser.add_argument(
+        "--window", metavar="SECONDS", default="1", help="window to measure over (default: 1)"
+    )
     parser.add_argument("--count", type=int, default=1, metavar="N", help="print N snapshots (default: 1)")
-    parser.add_argument("--json", action="store_true", help="print JSON (one document, or JSON lines with --count)")
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON (one document, or JSON lines with --count)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +66,9 @@ async def _run(config, count: int, as_json: bool) -> int:  # type: ignore[no-unt
     status = 0
     async with Monitor(config) as monitor:
         for n in range(count):
-            await monitor.wait_polls(n + 2, timeout=(n + 2) * (config.settings.window + config.settings.timeout) + 5)
+            await monitor.wait_polls(
+                n + 2, timeout=(n + 2) * (config.settings.window + config.settings.timeout) + 5
+            )
             snap = monitor.snapshot()
             if any(i.status != Status.UP for i in snap.instances):
                 status = 1

@@ -15,7 +15,9 @@ RELATIVE_ACCURACY = 0.005
 
 
 class QuantileWindow:
-    def __init__(self, window_s: float, bucket_s: float, relative_accuracy: float = RELATIVE_ACCURACY) -> None:
+    def __init__(
+        self, window_s: float, bucket_s: float, relative_accuracy: float = RELATIVE_ACCURACY
+    ) -> None:
         if window_s <= 0 or bucket_s <= 0:
             raise ValueError("window and bucket must be positive")
         self.window_s = window_s

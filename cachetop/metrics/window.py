@@ -125,10 +125,7 @@ def windowed_metrics(window: CounterWindow) -> dict[str, float | int | None]:
 
     error_rate: float | None = None
     if commands is not None and errors is not None:
-        if commands + failed > 0:
-            error_rate = 100.0 * (errors + failed) / (commands + failed)
-        else:
-            error_rate = 0.0
+        error_rate = 100.0 * (errors + failed) / (commands + failed) if commands + failed > 0 else 0.0
 
     cpu_ms = window.delta("cpu_ms")
     span = window.span
