@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -99,10 +100,8 @@ async def _sample(collectors: list[HotKeyCollector], duration: float) -> tuple[l
     try:
         for c in collectors:
             await c.start()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), duration + 0.2)
-        except TimeoutError:
-            pass
         return [c.snapshot() for c in collectors], interrupted
     finally:
         await asyncio.gather(*(c.stop() for c in collectors))

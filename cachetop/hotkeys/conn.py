@@ -110,6 +110,8 @@ async def close_stream(writer: asyncio.StreamWriter | None) -> None:
 def redis_client(inst: InstanceConfig, timeout: float, name: str = SIDE_CLIENT_NAME) -> Any:
     """A redis-py asyncio client on one connection, RESP2, bytes in and out."""
     import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
     target = inst.target
     kwargs: dict[str, Any] = {}
@@ -133,6 +135,7 @@ def redis_client(inst: InstanceConfig, timeout: float, name: str = SIDE_CLIENT_N
         client_name=name,
         protocol=2,
         single_connection_client=True,
+        retry=Retry(NoBackoff(), 0),  # the collector retries with its own backoff
         **kwargs,
     )
 
