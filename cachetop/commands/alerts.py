@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(config: object) -> int:
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     for rule in effective_rules(config):
         line = Text(f"{rule.name:<20} ")
         line.append(f"{rule.metric} {rule.op} {format_threshold(rule.threshold)}")
