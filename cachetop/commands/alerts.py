@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import sys
 import time
 
 from rich.console import Console
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sent a test message to {args.channel}")
         return 0
     kind = "refused (permanent)" if isinstance(outcome, Permanent) else "failed (would be retried)"
-    print(f"cachetop: test message to {args.channel} {kind}: {scrub(outcome.error)}")
+    print(f"cachetop: test message to {args.channel} {kind}: {scrub(outcome.error)}", file=sys.stderr)
     return 1
 
 

@@ -264,3 +264,45 @@ def test_email_over_implicit_tls(tmp_path: Path) -> None:
         assert [m["Subject"] for m in server.delivered] == ["[FIRING] low-hit on cache-1"]
     finally:
         server.controller.stop()
+
+
+def test_alerts_test_command_sends_one_message_and_reports_refusals(
+    tmp_path: Path, slack: SlackStandIn, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cachetop.cli import main
+
+    path = tmp_path / "cachetop.toml"
+    path.write_text(
+        f"""
+[[instance]]
+name = "cache-1"
+url = "redis://127.0.0.1:6379"
+
+[channel.ops-slack]
+type = "slack"
+webhook_url = "{slack.webhook_url}"
+
+[channel.mail]
+type = "email"
+host = "127.0.0.1"
+port = {smtp.port}
+ca_file = "{smtp.ca_file}"
+username = "alerts"
+password = "smtp-secret-pw"
+from = "cachetop@example.com"
+to = "oncall@example.com"
+"""
+    )
+    assert main(["alerts", "test", "ops-slack", "-c", str(path)]) == 0
+    assert main(["alerts", "test", "mail", "-c", str(path)]) == 0
+    assert capsys.readouterr().out == "sent a test message to ops-slack\nsent a test message to mail\n"
+    assert [r.body["blocks"][0]["text"]["text"] for r in slack.delivered] == ["cachetop test message"]
+    assert [m["Subject"] for m in smtp.delivered] == ["cachetop test message"]
+    slack.script = [(403, {})]
+    assert main(["alerts", "test", "ops-slack", "-c", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err == "cachetop: test message to ops-slack refused (permanent): slack webhook: HTTP 403\n"
+    assert main(["alerts", "test", "pager", "-c", str(path)]) == 2
+    assert capsys.readouterr().err.endswith(
+        "alerts test: no channel 'pager' in " + str(path) + " (mail, ops-slack)\n"
+    )
