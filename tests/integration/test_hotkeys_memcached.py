@@ -29,7 +29,7 @@ def send(port: int, keys: list[bytes]) -> None:
 
 
 async def test_watch_ranks_hot_key_first_with_precision_and_hits(memcached: LocalServer) -> None:
-    Client(("127.0.0.1", memcached.port)).set(b"hot:1", b"v")  # before sampling: not counted
+    Client(("127.0.0.1", memcached.port)).set(b"hot:1", b"v", noreply=False)  # before sampling
     collector = collector_for(memcached)
     await collector.start()
     try:
@@ -38,17 +38,22 @@ async def test_watch_ranks_hot_key_first_with_precision_and_hits(memcached: Loca
         )
         keys = workload(20_000, seed=2)
         await asyncio.to_thread(send, memcached.port, keys)
-        await until(lambda: collector.snapshot().total_events >= len(keys), what="all events")
+        stats = collector.sampler.stats
+        await until(lambda: stats.lines + stats.skipped >= len(keys), what="all lines")
+        if not stats.skipped:  # the last lookup is counted after a quiet tick
+            await until(lambda: collector.snapshot().total_events == len(keys), what="all events")
         view = collector.snapshot()
     finally:
         await collector.stop()
     exact = Counter(keys)
     assert view.source == "watch"
-    assert view.drop_rate == 0.0
-    assert view.total_events == len(keys)
     ranked = [k.key for k in view.keys]
     assert ranked[0] == b"hot:1"
     assert precision_at(ranked, exact) >= 0.9
+    assert view.drop_rate == stats.skipped / (stats.lines + stats.skipped)
+    if stats.skipped:  # the server dropped lines (a busy machine): counts are a sample
+        pytest.skip(f"memcached dropped {stats.skipped} watch lines; exact counts not comparable")
+    assert view.total_events == len(keys)
     hot = view.keys[0]
     assert (hot.count, hot.reads, hot.writes) == (exact[b"hot:1"], exact[b"hot:1"], 0)
     assert (hot.hits, hot.misses) == (exact[b"hot:1"], 0)
