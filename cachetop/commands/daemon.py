@@ -71,6 +71,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
             len(alerts.channels),
             config.settings.state_dir,
         )
+        if not alerts.channels:
+            log.warning("no [channel.NAME] tables: alerts are logged here but sent nowhere")
         await stop.wait()
         unsubscribe()
         log.info("stopping: finishing deliveries in progress")
