@@ -1,0 +1,252 @@
+"""The dashboard app: renders the Monitor's Snapshots, and nothing else.
+
+The Monitor runs in the same asyncio loop as Textual (run_dashboard starts it around the app),
+so a poll never blocks the screen and no thread touches a widget. The app keeps bounded
+history, decides toasts on status changes, and hands each Snapshot to the screen on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from cachetop.config import Config
+from cachetop.model import Snapshot, Status
+from cachetop.safe_text import display_key
+from cachetop.tui.columns import COLUMNS
+from cachetop.tui.health import Health
+from cachetop.tui.history import History
+from cachetop.tui.overview_rows import ViewState
+
+INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+THEMES = {"dark": "textual-dark", "light": "textual-light"}
+
+
+class CachetopApp(App[int]):
+    CSS_PATH = "cachetop.tcss"
+    TITLE = "cachetop"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("plus,equals_sign", "slower", "Interval+", key_display="+"),
+        Binding("minus", "faster", "Interval-", key_display="-"),
+        Binding("t", "toggle_theme", "Theme", show=False),
+    ]
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        monitor: Any = None,
+        snapshots: Sequence[Snapshot] = (),
+        theme: str | None = None,
+        read_only: bool = False,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.monitor = monitor  # None: fixed data (tests, screenshots)
+        self.read_only = read_only
+        self.history = History()
+        self.health = Health.from_config(config)
+        self.view = ViewState()
+        self.latest: Snapshot | None = None
+        self.snapshots_seen = 0
+        self.interval = monitor.interval if monitor is not None else config.settings.interval
+        self._fixed = list(snapshots)
+        self._statuses: dict[str, Status] = {}
+        self.alerts: Any = None  # an alerts state source (AlertService) when the alerts build runs
+        self.theme = THEMES.get(theme or "dark", "textual-dark")
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        from cachetop.tui.screens.overview import OverviewScreen
+
+        self.push_screen(OverviewScreen())
+        for snap in self._fixed:
+            self.on_snapshot(snap, toast=False)
+        if self.monitor is not None:
+            self.monitor.subscribe(self.on_snapshot)
+            if self.monitor.latest is not None:
+                self.on_snapshot(self.monitor.latest, toast=False)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.monitor is not None and self.monitor.paused)
+
+    def on_snapshot(self, snap: Snapshot, toast: bool = True) -> None:
+        """The Monitor's subscriber: runs in the event loop once per interval. Keep it quick."""
+        self.latest = snap
+        self.snapshots_seen += 1
+        self.history.add(snap)
+        if toast:
+            self._toast_changes(snap)
+        self._statuses = {i.name: i.status for i in snap.instances}
+        if not self.is_running:
+            return
+        for screen in self.screen_stack:
+            show = getattr(screen, "show_snapshot", None)
+            if show is not None and screen.is_mounted and screen is self.screen:
+                show(snap)
+
+    def _toast_changes(self, snap: Snapshot) -> None:
+        for inst in snap.instances:
+            before = self._statuses.get(inst.name)
+            if before is None or before == inst.status or inst.status == Status.UNKNOWN:
+                continue
+            name = display_key(inst.name, 40)
+            if inst.status == Status.UP and before != Status.UNKNOWN:
+                self.notify(f"{name} is back up", title="up", severity="information", markup=False)
+            elif inst.status != Status.UP:
+                reason = display_key(inst.error or str(inst.status), 80)
+                self.notify(
+                    f"{name}: {inst.status}: {reason}",
+                    title="down",
+                    severity="error",
+                    markup=False,
+                    timeout=8,
+                )
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from cachetop.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_pause(self) -> None:
+        if self.monitor is None:
+            return
+        if self.monitor.paused:
+            self.monitor.resume()
+            self.monitor.refresh_now()
+        else:
+            self.monitor.pause()
+        self._refresh_chrome()
+
+    def action_refresh(self) -> None:
+        if self.monitor is not None:
+            if self.monitor.paused:
+                self.monitor.resume()
+            self.monitor.refresh_now()
+        self._refresh_chrome()
+
+    def _set_interval(self, seconds: float) -> None:
+        self.interval = seconds
+        if self.monitor is not None:
+            self.monitor.set_interval(seconds)
+        self.notify(f"polling every {seconds:g}s", timeout=2, markup=False)
+        self._refresh_chrome()
+
+    def action_slower(self) -> None:
+        bigger = [s for s in INTERVAL_STEPS if s > self.interval + 1e-9]
+        self._set_interval(bigger[0] if bigger else INTERVAL_STEPS[-1])
+
+    def action_faster(self) -> None:
+        smaller = [s for s in INTERVAL_STEPS if s < self.interval - 1e-9]
+        self._set_interval(smaller[-1] if smaller else INTERVAL_STEPS[0])
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def watch_theme(self, _theme: str) -> None:
+        for screen in self.screen_stack:
+            restyle = getattr(screen, "restyle", None)
+            if restyle is not None:
+                restyle()
+
+    def alerts_view(self) -> Any:
+        """The alerts state for the header badge and the alerts panel, when alerts run."""
+        if self.alerts is None:
+            return None
+        state = getattr(self.alerts, "state", None)
+        try:
+            return state() if callable(state) else self.alerts
+        except Exception:  # the badge must never take the dashboard down
+            return None
+
+    def _refresh_chrome(self) -> None:
+        for header in self.query("FleetHeader"):
+            header.refresh_from_app()  # type: ignore[attr-defined]
+
+    # --- command palette: every action is listed ----------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield SystemCommand("Help", "Show the key bindings (?)", self.action_help)
+        yield SystemCommand("Pause / resume", "Stop or restart polling (p)", self.action_toggle_pause)
+        yield SystemCommand("Refresh now", "Poll every instance now (r)", self.action_refresh)
+        yield SystemCommand("Interval longer", "Poll less often (+)", self.action_slower)
+        yield SystemCommand("Interval shorter", "Poll more often (-)", self.action_faster)
+        yield SystemCommand("Toggle theme", "Switch between dark and light (t)", self.action_toggle_theme)
+        overview = self._overview()
+        if overview is not None:
+            yield SystemCommand("Filter", "Filter instances by name or tag (/)", overview.action_filter)
+            yield SystemCommand("Clear filter", "Show every instance (escape)", overview.action_clear_filter)
+            yield SystemCommand(
+                "Group by tag", "Group rows by their first tag on/off (g)", overview.action_toggle_group
+            )
+            yield SystemCommand(
+                "Open instance", "Details of the selected instance (enter)", overview.action_open
+            )
+            for col in COLUMNS:
+                yield SystemCommand(
+                    f"Sort by {col.label}",
+                    "Again to reverse (s cycles columns, S reverses)",
+                    lambda key=col.key: overview.sort_by(key),
+                )
+        back = getattr(screen, "action_back", None)
+        if back is not None:
+            yield SystemCommand("Back", "Back to the overview (escape)", back)
+        yield SystemCommand("Quit", "Quit cachetop (q)", self.action_quit)
+
+    def _overview(self) -> Any:
+        from cachetop.tui.screens.overview import OverviewScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, OverviewScreen):
+                return screen
+        return None
+
+
+async def run_app(app: CachetopApp, config: Config, *, start_monitor: bool = True) -> int:
+    """Runs the app in this loop with a Monitor around it, and stops the Monitor (closing every
+    connection) however the app ends: q, SIGHUP (terminal closed), SIGTERM or an error."""
+    from cachetop.monitor import Monitor
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, app.exit, 0)
+    try:
+        if not start_monitor:
+            await app.run_async()
+        else:
+            async with Monitor(config) as monitor:
+                app.monitor = monitor
+                app.interval = monitor.interval
+                await app.run_async()
+    finally:
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    return app.return_code or 0
+
+
+def run_dashboard(config: Config, args: argparse.Namespace) -> int:
+    """Entry point from `cachetop [TARGET...]` (cachetop/commands/dashboard.py)."""
+    app = CachetopApp(
+        config, theme=getattr(args, "theme", None), read_only=bool(getattr(args, "read_only", False))
+    )
+    return asyncio.run(run_app(app, config))

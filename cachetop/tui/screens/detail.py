@@ -1,0 +1,251 @@
+"""One instance in depth: charts, command stats, slowlog, clients and server facts.
+
+Optional panels (hot keys, alerts) are tabs added when their data source exists, so this
+screen does not depend on those features being built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, ClassVar
+
+from textual import events, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from cachetop import format as fmt
+from cachetop.model import InstanceMetrics, Snapshot
+from cachetop.tui.detail_rows import (
+    CLIENT_COLUMNS,
+    COMMAND_COLUMNS,
+    FACT_COLUMNS,
+    SLOWLOG_COLUMNS,
+    client_rows,
+    command_rows,
+    fact_rows,
+    slowlog_rows,
+)
+from cachetop.tui.inspect import Details, fetch_details
+from cachetop.tui.widgets.chart import Chart, Series
+from cachetop.tui.widgets.diff_table import DiffTable
+from cachetop.tui.widgets.header import FleetHeader
+
+DETAILS_EVERY_S = 5.0  # slowlog/clients refresh while their tab is open
+WIDE = 120  # from this width the charts go two by two
+
+
+class DetailScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,backspace", "back", "Back"),
+        Binding("left", "previous_tab", "Tab", show=False),
+        Binding("right", "next_tab", "Tab", show=False),
+    ]
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.instance_name = name
+        self.details: Details | None = None
+        self._details_for: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield FleetHeader(self.instance_name, id="header")
+        yield Static(id="summary")
+        with TabbedContent(id="tabs"):
+            with TabPane("Charts", id="tab-charts"), VerticalScroll(id="charts"):
+                yield Chart("hit ratio", fmt.pct, fixed_max=100.0, zoom=True, id="chart-hit")
+                yield Chart("ops/s", fmt.rate, id="chart-ops")
+                yield Chart("latency", fmt.ms, id="chart-latency")
+                yield Chart("memory", fmt.size, id="chart-memory")
+                yield Chart("keys/s", fmt.rate, id="chart-evictions")
+            with TabPane("Commands", id="tab-commands"):
+                yield DiffTable(id="commands")
+            with TabPane("Slowlog", id="tab-slowlog"):
+                yield Static(id="slowlog-note")
+                yield DiffTable(id="slowlog")
+            with TabPane("Clients", id="tab-clients"):
+                yield Static(id="clients-note")
+                yield DiffTable(id="clients")
+            with TabPane("Server", id="tab-server"):
+                yield DiffTable(id="facts")
+            yield from self._extra_panes()
+        yield Footer()
+
+    def _extra_panes(self) -> list[TabPane]:
+        """Tabs of optional features, when their widget modules are present."""
+        panes: list[TabPane] = []
+        try:
+            from cachetop.tui.widgets.hotkeys_panel import HotKeysPanel
+        except ImportError:
+            pass
+        else:
+            panes.append(
+                TabPane("Hot keys", HotKeysPanel(self.instance_name, id="hotkeys"), id="tab-hotkeys")
+            )
+        app: Any = self.app
+        if getattr(app, "alerts", None) is not None:
+            from cachetop.tui.widgets.alerts_panel import AlertsPanel
+
+            panes.append(TabPane("Alerts", AlertsPanel(self.instance_name, id="alerts"), id="tab-alerts"))
+        return panes
+
+    def on_mount(self) -> None:
+        for table_id, columns in (
+            ("#commands", COMMAND_COLUMNS),
+            ("#slowlog", SLOWLOG_COLUMNS),
+            ("#clients", CLIENT_COLUMNS),
+            ("#facts", FACT_COLUMNS),
+        ):
+            table = self.query_one(table_id, DiffTable)
+            table.set_colours(self.app.get_css_variables())
+            table.set_columns(columns)
+            table.cursor_type = "none"
+        self._wide(self.app.size.width)
+        app: Any = self.app
+        if app.latest is not None:
+            self.show_snapshot(app.latest)
+        self.set_interval(DETAILS_EVERY_S, self._maybe_fetch)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._wide(event.size.width)
+
+    def _wide(self, width: int) -> None:
+        self.query_one("#charts").set_class(width >= WIDE, "wide")
+
+    def restyle(self) -> None:
+        for table in self.query(DiffTable):
+            table.set_colours(self.app.get_css_variables())
+        app: Any = self.app
+        if app.latest is not None:
+            self.show_snapshot(app.latest)
+
+    # --- data ---------------------------------------------------------------------------------
+
+    def instance(self, snap: Snapshot) -> InstanceMetrics | None:
+        return snap.by_name(self.instance_name)
+
+    def show_snapshot(self, snap: Snapshot) -> None:
+        self.query_one(FleetHeader).refresh_from_app()
+        inst = self.instance(snap)
+        if inst is None:
+            return
+        self._summary(inst)
+        self._charts()
+        self.query_one("#commands", DiffTable).show(command_rows(inst))
+        self.query_one("#facts", DiffTable).show(fact_rows(inst))
+        for panel_id in ("#hotkeys", "#alerts"):
+            for panel in self.query(panel_id):
+                panel.show_snapshot(snap)  # type: ignore[attr-defined]
+
+    def _summary(self, inst: InstanceMetrics) -> None:
+        app: Any = self.app
+        colours = app.get_css_variables()
+        from rich.text import Text
+
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"{inst.kind} {inst.address}  ")
+        status_colour = colours.get("success" if inst.status == "up" else "error", "")
+        line.append(str(inst.status).upper(), style=f"bold {status_colour}")
+        if inst.error:
+            line.append(f": {inst.error}")
+        m = inst.metrics
+        for label, metric, render in (
+            ("hit", "hit_ratio", fmt.pct),
+            ("ops/s", "ops_per_sec", fmt.rate),
+            ("p99", "latency_p99_ms", fmt.ms),
+            ("mem", "memory_used_pct", fmt.pct),
+            ("err", "error_rate", fmt.pct),
+        ):
+            level = app.health.level(inst, metric)
+            style = {"good": "success", "warn": "warning", "bad": "error"}.get(level or "", "")
+            line.append(f"  {label} ")
+            line.append(render(m.get(metric)), style=colours.get(style, "") if style else "")
+        self.query_one("#summary", Static).update(line)
+
+    def _charts(self) -> None:
+        app: Any = self.app
+        hist = app.history.of(self.instance_name)
+        v = hist.values
+        self.query_one("#chart-hit", Chart).set_series([Series("hit", v("hit_ratio"), "success")])
+        self.query_one("#chart-ops", Chart).set_series([Series("ops/s", v("ops_per_sec"), "primary")])
+        latency = [
+            Series("p99", v("latency_p99_ms"), "warning"),
+            Series("p95", v("latency_p95_ms"), "accent"),
+            Series("p50", v("latency_p50_ms"), "success"),
+        ]
+        if any(x is not None for x in v("server_latency_p99_ms")):
+            latency.append(Series("server p99", v("server_latency_p99_ms"), "error"))
+        self.query_one("#chart-latency", Chart).set_series(latency)
+        self.query_one("#chart-memory", Chart).set_series(
+            [Series("used", v("memory_used_bytes"), "primary"), Series("max", v("memory_max_bytes"), "error")]
+        )
+        self.query_one("#chart-evictions", Chart).set_series(
+            [
+                Series("evicted", v("evictions_per_sec"), "error"),
+                Series("expired", v("expired_per_sec"), "accent"),
+            ]
+        )
+
+    # --- slowlog and clients, on demand -------------------------------------------------------
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._maybe_fetch()
+
+    def _maybe_fetch(self) -> None:
+        active = self.query_one("#tabs", TabbedContent).active
+        if active in ("tab-slowlog", "tab-clients") and self.is_current:
+            self.fetch()
+
+    @work(exclusive=True, group="details")
+    async def fetch(self) -> None:
+        app: Any = self.app
+        inst_cfg = next((i for i in app.config.instances if i.name == self.instance_name), None)
+        if inst_cfg is None:
+            return
+        poller = None
+        if app.monitor is not None:
+            poller = next((p for p in app.monitor.pollers if p.inst.name == self.instance_name), None)
+        own = getattr(poller.backend, "own_commands", None) if poller is not None else None
+        if poller is not None and not app.monitor.paused:
+            # Right after a poll, so our few commands are counted before the next INFO runs.
+            poller.polled.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(poller.polled.wait(), poller.interval + poller.timeout)
+        details = await fetch_details(inst_cfg, app.config.timeout_of(inst_cfg), own)
+        self.show_details(details)
+
+    def show_details(self, details: Details) -> None:
+        self.details = details
+        app: Any = self.app
+        now = app.latest.time if app.latest is not None else 0.0
+        slow_note = details.error or "; ".join(details.notes)
+        if not details.supports_slowlog:
+            slow_note = "memcached has no slowlog"
+        elif not details.slowlog and not slow_note:
+            slow_note = "the slowlog is empty"
+        self.query_one("#slowlog-note", Static).update(slow_note)
+        self.query_one("#clients-note", Static).update(
+            details.error or f"{len(details.clients)} connection(s)"
+        )
+        self.query_one("#slowlog", DiffTable).show(slowlog_rows(details, now))
+        self.query_one("#clients", DiffTable).show(client_rows(details))
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def _step_tab(self, step: int) -> None:
+        tabs = self.query_one("#tabs", TabbedContent)
+        ids = [pane.id for pane in tabs.query(TabPane) if pane.id]
+        if tabs.active in ids:
+            tabs.active = ids[(ids.index(tabs.active) + step) % len(ids)]
+
+    def action_next_tab(self) -> None:
+        self._step_tab(1)
+
+    def action_previous_tab(self) -> None:
+        self._step_tab(-1)

@@ -1,0 +1,61 @@
+"""`?`: every key binding, generated from the bindings themselves so it never goes stale."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+# (keys, what) in the order a newcomer needs them. tests/tui checks that every binding is here.
+HELP_KEYS: tuple[tuple[str, str], ...] = (
+    ("↑ ↓  PgUp PgDn", "move the selection"),
+    ("enter", "open the selected instance: charts, commands, slowlog, clients, server"),
+    ("escape", "back to the overview / clear the filter / close this help"),
+    ("/", "filter by name or tag (tag:NAME for an exact tag)"),
+    ("s  S", "sort by the next column / reverse the order (or click a header)"),
+    ("g", "group rows by their first tag on/off"),
+    ("← →", "previous / next tab in the instance view"),
+    ("p", "pause / resume polling"),
+    ("r", "refresh now"),
+    ("+  -", "poll less / more often"),
+    ("t", "dark / light theme"),
+    ("ctrl+p", "command palette: every action by name"),
+    ("?", "this help"),
+    ("q", "quit"),
+)
+LEGEND = (
+    "Colours follow your [[rule]] thresholds where a rule covers the metric, else the standard "
+    "targets: hit ≥ 90%, p99 < 10 ms, memory < 80%, errors < 1%. Σ fleet sums ops/s and weights "
+    "the hit ratio by traffic. mem* means no maxmemory (share of host memory)."
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark", "close", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 84; max-width: 100%; height: auto; max-height: 100%;
+        border: round $primary; background: $surface; padding: 0 1;
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, show_header=False, padding=(0, 2, 0, 0), expand=True)
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(ratio=1)
+        for keys, what in HELP_KEYS:
+            table.add_row(keys, what)
+        with VerticalScroll():
+            yield Static(Text("cachetop — keys", style="bold"))
+            yield Static(table)
+            yield Static(Text(LEGEND, style="dim"))
+
+    def action_close(self) -> None:
+        self.dismiss()

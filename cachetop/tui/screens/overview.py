@@ -1,0 +1,187 @@
+"""The fleet overview: one row per instance, the fleet row, sort, `/` filter, group by tag."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from cachetop.model import Snapshot, Status
+from cachetop.safe_text import display_key
+from cachetop.tui.columns import layout
+from cachetop.tui.overview_rows import FLEET_KEY, GROUP_PREFIX, build_rows
+from cachetop.tui.widgets.diff_table import FleetTable
+from cachetop.tui.widgets.header import FleetHeader
+
+
+class OverviewScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Details", show=True, priority=False),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("s", "next_sort", "Sort"),
+        Binding("S", "reverse_sort", "Reverse", show=False),
+        Binding("g", "toggle_group", "Group", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._width = 0
+
+    def compose(self) -> ComposeResult:
+        yield FleetHeader(id="header")
+        yield FleetTable(id="fleet")
+        yield Static(id="notes")
+        filter_input = Input(
+            placeholder="filter by name or tag (tag:NAME); enter keeps, escape clears", id="filter"
+        )
+        filter_input.cursor_blink = False
+        yield filter_input
+        yield Footer()
+
+    @property
+    def table(self) -> FleetTable:
+        return self.query_one(FleetTable)
+
+    def on_mount(self) -> None:
+        self.query_one("#filter").display = False
+        self.restyle()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size.width != self._width:
+            self._relayout(event.size.width)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view()
+
+    def restyle(self) -> None:
+        self.table.set_colours(self.app.get_css_variables())
+        self._relayout(self.size.width or self.app.size.width)
+
+    def _relayout(self, width: int) -> None:
+        self._width = width
+        selected = self.table.selected_key()
+        self.table.set_columns(layout(width))
+        self.refresh_view()
+        if selected:
+            self._select(selected)
+
+    # --- data ---------------------------------------------------------------------------------
+
+    def show_snapshot(self, snap: Snapshot) -> None:
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        app: Any = self.app
+        snap = app.latest
+        self.query_one(FleetHeader).refresh_from_app()
+        if snap is None or not self.table.layout_columns:
+            return
+        rows = build_rows(snap, app.history, app.view, self.table.layout_columns, app.health)
+        self.table.show(rows)
+        self._show_notes(snap)
+
+    def _show_notes(self, snap: Snapshot) -> None:
+        app: Any = self.app
+        colours = app.get_css_variables()
+        notes = Text(no_wrap=True, overflow="ellipsis")
+        for inst in snap.instances:
+            if inst.status not in (Status.UP, Status.UNKNOWN):
+                if notes:
+                    notes.append("  ")
+                notes.append(
+                    f"{display_key(inst.name, 30)} {inst.status}: ", style=f"bold {colours.get('error', '')}"
+                )
+                notes.append(display_key(inst.error or "", 60))
+        described = app.view.describe()
+        if described:
+            if notes:
+                notes.append("  ")
+            notes.append(described, style="dim")
+        if any(i.memory_max_from == "system" and i.status == Status.UP for i in snap.instances):
+            notes.append("  * no maxmemory: % of host memory", style="dim")
+        self.query_one("#notes", Static).update(notes)
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def _select(self, key: str) -> None:
+        # A row that is filtered out leaves the cursor where it is.
+        with contextlib.suppress(Exception):
+            self.table.move_cursor(row=self.table.get_row_index(key))
+
+    def action_open(self) -> None:
+        key = self.table.selected_key()
+        if key is None or key == FLEET_KEY or key.startswith(GROUP_PREFIX):
+            return
+        from cachetop.tui.screens.detail import DetailScreen
+
+        self.app.push_screen(DetailScreen(key))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        self.sort_by(str(event.column_key.value))
+
+    def sort_by(self, key: str) -> None:
+        app: Any = self.app
+        app.view.sort_by(key)
+        self.refresh_view()
+
+    def action_next_sort(self) -> None:
+        app: Any = self.app
+        keys = [c.key for c in self.table.layout_columns if c.key != "note"]
+        current = app.view.sort_key
+        nxt = keys[(keys.index(current) + 1) % len(keys)] if current in keys else keys[0]
+        app.view.sort_key = None  # a new column starts in its natural direction
+        self.sort_by(nxt)
+
+    def action_reverse_sort(self) -> None:
+        app: Any = self.app
+        if app.view.sort_key is None:
+            app.view.sort_by("name")
+        else:
+            app.view.descending = not app.view.descending
+        self.refresh_view()
+
+    def action_toggle_group(self) -> None:
+        app: Any = self.app
+        app.view.group_by_tag = not app.view.group_by_tag
+        self.refresh_view()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        app: Any = self.app
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        app.view.query = ""
+        self.table.focus()
+        self.refresh_view()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        app: Any = self.app
+        app.view.query = event.value
+        self.refresh_view()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        box = self.query_one("#filter", Input)
+        if not box.value:
+            box.display = False
+        self.table.focus()
+
+    def on_key(self, event: events.Key) -> None:
+        box = self.query_one("#filter", Input)
+        if event.key == "escape" and box.has_focus:
+            event.stop()
+            self.action_clear_filter()
