@@ -2,8 +2,7 @@
 polls, marks instances up or down, and publishes immutable Snapshots to subscribers.
 
 Each instance has its own Poller task, so a dead or slow instance only ever delays itself.
-Probes run in a small thread pool because they are blocking round trips on raw sockets: that
-keeps their timing free of event-loop jitter and keeps a slow server from blocking the loop.
+Probes run in the same loop on sockets of their own, timed by the kernel (backends/probe.py).
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cachetop.backends import Backend, BackendError, make_backend
@@ -26,7 +24,6 @@ log = logging.getLogger(__name__)
 
 PROBES_PER_INTERVAL = 4
 MAX_CONCURRENT_POLLS = 64
-PROBE_THREADS = 4
 
 Subscriber = Callable[[Snapshot], Any]
 
@@ -44,7 +41,6 @@ class Poller:
         window_s: float,
         clock: Callable[[], float],
         wall: Callable[[], float],
-        executor: ThreadPoolExecutor,
         poll_slots: asyncio.Semaphore,
     ) -> None:
         self.inst = inst
@@ -52,7 +48,6 @@ class Poller:
         self.interval = interval
         self.timeout = timeout
         self.clock, self.wall = clock, wall
-        self.executor = executor
         self.poll_slots = poll_slots
         self.window = CounterWindow(window_s)
         self.latency = QuantileWindow(window_s, bucket_s=max(interval, 0.1))
@@ -90,9 +85,8 @@ class Poller:
         self.window.record_failure(now)
 
     async def probe_once(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            elapsed = await loop.run_in_executor(self.executor, self.backend.probe)
+            elapsed = await self.backend.probe()
         except TimeoutError:
             # A timed-out probe is a real, very slow round trip: count it at the timeout.
             elapsed = self.timeout
@@ -202,7 +196,6 @@ class Monitor:
         self._backend_factory = backend_factory
         self._subscribers: list[Subscriber] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._executor: ThreadPoolExecutor | None = None
         self.pollers: list[Poller] = []
         self.latest: Snapshot | None = None
         self._published = asyncio.Condition()
@@ -212,7 +205,6 @@ class Monitor:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="cachetop-probe")
         slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
         for inst in self.config.instances:
             timeout = self.config.timeout_of(inst)
@@ -225,7 +217,6 @@ class Monitor:
                     window_s=self.window_s,
                     clock=self.clock,
                     wall=self.wall,
-                    executor=self._executor,
                     poll_slots=slots,
                 )
             )
@@ -246,9 +237,6 @@ class Monitor:
         for poller in self.pollers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(poller.backend.close(), 2.0)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
 
     async def __aenter__(self) -> Monitor:
         await self.start()

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import re
 
-from cachetop.backends.base import BackendError, LineProbe, reason_from_oserror
-from cachetop.backends.process import local_process_stats
+from cachetop.backends.base import BackendError, reason_from_oserror
+from cachetop.backends.probe import AsyncProbe
+from cachetop.backends.process import local_rss
 from cachetop.config import InstanceConfig
 from cachetop.model import Sample, Status
 
@@ -75,7 +76,7 @@ class MemcachedBackend:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._settings: dict[str, str] = {}
-        self._probe = LineProbe(self.target.host, self.target.port, timeout, request=b"mn\r\n", expect=b"MN")
+        self._probe = AsyncProbe(self.target.host, self.target.port, timeout, request=b"mn\r\n", expect=b"MN")
         self._probe_checked = False
 
     async def _connect(self) -> None:
@@ -129,7 +130,7 @@ class MemcachedBackend:
             "expired": sum(_num(stats, f) for f in EXPIRED_FIELDS),
             "cpu_ms": int(cpu * 1000),
         }
-        own_connections = 1 + (1 if self._probe._sock is not None else 0)
+        own_connections = 1 + (1 if self._probe.connected else 0)
         gauges: dict[str, float] = {
             "memory_used": _num(stats, "bytes"),
             "memory_max": _num(stats, "limit_maxbytes"),
@@ -138,9 +139,9 @@ class MemcachedBackend:
             "connections": max(0, _num(stats, "curr_connections") - own_connections - 1),
         }
         pid = _num(stats, "pid") or None
-        local = local_process_stats(self.target.host, pid, ("memcached",))
-        if local is not None:
-            counters["cpu_ms"], gauges["rss"] = local
+        rss = local_rss(self.target.host, pid, ("memcached",))
+        if rss is not None:
+            gauges["rss"] = rss
         uptime = _num(stats, "uptime")
         counters["uptime_s"] = uptime  # goes down on restart, which starts a new window
         facts = {
@@ -164,17 +165,17 @@ class MemcachedBackend:
             with contextlib.suppress(OSError, TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(writer.wait_closed(), 0.5)
 
-    def probe(self) -> float:
+    async def probe(self) -> float:
         if not self._probe_checked:
             # Memcached before 1.6 has no meta commands: fall back to `version`.
             try:
-                elapsed = self._probe.probe()
+                elapsed = await self._probe.probe()
                 self._probe_checked = True
                 return elapsed
             except OSError as exc:
                 if "ERROR" not in str(exc):
                     raise
-                self._probe = LineProbe(
+                self._probe = AsyncProbe(
                     self.target.host,
                     self.target.port,
                     self.timeout,
@@ -182,7 +183,7 @@ class MemcachedBackend:
                     expect=b"VERSION",
                 )
                 self._probe_checked = True
-        return self._probe.probe()
+        return await self._probe.probe()
 
     def close_probe(self) -> None:
         self._probe.close()

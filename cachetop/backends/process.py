@@ -1,7 +1,10 @@
-"""CPU and RSS of a server process that runs on this host, through psutil.
+"""Resident memory of a server process that runs on this host, through psutil.
 
-A pid from INFO or stats only means something on the same host (and outside containers), so
-the process must also carry the expected name before we trust it.
+CPU comes from the servers themselves (Redis used_cpu_*, Memcached rusage_*: the same getrusage
+numbers psutil would read), and Redis reports its RSS too; psutil fills the gap for Memcached.
+Reading /proc costs more than a whole poll, so a value is reused for RSS_TTL seconds.
+A pid from stats only means something on the same host (and outside containers), so the
+process must also carry the expected name before we trust it.
 """
 
 from __future__ import annotations
@@ -9,10 +12,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 import socket
+import time
 
 import psutil
 
+RSS_TTL = 5.0
 _processes: dict[int, psutil.Process] = {}
+_rss_cache: dict[int, tuple[float, int]] = {}
 
 
 @functools.lru_cache(maxsize=256)
@@ -29,10 +35,14 @@ def is_local_host(host: str) -> bool:
     return str(address) in local
 
 
-def local_process_stats(host: str, pid: int | None, names: tuple[str, ...]) -> tuple[int, int] | None:
-    """(cumulative CPU milliseconds, RSS bytes) of the server process, or None when not local."""
+def local_rss(host: str, pid: int | None, names: tuple[str, ...]) -> int | None:
+    """RSS bytes of the server process, or None when it is not on this host."""
     if pid is None or pid <= 0 or not is_local_host(host):
         return None
+    now = time.monotonic()
+    cached = _rss_cache.get(pid)
+    if cached and now - cached[0] < RSS_TTL:
+        return cached[1]
     proc = _processes.get(pid)
     try:
         if proc is None:
@@ -41,10 +51,9 @@ def local_process_stats(host: str, pid: int | None, names: tuple[str, ...]) -> t
             if not any(n in name for n in names):
                 return None
             _processes[pid] = proc
-        with proc.oneshot():
-            times = proc.cpu_times()
-            rss = proc.memory_info().rss
+        rss = int(proc.memory_info().rss)
     except (psutil.Error, OSError):
         _processes.pop(pid, None)
         return None
-    return int((times.user + times.system) * 1000), int(rss)
+    _rss_cache[pid] = (now, rss)
+    return rss

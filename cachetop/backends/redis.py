@@ -25,8 +25,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from cachetop.backends.base import BackendError, LineProbe, ProbeRejected, reason_from_oserror
-from cachetop.backends.process import local_process_stats
+from cachetop.backends.base import BackendError, reason_from_oserror
+from cachetop.backends.probe import AsyncProbe, ProbeRejected
 from cachetop.config import InstanceConfig
 from cachetop.model import Sample, Status
 
@@ -44,23 +44,60 @@ def _resp(*parts: str | bytes) -> bytes:
     return b"".join(out)
 
 
+# The INFO fields a poll reads; everything else in the reply is skipped without being decoded.
+INFO_FIELDS = frozenset(
+    {
+        b"keyspace_hits",
+        b"keyspace_misses",
+        b"total_commands_processed",
+        b"total_error_replies",
+        b"rejected_connections",
+        b"evicted_keys",
+        b"expired_keys",
+        b"used_cpu_sys",
+        b"used_cpu_user",
+        b"used_memory",
+        b"used_memory_rss",
+        b"maxmemory",
+        b"total_system_memory",
+        b"maxmemory_policy",
+        b"mem_fragmentation_ratio",
+        b"connected_clients",
+        b"blocked_clients",
+        b"process_id",
+        b"run_id",
+        b"server_name",
+        b"redis_version",
+        b"valkey_version",
+        b"uptime_in_seconds",
+        b"loading",
+        b"loading_loaded_perc",
+        b"aof_enabled",
+        b"rdb_last_bgsave_status",
+        b"rdb_changes_since_last_save",
+        b"rdb_last_save_time",
+        b"role",
+        b"connected_slaves",
+    }
+)
+
+
+_CMDSTAT_RE = re.compile(rb"cmdstat_([^:]+):calls=(\d+),usec=(\d+),([^\r]*)")
+_FAILED_RE = re.compile(rb"(?:rejected|failed)_calls=(\d+)")
+
+
 def parse_info(raw: bytes) -> tuple[dict[bytes, bytes], dict[str, tuple[int, int, int]]]:
-    """INFO text -> ({field: value}, {command: (calls, usec, failed_calls)})."""
+    """INFO text -> ({wanted field: value}, {command: (calls, usec, failed_calls)})."""
     fields: dict[bytes, bytes] = {}
     commands: dict[str, tuple[int, int, int]] = {}
-    for line in raw.split(b"\r\n"):
-        if not line or line[0] == 35:  # '#': section header
-            continue
+    head, _, command_section = raw.partition(b"# Commandstats\r\n")
+    for line in head.split(b"\r\n"):
         key, _, value = line.partition(b":")
-        if key.startswith(b"cmdstat_"):
-            stats = dict(item.split(b"=", 1) for item in value.split(b",") if b"=" in item)
-            commands[key[8:].decode("ascii", "replace")] = (
-                int(stats.get(b"calls", 0)),
-                int(stats.get(b"usec", 0)),
-                int(stats.get(b"failed_calls", 0)) + int(stats.get(b"rejected_calls", 0)),
-            )
-        else:
+        if key in INFO_FIELDS:
             fields[key] = value
+    for name, calls, usec, rest in _CMDSTAT_RE.findall(command_section):
+        failed = sum(int(n) for n in _FAILED_RE.findall(rest))
+        commands[name.decode("ascii", "replace")] = (int(calls), int(usec), failed)
     return fields, commands
 
 
@@ -152,7 +189,6 @@ class RedisBackend:
         if self.target.db:
             self._handshake.append(("select", 1))
         self._client = self._make_client()
-        self._client.set_response_callback("INFO", lambda response, **_: response)
         self._version: tuple[int, ...] | None = None
         self._has_histogram = False
         self._probe = self._make_probe()
@@ -186,19 +222,18 @@ class RedisBackend:
             client_name=CLIENT_NAME,
             driver_info=None,
             protocol=2,
-            # One immediate retry on a fresh connection, so a restarted server is not reported down.
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            retry=Retry(NoBackoff(), 0),  # _exchange retries once itself, only where it helps
             **kwargs,
         )
         return aioredis.Redis(connection_pool=pool)
 
-    def _make_probe(self) -> LineProbe:
+    def _make_probe(self) -> AsyncProbe:
         hello: list[tuple[bytes, bytes]] = []
         if self.target.password:
             args = [self.target.username] if self.target.username else []
             hello.append((_resp("AUTH", *args, self.target.password), b"+OK"))
         hello.append((_resp("CLIENT", "SETNAME", PROBE_CLIENT_NAME), b"+OK"))
-        return LineProbe(
+        return AsyncProbe(
             self.target.host,
             self.target.port,
             self.timeout,
@@ -208,11 +243,11 @@ class RedisBackend:
             hello=hello,
         )
 
-    # --- probe (worker thread) -------------------------------------------------------------
+    # --- probe ----------------------------------------------------------------------------------
 
-    def probe(self) -> float:
+    async def probe(self) -> float:
         try:
-            elapsed = self._probe.probe()
+            elapsed = await self._probe.probe()
         finally:
             # Each (re)connect sent AUTH? + CLIENT SETNAME; count them once, even on failure.
             new = self._probe.connects - self._probe_connects_counted
@@ -253,30 +288,60 @@ class RedisBackend:
         including a connection handshake made during this very call."""
         return dict(self.own_commands)
 
+    async def _exchange(self, *commands: tuple[str, ...]) -> list[Any]:
+        """Sends commands in one write and reads every reply (errors as values), as raw bytes.
+
+        This goes below redis-py's client API to its pooled connection: the pipeline object costs
+        more client CPU than the whole INFO reply does to parse.
+        """
+        pool = self._client.connection_pool
+        for attempt in (1, 2):
+            conn = await pool.get_connection()
+            fresh = not getattr(conn, "_cachetop_used", False)
+            try:
+                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                replies: list[Any] = []
+                for _ in commands:
+                    try:
+                        replies.append(await conn.read_response(disable_decoding=True))
+                    except ResponseError as exc:
+                        replies.append(exc)
+                conn._cachetop_used = True  # type: ignore[attr-defined]
+                return replies
+            except RedisConnectionError:
+                await conn.disconnect()
+                # A pooled connection to a server that restarted fails once: retry on a new one.
+                if fresh or attempt == 2:
+                    raise
+            except BaseException:
+                await conn.disconnect()
+                raise
+            finally:
+                await pool.release(conn)
+        raise AssertionError("unreachable")
+
     async def _round_trip(self) -> tuple[bytes, Any, dict[str, int]]:
         if self._version is None:
-            raw = await self._client.execute_command("INFO", "all")
+            (raw,) = await self._exchange(("INFO", "all"))
             own = self._own_at_info()
             self.own_commands["info"] += 1
+            if isinstance(raw, Exception):
+                raise raw
             fields, _ = parse_info(raw)
             version = _text(fields, b"valkey_version") or _text(fields, b"redis_version") or "0"
             self._version = tuple(int(p) for p in re.findall(r"\d+", version)[:3])
             is_valkey = _text(fields, b"server_name") == "valkey"
             self._has_histogram = is_valkey or self._version >= (7,)
             return raw, None, own
-        sections = INFO_SECTIONS if self._version >= (7,) else ("all",)
-        if not self._has_histogram:
-            raw = await self._client.execute_command("INFO", *sections)
-            own = self._own_at_info()
-            self.own_commands["info"] += 1
-            return raw, None, own
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.execute_command("INFO", *sections)
-            pipe.execute_command("LATENCY", "HISTOGRAM")
-            raw, hist = await pipe.execute(raise_on_error=False)
+        info = ("INFO", *(INFO_SECTIONS if self._version >= (7,) else ("all",)))
+        if self._has_histogram:
+            raw, hist = await self._exchange(info, ("LATENCY", "HISTOGRAM"))
+        else:
+            (raw,), hist = await self._exchange(info), None
         own = self._own_at_info()
         self.own_commands["info"] += 1
-        self.own_commands["latency|histogram"] += 1
+        if self._has_histogram:
+            self.own_commands["latency|histogram"] += 1
         if isinstance(raw, Exception):
             raise raw
         if isinstance(hist, Exception):
@@ -310,7 +375,7 @@ class RedisBackend:
         }
         maxmemory = _int(fields, b"maxmemory") or 0
         memory_max = maxmemory or _int(fields, b"total_system_memory") or 0
-        own_connections = 1 + (1 if self._probe._sock is not None else 0)
+        own_connections = 1 + (1 if self._probe.connected else 0)
         gauges: dict[str, float] = {
             "memory_used": _int(fields, b"used_memory") or 0,
             "memory_max": memory_max,
@@ -322,9 +387,6 @@ class RedisBackend:
         if rss is not None:
             gauges["rss"] = rss
         pid = _int(fields, b"process_id")
-        local = local_process_stats(self.target.host, pid, ("redis", "valkey"))
-        if local is not None:
-            counters["cpu_ms"], gauges["rss"] = local
         for cmd, own in own_by_cmd.items():
             if cmd in commandstats:
                 calls, usec, failed = commandstats[cmd]

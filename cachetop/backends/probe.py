@@ -1,0 +1,182 @@
+"""The latency probe: one tiny request that never touches the keyspace, timed honestly.
+
+It runs in the event loop on a non-blocking socket of its own. The reply's arrival time comes
+from the kernel (SO_TIMESTAMPNS), so a busy event loop (a screen redraw, a hundred other polls)
+delays when we *read* the reply but not the time we report. Where the kernel gives no stamp
+(TLS, other systems) it falls back to a monotonic clock read in the reply callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import struct
+import sys
+import time
+
+# Linux' value on every architecture that uses asm-generic; Python does not export the name.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+KERNEL_STAMPS = sys.platform.startswith("linux")
+_ANC_SIZE = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+class ProbeRejected(OSError):
+    """The server answered the probe with an error (NOAUTH, LOADING...)."""
+
+
+class AsyncProbe:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeout: float,
+        request: bytes,
+        expect: bytes,
+        ssl_context: ssl.SSLContext | None = None,
+        hello: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.request, self.expect = request, expect
+        self.ssl_context = ssl_context
+        self.hello = hello or []  # (request, expected reply prefix), sent once per connection
+        self.connects = 0
+        self._sock: socket.socket | None = None
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None or self._streams is not None
+
+    async def probe(self) -> float:
+        """One round trip, in seconds. Raises OSError (TimeoutError after `timeout`)."""
+        try:
+            if not self.connected:
+                await asyncio.wait_for(self._connect(), self.timeout)
+            if self._streams is not None:
+                return await asyncio.wait_for(self._probe_stream(*self._streams), self.timeout)
+            assert self._sock is not None
+            return await self._probe_socket(self._sock)
+        except BaseException:
+            self.close()
+            raise
+
+    async def _connect(self) -> None:
+        if self.ssl_context is not None:
+            reader, writer = await asyncio.open_connection(
+                self.host, self.port, ssl=self.ssl_context, server_hostname=self.host
+            )
+            self._streams = (reader, writer)
+            self.connects += 1
+            for request, expected in self.hello:
+                writer.write(request)
+                await writer.drain()
+                self._check(await reader.readuntil(b"\r\n"), expected)
+            return
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if KERNEL_STAMPS:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            await loop.sock_connect(sock, address)
+            self.connects += 1
+            for request, expected in self.hello:
+                await loop.sock_sendall(sock, request)
+                self._check(await self._read_line(loop, sock), expected)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+
+    @staticmethod
+    async def _read_line(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
+        data = b""
+        while not data.endswith(b"\r\n"):
+            chunk = await loop.sock_recv(sock, 4096)
+            if not chunk:
+                raise ConnectionResetError("server closed the connection")
+            data += chunk
+        return data
+
+    def _check(self, reply: bytes, expected: bytes) -> None:
+        if not reply.startswith(expected):
+            raise ProbeRejected(reply.decode("utf-8", "replace").strip()[:80])
+
+    async def _probe_socket(self, sock: socket.socket) -> float:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[tuple[bytes, int | None, float]] = loop.create_future()
+
+        def on_readable() -> None:
+            if done.done():
+                return
+            try:
+                data, ancdata, _, _ = sock.recvmsg(4096, _ANC_SIZE)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                done.set_exception(exc)
+                return
+            arrived = time.perf_counter()
+            stamp = None
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+                    seconds, nanos = struct.unpack("qq", payload[:16])
+                    stamp = seconds * 1_000_000_000 + nanos
+            done.set_result((data, stamp, arrived))
+
+        def on_timeout() -> None:
+            if not done.done():
+                done.set_exception(TimeoutError(f"no reply within {self.timeout:g}s"))
+
+        fd = sock.fileno()
+        loop.add_reader(fd, on_readable)
+        # A timer rather than wait_for(): wait_for wraps every probe in a Task, which costs more
+        # CPU than the round trip itself.
+        timer = loop.call_later(self.timeout, on_timeout)
+        try:
+            sent_wall = time.time_ns()
+            sent = time.perf_counter()
+            sock.send(self.request)  # a few bytes on an idle socket: never partial
+            data, stamp, arrived = await done
+        finally:
+            timer.cancel()
+            loop.remove_reader(fd)
+        if not data:
+            raise ConnectionResetError("server closed the connection")
+        while not data.endswith(b"\r\n"):
+            more = await loop.sock_recv(sock, 4096)
+            if not more:
+                raise ConnectionResetError("server closed the connection")
+            data += more
+        self._check(data, self.expect)
+        elapsed = arrived - sent
+        if stamp is not None:
+            kernel = (stamp - sent_wall) / 1e9
+            # The wall clock can step (NTP); trust the kernel stamp only when it is plausible.
+            if 0 < kernel <= elapsed:
+                elapsed = kernel
+        return elapsed
+
+    async def _probe_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
+        sent = time.perf_counter()
+        writer.write(self.request)
+        reply = await reader.readuntil(b"\r\n")
+        elapsed = time.perf_counter() - sent
+        self._check(reply, self.expect)
+        return elapsed
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()
+        streams, self._streams = self._streams, None
+        if streams is not None:
+            streams[1].close()
