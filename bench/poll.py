@@ -120,7 +120,8 @@ def main() -> None:
         print("probe round trip, loopback PING (p50)")
         print(f"  redis-benchmark -c 1 -n {PROBES} -t ping    {bench_p50:.1f} µs   reference")
         print(
-            f"  cachetop probe, back to back             {hot_p50:.1f} µs   difference {hot_p50 - bench_p50:+.1f} µs"
+            f"  cachetop probe, back to back             {hot_p50:.1f} µs   "
+            f"difference {hot_p50 - bench_p50:+.1f} µs"
         )
         print(f"  cachetop probe, 5 ms apart (as in use)   {sparse_p50:.1f} µs")
     finally:
