@@ -36,6 +36,7 @@ class CachetopApp(App[int]):
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("p", "toggle_pause", "Pause"),
         Binding("r", "refresh", "Refresh"),
@@ -178,8 +179,11 @@ class CachetopApp(App[int]):
             return None
 
     def _refresh_chrome(self) -> None:
-        for header in self.query("FleetHeader"):
-            header.refresh_from_app()  # type: ignore[attr-defined]
+        from cachetop.tui.widgets.header import FleetHeader
+
+        for screen in self.screen_stack:
+            for header in screen.query(FleetHeader):
+                header.refresh_from_app()
 
     # --- command palette: every action is listed ----------------------------------------------
 

@@ -1,0 +1,52 @@
+"""Helpers for driving the dashboard in tests without waiting for an idle that never comes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from textual import events
+
+from cachetop.tui.screen_text import screen_text
+
+CHARS = {"question_mark": "?", "slash": "/", "space": " ", "plus": "+", "minus": "-", "enter": "\r"}
+
+
+async def until(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Awaits a condition while the app and the Monitor keep running in this loop."""
+    end = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > end:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def keys(app: Any, *names: str) -> None:
+    """Posts key presses (Pilot.press would wait for an idle a polling app never reaches)."""
+    for name in names:
+        char = CHARS.get(name, name if len(name) == 1 else None)
+        app.post_message(events.Key(name, char))
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
+
+
+def cell(app: Any, row: str, column: str) -> str:
+    tables = app.screen.query("FleetTable")
+    if not tables or row not in tables.first().rows:
+        return ""
+    return tables.first().get_cell(row, column).plain
+
+
+def row_order(app: Any) -> list[str]:
+    table = app.screen.query_one("FleetTable")
+    return [str(r.key.value) for r in table.ordered_rows]
+
+
+def text(app: Any) -> str:
+    return screen_text(app)
