@@ -68,10 +68,10 @@ def command_table_from_redis(reply: Mapping[Any, Any]) -> dict[bytes, KeySpec]:
 # One match per line: client address, command name, first argument (raw, still escaped) and the
 # rest of the line. MULTILINE so `^`/`$` work per line inside a chunk.
 _LINE = re.compile(
-    rb'^\+\d+\.\d+ \[\d+ ([^\]]*)\] "([^"]*)"(?: "((?:[^"\\]|\\.)*)")?([^\r\n]*)\r?$',
+    rb'^\+[^ ]* \[\d+ ([^\]]*)\] "([^"]*)"(?: "([^"\\]*(?:\\.[^"\\]*)*)")?([^\r\n]*)',
     re.MULTILINE,
 )
-_ARG = re.compile(rb'"((?:[^"\\]|\\.)*)"')
+_ARG = re.compile(rb'"([^"\\]*(?:\\.[^"\\]*)*)"')
 _ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{2}|.)", re.DOTALL)
 _SIMPLE = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"a": b"\a", b"b": b"\b", b'"': b'"', b"\\": b"\\"}
 
@@ -127,6 +127,7 @@ class MonitorParser:
         own = self.own_clients
         by_spelling = self._by_spelling
         n_lines = 0
+        keyed = 0
         for client, cmd, first, rest in _LINE.findall(data, 0, end):
             n_lines += 1
             if client in own:
@@ -150,14 +151,20 @@ class MonitorParser:
                 key = unquote(raw) if b"\\" in raw else raw
                 entry = counts.get(key)
                 if entry is None:
-                    counts[key] = entry = [0, 0, 0, 0, 0]
-                entry[0] += 1
-                if kind == READ:
-                    entry[1] += 1
-                elif kind == WRITE:
-                    entry[2] += 1
+                    counts[key] = (
+                        [1, 1, 0, 0, 0]
+                        if kind == READ
+                        else [1, 0, 1, 0, 0]
+                        if kind == WRITE
+                        else [1, 0, 0, 0, 0]
+                    )
+                else:
+                    entry[0] += 1
+                    if kind != OTHER:
+                        entry[kind + 1] += 1  # READ -> reads, WRITE -> writes
                 accesses.append((key, client, kind))
-                out.keyed += 1
+                keyed += 1
+        out.keyed += keyed
         out.lines += n_lines
         return data[end:]
 

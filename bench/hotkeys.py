@@ -1,0 +1,275 @@
+"""Hot-key benchmarks, each against a reference measured in the same run (about 90 s in all).
+
+1. MONITOR reader: lines/s our raw-socket reader sustains under `redis-benchmark -P 16`, against
+   redis-py's `monitor().listen()` on the same load; whether it keeps up (lines / commands the
+   server ran) and the largest `omem` the server buffered for each reader.
+2. Top-k: µs per event of the collector's ingest path and of plain Space-Saving, against an
+   exact collections.Counter.
+3. Precision of the top 20 at Zipf 0.8 / 1.0 / 1.2 against exact counts.
+4. What sampling costs the server: redis-benchmark throughput with the sampler at its default
+   duty cycle (1 s on / 9 s off) against no sampler, in alternating 10 s windows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import statistics
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import redis
+
+from cachetop.config import InstanceConfig, parse_target
+from cachetop.hotkeys.collector import HotKeyCollector
+from cachetop.hotkeys.conn import parse_client_list
+from cachetop.hotkeys.monitor_parser import ParseResult
+from cachetop.hotkeys.redis_monitor import MonitorSampler
+from cachetop.hotkeys_config import HotKeySettings
+from cachetop.metrics.topk import SpaceSaving
+from cachetop.servers import LocalServer, redis_server
+
+READ_S = 3.0
+REPEATS = 3
+
+
+@contextlib.contextmanager
+def load(port: int) -> Iterator[None]:
+    proc = subprocess.Popen(
+        [
+            "redis-benchmark",
+            "-p",
+            str(port),
+            "-n",
+            "100000000",
+            "-P",
+            "16",
+            "-r",
+            "100000",
+            "-t",
+            "get,set",
+            "-q",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def commands(r: redis.Redis) -> int:
+    return int(r.info("stats")["total_commands_processed"])
+
+
+class OmemWatch(threading.Thread):
+    """Largest omem of any MONITOR client, sampled every 20 ms."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.r = redis.Redis(port=port)
+        self.max_omem = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            raw = self.r.execute_command("CLIENT", "LIST")
+            for c in parse_client_list(raw if isinstance(raw, bytes) else raw.encode()):
+                if b"O" in c.get(b"flags", b""):
+                    self.max_omem = max(self.max_omem, int(c[b"omem"]))
+            time.sleep(0.02)
+
+
+def ours(server: LocalServer) -> tuple[float, float, int, float]:
+    inst = InstanceConfig(name="b", target=parse_target(server.url))
+    lines = 0
+
+    def sink(out: ParseResult, covered: float, now: float) -> None:
+        nonlocal lines
+        lines += out.lines
+
+    sampler = MonitorSampler(inst, sink, on_s=READ_S, off_s=3600)
+    r = redis.Redis(port=server.port)
+
+    async def go() -> tuple[float, float, float]:
+        task = asyncio.create_task(sampler.run())
+        while not sampler.stats.connected:
+            await asyncio.sleep(0.005)
+        before, start, cpu = commands(r), time.monotonic(), time.process_time()
+        while sampler.phase != "waiting":
+            await asyncio.sleep(0.01)
+        cpu = time.process_time() - cpu
+        elapsed, ran = time.monotonic() - start, commands(r) - before
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return lines / elapsed, lines / max(ran, 1), lines / max(cpu, 1e-9)
+
+    rate, kept, per_cpu = asyncio.run(go())
+    return rate, kept, sampler.stats.max_omem, per_cpu
+
+
+def redis_py_listen(server: LocalServer) -> tuple[float, float, int, float]:
+    watch = OmemWatch(server.port)
+    watch.start()
+    r = redis.Redis(port=server.port)
+    lines = 0
+    before = commands(r)
+    start, cpu = time.monotonic(), time.thread_time()
+    with redis.Redis(port=server.port).monitor() as m:
+        for _ in m.listen():
+            lines += 1
+            if lines % 1000 == 0 and time.monotonic() - start > READ_S:
+                break
+        cpu = time.thread_time() - cpu
+        elapsed = time.monotonic() - start
+        ran = commands(r) - before
+    watch.done.set()
+    watch.join()
+    return lines / elapsed, lines / max(ran, 1), watch.max_omem, lines / max(cpu, 1e-9)
+
+
+def bench_reader() -> None:
+    print("1. MONITOR reader under redis-benchmark -P 16 (medians of 3 runs of 3 s)")
+    server = redis_server()
+    try:
+        with load(server.port):
+            a, b = [], []
+            for _ in range(REPEATS):
+                a.append(ours(server))
+                b.append(redis_py_listen(server))
+                time.sleep(0.5)  # let the server free redis-py's buffer
+        for name, runs in (("cachetop raw reader", a), ("redis-py listen()  ", b)):
+            med = statistics.median(x[0] for x in runs)
+            kept = statistics.median(x[1] for x in runs)
+            omem = max(x[2] for x in runs)
+            cap = statistics.median(x[3] for x in runs)
+            print(
+                f"   {name}  {med:>9,.0f} lines/s  kept up with {kept:6.1%} of commands  "
+                f"max omem {omem:>11,} B  capacity {cap:>10,.0f} lines per CPU-second"
+            )
+        rate = statistics.median(x[0] for x in a) / statistics.median(x[0] for x in b)
+        cap = statistics.median(x[3] for x in a) / statistics.median(x[3] for x in b)
+        print(f"   ratio, lines/s sustained: {rate:.2f}x (bounded by the server once a reader keeps up)")
+        print(f"   ratio, lines per CPU-second: {cap:.2f}x  (goal >= 2x)")
+    finally:
+        server.cleanup()
+
+
+def zipf_stream(n: int, s: float, universe: int, seed: int = 1) -> list[bytes]:
+    rng = random.Random(seed)
+    keys = [f"user:{i}:profile".encode() for i in range(universe)]
+    weights = [1 / (i + 1) ** s for i in range(universe)]
+    return rng.choices(keys, weights, k=n)
+
+
+def bench_topk() -> None:
+    print("2. Top-k cost per event (100k events, Zipf 1.0 over 100k keys, medians of 3)")
+    stream = zipf_stream(100_000, 1.0, 100_000)
+    batches = [stream[i : i + 1000] for i in range(0, len(stream), 1000)]
+
+    def exact() -> None:
+        Counter(stream)
+
+    def plain() -> None:
+        ss = SpaceSaving(1000)
+        for key in stream:
+            ss.add(key)
+
+    def ingest() -> None:
+        inst = InstanceConfig(name="b", target=parse_target("redis://127.0.0.1:1"))
+        c = HotKeyCollector(inst, HotKeySettings(), window_s=10)
+        for i, batch in enumerate(batches):
+            counts: dict[bytes, list[int]] = {}
+            for key in batch:
+                e = counts.get(key)
+                if e is None:
+                    counts[key] = [1, 1, 0, 0, 0]
+                else:
+                    e[0] += 1
+                    e[1] += 1
+            c._ingest_counts(counts, 0.01, i * 0.01)
+        c.keys.top(len(batches) * 0.01)
+
+    results = {}
+    for name, fn in (
+        ("Counter (exact, unbounded)", exact),
+        ("SpaceSaving.add, 1000", plain),
+        ("collector ingest", ingest),
+    ):
+        times = []
+        for _ in range(REPEATS):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        results[name] = statistics.median(times) / len(stream) * 1e6
+    for name, us in results.items():
+        print(
+            f"   {name:<28} {us:6.3f} µs/event  ({us / results['Counter (exact, unbounded)']:.1f}x Counter)"
+        )
+
+
+def bench_precision() -> None:
+    print("3. Precision of the top 20 against exact counts (200k events over 50k keys)")
+    print("   zipf   counters=1000   counters=200")
+    for s in (0.8, 1.0, 1.2):
+        stream = zipf_stream(200_000, s, 50_000, seed=int(s * 10))
+        truth = {k for k, _ in Counter(stream).most_common(20)}
+        row = []
+        for capacity in (1000, 200):
+            ss = SpaceSaving(capacity)
+            for key in stream:
+                ss.add(key)
+            top = sorted(ss.entries.items(), key=lambda kv: -kv[1][0])[:20]
+            row.append(len(truth & {k for k, _ in top}) / 20)
+        print(f"   {s:<6} {row[0]:>13.2f}   {row[1]:>12.2f}")
+
+
+def bench_cost() -> None:
+    print("4. Server throughput with the sampler at 1 s on / 9 s off vs none (2 x 10 s windows each)")
+    server = redis_server()
+    r = redis.Redis(port=server.port)
+    inst = InstanceConfig(name="b", target=parse_target(server.url))
+    try:
+        with load(server.port):
+
+            async def window(sample: bool) -> float:
+                collector = HotKeyCollector(inst, HotKeySettings(big_keys=False)) if sample else None
+                if collector:
+                    await collector.start()
+                before, start = commands(r), time.monotonic()
+                await asyncio.sleep(10)
+                ran, elapsed = commands(r) - before, time.monotonic() - start
+                if collector:
+                    ran -= collector.own_commands
+                    await collector.stop()
+                return ran / elapsed
+
+            async def run() -> tuple[list[float], list[float]]:
+                off, on = [], []
+                for sample in (False, True, True, False):  # ABBA: cancels a steady drift
+                    (on if sample else off).append(await window(sample))
+                return off, on
+
+            off, on = asyncio.run(run())
+        base, sampled = statistics.median(off), statistics.median(on)
+        print(f"   no sampler    {base:>12,.0f} commands/s")
+        print(f"   with sampler  {sampled:>12,.0f} commands/s")
+        print(f"   cost: {1 - sampled / base:.1%}  (goal < 5%)")
+    finally:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    bench_reader()
+    bench_topk()
+    bench_precision()
+    bench_cost()
+    print(f"total {time.monotonic() - started:.0f}s")
