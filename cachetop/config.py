@@ -41,6 +41,12 @@ SECTION_PARSERS: dict[str, str] = {
     "hotkeys": "cachetop.hotkeys_config:parse_hotkeys_section",
 }
 
+# Checks that need the whole config (e.g. a rule naming a channel), run after every section
+# is parsed: "module:function(config)", raising ConfigError with FILE:LINE.
+CROSS_CHECKS: dict[tuple[str, ...], str] = {
+    ("rule", "channel", "alerts"): "cachetop.alerts.presets:effective_rules",
+}
+
 HOTKEY_SOURCES = ("auto", "off", "hotkeys", "lfu", "monitor", "watch")
 
 
@@ -172,8 +178,11 @@ class Config:
     def secrets(self) -> tuple[str, ...]:
         """Every secret the config holds, so output can be scrubbed of them as a last line of defence."""
         found = [i.target.password for i in self.instances if i.target.password]
-        collect = self.sections.get("__secrets__", ())
-        return tuple(s for s in (*found, *collect) if s)
+        if "channel" in self.sections:
+            from cachetop.alerts.channels import alert_secrets
+
+            found.extend(alert_secrets(self))
+        return tuple(s for s in found if s)
 
 
 SETTINGS_KEYS = ("interval", "window", "timeout", "state_dir")
@@ -288,7 +297,12 @@ def parse_config(data: Mapping[str, Any], ctx: ConfigContext) -> Config:
             except (ImportError, AttributeError):
                 ctx.fail((name,), f"[{name}] is not supported by this build of cachetop")
             sections[name] = parser(data[name], ctx)
-    return Config(path=ctx.path, settings=settings, instances=tuple(instances), sections=sections)
+    config = Config(path=ctx.path, settings=settings, instances=tuple(instances), sections=sections)
+    for names, ref in CROSS_CHECKS.items():
+        if any(n in sections for n in names):
+            module_name, func_name = ref.split(":")
+            getattr(importlib.import_module(module_name), func_name)(config)
+    return config
 
 
 def load_config(path: str | Path) -> Config:

@@ -27,6 +27,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cachetop.backends.base import BackendError, reason_from_oserror
 from cachetop.backends.probe import AsyncProbe, ProbeRejected
+from cachetop.backends.redis_info import (
+    field_float,
+    field_int,
+    field_text,
+    parse_info,
+    parse_latency_histogram,
+    persistence_summary,
+)
 from cachetop.config import InstanceConfig
 from cachetop.model import Sample, Status
 
@@ -42,99 +50,6 @@ def _resp(*parts: str | bytes) -> bytes:
         data = part.encode() if isinstance(part, str) else part
         out.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(out)
-
-
-# The INFO fields a poll reads; everything else in the reply is skipped without being decoded.
-INFO_FIELDS = frozenset(
-    {
-        b"keyspace_hits",
-        b"keyspace_misses",
-        b"total_commands_processed",
-        b"total_error_replies",
-        b"rejected_connections",
-        b"evicted_keys",
-        b"expired_keys",
-        b"used_cpu_sys",
-        b"used_cpu_user",
-        b"used_memory",
-        b"used_memory_rss",
-        b"maxmemory",
-        b"total_system_memory",
-        b"maxmemory_policy",
-        b"mem_fragmentation_ratio",
-        b"connected_clients",
-        b"blocked_clients",
-        b"process_id",
-        b"run_id",
-        b"server_name",
-        b"redis_version",
-        b"valkey_version",
-        b"uptime_in_seconds",
-        b"loading",
-        b"loading_loaded_perc",
-        b"aof_enabled",
-        b"rdb_last_bgsave_status",
-        b"rdb_changes_since_last_save",
-        b"rdb_last_save_time",
-        b"role",
-        b"connected_slaves",
-    }
-)
-
-
-_CMDSTAT_RE = re.compile(rb"cmdstat_([^:]+):calls=(\d+),usec=(\d+),([^\r]*)")
-_FAILED_RE = re.compile(rb"(?:rejected|failed)_calls=(\d+)")
-
-
-def parse_info(raw: bytes) -> tuple[dict[bytes, bytes], dict[str, tuple[int, int, int]]]:
-    """INFO text -> ({wanted field: value}, {command: (calls, usec, failed_calls)})."""
-    fields: dict[bytes, bytes] = {}
-    commands: dict[str, tuple[int, int, int]] = {}
-    head, _, command_section = raw.partition(b"# Commandstats\r\n")
-    for line in head.split(b"\r\n"):
-        key, _, value = line.partition(b":")
-        if key in INFO_FIELDS:
-            fields[key] = value
-    for name, calls, usec, rest in _CMDSTAT_RE.findall(command_section):
-        failed = sum(int(n) for n in _FAILED_RE.findall(rest))
-        commands[name.decode("ascii", "replace")] = (int(calls), int(usec), failed)
-    return fields, commands
-
-
-def parse_latency_histogram(reply: Any) -> dict[str, dict[int, int]]:
-    """The RESP2 reply of LATENCY HISTOGRAM -> {command: {upper_usec: cumulative_count}}."""
-    out: dict[str, dict[int, int]] = {}
-    if not isinstance(reply, list):
-        return out
-    for i in range(0, len(reply) - 1, 2):
-        name = reply[i].decode("ascii", "replace") if isinstance(reply[i], bytes) else str(reply[i])
-        body = reply[i + 1]
-        if not isinstance(body, list):
-            continue
-        details = dict(zip(body[::2], body[1::2], strict=False))
-        buckets = details.get(b"histogram_usec") or []
-        out[name] = {int(buckets[j]): int(buckets[j + 1]) for j in range(0, len(buckets) - 1, 2)}
-    return out
-
-
-def _int(fields: dict[bytes, bytes], key: bytes) -> int | None:
-    value = fields.get(key)
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return int(float(value))
-
-
-def _float(fields: dict[bytes, bytes], key: bytes) -> float | None:
-    value = fields.get(key)
-    return float(value) if value is not None else None
-
-
-def _text(fields: dict[bytes, bytes], key: bytes) -> str | None:
-    value = fields.get(key)
-    return value.decode("utf-8", "replace") if value is not None else None
 
 
 _ERRNO_RE = re.compile(r"Error (-?\d+)")
@@ -328,9 +243,9 @@ class RedisBackend:
             if isinstance(raw, Exception):
                 raise raw
             fields, _ = parse_info(raw)
-            version = _text(fields, b"valkey_version") or _text(fields, b"redis_version") or "0"
+            version = field_text(fields, b"valkey_version") or field_text(fields, b"redis_version") or "0"
             self._version = tuple(int(p) for p in re.findall(r"\d+", version)[:3])
-            is_valkey = _text(fields, b"server_name") == "valkey"
+            is_valkey = field_text(fields, b"server_name") == "valkey"
             self._has_histogram = is_valkey or self._version >= (7,)
             return raw, None, own
         info = ("INFO", *(INFO_SECTIONS if self._version >= (7,) else ("all",)))
@@ -358,49 +273,49 @@ class RedisBackend:
         own_by_cmd: dict[str, int],
     ) -> Sample:
         if fields.get(b"loading") == b"1":
-            pct = _text(fields, b"loading_loaded_perc") or "?"
+            pct = field_text(fields, b"loading_loaded_perc") or "?"
             raise BackendError(Status.LOADING, f"loading the dataset ({pct}% done)")
-        if _text(fields, b"server_name") == "valkey":
+        if field_text(fields, b"server_name") == "valkey":
             self.kind = "valkey"
-        cpu = (_float(fields, b"used_cpu_sys") or 0.0) + (_float(fields, b"used_cpu_user") or 0.0)
+        cpu = (field_float(fields, b"used_cpu_sys") or 0.0) + (field_float(fields, b"used_cpu_user") or 0.0)
         counters = {
-            "hits": _int(fields, b"keyspace_hits") or 0,
-            "misses": _int(fields, b"keyspace_misses") or 0,
-            "commands": (_int(fields, b"total_commands_processed") or 0) - sum(own_by_cmd.values()),
-            "errors": (_int(fields, b"total_error_replies") or 0)
-            + (_int(fields, b"rejected_connections") or 0),
-            "evictions": _int(fields, b"evicted_keys") or 0,
-            "expired": _int(fields, b"expired_keys") or 0,
+            "hits": field_int(fields, b"keyspace_hits") or 0,
+            "misses": field_int(fields, b"keyspace_misses") or 0,
+            "commands": (field_int(fields, b"total_commands_processed") or 0) - sum(own_by_cmd.values()),
+            "errors": (field_int(fields, b"total_error_replies") or 0)
+            + (field_int(fields, b"rejected_connections") or 0),
+            "evictions": field_int(fields, b"evicted_keys") or 0,
+            "expired": field_int(fields, b"expired_keys") or 0,
             "cpu_ms": int(cpu * 1000),
         }
-        maxmemory = _int(fields, b"maxmemory") or 0
-        memory_max = maxmemory or _int(fields, b"total_system_memory") or 0
+        maxmemory = field_int(fields, b"maxmemory") or 0
+        memory_max = maxmemory or field_int(fields, b"total_system_memory") or 0
         own_connections = 1 + (1 if self._probe.connected else 0)
         gauges: dict[str, float] = {
-            "memory_used": _int(fields, b"used_memory") or 0,
+            "memory_used": field_int(fields, b"used_memory") or 0,
             "memory_max": memory_max,
             "memory_max_is_system": 0.0 if maxmemory else 1.0,
-            "connections": max(0, (_int(fields, b"connected_clients") or 0) - own_connections),
-            "blocked_clients": _int(fields, b"blocked_clients") or 0,
+            "connections": max(0, (field_int(fields, b"connected_clients") or 0) - own_connections),
+            "blocked_clients": field_int(fields, b"blocked_clients") or 0,
         }
-        rss = _int(fields, b"used_memory_rss")
+        rss = field_int(fields, b"used_memory_rss")
         if rss is not None:
             gauges["rss"] = rss
-        pid = _int(fields, b"process_id")
+        pid = field_int(fields, b"process_id")
         for cmd, own in own_by_cmd.items():
             if cmd in commandstats:
                 calls, usec, failed = commandstats[cmd]
                 commandstats[cmd] = (max(0, calls - own), usec, failed)
-        version = _text(fields, b"valkey_version") or _text(fields, b"redis_version") or "?"
+        version = field_text(fields, b"valkey_version") or field_text(fields, b"redis_version") or "?"
         facts = {
             "version": version,
             "server": self.kind,
-            "role": _text(fields, b"role") or "?",
-            "uptime_s": _text(fields, b"uptime_in_seconds") or "?",
-            "maxmemory_policy": _text(fields, b"maxmemory_policy") or "?",
-            "persistence": _persistence(fields),
-            "mem_fragmentation_ratio": _text(fields, b"mem_fragmentation_ratio") or "?",
-            "connected_slaves": _text(fields, b"connected_slaves") or "0",
+            "role": field_text(fields, b"role") or "?",
+            "uptime_s": field_text(fields, b"uptime_in_seconds") or "?",
+            "maxmemory_policy": field_text(fields, b"maxmemory_policy") or "?",
+            "persistence": persistence_summary(fields),
+            "mem_fragmentation_ratio": field_text(fields, b"mem_fragmentation_ratio") or "?",
+            "connected_slaves": field_text(fields, b"connected_slaves") or "0",
         }
         if pid is not None:
             facts["pid"] = str(pid)
@@ -409,7 +324,7 @@ class RedisBackend:
             counters=counters,
             gauges=gauges,
             facts=facts,
-            epoch=_text(fields, b"run_id") or "",
+            epoch=field_text(fields, b"run_id") or "",
             commandstats=commandstats,
             latency_histograms=parse_latency_histogram(raw_hist) if raw_hist is not None else {},
         )
@@ -418,16 +333,6 @@ class RedisBackend:
         self.close_probe()
         await self._client.aclose()
         await self._client.connection_pool.disconnect()
-
-
-def _persistence(fields: dict[bytes, bytes]) -> str:
-    parts = []
-    if fields.get(b"aof_enabled") == b"1":
-        parts.append("aof")
-    if _int(fields, b"rdb_last_save_time") and fields.get(b"rdb_changes_since_last_save") is not None:
-        status = _text(fields, b"rdb_last_bgsave_status") or "?"
-        parts.append(f"rdb (last save {status})")
-    return ", ".join(parts) or "none"
 
 
 __all__ = ["ProbeRejected", "RedisBackend", "parse_info", "parse_latency_histogram"]

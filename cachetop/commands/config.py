@@ -37,9 +37,15 @@ def run(args: argparse.Namespace) -> int:
         if inst.interval or inst.timeout:
             line.append(f"  interval {config.interval_of(inst):g}s timeout {config.timeout_of(inst):g}s")
         console.print(line)
-    for name, value in config.sections.items():
-        if name.startswith("__"):
-            continue
-        size = len(value) if hasattr(value, "__len__") else 1
-        console.print(f"[{name}]: {size} entr{'y' if size == 1 else 'ies'}")
+    if any(k in config.sections for k in ("rule", "channel", "alerts")):
+        from cachetop.alerts.channels import channels_of
+        from cachetop.alerts.presets import effective_rules
+
+        rules = effective_rules(config)
+        console.print(
+            f"{len(rules)} alert rule(s) in force: {', '.join(r.name for r in rules)}", markup=False
+        )
+        console.print(
+            f"{len(channels_of(config))} channel(s): {', '.join(channels_of(config))}", markup=False
+        )
     return 0
