@@ -37,7 +37,11 @@ LEGEND = (
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark", "close", "Close")]
+    # A modal screen hides the app's bindings, so quitting from here is bound explicitly.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark", "close", "Close"),
+        Binding("q", "app.quit", "Quit"),
+    ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
