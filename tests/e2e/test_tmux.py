@@ -47,7 +47,8 @@ def test_dashboard_in_tmux_80x24(
     tmp_path: Path, session: str, redis: LocalServer, memcached: LocalServer
 ) -> None:
     status_file = tmp_path / "status"
-    command = f"env TERM=xterm-256color {CACHETOP} --interval 0.5 {redis.url} {memcached.url}; echo $? > {status_file}"
+    targets = f"{redis.url} {memcached.url}"
+    command = f"env TERM=xterm-256color {CACHETOP} --interval 0.5 {targets}; echo $? > {status_file}"
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", "sh", "-c", command], check=True
     )
