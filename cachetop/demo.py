@@ -182,6 +182,7 @@ def workload(urls: list[str], rate: int, parent: int, phase_scale: float) -> Non
     mc = Memcached((mc_target.host, mc_target.port), connect_timeout=2, timeout=2)
     rng = random.Random(7)
     zipf = Zipf(KEYS, ZIPF_S, rng)
+    blobs = Zipf(1000, 0.9, rng)
     value = b"x" * 200
     big = b"y" * 4096
     start = time.monotonic()
@@ -198,23 +199,36 @@ def workload(urls: list[str], rate: int, parent: int, phase_scale: float) -> Non
             mc.flush_all()
         miss_share = 0.6 if phase == "miss-heavy" else 0.02
         keys = _keys(zipf, rng, miss_share)
-        # Read-through: GET a batch, SET what was missing (but never the guaranteed misses).
-        found = main.mget(keys)
-        missing = {
-            k: value for k, v in zip(keys, found, strict=True) if v is None and not k.startswith("miss:")
-        }
+        # Read-through, key by key as an application does: GET, and SET what was missing
+        # (never the guaranteed misses). Pipelined so the demo itself stays cheap.
+        pipe = main.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(key)
+        found = pipe.execute()
+        missing = [k for k, v in zip(keys, found, strict=True) if v is None and not k.startswith("miss:")]
         if missing:
-            main.mset(missing)
+            pipe = main.pipeline(transaction=False)
+            for key in missing:
+                pipe.set(key, value)
+            pipe.execute()
         got = mc.get_many(keys)
         mc_missing = {k: value for k in keys if k not in got and not k.startswith("miss:")}
         if mc_missing:
             mc.set_many(mc_missing)
-        writes = BATCH * (4 if phase == "eviction burst" else 1)
+        # cache-small: about 1000 4 KiB blobs are popular but only ~450 fit in 2 MiB, so it
+        # evicts all the time, and much more during the burst's extra writes.
+        writes = BATCH // 5 * (4 if phase == "eviction burst" else 1)
         pipe = small.pipeline(transaction=False)
-        for _ in range(writes // 10):
-            pipe.set(f"blob:{rng.randrange(50_000)}", big)
-        for _ in range(writes - writes // 10):
-            pipe.get(f"blob:{rng.randrange(50_000)}")
+        for _ in range(BATCH):
+            key = f"blob:{blobs.draw()}"
+            pipe.get(key)
+        replies = pipe.execute()
+        pipe = small.pipeline(transaction=False)
+        for _ in range(writes):
+            pipe.set(f"blob:{blobs.draw()}", big)
+        for reply in replies[: BATCH // 2]:
+            if reply is None:
+                pipe.set(f"blob:{blobs.draw()}", big)
         pipe.execute()
         next_at += 1.0 / batches_per_s
         time.sleep(max(0.0, next_at - time.monotonic()))
