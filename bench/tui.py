@@ -36,7 +36,9 @@ def fleet_config(servers: list[LocalServer], instances: int) -> Config:
     return Config(path=None, settings=Settings(interval=1.0, window=10.0), instances=items)
 
 
-async def measure(seconds: float, body: Callable[[], Awaitable[None]] | None = None) -> tuple[float, list[float]]:
+async def measure(
+    seconds: float, body: Callable[[], Awaitable[None]] | None = None
+) -> tuple[float, list[float]]:
     """CPU share of one core over the run, and per-second samples, while `body` runs."""
     samples: list[float] = []
     task = asyncio.create_task(body()) if body else None
@@ -90,7 +92,10 @@ def main() -> None:
     print(f"{args.instances} instances, interval 1s, {args.seconds:g}s each (CPU as % of one core)")
     print(f"  monitor alone:        median {statistics.median(base_samples):5.1f}%   whole run {base:5.1f}%")
     print(f"  monitor + dashboard:  median {statistics.median(dash_samples):5.1f}%   whole run {dash:5.1f}%")
-    print(f"  dashboard's own share: {dash - base:5.1f}% of a core; ratio to the monitor alone: {dash / base:.2f}x")
+    print(
+        f"  dashboard's own share: {dash - base:5.1f}% of a core; "
+        f"ratio to the monitor alone: {dash / base:.2f}x"
+    )
     print(f"  overview: {updates} cell updates, {rebuilds} full rebuild(s) in {args.seconds:g}s")
     print(f"  goal: dashboard (monitor + TUI) under 15% of a core: {'met' if dash < 15 else 'NOT met'}")
 

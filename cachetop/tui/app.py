@@ -224,7 +224,9 @@ class CachetopApp(App[int]):
         return None
 
 
-async def run_app(app: CachetopApp, config: Config, *, start_monitor: bool = True) -> int:
+async def run_app(
+    app: CachetopApp, config: Config, *, start_monitor: bool = True, live_sources: bool = True
+) -> int:
     """Runs the app in this loop with a Monitor around it, and stops the Monitor (closing every
     connection) however the app ends: q, SIGHUP (terminal closed), SIGTERM or an error."""
     from cachetop.monitor import Monitor
@@ -237,10 +239,13 @@ async def run_app(app: CachetopApp, config: Config, *, start_monitor: bool = Tru
         if not start_monitor:
             await app.run_async()
         else:
+            from cachetop.tui.live_sources import LiveSources
+
             async with Monitor(config) as monitor:
                 app.monitor = monitor
                 app.interval = monitor.interval
-                await app.run_async()
+                async with LiveSources(config, monitor, app, hotkeys=live_sources, alerts=live_sources):
+                    await app.run_async()
     finally:
         for sig in (signal.SIGHUP, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):

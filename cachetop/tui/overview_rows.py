@@ -67,10 +67,7 @@ def hot_badge(inst: InstanceMetrics) -> str:
     found = inst.extras.get("hotkeys") if inst.extras else None
     if found is None:
         return ""
-    hot = getattr(found, "hot", None)
-    if hot is None and isinstance(found, dict):
-        hot = found.get("hot")
-    n = len(hot) if hot is not None and not isinstance(hot, int) else int(hot or 0)
+    n = int(getattr(found, "hot_count", 0) or 0)
     return f" ♨{n}" if n else ""
 
 

@@ -121,7 +121,8 @@ async def test_detail_opens_with_charts_and_clients(redis: LocalServer) -> None:
                 "chart-memory",
                 "chart-evictions",
             }
-            await until(lambda: 90.0 in charts["chart-hit"].series[0].values, what="hit series has 90.0")
+            hit = charts["chart-hit"]
+            await until(lambda: hit.series and 90.0 in hit.series[0].values, what="hit series has 90.0")
             assert [s.label for s in charts["chart-latency"].series][:3] == ["p99", "p95", "p50"]
             await until(lambda: "hit 90.0%" in text(app), what="summary line")
             # Clients, fetched on demand: our own poll connection is there and marked.

@@ -1,0 +1,113 @@
+"""The Alerts tab: firing and pending alerts, recent transitions, and delivery problems.
+
+Renders an AlertsView-like object (active, history, problems; duck-typed) from the app's
+alerts source, for one instance or, with instance=None, for the whole fleet.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from cachetop import format as fmt
+from cachetop.model import Snapshot
+from cachetop.safe_text import display_key
+from cachetop.tui.columns import Column
+from cachetop.tui.overview_rows import Row
+from cachetop.tui.widgets.diff_table import DiffTable
+
+ALERT_COLUMNS = (
+    Column("state", "state", 8, 0, right=False),
+    Column("sev", "severity", 8, 0, right=False),
+    Column("rule", "rule", 20, 0, right=False),
+    Column("inst", "instance", 14, 0, right=False),
+    Column("value", "value", 8, 0),
+    Column("since", "for", 7, 0),
+    Column("what", "", 30, 0, right=False),
+)
+SEVERITY_LEVEL = {"critical": "bad", "warning": "warn", "info": None}
+
+
+def _value(value: float | str | None) -> str:
+    if value is None:
+        return fmt.NA
+    return f"{value:.4g}" if isinstance(value, float | int) else display_key(str(value), 12)
+
+
+def alert_rows(view: Any, instance: str | None, now: float) -> list[Row]:
+    rows = []
+    for i, a in enumerate(x for x in view.active if instance is None or x.instance == instance):
+        firing = str(a.state) == "firing"
+        rows.append(
+            Row(
+                f"active:{i}",
+                {
+                    "state": (str(a.state).upper(), "bad" if firing else "warn", "bold"),
+                    "sev": (a.severity, SEVERITY_LEVEL.get(a.severity), ""),
+                    "rule": (display_key(a.rule, 30), None, ""),
+                    "inst": (display_key(a.instance, 30), None, ""),
+                    "value": (_value(a.value), None, ""),
+                    "since": (fmt.duration(max(0.0, now - a.since)), None, ""),
+                    "what": (display_key(a.reason or a.description, 80), None, "dim"),
+                },
+            )
+        )
+    for i, t in enumerate(x for x in view.history if instance is None or x.instance == instance):
+        rows.append(
+            Row(
+                f"history:{i}",
+                {
+                    "state": (str(t.new), None, "dim"),
+                    "sev": (t.severity, None, "dim"),
+                    "rule": (display_key(t.rule, 30), None, "dim"),
+                    "inst": (display_key(t.instance, 30), None, "dim"),
+                    "value": (_value(t.value), None, "dim"),
+                    "since": (fmt.duration(max(0.0, now - t.time)) + " ago", None, "dim"),
+                    "what": (f"{t.old} → {t.new}", None, "dim"),
+                },
+            )
+        )
+    return rows
+
+
+def problems_line(view: Any) -> str:
+    if view is None:
+        return "alerts are not running (no [[rule]] or [alerts] in the config)"
+    line = f"{view.firing} firing · {view.pending} pending · {view.queued} message(s) queued"
+    for p in view.problems[:3]:
+        line += f"\n{p.state} {p.kind} to {display_key(p.channel, 30)} after {p.attempts} attempt(s)"
+        if p.error:
+            line += f": {display_key(p.error, 80)}"
+    return line
+
+
+class AlertsPanel(Vertical):
+    DEFAULT_CSS = """
+    AlertsPanel { height: 1fr; }
+    AlertsPanel > Static { height: auto; max-height: 4; padding: 0 1; }
+    """
+
+    def __init__(self, instance: str | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.instance = instance
+
+    def compose(self) -> ComposeResult:
+        yield Static(problems_line(None), id="alerts-status", markup=False)
+        yield DiffTable(id="alerts-table")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DiffTable)
+        table.set_colours(self.app.get_css_variables())
+        table.set_columns(ALERT_COLUMNS)
+        table.cursor_type = "none"
+
+    def show_snapshot(self, snap: Snapshot) -> None:
+        app: Any = self.app
+        view = app.alerts_view()
+        self.query_one("#alerts-status", Static).update(problems_line(view))
+        now = snap.time if snap is not None else time.time()
+        self.query_one(DiffTable).show(alert_rows(view, self.instance, now) if view is not None else [])

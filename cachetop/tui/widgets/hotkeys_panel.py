@@ -1,0 +1,107 @@
+"""The Hot keys tab: the instance's hot keys with a per-key sparkline, prefixes and stampedes.
+
+Renders the HotKeysView the hot-key collector attaches to InstanceMetrics.extras["hotkeys"]
+(duck-typed, so this module does not import the collector). Keys arrive already escaped in
+`display` and are shown as Text, never markup.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from cachetop import format as fmt
+from cachetop.model import Snapshot
+from cachetop.safe_text import display_key
+from cachetop.tui.columns import Column
+from cachetop.tui.history import sparkline
+from cachetop.tui.overview_rows import Row
+from cachetop.tui.widgets.diff_table import DiffTable
+
+KEY_COLUMNS = (
+    Column("hot", "", 1, 0, right=False),
+    Column("key", "key", 30, 0, right=False),
+    Column("ops", "ops/s", 7, 0),
+    Column("share", "share", 6, 0),
+    Column("rw", "reads/writes", 12, 0),
+    Column("hm", "hit/miss", 11, 0),
+    Column("trend", "trend", 16, 0, right=False),
+)
+PREFIX_LIMIT = 5
+
+
+def key_rows(view: Any) -> list[Row]:
+    rows = []
+    for i, k in enumerate(sorted(view.keys, key=lambda k: k.count, reverse=True)):
+        share = None if k.share is None else k.share * 100
+        hm = fmt.NA if k.hits is None else f"{fmt.rate(k.hits)}/{fmt.rate(k.misses)}"
+        rows.append(
+            Row(
+                f"key:{i}",
+                {
+                    "hot": ("♨" if k.hot else "", "bad" if k.hot else None, "bold"),
+                    "key": (display_key(k.display, 60), None, "bold" if k.hot else ""),
+                    "ops": (fmt.rate(k.ops_per_sec), None, ""),
+                    "share": (fmt.pct(share), "bad" if k.hot else None, ""),
+                    "rw": (f"{fmt.rate(k.reads)}/{fmt.rate(k.writes)}", None, ""),
+                    "hm": (hm, None, ""),
+                    "trend": (sparkline(k.history, 16, floor=0.0), "warn" if k.hot else None, ""),
+                },
+            )
+        )
+    return rows
+
+
+def status_line(view: Any) -> str:
+    if view is None:
+        return 'hot keys are not collected for this instance (hotkeys = "off", or not started)'
+    parts = [f"source {view.source}", view.status]
+    if view.detail:
+        parts.append(view.detail)
+    if view.error:
+        parts.append(f"error: {view.error}")
+    if view.drop_rate is not None:
+        parts.append(f"server dropped {view.drop_rate * 100:.1f}% of lines")
+    if view.sampled_s:
+        parts.append(f"listened {view.sampled_s:.0f}s of {view.window_s:.0f}s")
+    line = " · ".join(display_key(p, 120) for p in parts)
+    prefixes = [p for p in view.prefixes[:PREFIX_LIMIT] if p.share]
+    if prefixes:
+        line += "\nprefixes: " + "  ".join(
+            f"{display_key(p.display, 30)} {p.share * 100:.0f}%" for p in prefixes
+        )
+    if view.stampedes:
+        last = view.stampedes[-1]
+        line += f"\nstampedes: {view.stampede_events} in the window; last on {display_key(last.display, 40)}"
+        line += f" ({last.writers} writers)"
+    return line
+
+
+class HotKeysPanel(Vertical):
+    DEFAULT_CSS = """
+    HotKeysPanel { height: 1fr; }
+    HotKeysPanel > Static { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, instance: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.instance = instance
+
+    def compose(self) -> ComposeResult:
+        yield Static(status_line(None), id="hotkeys-status", markup=False)
+        yield DiffTable(id="hotkeys-table")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DiffTable)
+        table.set_colours(self.app.get_css_variables())
+        table.set_columns(KEY_COLUMNS)
+        table.cursor_type = "none"
+
+    def show_snapshot(self, snap: Snapshot) -> None:
+        inst = snap.by_name(self.instance)
+        view = inst.extras.get("hotkeys") if inst is not None and inst.extras else None
+        self.query_one("#hotkeys-status", Static).update(status_line(view))
+        self.query_one(DiffTable).show(key_rows(view) if view is not None else [])

@@ -1,0 +1,77 @@
+"""The Hot keys and Alerts tabs, fed by the real collector and alert service on real traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import redis as redis_py
+
+from cachetop.alerts.rules import Rule
+from cachetop.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.hotkeys_config import HotKeySettings
+from cachetop.monitor import Monitor
+from cachetop.servers import LocalServer
+from cachetop.tui.app import CachetopApp
+from cachetop.tui.live_sources import LiveSources
+from cachetop.tui.screens.detail import DetailScreen
+from tests.tui.helpers import cell, keys, text, until
+
+
+async def _traffic(port: int, stop: asyncio.Event) -> None:
+    """~60% of reads on hot:1 and misses only: a hot key and a hit ratio of 0."""
+    client = redis_py.asyncio.Redis(port=port, protocol=2)
+    try:
+        while not stop.is_set():
+            pipe = client.pipeline(transaction=False)
+            for i in range(50):
+                pipe.get("hot:1" if i % 5 < 3 else f"cold:{i}")
+            await pipe.execute()
+            await asyncio.sleep(0.01)
+    finally:
+        await client.aclose()
+
+
+async def test_hot_keys_badge_panel_and_alerts_tab(redis: LocalServer, tmp_path: Path) -> None:
+    rule = Rule(name="low-hit", metric="hit_ratio", op="<", threshold=50.0, severity="critical", channels=())
+    config = Config(
+        path=None,
+        settings=Settings(interval=0.25, window=4.0, timeout=1.0, state_dir=tmp_path / "state"),
+        instances=(InstanceConfig(name="r1", target=parse_target(redis.url)),),
+        sections={
+            "hotkeys": HotKeySettings(monitor_on=0.5, monitor_off=0.5, big_keys=False),
+            "rule": (rule,),
+        },
+    )
+    stop = asyncio.Event()
+    async with Monitor(config) as mon:
+        app = CachetopApp(config, monitor=mon)
+        async with LiveSources(config, mon, app), app.run_test(size=(120, 32)):
+            load = asyncio.create_task(_traffic(redis.port, stop))
+            try:
+                # The overview row gets the hot-key badge and the hit cell is coloured by the rule.
+                await until(lambda: "♨" in cell(app, "r1", "name"), timeout=15, what="hot badge")
+                assert app.health.level(mon.latest.by_name("r1"), "hit_ratio", 10.0) == "bad"
+                table = app.screen.query_one("FleetTable")
+                table.move_cursor(row=table.get_row_index("r1"))
+                await keys(app, "enter")
+                await until(lambda: isinstance(app.screen, DetailScreen), what="detail")
+                app.screen.query_one("#tabs").active = "tab-hotkeys"
+                await until(lambda: "hot:1" in text(app), timeout=10, what="hot:1 in the panel")
+                hot_table = app.screen.query_one("#hotkeys-table")
+                assert hot_table.get_row_at(0)[1].plain == "hot:1"
+                assert hot_table.get_row_at(0)[0].plain == "♨"
+                # hit_ratio 0 < 50 fires the critical rule: the header badge and the Alerts tab.
+                await until(lambda: "1 firing" in text(app), timeout=10, what="firing badge")
+                app.screen.query_one("#tabs").active = "tab-alerts"
+                await until(lambda: "FIRING" in text(app) and "low-hit" in text(app), what="alert row")
+            finally:
+                stop.set()
+                with contextlib.suppress(Exception):
+                    await load
+    # Every side connection is closed once the sources stop.
+    client = redis_py.Redis(port=redis.port)
+    names = [c["name"] for c in client.client_list() if c["name"].startswith("cachetop")]
+    client.close()
+    assert names == []
