@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from cachetop.aio import cancel_and_wait
 from cachetop.alerts.notify import Delivered, Notifier, Outcome, Permanent, Retry
 from cachetop.alerts.outbox import DELIVERED, EXPIRED, FAILED, SKIPPED, Message, Outbox
 
@@ -86,11 +87,7 @@ class DeliveryWorker:
         self.wake()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(pending)
         self._tasks.clear()
 
     async def _run_channel(self, channel: str) -> None:

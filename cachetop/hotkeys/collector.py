@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cachetop.aio import cancel_and_wait
 from cachetop.config import InstanceConfig
 from cachetop.hotkeys import server_hotkeys
 from cachetop.hotkeys.conn import HotKeysError, redis_client, redis_error_text
@@ -81,9 +82,7 @@ class HotKeyCollector:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait([task])
 
     async def _run(self) -> None:
         if self.inst.hotkeys == "off":

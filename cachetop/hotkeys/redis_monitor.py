@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cachetop.aio import cancel_and_wait
 from cachetop.config import InstanceConfig
 from cachetop.hotkeys.conn import (
     HotKeysError,
@@ -151,9 +152,7 @@ class MonitorSampler:
         finally:
             await close_stream(writer)
             self.stats.connected = False
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await watchdog
+            await cancel_and_wait([watchdog])
 
     async def _read(self, reader: asyncio.StreamReader, stop: asyncio.Event) -> None:
         started = last = self.clock()

@@ -132,6 +132,9 @@ async def test_memory_and_evictions_under_maxmemory(make_redis) -> None:  # type
     assert inst.memory_max_from == "maxmemory"
     assert inst.metrics["memory_max_bytes"] == 2 * 1024 * 1024
     assert inst.metrics["evictions_per_sec"] is not None
-    span = mon.pollers[0].window.span
-    assert round(inst.metrics["evictions_per_sec"] * span) == evicted
+    window = mon.pollers[0].window
+    in_window = round(inst.metrics["evictions_per_sec"] * window.span)
+    assert in_window == window.delta("evictions")
+    # Every command after the last poll (even this test's INFO) may evict a few more keys.
+    assert evicted - 20 <= in_window <= evicted
     assert inst.facts["maxmemory_policy"] == "allkeys-lru"
