@@ -138,3 +138,19 @@ async def test_memory_and_evictions_under_maxmemory(make_redis) -> None:  # type
     # Every command after the last poll (even this test's INFO) may evict a few more keys.
     assert evicted - 20 <= in_window <= evicted
     assert inst.facts["maxmemory_policy"] == "allkeys-lru"
+
+
+async def test_local_process_figures(redis: LocalServer, memcached: LocalServer) -> None:
+    import psutil
+
+    async with Monitor(fast_config(redis.url, memcached.url)) as mon:
+        await mon.wait_polls(3)
+        snap = mon.snapshot()
+    by_kind = {i.kind: i for i in snap.instances}
+    # Memcached does not report its RSS: psutil reads it, since the server runs on this host.
+    mc_rss = psutil.Process(memcached.pid).memory_info().rss
+    assert abs(by_kind["memcached"].metrics["rss_bytes"] - mc_rss) <= 1 << 20
+    assert by_kind["memcached"].facts["pid"] == str(memcached.pid)
+    assert by_kind["redis"].facts["pid"] == str(redis.pid)
+    for inst in snap.instances:
+        assert inst.metrics["cpu_pct"] is not None and 0 <= inst.metrics["cpu_pct"] <= 200
