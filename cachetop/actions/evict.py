@@ -23,7 +23,7 @@ import redis
 from redis.crc import key_slot
 
 from cachetop.actions.budget import RateBudget, batch_size
-from cachetop.actions.redis_nodes import Node, connect, discover_nodes, error_text
+from cachetop.actions.redis_nodes import ActionError, Node, connect, discover_nodes, error_text
 from cachetop.config import InstanceConfig
 from cachetop.metrics.prefix import PrefixRoller
 from cachetop.safe_text import display_key
@@ -181,8 +181,12 @@ class RedisEvictor:
     def _scan_node(self, node: Node, request: EvictRequest, result: EvictResult, cluster: bool) -> None:
         match = request.pattern if request.pattern is not None else prefix_glob(request.prefix or b"")
         roller = PrefixRoller(request.separators) if request.prefix is not None else None
-        client = self._connect(node, cluster)
         where = f"{self.inst.target.redacted_url} ({node.address})" if cluster else None
+        try:
+            client = self._connect(node, cluster)
+        except ActionError as exc:
+            result.error = str(exc)
+            return
         pending: list[bytes] = []
         try:
             cursor = 0
@@ -244,7 +248,11 @@ class RedisEvictor:
                 node = next(n for n in nodes if n.owns(slot))
             by_node.setdefault(node, []).append(key)
         for node, node_keys in by_node.items():
-            client = self._connect(node, cluster)
+            try:
+                client = self._connect(node, cluster)
+            except ActionError as exc:
+                result.error = str(exc)
+                return
             try:
                 for start in range(0, len(node_keys), self.batch):
                     if self.cancel.is_set():

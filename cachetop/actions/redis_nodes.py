@@ -53,6 +53,16 @@ def connect(inst: InstanceConfig, timeout: float, name: str, node: Node | None =
             ssl_cert_reqs="required" if inst.tls_verify else "none",
             ssl_check_hostname=inst.tls_verify,
         )
+    try:
+        return _client(inst, timeout, name, node, kwargs)
+    except redis.RedisError as exc:  # single-connection clients connect at once
+        raise ActionError(error_text(inst, exc, node.address if node and node.slots else None)) from None
+
+
+def _client(
+    inst: InstanceConfig, timeout: float, name: str, node: Node | None, kwargs: dict[str, Any]
+) -> Any:
+    target = inst.target
     return redis.Redis(
         host=node.host if node else target.host,
         port=node.port if node else target.port,
