@@ -1,0 +1,157 @@
+"""`cachetop warm`: fill a cache from a warming strategy (a plugin), stampede-safe and throttled."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+
+from cachetop.actions.audit import AuditLog, ReadOnlyError, check_writable
+from cachetop.actions.console import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    add_action_arguments,
+    cancel_on_interrupt,
+    is_terminal,
+    pick_instances,
+    progress_bar,
+)
+from cachetop.actions.redis_nodes import ActionError
+from cachetop.actions.warm import DEFAULT_BATCH, DEFAULT_LOCK_TTL_S, DEFAULT_RATE, RedisWarmer, warm_summary
+from cachetop.actions.warm_sources import create_warmer
+from cachetop.cli import add_target_arguments
+from cachetop.commands.common import config_from_args
+from cachetop.configfile import ConfigError, parse_duration
+from cachetop.plugins import PluginFailed, PluginNotFound, discover, plugin_paths_of
+from cachetop.redact import scrub
+from cachetop.safe_text import display_key
+
+HELP = "warm a Redis/Valkey instance from a strategy plugin (file, hotkeys-replay, your own)"
+DESCRIPTION = (
+    "Warm keys from a strategy: `file` (JSON lines of key, value, ttl), `hotkeys-replay` (hot keys\n"
+    "re-fetched through a loader plugin) or any warmer plugin (`cachetop plugins` lists them).\n"
+    "A lock per key (SET NX PX) means two warmers never fetch the same key; keys already in the\n"
+    "cache are left alone unless --overwrite. Writes are pipelined within --rate keys/s."
+)
+EPILOG = """\
+examples:
+  cachetop warm redis://127.0.0.1:6379 --strategy file --file warm.jsonl
+  cachetop warm -c cachetop.toml --instance cache-1 --strategy ecommerce-catalog --dry-run
+  cachetop hotkeys --json redis://127.0.0.1:6379 > hot.json
+  cachetop warm redis://127.0.0.1:6379 --strategy hotkeys-replay -o from=hot.json -o loader=popular-content
+
+exit status: 0 done, 1 failed or cancelled part-way, 2 usage, config or plugin error, 3 refused (read-only).
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_target_arguments(parser)
+    parser.add_argument("--strategy", required=True, metavar="NAME", help="a warmer plugin, e.g. file")
+    parser.add_argument("--file", metavar="FILE", help="for --strategy file: JSON lines of key, value, ttl")
+    parser.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="an option for the strategy (repeat)",
+    )
+    parser.add_argument("--ttl", metavar="DURATION", help="TTL for keys the strategy gives none (e.g. 1h)")
+    parser.add_argument("--overwrite", action="store_true", help="rewrite keys that are already cached")
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="N", help="keys per pipeline")
+    parser.add_argument(
+        "--lock-ttl",
+        metavar="DURATION",
+        help=f"how long a key's lock lives (default: {DEFAULT_LOCK_TTL_S:g}s)",
+    )
+    add_action_arguments(parser)
+
+
+def _options(args: argparse.Namespace) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for raw in args.option:
+        key, sep, value = raw.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {raw!r}: write KEY=VALUE")
+        options[key.strip()] = value
+    if args.file:
+        options["path"] = args.file
+    return options
+
+
+def _duration(value: str | None, flag: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    instances = pick_instances(config, args.instance)
+    inst = instances[0]
+    if len(instances) > 1 or inst.target.kind == "memcached":
+        raise ConfigError("warm writes to one Redis/Valkey instance (memcached warming is not supported)")
+    options = _options(args)
+    audit = AuditLog(config.settings.state_dir)
+    what = {
+        "strategy": display_key(args.strategy, 60),
+        "options": {k: display_key(v, 120) for k, v in options.items()},
+    }
+    if not args.dry_run:
+        try:
+            check_writable(inst, read_only=args.read_only, action="warm", config_path=config.path)
+        except ReadOnlyError as exc:
+            audit.record("warm", inst, outcome="refused", reason=str(exc), what=what)
+            print(f"cachetop: {exc}", file=sys.stderr)
+            return EXIT_REFUSED
+    registry = discover(plugin_paths_of(config))
+    try:
+        warmer = create_warmer(registry, args.strategy, options)
+    except (PluginNotFound, PluginFailed, ValueError, OSError) as exc:
+        text = exc.args[0] if isinstance(exc, PluginNotFound) and exc.args else str(exc)
+        raise ConfigError(f"--strategy {args.strategy}: {text}") from None
+    cancel = threading.Event()
+    rate = DEFAULT_RATE if args.rate is None else args.rate
+    runner = RedisWarmer(
+        inst,
+        warmer,
+        timeout=max(config.timeout_of(inst), 5.0),
+        rate=rate,
+        batch=args.batch,
+        lock_ttl_s=_duration(args.lock_ttl, "--lock-ttl") or DEFAULT_LOCK_TTL_S,
+        default_ttl=_duration(args.ttl, "--ttl"),
+        overwrite=args.overwrite,
+        cancel=cancel,
+    )
+    show_bar = is_terminal(sys.stderr) and not args.json and not args.dry_run
+    total = getattr(warmer, "total", None)
+    try:
+        with cancel_on_interrupt(cancel, sys.stderr), progress_bar(show_bar, "warming", total) as update:
+            runner.progress = lambda r: update(r.planned, total)
+            result = runner.run(dry_run=args.dry_run)
+    except ActionError as exc:
+        audit.record("warm", inst, outcome="failed", error=str(exc), what=what)
+        print(f"cachetop: {scrub(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    outcome = (
+        "dry-run"
+        if args.dry_run
+        else "cancelled"
+        if result.cancelled
+        else "failed"
+        if result.error
+        else "done"
+    )
+    audit.record("warm", inst, outcome=outcome, what=what, **result.as_json(), error=result.error)
+    if args.json:
+        print(json.dumps(result.as_json()))
+        if result.error:
+            print(f"cachetop: {scrub(result.error)}", file=sys.stderr)
+    else:
+        print(scrub(warm_summary(result, inst.name)))
+    return EXIT_FAILED if result.cancelled or result.error else EXIT_OK
