@@ -231,7 +231,7 @@ def _load_file(path: Path, reg: Registry) -> None:
 
 def _exc_text(exc: BaseException, path: Path) -> str:
     if isinstance(exc, SyntaxError):
-        return f"syntax error at {path}:{exc.lineno}: {exc.msg}"
+        return f"syntax error at line {exc.lineno}: {exc.msg}"
     if isinstance(exc, SystemExit):
         return f"called exit({exc.code}) while loading"
     tb = exc.__traceback__
