@@ -52,7 +52,7 @@ class RateBudget:
             return 0.0
         self._refill()
         self._tokens -= n
-        if self._tokens >= 0:
+        if self._tokens > -1e-6:  # float noise is not a debt worth a wait
             return 0.0
         delay = -self._tokens / self.rate
         self.waited_s += delay
