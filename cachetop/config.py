@@ -30,8 +30,17 @@ SCHEMES = {
     "valkeys": ("valkey", True),
     "memcached": ("memcached", False),
 }
+# Schemes that name several hosts: a cluster's seeds, or the sentinels that know a master.
+MODE_SCHEMES = {
+    "redis-cluster": ("redis", False, "cluster"),
+    "rediss-cluster": ("redis", True, "cluster"),
+    "redis-sentinel": ("redis", False, "sentinel"),
+    "rediss-sentinel": ("redis", True, "sentinel"),
+}
 DEFAULT_PORTS = {"redis": 6379, "valkey": 6379, "memcached": 11211}
+SENTINEL_PORT = 26379
 URL_FORMS = "redis://[user:password@]host:port[/db], rediss://…, valkey://…, memcached://host:port"
+MULTI_HOST_FORMS = "redis-cluster://seed1:port,seed2:port, redis-sentinel://host:26379[,host2:26379]/MASTER"
 
 # Top-level sections parsed elsewhere: name -> "module:function(value, ctx) -> parsed".
 SECTION_PARSERS: dict[str, str] = {
@@ -61,31 +70,42 @@ class Target:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     tls: bool = False
+    mode: str = "single"  # single | cluster (host:port is the first seed) | sentinel
+    seeds: tuple[tuple[str, int], ...] = ()  # every seed or sentinel, the first one included
+    service: str | None = None  # the master's name, for sentinel
 
     @property
     def address(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return format_address(self.host, self.port)
 
     @property
     def redacted_url(self) -> str:
         scheme = {v: k for k, v in SCHEMES.items() if not v[1]}.get((self.kind, False), self.kind)
+        if self.mode != "single":
+            scheme = f"redis-{self.mode}"
         if self.tls:
-            scheme += "s"
+            scheme = scheme.replace("redis", "rediss", 1) if self.mode != "single" else scheme + "s"
         auth = ""
         if self.username or self.password:
             auth = f"{self.username or ''}{':***' if self.password else ''}@"
-        db = f"/{self.db}" if self.db else ""
-        return f"{scheme}://{auth}{self.address}{db}"
+        hosts = ",".join(format_address(h, p) for h, p in self.seeds) or self.address
+        path = f"/{self.service}" if self.service else (f"/{self.db}" if self.db else "")
+        return f"{scheme}://{auth}{hosts}{path}"
 
     def __str__(self) -> str:
         return self.redacted_url
+
+
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def parse_target(url: str) -> Target:
     """Parses a target URL; ValueError messages never contain the password."""
     if "://" not in url:
         raise ValueError(f"{_redact(url)!r} is not a URL (allowed: {URL_FORMS})")
+    if url.split("://", 1)[0].lower() in MODE_SCHEMES:
+        return _parse_multi_host(url)
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -118,6 +138,48 @@ def parse_target(url: str) -> Target:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         tls=tls,
+    )
+
+
+def _parse_multi_host(url: str) -> Target:
+    """redis-cluster://[auth@]h1:p1,h2:p2 and redis-sentinel://[auth@]h1:p1,h2:p2/MASTER."""
+    scheme, rest = url.split("://", 1)
+    kind, tls, mode = MODE_SCHEMES[scheme.lower()]
+    netloc, _, path = rest.partition("/")
+    auth, _, hosts = netloc.rpartition("@")
+    default_port = SENTINEL_PORT if mode == "sentinel" else DEFAULT_PORTS[kind]
+    seeds: list[tuple[str, int]] = []
+    for part in hosts.split(","):
+        try:
+            parsed = urlsplit(f"redis://{part.strip()}")
+            host, port = parsed.hostname, parsed.port
+        except ValueError:
+            raise ValueError(
+                f"{_redact(url)!r} has a bad port in {part!r} (allowed: {MULTI_HOST_FORMS})"
+            ) from None
+        if not host:
+            raise ValueError(f"{_redact(url)!r} has an empty host (allowed: {MULTI_HOST_FORMS})")
+        seeds.append((host, port or default_port))
+    path = path.strip("/")
+    if mode == "sentinel" and (not path or "/" in path):
+        raise ValueError(f"{_redact(url)!r}: name the master, as in redis-sentinel://host:26379/mymaster")
+    if mode == "cluster" and path not in ("", "0"):
+        raise ValueError(f"{_redact(url)!r}: a cluster has only database 0")
+    if "?" in path or "#" in path:
+        raise ValueError(f"{_redact(url)!r}: query strings are not supported (allowed: {MULTI_HOST_FORMS})")
+    username, _, password = auth.partition(":") if auth else ("", "", "")
+    if password:
+        register_secret(unquote(password))
+    return Target(
+        kind=kind,
+        host=seeds[0][0],
+        port=seeds[0][1],
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        tls=tls,
+        mode=mode,
+        seeds=tuple(seeds),
+        service=unquote(path) if mode == "sentinel" else None,
     )
 
 
@@ -249,7 +311,7 @@ def parse_instance(raw: Any, index: int, ctx: ConfigContext) -> InstanceConfig:
         register_secret(target.password)
     if target.kind == "memcached" and (target.username or target.password):
         ctx.fail((*path, "url"), "memcached targets take no username or password (SASL is not supported)")
-    inst = InstanceConfig(name=name, target=target)
+    inst = InstanceConfig(name=name, target=target, cluster=target.mode == "cluster")
     if "tags" in table:
         inst = replace(inst, tags=ctx.string_list(table["tags"], (*path, "tags")))
     if "interval" in table:
@@ -341,7 +403,7 @@ def config_from_targets(urls: Sequence[str], base: Config | None = None) -> Conf
         if name in seen:
             raise ConfigError(f"target: {name} is given twice")
         seen.add(name)
-        instances.append(InstanceConfig(name=name, target=target))
+        instances.append(InstanceConfig(name=name, target=target, cluster=target.mode == "cluster"))
     settings = base.settings if base else Settings()
     sections = base.sections if base else {}
     return Config(

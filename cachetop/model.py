@@ -240,6 +240,9 @@ class InstanceMetrics:
     memory_max_from: Literal["maxmemory", "system"] | None = None
     commands: Mapping[str, CommandStat] = field(default_factory=dict)
     last_poll: float | None = None  # wall-clock time of the last successful poll
+    # Cluster nodes: "master" or "replica", and the shard (the slots its master serves).
+    role: str | None = None
+    shard: str | None = None
     # Extra sections other parts of the pipeline attach (hot keys, alerts, ...), keyed by owner.
     extras: Mapping[str, Any] = field(default_factory=dict)
 
@@ -287,6 +290,10 @@ def instance_to_json(inst: InstanceMetrics) -> dict[str, Any]:
         "error": inst.error,
         "metrics": metrics,
     }
+    if inst.role is not None:
+        out["role"] = inst.role
+    if inst.shard is not None:
+        out["shard"] = inst.shard
     if inst.tags:
         out["tags"] = list(inst.tags)
     if inst.memory_max_from:

@@ -14,16 +14,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cachetop.aio import cancel_and_wait
 from cachetop.backends import Backend, BackendError, make_backend
 from cachetop.config import Config, InstanceConfig
 from cachetop.metrics.latency import QuantileWindow
 from cachetop.metrics.window import CounterWindow, command_stats, server_latency, windowed_metrics
 from cachetop.model import InstanceMetrics, Snapshot, Status
+from cachetop.tls import use_tls_context
 
 log = logging.getLogger(__name__)
 
 PROBES_PER_INTERVAL = 4
 MAX_CONCURRENT_POLLS = 64
+ROLES = {"master": "master", "slave": "replica"}  # INFO role -> what we show
 
 Subscriber = Callable[[Snapshot], Any]
 
@@ -57,6 +60,11 @@ class Poller:
         self.polls = 0
         self.wake = asyncio.Event()
         self.polled = asyncio.Event()  # set after every poll; tests and `snapshot` wait on it
+        # Cluster nodes: set by cachetop.cluster from CLUSTER NODES; the role is refreshed by
+        # every poll (INFO role), so a promoted replica shows without waiting for re-discovery.
+        self.role: str | None = None
+        self.shard: str | None = None
+        self.extras: dict[str, Any] = {}
 
     def set_window(self, window_s: float) -> None:
         self.window.window_s = window_s
@@ -142,6 +150,8 @@ class Poller:
             facts = dict(latest.facts)
             commands = command_stats(self.window)
             memory_from = "system" if latest.gauges.get("memory_max_is_system") else "maxmemory"
+            if self.role is not None and facts.get("role") in ROLES:
+                self.role = ROLES[facts["role"]]
         else:
             values = dict.fromkeys(
                 (
@@ -162,7 +172,8 @@ class Poller:
         return InstanceMetrics(
             name=self.inst.name,
             kind=self.backend.kind,
-            address=self.inst.target.address,
+            # A sentinel-followed instance lives wherever the current master is.
+            address=getattr(self.backend, "address", None) or self.inst.target.address,
             status=self.status,
             error=self.error,
             metrics=values,
@@ -171,6 +182,9 @@ class Poller:
             memory_max_from=memory_from,
             commands=commands,
             last_poll=self.last_poll_wall,
+            role=self.role,
+            shard=self.shard,
+            extras=dict(self.extras),
         )
 
 
@@ -196,6 +210,9 @@ class Monitor:
         self._backend_factory = backend_factory
         self._subscribers: list[Subscriber] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._poll_tasks: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
+        self.watchers: list[Any] = []  # cluster watchers (cachetop.cluster), one per cluster target
         self.pollers: list[Poller] = []
         self.latest: Snapshot | None = None
         self._published = asyncio.Condition()
@@ -205,35 +222,61 @@ class Monitor:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
-        for inst in self.config.instances:
-            timeout = self.config.timeout_of(inst)
-            self.pollers.append(
-                Poller(
-                    inst,
-                    self._backend_factory(inst, timeout),
-                    interval=self.config.interval_of(inst),
-                    timeout=timeout,
-                    window_s=self.window_s,
-                    clock=self.clock,
-                    wall=self.wall,
-                    poll_slots=slots,
-                )
-            )
         self._running.set()
-        for poller in self.pollers:
-            self._tasks.append(
-                asyncio.create_task(poller.run(self._running), name=f"poll {poller.inst.name}")
-            )
+        for inst in self.config.instances:
+            if inst.cluster:
+                from cachetop.cluster import ClusterWatcher
+
+                watcher = ClusterWatcher(self, inst)
+                self.watchers.append(watcher)
+                await watcher.start()  # discovers the nodes and adds one poller per node
+                self._tasks.append(asyncio.create_task(watcher.run(), name=f"cluster {inst.name}"))
+            else:
+                self.add_instance(inst)
         self._tasks.append(asyncio.create_task(self._publish_loop(), name="publish"))
 
+    def _make_backend(self, inst: InstanceConfig, timeout: float) -> Backend:
+        if inst.target.mode == "sentinel":
+            from cachetop.sentinel import SentinelBackend
+
+            return SentinelBackend(inst, timeout, self._backend_factory)
+        backend = self._backend_factory(inst, timeout)
+        return use_tls_context(backend) if inst.target.tls else backend
+
+    def add_instance(self, inst: InstanceConfig, index: int | None = None) -> Poller:
+        """Starts polling one more instance (cluster discovery adds nodes as they appear)."""
+        timeout = self.config.timeout_of(inst)
+        poller = Poller(
+            inst,
+            self._make_backend(inst, timeout),
+            interval=self.interval if inst.interval is None else inst.interval,
+            timeout=timeout,
+            window_s=self.window_s,
+            clock=self.clock,
+            wall=self.wall,
+            poll_slots=self._slots,
+        )
+        self.pollers.insert(len(self.pollers) if index is None else index, poller)
+        self._poll_tasks[inst.name] = asyncio.create_task(poller.run(self._running), name=f"poll {inst.name}")
+        return poller
+
+    async def remove_instance(self, name: str) -> None:
+        """Stops polling an instance and closes its connections (a node left the cluster)."""
+        task = self._poll_tasks.pop(name, None)
+        if task is not None:
+            await cancel_and_wait([task])
+        for poller in [p for p in self.pollers if p.inst.name == name]:
+            self.pollers.remove(poller)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(poller.backend.close(), 2.0)
+
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait([*self._tasks, *self._poll_tasks.values()])
         self._tasks.clear()
+        self._poll_tasks.clear()
+        for watcher in self.watchers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watcher.close(), 2.0)
         for poller in self.pollers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(poller.backend.close(), 2.0)

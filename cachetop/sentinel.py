@@ -1,0 +1,142 @@
+"""Sentinel: `redis-sentinel://host:26379[,host2:26379]/MASTER` follows the current master.
+
+SentinelBackend asks the sentinels `SENTINEL GET-MASTER-ADDR-BY-NAME MASTER` and polls the master
+they name through an ordinary Redis backend. It asks again every RECHECK_EVERY polls and after
+every failed poll, so after a failover the instance moves to the promoted replica as soon as
+the sentinels agree on it. The instance keeps its name; its address is the current master's.
+A change of master starts a new window, like a restart (the run_id changes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from cachetop.backends.base import Backend, BackendError
+from cachetop.config import InstanceConfig, format_address
+from cachetop.model import Sample, Status
+from cachetop.tls import use_tls_context
+
+log = logging.getLogger(__name__)
+
+RECHECK_EVERY = 5  # polls
+
+
+class SentinelBackend:
+    def __init__(
+        self,
+        inst: InstanceConfig,
+        timeout: float,
+        factory: Callable[[InstanceConfig, float], Backend],
+        recheck_every: int = RECHECK_EVERY,
+    ) -> None:
+        self.inst = inst
+        self.timeout = timeout
+        self.factory = factory
+        self.recheck_every = recheck_every
+        self.service = inst.target.service or ""
+        self.master: tuple[str, int] | None = None
+        self.inner: Backend | None = None
+        self.switches = 0  # how many times the master moved (the first discovery included)
+        self._polls_since_check = 0
+        self._last_failed = False
+        self._sentinels = [self._sentinel_client(h, p) for h, p in inst.target.seeds]
+
+    def _sentinel_client(self, host: str, port: int) -> aioredis.Redis:
+        kwargs: dict[str, Any] = {}
+        if self.inst.target.tls:
+            kwargs.update(
+                ssl=True, ssl_ca_certs=self.inst.tls_ca_file, ssl_check_hostname=self.inst.tls_verify
+            )
+            kwargs.update(ssl_certfile=self.inst.tls_cert_file, ssl_keyfile=self.inst.tls_key_file)
+            if not self.inst.tls_verify:
+                kwargs["ssl_cert_reqs"] = "none"
+        return aioredis.Redis(
+            host=host,
+            port=port,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            protocol=2,
+            retry=Retry(NoBackoff(), 0),  # asking the next sentinel is the retry
+            decode_responses=True,
+            **kwargs,
+        )
+
+    @property
+    def kind(self) -> str:
+        return self.inner.kind if self.inner is not None else "redis"
+
+    @property
+    def address(self) -> str | None:
+        return format_address(*self.master) if self.master else None
+
+    async def ask(self) -> tuple[str, int] | None:
+        """The master's address from the first sentinel that knows it; None if none answers."""
+        for client in self._sentinels:
+            try:
+                reply = await client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+            except (RedisError, OSError):
+                continue
+            if reply:
+                host, port = reply
+                return str(host), int(port)
+        return None
+
+    async def _follow(self) -> None:
+        found = await self.ask()
+        self._polls_since_check = 0
+        if found is None:
+            if self.inner is None:
+                raise BackendError(Status.DOWN, f"no sentinel knows a master named {self.service!r}")
+            return  # keep polling the last known master; its own errors say what is wrong
+        if found == self.master and self.inner is not None:
+            return
+        if self.master is not None:
+            log.info("%s: master moved from %s to %s", self.inst.name, self.address, format_address(*found))
+        old, self.master = self.inner, found
+        target = replace(
+            self.inst.target, host=found[0], port=found[1], mode="single", seeds=(), service=None
+        )
+        inner = self.factory(replace(self.inst, target=target), self.timeout)
+        self.inner = use_tls_context(inner) if target.tls else inner
+        self.switches += 1
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.close()
+
+    async def poll(self, now: float) -> Sample:
+        if self.inner is None or self._last_failed or self._polls_since_check >= self.recheck_every:
+            await self._follow()
+        self._polls_since_check += 1
+        assert self.inner is not None
+        try:
+            sample = await self.inner.poll(now)
+        except BackendError:
+            self._last_failed = True
+            raise
+        self._last_failed = False
+        return sample
+
+    async def probe(self) -> float:
+        if self.inner is None:
+            raise ConnectionRefusedError("no master yet")
+        return await self.inner.probe()
+
+    def close_probe(self) -> None:
+        if self.inner is not None:
+            self.inner.close_probe()
+
+    async def close(self) -> None:
+        if self.inner is not None:
+            await self.inner.close()
+        for client in self._sentinels:
+            with contextlib.suppress(Exception):
+                await client.aclose()
