@@ -50,3 +50,16 @@ def row_order(app: Any) -> list[str]:
 
 def text(app: Any) -> str:
     return screen_text(app)
+
+
+async def open_tab(app: Any, tab_id: str) -> None:
+    """Switches the detail view's tab once its tabs exist (TabbedContent picks its first tab
+    on mount, which would undo an earlier switch)."""
+    from textual.widgets import ContentSwitcher, TabbedContent
+
+    await until(lambda: app.screen.query(ContentSwitcher), what="detail tabs mounted")
+    switcher = app.screen.query_one(ContentSwitcher)
+    await until(lambda: switcher.current is not None, what="first tab shown")
+    tabs = app.screen.query_one(TabbedContent)
+    tabs.active = tab_id
+    await until(lambda: switcher.current == tab_id, what=f"tab {tab_id} shown")

@@ -11,7 +11,7 @@ from cachetop.tui.app import CachetopApp
 from cachetop.tui.detail_rows import client_rows, slowlog_rows
 from cachetop.tui.inspect import ClientInfo, Details, SlowEntry
 from cachetop.tui.screens.detail import DetailScreen
-from tests.tui.helpers import cell, keys, text, until
+from tests.tui.helpers import cell, keys, open_tab, text, until
 
 MARKUP = "[red]x[/]"
 ESCAPE_KEY = b"\x1b[2J"
@@ -57,13 +57,13 @@ async def test_hostile_names_show_literally_in_the_app(redis: LocalServer) -> No
             table.move_cursor(row=table.get_row_index(name))
             await keys(app, "enter")
             await until(lambda: isinstance(app.screen, DetailScreen), what="detail")
-            app.screen.query_one("#tabs").active = "tab-slowlog"
+            await open_tab(app, "tab-slowlog")
             await until(lambda: app.screen.details is not None and app.screen.details.slowlog, what="slowlog")
             screen = await until(lambda: "\\x1b[2J" in text(app) and text(app), what="escaped key on screen")
             assert "\\xff\\xfe[bold]k" in screen
             assert MARKUP in screen
             assert "\x1b" not in screen
-            app.screen.query_one("#tabs").active = "tab-clients"
+            await open_tab(app, "tab-clients")
             await until(lambda: f"{MARKUP}" in text(app), what="client name literal")
             assert app._exception is None
     app_client.close()

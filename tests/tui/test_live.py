@@ -15,7 +15,7 @@ from cachetop.tui.app import CachetopApp
 from cachetop.tui.screens.detail import DetailScreen
 from cachetop.tui.screens.help import HelpScreen
 from cachetop.tui.widgets.chart import Chart
-from tests.tui.helpers import cell, keys, row_order, text, until
+from tests.tui.helpers import cell, keys, open_tab, row_order, text, until
 
 
 def _config(*servers: tuple[str, LocalServer], interval: float = 0.2) -> Config:
@@ -126,7 +126,7 @@ async def test_detail_opens_with_charts_and_clients(redis: LocalServer) -> None:
             assert [s.label for s in charts["chart-latency"].series][:3] == ["p99", "p95", "p50"]
             await until(lambda: "hit 90.0%" in text(app), what="summary line")
             # Clients, fetched on demand: our own poll connection is there and marked.
-            app.screen.query_one("#tabs").active = "tab-clients"
+            await open_tab(app, "tab-clients")
             await until(lambda: app.screen.details is not None, what="details fetched")
             names = [
                 r.get_row_at(i)[1].plain

@@ -16,7 +16,7 @@ from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.live_sources import LiveSources
 from cachetop.tui.screens.detail import DetailScreen
-from tests.tui.helpers import cell, keys, text, until
+from tests.tui.helpers import cell, keys, open_tab, text, until
 
 
 async def _traffic(port: int, stop: asyncio.Event) -> None:
@@ -57,14 +57,14 @@ async def test_hot_keys_badge_panel_and_alerts_tab(redis: LocalServer, tmp_path:
                 table.move_cursor(row=table.get_row_index("r1"))
                 await keys(app, "enter")
                 await until(lambda: isinstance(app.screen, DetailScreen), what="detail")
-                app.screen.query_one("#tabs").active = "tab-hotkeys"
+                await open_tab(app, "tab-hotkeys")
                 await until(lambda: "hot:1" in text(app), timeout=10, what="hot:1 in the panel")
                 hot_table = app.screen.query_one("#hotkeys-table")
                 assert hot_table.get_row_at(0)[1].plain == "hot:1"
                 assert hot_table.get_row_at(0)[0].plain == "♨"
                 # hit_ratio 0 < 50 fires the critical rule: the header badge and the Alerts tab.
                 await until(lambda: "1 firing" in text(app), timeout=10, what="firing badge")
-                app.screen.query_one("#tabs").active = "tab-alerts"
+                await open_tab(app, "tab-alerts")
                 await until(lambda: "FIRING" in text(app) and "low-hit" in text(app), what="alert row")
             finally:
                 stop.set()
