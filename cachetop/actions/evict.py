@@ -116,7 +116,8 @@ def summary(result: EvictResult, instance: str) -> str:
     examples = describe_examples(result.examples, result.matched)
     eg = f", e.g. {examples}" if examples else ""
     if result.dry_run:
-        return f"would evict {result.matched:,} keys from {name}{eg}"
+        noun = "key" if result.matched == 1 else "keys"
+        return f"would evict {result.matched:,} {noun} from {name}{eg}"
     if result.cancelled:
         return (
             f"cancelled: removed exactly {result.evicted:,} keys from {name} (of {result.matched:,} matched)"

@@ -1,0 +1,227 @@
+"""Evict from the dashboard: read-only guard, dry run, a confirmation modal, progress, audit.
+
+    request_evict(app, "cache-1", EvictRequest(keys=(b"hot:1",)))   # from any binding
+    evict_from_panel(hot_keys_panel)                                  # the Hot keys tab's "e"
+
+The dry run and the eviction run in worker threads (the blocking actions code), so the screen
+never stalls; they reach widgets only through call_from_thread. The modal shows the dry run's
+count and examples (escaped, as Text), asks for the instance name to be typed above
+TYPE_NAME_ABOVE keys, then shows a progress bar with rate and ETA and a Cancel that stops after
+the batch in flight, so the final message says exactly what was removed. Every outcome
+(refused, declined, done, cancelled, failed) goes to the audit log with source "tui".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, ProgressBar, Static
+
+from cachetop.actions.audit import AuditLog, ReadOnlyError, check_writable
+from cachetop.actions.console import TYPE_NAME_ABOVE
+from cachetop.actions.evict import DEFAULT_RATE, EvictRequest, EvictResult, RedisEvictor, summary
+from cachetop.actions.memcached_evict import MemcachedEvictor
+from cachetop.actions.redis_nodes import ActionError
+from cachetop.config import InstanceConfig
+from cachetop.safe_text import display_key
+
+
+def _instance(app: Any, name: str) -> InstanceConfig | None:
+    return next((i for i in app.config.instances if i.name == name), None)
+
+
+def _audit(app: Any) -> AuditLog:
+    return AuditLog(app.config.settings.state_dir, source="tui")
+
+
+def _run(
+    inst: InstanceConfig,
+    request: EvictRequest,
+    *,
+    dry_run: bool,
+    cancel: threading.Event,
+    progress: Any,
+    timeout: float,
+) -> EvictResult:
+    if inst.target.kind == "memcached":
+        evictor = MemcachedEvictor([inst.target], timeout=timeout, cancel=cancel, progress=progress)
+        return evictor.run(request.keys, dry_run=dry_run)
+    runner = RedisEvictor(inst, timeout=timeout, rate=DEFAULT_RATE, cancel=cancel, progress=progress)
+    return runner.run(request, dry_run=dry_run)
+
+
+def request_evict(app: App[Any], instance: str, request: EvictRequest) -> None:
+    """Starts an eviction the operator asked for: refuses in read-only, else dry run + modal."""
+    cfg: Any = app
+    inst = _instance(cfg, instance)
+    if inst is None:
+        app.notify(f"no instance named {display_key(instance, 40)}", severity="error", markup=False)
+        return
+    if inst.target.kind == "memcached" and not request.keys:
+        app.notify("memcached cannot evict by pattern: select a key", severity="error", markup=False)
+        return
+    try:
+        check_writable(inst, read_only=bool(cfg.read_only), action="evict", config_path=cfg.config.path)
+    except ReadOnlyError as exc:
+        _audit(cfg).record("evict", inst, outcome="refused", reason=str(exc), what=request.describe())
+        app.notify(str(exc), title="read-only", severity="error", markup=False, timeout=8)
+        return
+    timeout = max(cfg.config.timeout_of(inst), 5.0)
+
+    def dry_run() -> None:
+        try:
+            preview = _run(
+                inst, request, dry_run=True, cancel=threading.Event(), progress=None, timeout=timeout
+            )
+        except ActionError as exc:
+            app.call_from_thread(app.notify, str(exc), severity="error", markup=False)
+            return
+        app.call_from_thread(app.push_screen, ConfirmEvictScreen(inst, request, preview, timeout))
+
+    app.run_worker(dry_run, thread=True, name="evict dry run", group="evict")
+
+
+def hot_keys_of(app: Any, instance: str) -> list[bytes]:
+    """The raw keys in the order the Hot keys panel shows them (by count, highest first)."""
+    snap = getattr(app, "latest", None)
+    inst = snap.by_name(instance) if snap is not None else None
+    view = inst.extras.get("hotkeys") if inst is not None and inst.extras else None
+    if view is None:
+        return []
+    return [k.key for k in sorted(view.keys, key=lambda k: k.count, reverse=True)]
+
+
+def evict_from_panel(panel: Any) -> None:
+    """The Hot keys tab's evict action: the key under the table cursor (the hottest without one)."""
+    keys = hot_keys_of(panel.app, panel.instance)
+    table = panel.query_one("#hotkeys-table")
+    row = table.cursor_row if getattr(table, "cursor_type", "none") == "row" else 0
+    if not keys or not 0 <= row < len(keys):
+        panel.app.notify("no hot key selected", severity="warning", markup=False)
+        return
+    request_evict(panel.app, panel.instance, EvictRequest(keys=(keys[row],)))
+
+
+class ConfirmEvictScreen(ModalScreen[EvictResult | None]):
+    """Confirm, then watch the eviction; dismissed with the result (None: declined)."""
+
+    DEFAULT_CSS = """
+    ConfirmEvictScreen { align: center middle; }
+    ConfirmEvictScreen > Vertical { width: 72; height: auto; border: thick $error; background: $surface;
+                                    padding: 1 2; }
+    ConfirmEvictScreen #evict-what { height: auto; }
+    ConfirmEvictScreen #evict-type { margin-top: 1; }
+    ConfirmEvictScreen #evict-progress, ConfirmEvictScreen #evict-rate { display: none; margin-top: 1; }
+    ConfirmEvictScreen.running #evict-progress, ConfirmEvictScreen.running #evict-rate { display: block; }
+    ConfirmEvictScreen.running #evict-type, ConfirmEvictScreen.running #evict-confirm { display: none; }
+    ConfirmEvictScreen Horizontal { height: auto; margin-top: 1; }
+    ConfirmEvictScreen Button { margin-right: 2; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(
+        self, inst: InstanceConfig, request: EvictRequest, preview: EvictResult, timeout: float
+    ) -> None:
+        super().__init__()
+        self.inst = inst
+        self.request = request
+        self.preview = preview
+        self.timeout = timeout
+        self.cancel_event = threading.Event()
+        self.running = False
+        self.must_type = preview.matched > TYPE_NAME_ABOVE
+        self._started = 0.0
+
+    def compose(self) -> ComposeResult:
+        name = display_key(self.inst.name, 40)
+        with Vertical():
+            yield Static(f"Evict from {name} ({self.request.label()})", id="evict-title", markup=False)
+            yield Static(summary(self.preview, self.inst.name), id="evict-what", markup=False)
+            if self.must_type:
+                yield Input(placeholder=f"type {name} to confirm", id="evict-type")
+            yield ProgressBar(total=max(self.preview.matched, 1), show_eta=True, id="evict-progress")
+            yield Static("", id="evict-rate", markup=False)
+            with Horizontal():
+                yield Button("Evict", variant="error", id="evict-confirm", disabled=self._blocked(""))
+                yield Button("Cancel", id="evict-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#evict-type" if self.must_type else "#evict-cancel").focus()
+
+    def _blocked(self, typed: str) -> bool:
+        return self.preview.matched == 0 or (self.must_type and typed != self.inst.name)
+
+    @on(Input.Changed, "#evict-type")
+    def _typed(self, event: Input.Changed) -> None:
+        self.query_one("#evict-confirm", Button).disabled = self._blocked(event.value)
+
+    @on(Input.Submitted, "#evict-type")
+    def _submitted(self, event: Input.Submitted) -> None:
+        if not self._blocked(event.value):
+            self._start()
+
+    @on(Button.Pressed, "#evict-confirm")
+    def _confirm(self) -> None:
+        if not self.query_one("#evict-confirm", Button).disabled:
+            self._start()
+
+    @on(Button.Pressed, "#evict-cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    def action_cancel(self) -> None:
+        if self.running:
+            self.cancel_event.set()  # the worker stops after its batch and reports
+            self.query_one("#evict-rate", Static).update("cancelling after the batch in flight…")
+            return
+        _audit(self.app).record(
+            "evict", self.inst, outcome="declined", what=self.request.describe(), matched=self.preview.matched
+        )
+        self.dismiss(None)
+
+    def _start(self) -> None:
+        if self.running:
+            return
+        self.running = True
+        self.add_class("running")
+        self._started = time.monotonic()
+        self.run_worker(self._evict, thread=True, name="evict", group="evict")
+
+    def _evict(self) -> None:
+        def progress(result: EvictResult) -> None:
+            self.app.call_from_thread(self._progress, result.matched, result.evicted)
+
+        try:
+            result = _run(
+                self.inst, self.request, dry_run=False, cancel=self.cancel_event, progress=progress,
+                timeout=self.timeout,
+            )  # fmt: skip
+        except ActionError as exc:
+            result = EvictResult(dry_run=False, error=str(exc))
+        outcome = "cancelled" if result.cancelled else "failed" if result.error else "done"
+        fields: dict[str, Any] = {"matched": result.matched, "evicted": result.evicted, "dry_run": False}
+        if result.error:
+            fields["error"] = result.error
+        _audit(self.app).record("evict", self.inst, outcome=outcome, what=self.request.describe(), **fields)
+        self.app.call_from_thread(self._finish, result)
+
+    def _progress(self, matched: int, evicted: int) -> None:
+        bar = self.query_one("#evict-progress", ProgressBar)
+        bar.update(total=max(self.preview.matched, matched, 1), progress=matched)
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        self.query_one("#evict-rate", Static).update(f"{evicted:,} removed · {evicted / elapsed:,.0f} keys/s")
+
+    def _finish(self, result: EvictResult) -> None:
+        text = summary(result, self.inst.name)
+        severity = "error" if result.error else "warning" if result.cancelled else "information"
+        app = self.app
+        self.dismiss(result)
+        # After the dismiss, so the toast lands on the screen that stays.
+        app.notify(text, title="evict", severity=severity, markup=False, timeout=8)
