@@ -1,0 +1,138 @@
+"""ReplayPlayer: a recording played back through the Monitor's interface, with step, seek, pause.
+
+The dashboard takes it where it takes a Monitor (subscribe, latest, paused, pause, resume,
+refresh_now, set_interval, interval, pollers), so `cachetop replay FILE` is the ordinary
+dashboard on recorded data. Frames are published at the pace they were recorded, scaled by
+`speed`; `+`/`-` (set_interval) change the speed. Step and seek pause playback, so the frame on
+screen stays put until the operator resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+from cachetop.exporters.recorder import Recording
+from cachetop.model import Snapshot
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[Snapshot], Any]
+
+
+class ReplayPlayer:
+    def __init__(self, recording: Recording, *, speed: float = 1.0, start_paused: bool = False) -> None:
+        self.recording = recording
+        self.speed = speed
+        self.position = -1  # index of the frame last published
+        self.latest: Snapshot | None = None
+        self.pollers: list[Any] = []  # no live instances behind a replay
+        gaps = [b - a for a, b in zip(recording.times, recording.times[1:], strict=False) if b > a]
+        self.recorded_interval = statistics.median(gaps) if gaps else 1.0
+        self.interval = self.recorded_interval
+        self._subscribers: list[Subscriber] = []
+        self._running = asyncio.Event()
+        if not start_paused:
+            self._running.set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- the Monitor interface ----------------------------------------------------------------------
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        if self.at_end:
+            self.position = -1  # resuming at the end starts over
+        self._running.set()
+        self._wake.set()
+
+    def refresh_now(self) -> None:
+        """Shows the current frame again (a replay has nothing new to poll)."""
+        if self.position >= 0:
+            self._publish(self.position)
+
+    def set_interval(self, seconds: float) -> None:
+        """The dashboard's +/-: a longer interval plays slower, a shorter one faster."""
+        self.interval = max(0.01, seconds)
+        self.speed = self.recorded_interval / self.interval
+
+    # --- stepping -----------------------------------------------------------------------------------
+
+    @property
+    def at_end(self) -> bool:
+        return self.position >= len(self.recording) - 1
+
+    def step(self, frames: int = 1) -> Snapshot:
+        """Pauses and shows the frame `frames` away (negative: back), clamped to the recording."""
+        self.pause()
+        return self._publish(min(max(self.position + frames, 0), len(self.recording) - 1))
+
+    def seek(self, *, index: int | None = None, time: float | None = None) -> Snapshot:
+        """Pauses and shows a frame by index or by wall-clock time (the last frame at or before it)."""
+        self.pause()
+        if index is None:
+            index = self.recording.index_at(time if time is not None else self.recording.times[0])
+        return self._publish(min(max(index, 0), len(self.recording) - 1))
+
+    def _publish(self, index: int) -> Snapshot:
+        snap = self.recording[index]
+        self.position, self.latest = index, snap
+        for callback in list(self._subscribers):
+            try:
+                callback(snap)
+            except Exception:
+                log.exception("a snapshot subscriber failed")
+        return snap
+
+    # --- playback -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._play(), name="replay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def __aenter__(self) -> ReplayPlayer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _play(self) -> None:
+        times = self.recording.times
+        while True:
+            await self._running.wait()
+            if self.at_end:
+                self.pause()  # stop on the last frame; resume() starts over
+                continue
+            self._publish(self.position + 1)
+            if self.at_end:
+                continue
+            delay = (times[self.position + 1] - times[self.position]) / max(self.speed, 1e-6)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, delay))

@@ -1,0 +1,144 @@
+"""/metrics, parsed with prometheus-client's own parser, against the JSON snapshot of the same tick."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis as redis_py
+from prometheus_client.parser import text_string_to_metric_families
+
+from cachetop.alerts.service import AlertService
+from cachetop.config import load_config
+from cachetop.exporters.outputs import attach_outputs
+from cachetop.model import METRICS, Status
+from cachetop.monitor import Monitor
+from cachetop.servers import LocalServer, free_port
+
+
+def write_config(tmp_path: Path, redis: LocalServer, down_port: int) -> Path:
+    path = tmp_path / "cachetop.toml"
+    path.write_text(
+        f"""
+[settings]
+interval = "200ms"
+window = "2s"
+timeout = "500ms"
+state_dir = "{tmp_path / "state"}"
+
+[[instance]]
+name = "cache-1"
+url = "{redis.url}"
+tags = ["web"]
+
+[[instance]]
+name = "gone"
+url = "redis://127.0.0.1:{down_port}"
+
+[alerts]
+instance_down = false
+
+[[rule]]
+name = "low-hit-ratio"
+metric = "hit_ratio"
+op = "<"
+threshold = 50
+severity = "critical"
+instances = ["cache-1"]
+"""
+    )
+    return path
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def labels(inst: dict, **extra: str) -> tuple[tuple[str, str], ...]:  # type: ignore[type-arg]
+    base = {
+        "instance": inst["name"],
+        "kind": inst["kind"],
+        "address": inst["address"],
+        "role": "",
+        "shard": "",
+    }
+    return tuple(sorted({**base, **extra}.items()))
+
+
+async def test_metrics_match_the_json_snapshot_and_alert_states(tmp_path: Path, redis: LocalServer) -> None:
+    config = load_config(write_config(tmp_path, redis, free_port()))
+    client = redis_py.Redis(port=redis.port)
+    stop = threading.Event()
+
+    def misses() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            client.get(f"absent:{n}")
+            time.sleep(0.002)
+
+    worker = threading.Thread(target=misses, daemon=True)
+    worker.start()
+    try:
+        async with AlertService(config) as alerts, Monitor(config) as monitor:
+            alerts.attach(monitor)
+            async with attach_outputs(monitor, alerts, metrics_port=0, metrics_addr="127.0.0.1") as out:
+                port = out["exporter"]._server.server_address[1]
+                await monitor.wait_snapshot(
+                    lambda s: (
+                        s.instances[0].metrics.get("ops_per_sec")
+                        and s.instances[1].status == Status.DOWN
+                        and alerts.engine.state("low-hit-ratio", "cache-1") == "firing"
+                    ),
+                    10,
+                )
+                monitor.pause()  # no new snapshot from here: the scrape and the JSON are the same tick
+                snap = out["exporter"].collector.latest
+                samples = scrape(port)
+    finally:
+        stop.set()
+        worker.join(5)
+        client.close()
+    doc = snap.to_json()
+    assert samples[("cachetop_snapshot_timestamp_seconds", ())] == pytest.approx(doc["time"], abs=1e-3)
+    checked = 0
+    for inst in doc["instances"]:
+        up = 1.0 if inst["status"] == "up" else 0.0
+        assert samples[("cachetop_up", labels(inst))] == up
+        assert samples[("cachetop_instance_status", labels(inst, status=inst["status"]))] == 1.0
+        for name, info in METRICS.items():
+            key = (f"cachetop_{info.prom_name}", labels(inst))
+            value = inst["metrics"].get(name)
+            if value is None:
+                assert key not in samples, key  # no data is no sample, never a fake 0
+                continue
+            # The JSON rounds to 4 decimals in our unit; Prometheus gets the unrounded value.
+            assert samples[key] == pytest.approx(
+                value * info.prom_scale, rel=0, abs=0.51e-4 * info.prom_scale
+            )
+            checked += 1
+    assert checked >= 12
+    cache = doc["instances"][0]
+    # Hand-checked units: all misses is a 0.0 ratio, memory in bytes, ops per second.
+    assert samples[("cachetop_hit_ratio", labels(cache))] == 0.0
+    assert samples[("cachetop_memory_used_bytes", labels(cache))] == cache["metrics"]["memory_used_bytes"]
+    assert samples[("cachetop_ops_per_second", labels(cache))] == pytest.approx(
+        cache["metrics"]["ops_per_sec"]
+    )
+    # Counters end in _total; every family carries the prefix.
+    assert samples[("cachetop_snapshots_total", ())] >= 2
+    assert all(name.startswith("cachetop_") for name, _ in samples)
+    # Each alert's state: one-hot over ok/pending/firing, only for instances the rule selects.
+    alert = {"rule": "low-hit-ratio", "instance": "cache-1", "severity": "critical"}
+    for state, value in (("firing", 1.0), ("pending", 0.0), ("ok", 0.0)):
+        assert samples[("cachetop_alert_state", tuple(sorted({**alert, "state": state}.items())))] == value
+    assert not any(name == "cachetop_alert_state" and ("instance", "gone") in lbl for name, lbl in samples)
