@@ -28,11 +28,32 @@ def scrub(text: str) -> str:
 
 
 class ScrubFilter(logging.Filter):
-    """Attach to log handlers so no record leaves with a secret in it."""
+    """Attach to log handlers so no record leaves with a secret in it, tracebacks included."""
+
+    _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         clean = scrub(message)
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text when it is set, so the scrubbed text is what they print.
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
         return True
+
+
+def scrub_json(value: object) -> object:
+    """Scrubs every string inside a JSON-ready structure (scrubbing the dumped text could cut a
+    number that happens to contain a short secret)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: scrub_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_json(v) for v in value]
+    return value

@@ -17,7 +17,8 @@ from cachetop.backends.process import local_rss
 from cachetop.config import InstanceConfig
 from cachetop.model import Sample, Status
 
-# Counted as "operations" for ops/s (design.md): every command that touches an item.
+# Counted as "operations" for ops/s: every command that touches an item. Not cas_*: a CAS is
+# already one cmd_set (memcached counts both), so adding cas_* would count it twice.
 OPS_FIELDS = (
     "cmd_get",
     "cmd_set",
@@ -29,9 +30,6 @@ OPS_FIELDS = (
     "incr_misses",
     "decr_hits",
     "decr_misses",
-    "cas_hits",
-    "cas_misses",
-    "cas_badval",
 )
 # Memcached has no single error counter; these are the ones that mean a client was refused.
 ERROR_FIELDS = (
@@ -88,10 +86,18 @@ class MemcachedBackend:
         assert self._reader is not None and self._writer is not None
         self._writer.write(request)
         await self._writer.drain()
-        data = await self._reader.readuntil(b"END\r\n")
-        if data.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")):
-            raise BackendError(Status.DOWN, f"server error: {data[:60].decode('utf-8', 'replace').strip()}")
-        return data
+        lines = []
+        while True:
+            line = await self._reader.readuntil(b"\r\n")
+            if line == b"END\r\n":
+                return b"".join(lines)
+            if line.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")):
+                text = line[:80].decode("utf-8", "replace").strip()
+                raise BackendError(Status.DOWN, f"server error: {text}")
+            if not line.startswith(b"STAT "):
+                # Not memcached's text protocol: something else listens on this port.
+                raise BackendError(Status.DOWN, "not a memcached server? (unexpected reply)")
+            lines.append(line)
 
     async def poll(self, now: float) -> Sample:
         try:
@@ -139,7 +145,8 @@ class MemcachedBackend:
             "connections": max(0, _num(stats, "curr_connections") - own_connections - 1),
         }
         pid = _num(stats, "pid") or None
-        rss = local_rss(self.target.host, pid, ("memcached",))
+        peer = self._writer.get_extra_info("peername") if self._writer is not None else None
+        rss = local_rss(peer[0] if peer else None, pid, ("memcached",))
         if rss is not None:
             gauges["rss"] = rss
         uptime = _num(stats, "uptime")

@@ -42,6 +42,7 @@ class AsyncProbe:
         self.ssl_context = ssl_context
         self.hello = hello or []  # (request, expected reply prefix), sent once per connection
         self.connects = 0
+        self.sent = 0  # requests written: the server counts each as a command, answered or not
         self._sock: socket.socket | None = None
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
@@ -142,6 +143,7 @@ class AsyncProbe:
         try:
             sent_wall = time.time_ns()
             sent = time.perf_counter()
+            self.sent += 1
             sock.send(self.request)  # a few bytes on an idle socket: never partial
             data, stamp, arrived = await done
         finally:
@@ -149,11 +151,10 @@ class AsyncProbe:
             loop.remove_reader(fd)
         if not data:
             raise ConnectionResetError("server closed the connection")
-        while not data.endswith(b"\r\n"):
-            more = await loop.sock_recv(sock, 4096)
-            if not more:
-                raise ConnectionResetError("server closed the connection")
-            data += more
+        if not data.endswith(b"\r\n"):
+            # The rest of a split reply is still bound by the probe's deadline.
+            left = max(0.001, self.timeout - (time.perf_counter() - sent))
+            data += await asyncio.wait_for(self._read_line(loop, sock), left)
         self._check(data, self.expect)
         elapsed = arrived - sent
         if stamp is not None:
@@ -164,6 +165,7 @@ class AsyncProbe:
         return elapsed
 
     async def _probe_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
+        self.sent += 1
         sent = time.perf_counter()
         writer.write(self.request)
         reply = await reader.readuntil(b"\r\n")

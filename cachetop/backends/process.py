@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import socket
 import time
 
 import psutil
@@ -22,22 +21,20 @@ _rss_cache: dict[int, tuple[float, int]] = {}
 
 
 @functools.lru_cache(maxsize=256)
-def is_local_host(host: str) -> bool:
-    if host in ("localhost", "::1"):
-        return True
+def is_local_address(address: str) -> bool:
+    """Whether an IP address (the connected peer's, so no DNS lookup here) is this host's."""
     try:
-        address = ipaddress.ip_address(socket.gethostbyname(host))
-    except (OSError, ValueError):
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
         return False
-    if address.is_loopback:
+    if ip.is_loopback:
         return True
-    local = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs}
-    return str(address) in local
+    return any(a.address == str(ip) for addrs in psutil.net_if_addrs().values() for a in addrs)
 
 
-def local_rss(host: str, pid: int | None, names: tuple[str, ...]) -> int | None:
+def local_rss(peer_ip: str | None, pid: int | None, names: tuple[str, ...]) -> int | None:
     """RSS bytes of the server process, or None when it is not on this host."""
-    if pid is None or pid <= 0 or not is_local_host(host):
+    if pid is None or pid <= 0 or not peer_ip or not is_local_address(peer_ip):
         return None
     now = time.monotonic()
     cached = _rss_cache.get(pid)

@@ -20,6 +20,7 @@ from redis.exceptions import (
     AuthenticationError,
     AuthenticationWrongNumberOfArgsError,
     BusyLoadingError,
+    RedisError,
     ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -78,6 +79,14 @@ def _reason(exc: BaseException, timeout: float) -> str:
     return "connection failed"
 
 
+def _command_name(command: tuple[str, ...]) -> str:
+    """The name commandstats uses: `info`, or `latency|histogram` for a subcommand."""
+    name = command[0].lower()
+    if name in ("latency", "client", "config", "command", "slowlog", "memory", "object") and len(command) > 1:
+        return f"{name}|{command[1].lower()}"
+    return name
+
+
 def tls_context(inst: InstanceConfig) -> ssl.SSLContext | None:
     if not inst.target.tls:
         return None
@@ -96,8 +105,11 @@ class RedisBackend:
         self.target = inst.target
         self.kind = "valkey" if inst.target.kind == "valkey" else "redis"
         self.timeout = timeout
-        # Commands cachetop sent that the server has processed, per command name.
+        # Commands cachetop's poll connection sent, per command name, counted when sent; a reply
+        # that is an error (ACL NOPERM, unknown command) moves the count to own_errors, because
+        # the server counts a rejected command as an error reply, not as a processed command.
         self.own_commands: Counter[str] = Counter()
+        self.own_errors = 0
         self._handshake = [("client|setname", 1)]
         if self.target.password or self.target.username:
             self._handshake.append(("auth", 1))
@@ -107,7 +119,6 @@ class RedisBackend:
         self._version: tuple[int, ...] | None = None
         self._has_histogram = False
         self._probe = self._make_probe()
-        self._probe_connects_counted = 0
 
     # --- connections ------------------------------------------------------------------------
 
@@ -161,18 +172,17 @@ class RedisBackend:
     # --- probe ----------------------------------------------------------------------------------
 
     async def probe(self) -> float:
-        try:
-            elapsed = await self._probe.probe()
-        finally:
-            # Each (re)connect sent AUTH? + CLIENT SETNAME; count them once, even on failure.
-            new = self._probe.connects - self._probe_connects_counted
-            if new:
-                self._probe_connects_counted = self._probe.connects
-                self.own_commands["client|setname"] += new
-                if self.target.password:
-                    self.own_commands["auth"] += new
-        self.own_commands["ping"] += 1
-        return elapsed
+        return await self._probe.probe()
+
+    def _own_snapshot(self) -> dict[str, int]:
+        """Every command of ours sent so far, the probe's included, per command name."""
+        own = dict(self.own_commands)
+        probe = self._probe
+        own["ping"] = own.get("ping", 0) + probe.sent
+        own["client|setname"] = own.get("client|setname", 0) + probe.connects
+        if self.target.password:
+            own["auth"] = own.get("auth", 0) + probe.connects
+        return own
 
     def close_probe(self) -> None:
         self._probe.close()
@@ -181,7 +191,7 @@ class RedisBackend:
 
     async def poll(self, now: float) -> Sample:
         try:
-            raw_info, raw_hist, own_by_cmd = await self._round_trip()
+            raw_info, raw_hist, own_by_cmd, own_errors = await self._round_trip()
         except (AuthenticationError, AuthenticationWrongNumberOfArgsError):
             raise BackendError(Status.AUTH_FAILED, "auth failed (check username and password)") from None
         except BusyLoadingError:
@@ -195,34 +205,39 @@ class RedisBackend:
             raise BackendError(Status.DOWN, f"server error: {text.split(chr(10))[0][:60]}") from None
         except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
             raise BackendError(Status.DOWN, _reason(exc, self.timeout)) from None
+        except RedisError as exc:
+            # A reply that is not RESP: something else listens on this port.
+            kind = type(exc).__name__
+            raise BackendError(Status.DOWN, f"not a Redis/Valkey server? (protocol error: {kind})") from None
         fields, commandstats = parse_info(raw_info)
-        return self._sample(now, fields, commandstats, raw_hist, own_by_cmd)
+        return self._sample(now, fields, commandstats, raw_hist, own_by_cmd, own_errors)
 
-    def _own_at_info(self) -> dict[str, int]:
-        """Our commands the server had processed when INFO ran: everything sent before it,
-        including a connection handshake made during this very call."""
-        return dict(self.own_commands)
-
-    async def _exchange(self, *commands: tuple[str, ...]) -> list[Any]:
+    async def _exchange(self, *commands: tuple[str, ...]) -> tuple[list[Any], dict[str, int], int]:
         """Sends commands in one write and reads every reply (errors as values), as raw bytes.
 
-        This goes below redis-py's client API to its pooled connection: the pipeline object costs
-        more client CPU than the whole INFO reply does to parse.
+        Also returns what cachetop had sent before these commands (the snapshot INFO's counters
+        include), taken after any handshake of this very call. This goes below redis-py's client
+        API to its pooled connection: the pipeline object costs more CPU than parsing INFO.
         """
         pool = self._client.connection_pool
         for attempt in (1, 2):
-            conn = await pool.get_connection()
+            conn = await pool.get_connection()  # connects (and handshakes) when needed
             fresh = not getattr(conn, "_cachetop_used", False)
+            own, own_errors = self._own_snapshot(), self.own_errors
+            names = [_command_name(c) for c in commands]
+            self.own_commands.update(names)
             try:
                 await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
                 replies: list[Any] = []
-                for _ in commands:
+                for name in names:
                     try:
                         replies.append(await conn.read_response(disable_decoding=True))
                     except ResponseError as exc:
                         replies.append(exc)
+                        self.own_commands[name] -= 1
+                        self.own_errors += 1
                 conn._cachetop_used = True  # type: ignore[attr-defined]
-                return replies
+                return replies, own, own_errors
             except RedisConnectionError:
                 await conn.disconnect()
                 # A pooled connection to a server that restarted fails once: retry on a new one.
@@ -235,11 +250,9 @@ class RedisBackend:
                 await pool.release(conn)
         raise AssertionError("unreachable")
 
-    async def _round_trip(self) -> tuple[bytes, Any, dict[str, int]]:
+    async def _round_trip(self) -> tuple[bytes, Any, dict[str, int], int]:
         if self._version is None:
-            (raw,) = await self._exchange(("INFO", "all"))
-            own = self._own_at_info()
-            self.own_commands["info"] += 1
+            (raw,), own, own_errors = await self._exchange(("INFO", "all"))
             if isinstance(raw, Exception):
                 raise raw
             fields, _ = parse_info(raw)
@@ -247,22 +260,19 @@ class RedisBackend:
             self._version = tuple(int(p) for p in re.findall(r"\d+", version)[:3])
             is_valkey = field_text(fields, b"server_name") == "valkey"
             self._has_histogram = is_valkey or self._version >= (7,)
-            return raw, None, own
+            return raw, None, own, own_errors
         info = ("INFO", *(INFO_SECTIONS if self._version >= (7,) else ("all",)))
         if self._has_histogram:
-            raw, hist = await self._exchange(info, ("LATENCY", "HISTOGRAM"))
+            (raw, hist), own, own_errors = await self._exchange(info, ("LATENCY", "HISTOGRAM"))
         else:
-            (raw,), hist = await self._exchange(info), None
-        own = self._own_at_info()
-        self.own_commands["info"] += 1
-        if self._has_histogram:
-            self.own_commands["latency|histogram"] += 1
+            (raw,), own, own_errors = await self._exchange(info)
+            hist = None
         if isinstance(raw, Exception):
             raise raw
         if isinstance(hist, Exception):
             self._has_histogram = False  # e.g. renamed or ACL-denied: stop asking
             hist = None
-        return raw, hist, own
+        return raw, hist, own, own_errors
 
     def _sample(
         self,
@@ -271,6 +281,7 @@ class RedisBackend:
         commandstats: dict[str, tuple[int, int, int]],
         raw_hist: Any,
         own_by_cmd: dict[str, int],
+        own_errors: int,
     ) -> Sample:
         if fields.get(b"loading") == b"1":
             pct = field_text(fields, b"loading_loaded_perc") or "?"
@@ -281,7 +292,11 @@ class RedisBackend:
         counters = {
             "hits": field_int(fields, b"keyspace_hits") or 0,
             "misses": field_int(fields, b"keyspace_misses") or 0,
-            "commands": (field_int(fields, b"total_commands_processed") or 0) - sum(own_by_cmd.values()),
+            # Raw server counters and ours beside them: metrics/window.py subtracts the deltas,
+            # so a reset shows on the server's own counter and never as a false one of ours.
+            "commands": field_int(fields, b"total_commands_processed") or 0,
+            "own_commands": sum(own_by_cmd.values()),
+            "own_errors": own_errors,
             "errors": (field_int(fields, b"total_error_replies") or 0)
             + (field_int(fields, b"rejected_connections") or 0),
             "evictions": field_int(fields, b"evicted_keys") or 0,
@@ -302,10 +317,6 @@ class RedisBackend:
         if rss is not None:
             gauges["rss"] = rss
         pid = field_int(fields, b"process_id")
-        for cmd, own in own_by_cmd.items():
-            if cmd in commandstats:
-                calls, usec, failed = commandstats[cmd]
-                commandstats[cmd] = (max(0, calls - own), usec, failed)
         version = field_text(fields, b"valkey_version") or field_text(fields, b"redis_version") or "?"
         facts = {
             "version": version,
@@ -326,6 +337,7 @@ class RedisBackend:
             facts=facts,
             epoch=field_text(fields, b"run_id") or "",
             commandstats=commandstats,
+            own_commandstats=own_by_cmd,
             latency_histograms=parse_latency_histogram(raw_hist) if raw_hist is not None else {},
         )
 

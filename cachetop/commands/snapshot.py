@@ -13,7 +13,7 @@ from cachetop.commands.common import config_from_args
 from cachetop.configfile import ConfigError, parse_duration
 from cachetop.model import Snapshot, Status
 from cachetop.monitor import Monitor
-from cachetop.redact import scrub
+from cachetop.redact import scrub_json
 from cachetop.render_table import snapshot_table
 
 HELP = "poll once over a short window and print the numbers (table or --json)"
@@ -78,8 +78,8 @@ async def _run(config, count: int, as_json: bool) -> int:  # type: ignore[no-unt
 
 def _print(snap: Snapshot, as_json: bool, count: int) -> None:
     if as_json:
-        text = json.dumps(snap.to_json(), indent=None if count > 1 else 2)
-        sys.stdout.write(scrub(text) + "\n")
+        text = json.dumps(scrub_json(snap.to_json()), indent=None if count > 1 else 2, allow_nan=False)
+        sys.stdout.write(text + "\n")
         sys.stdout.flush()
         return
     from rich.console import Console

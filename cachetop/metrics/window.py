@@ -45,13 +45,19 @@ class CounterWindow:
         self.failed_polls: deque[float] = deque()
 
     def add(self, sample: Sample) -> bool:
-        """Adds a sample; returns True when it started a new window (counter reset)."""
+        """Adds a sample; returns True when it started a new window (counter reset or a gap)."""
         reset = False
         if self.samples:
             last = self.samples[-1]
             if sample.epoch != last.epoch or _went_down(last.counters, sample.counters):
                 self.samples.clear()
                 self.resets += 1
+                reset = True
+            elif sample.time - last.time > 2 * self.window_s:
+                # After a pause or an outage, a delta over the whole gap would be shown as the
+                # rate of the last `window` seconds: start afresh instead. (Twice the window,
+                # because `snapshot` polls exactly one window apart, give or take jitter.)
+                self.samples.clear()
                 reset = True
         self.samples.append(sample)
         self._trim(sample.time)
@@ -88,8 +94,20 @@ class CounterWindow:
             return None
         return new - old
 
-    def rate(self, name: str) -> float | None:
+    def net_delta(self, name: str, own: str) -> int | None:
+        """Δname minus Δown: the server's counter without cachetop's own share of it."""
         delta = self.delta(name)
+        if delta is None:
+            return None
+        return max(0, delta - (self.delta(own) or 0))
+
+    @property
+    def polls(self) -> int:
+        """Poll attempts inside the window: the intervals between samples, plus failures."""
+        return max(0, len(self.samples) - 1) + len(self.failed_polls)
+
+    def rate(self, name: str, own: str | None = None) -> float | None:
+        delta = self.net_delta(name, own) if own else self.delta(name)
         span = self.span
         if delta is None or span <= 0:
             return None
@@ -109,9 +127,9 @@ def _ratio_pct(part: int | None, whole: int | None) -> float | None:
 def windowed_metrics(window: CounterWindow) -> dict[str, float | int | None]:
     """The counter-based metrics of design.md's table, over the window.
 
-    Backends normalise their fields into these counter names: hits, misses, commands (without
-    cachetop's own), errors, evictions, expired, cpu_ms; and gauges: memory_used, memory_max,
-    connections, blocked_clients, rss.
+    Backends normalise their fields into these counter names: hits, misses, commands, errors,
+    evictions, expired, cpu_ms, plus own_commands and own_errors (cachetop's own share, taken
+    out here); and gauges: memory_used, memory_max, connections, blocked_clients, rss.
     """
     latest = window.latest
     if latest is None:
@@ -119,13 +137,16 @@ def windowed_metrics(window: CounterWindow) -> dict[str, float | int | None]:
     hits = window.delta("hits")
     misses = window.delta("misses")
     reads = hits + misses if hits is not None and misses is not None else None
-    commands = window.delta("commands")
-    errors = window.delta("errors")
+    commands = window.net_delta("commands", "own_commands")
+    errors = window.net_delta("errors", "own_errors")
     failed = len(window.failed_polls)
 
+    # Failed polls count as failed requests among all requests, cachetop's polls included, so
+    # one timeout on a quiet instance is 1 in 10, not 100%.
     error_rate: float | None = None
     if commands is not None and errors is not None:
-        error_rate = 100.0 * (errors + failed) / (commands + failed) if commands + failed > 0 else 0.0
+        requests = commands + window.polls
+        error_rate = 100.0 * (errors + failed) / requests if requests > 0 else 0.0
 
     cpu_ms = window.delta("cpu_ms")
     span = window.span
@@ -134,7 +155,7 @@ def windowed_metrics(window: CounterWindow) -> dict[str, float | int | None]:
     limit = gauges.get("memory_max")
     out: dict[str, float | int | None] = {
         "hit_ratio": _ratio_pct(hits, reads),
-        "ops_per_sec": window.rate("commands"),
+        "ops_per_sec": window.rate("commands", own="own_commands"),
         "memory_used_bytes": int(used) if used is not None else None,
         "memory_max_bytes": int(limit) if limit else None,
         "memory_used_pct": 100.0 * used / limit if used is not None and limit else None,
@@ -185,7 +206,8 @@ def command_stats(window: CounterWindow) -> dict[str, CommandStat]:
     out: dict[str, CommandStat] = {}
     for cmd, (calls, usec, failed) in new.commandstats.items():
         old_calls, old_usec, old_failed = old.commandstats.get(cmd, (0, 0, 0))
-        d_calls = calls - old_calls
+        own = new.own_commandstats.get(cmd, 0) - old.own_commandstats.get(cmd, 0)
+        d_calls = calls - old_calls - own
         if d_calls <= 0:
             continue
         hist = new.latency_histograms.get(cmd)

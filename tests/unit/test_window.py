@@ -74,18 +74,55 @@ def test_new_epoch_is_a_reset_even_when_counters_grew() -> None:
     assert windowed_metrics(w)["ops_per_sec"] is None
 
 
-def test_error_rate_counts_failed_polls() -> None:
+def test_error_rate_counts_failed_polls_among_all_requests() -> None:
     w = CounterWindow(10.0)
     w.add(sample(0.0, commands=0, errors=0))
     w.add(sample(1.0, commands=990, errors=9))
-    assert windowed_metrics(w)["error_rate"] == 100.0 * 9 / 990
+    # 990 commands plus our 1 poll in the window
+    assert windowed_metrics(w)["error_rate"] == 100.0 * 9 / 991
     w.record_failure(1.5)
     w.add(sample(2.0, commands=1989, errors=9))
-    assert windowed_metrics(w)["error_rate"] == 100.0 * 10 / 1990
+    # 2 successful poll intervals + 1 failed poll; the failure is one failed request
+    assert windowed_metrics(w)["error_rate"] == 100.0 * 10 / (1989 + 3)
+
+
+def test_one_timeout_on_a_quiet_instance_is_not_100_percent() -> None:
+    w = CounterWindow(10.0)
+    for t in range(10):
+        w.add(sample(float(t)))
+    w.record_failure(9.5)
+    w.add(sample(10.0))
+    assert windowed_metrics(w)["error_rate"] == 100.0 * 1 / 11
     idle = CounterWindow(10.0)
     idle.add(sample(0.0))
     idle.add(sample(1.0))
     assert windowed_metrics(idle)["error_rate"] == 0.0
+
+
+def test_cachetops_own_commands_and_errors_are_taken_out() -> None:
+    w = CounterWindow(10.0)
+    w.add(sample(0.0, commands=100, own_commands=40, errors=5, own_errors=1))
+    # 70 commands in the window, 30 of them ours; 3 error replies, 1 of them ours (ACL NOPERM)
+    w.add(sample(1.0, commands=170, own_commands=70, errors=8, own_errors=2))
+    m = windowed_metrics(w)
+    assert m["ops_per_sec"] == 40.0
+    assert m["error_rate"] == 100.0 * 2 / (40 + 1)
+    # Our count overshooting (commands sent on a dying connection) never makes a negative rate.
+    dying = CounterWindow(10.0)
+    dying.add(sample(0.0, commands=10, own_commands=0))
+    dying.add(sample(1.0, commands=11, own_commands=3))
+    assert windowed_metrics(dying)["ops_per_sec"] == 0.0
+
+
+def test_a_gap_longer_than_the_window_starts_afresh() -> None:
+    w = CounterWindow(3.0)
+    w.add(sample(0.0, commands=0))
+    w.add(sample(1.0, commands=100))
+    assert w.add(sample(300.0, commands=90_000)) is True  # paused for 5 minutes
+    assert windowed_metrics(w)["ops_per_sec"] is None
+    w.add(sample(301.0, commands=90_050))
+    assert windowed_metrics(w)["ops_per_sec"] == 50.0
+    assert w.resets == 0  # not a server reset
 
 
 def test_server_latency_from_histogram_deltas_skips_admin_commands() -> None:
@@ -100,12 +137,29 @@ def test_server_latency_from_histogram_deltas_skips_admin_commands() -> None:
     assert lat["server_latency_p99_ms"] == 0.016
 
 
-def test_command_stats_are_windowed() -> None:
+def test_command_stats_are_windowed_without_our_own_calls() -> None:
     w = CounterWindow(10.0)
-    w.add(Sample(time=0.0, counters={}, gauges={}, commandstats={"get": (100, 1000, 0), "set": (5, 50, 0)}))
-    w.add(Sample(time=2.0, counters={}, gauges={}, commandstats={"get": (300, 1600, 4), "set": (5, 50, 0)}))
+    w.add(
+        Sample(
+            time=0.0,
+            counters={},
+            gauges={},
+            commandstats={"get": (100, 1000, 0), "set": (5, 50, 0), "info": (10, 500, 0)},
+            own_commandstats={"info": 10},
+        )
+    )
+    w.add(
+        Sample(
+            time=2.0,
+            counters={},
+            gauges={},
+            commandstats={"get": (300, 1600, 4), "set": (5, 50, 0), "info": (14, 700, 0)},
+            own_commandstats={"info": 12},
+        )
+    )
     stats = command_stats(w)
-    assert set(stats) == {"get"}
+    assert set(stats) == {"get", "info"}
     assert stats["get"].calls_per_sec == 100.0
     assert stats["get"].usec_per_call == 3.0
     assert stats["get"].failed_per_sec == 2.0
+    assert stats["info"].calls_per_sec == 1.0  # 4 calls, 2 of them ours
