@@ -31,6 +31,16 @@ _KEYLINE_RE = re.compile(rf"^\s*({_DOTTED})\s*=")
 _PART_RE = re.compile(_KEY_PART)
 
 
+_ONE_LINE_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"(?!")|\'[^\'\n]*\'(?!\')')
+
+
+def _strip_single_line_strings(text: str) -> str:
+    """Drops one-line strings, so a triple quote inside one does not open a multi-line string."""
+    if '"""' not in text and "'''" not in text:
+        return text
+    return _ONE_LINE_STRING.sub("", text)
+
+
 def _split_dotted(text: str) -> list[str]:
     parts = []
     for m in _PART_RE.finditer(text):
@@ -49,6 +59,21 @@ class LineLocator:
         array_counts: dict[tuple[str, ...], int] = {}
         current: KeyPath = ()
         in_multiline: str | None = None
+
+        def with_indexes(names: list[str]) -> KeyPath:
+            # [instance.tls] after [[instance]] belongs to the latest element of that array.
+            path: list[str | int] = []
+            for i, name in enumerate(names):
+                path.append(name)
+                count = array_counts.get(tuple(names[: i + 1]))
+                if count and i < len(names) - 1:
+                    path.append(count - 1)
+            return tuple(path)
+
+        def record(path: KeyPath, lineno: int) -> None:
+            for end in range(1, len(path) + 1):
+                self.lines.setdefault(path[:end], lineno)
+
         for lineno, line in enumerate(text.splitlines(), start=1):
             if in_multiline:
                 if line.count(in_multiline) % 2 == 1:
@@ -61,16 +86,17 @@ class LineLocator:
                     key = tuple(names)
                     idx = array_counts.get(key, 0)
                     array_counts[key] = idx + 1
-                    current = (*names, idx)
+                    current = (
+                        (*with_indexes(names[:-1]), names[-1], idx) if len(names) > 1 else (names[0], idx)
+                    )
                 else:
-                    current = tuple(names)
-                self.lines.setdefault(current, lineno)
+                    current = with_indexes(names)
+                record(current, lineno)
                 continue
             keyline = _KEYLINE_RE.match(line)
             if keyline:
-                path = (*current, *_split_dotted(keyline.group(1)))
-                self.lines.setdefault(path, lineno)
-                rest = line[keyline.end() :]
+                record((*current, *_split_dotted(keyline.group(1))), lineno)
+                rest = _strip_single_line_strings(line[keyline.end() :])
                 for quote in ('"""', "'''"):
                     if rest.count(quote) % 2 == 1:
                         in_multiline = quote

@@ -198,3 +198,27 @@ def test_targets_on_the_command_line_win(tmp_path: Path) -> None:
     assert config.settings.interval == 0.5  # settings still come from the named file
     with pytest.raises(ConfigError, match="is given twice"):
         resolve_config(["redis://h:1", "redis://h:1"], None)
+
+
+def test_line_numbers_for_dotted_keys_sub_tables_and_quotes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        "[settings]\n"  # 1
+        "interval = 1\n"  # 2
+        "[[instance]]\n"  # 3
+        'name = "a"\n'  # 4
+        'password = \'x"""y\'\n'  # 5: a triple quote inside a one-line string
+        'url = "redis://h:1"\n'  # 6
+        "[[instance]]\n"  # 7
+        'name = "b"\n'  # 8
+        'url = "redis://h:2"\n'  # 9
+        "tls_verify.x = 1\n"  # 10: a dotted key
+    )
+    path = write(tmp_path, text)
+    code, err = check(path, capsys)
+    assert code == 2
+    assert err.startswith(f"cachetop: {path}:10: tls_verify must be true or false"), err
+    path.write_text(text.replace("tls_verify.x = 1\n", "[instance.extra]\nfoo = 1\n"))
+    code, err = check(path, capsys)
+    assert err.startswith(f"cachetop: {path}:10: unknown key 'extra' in [instance]"), err
