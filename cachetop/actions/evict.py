@@ -190,28 +190,35 @@ class RedisEvictor:
             return
         pending: list[bytes] = []
         try:
-            cursor = 0
+            # Each round trip carries the UNLINKs of one batch and the SCAN for the next, so a
+            # batch costs one round trip, not two.
+            cursor, raw = client.scan(0, match=match, count=self.batch)
             while True:
-                if self.cancel.is_set():
-                    result.cancelled = True
-                    return
-                cursor, raw = client.scan(cursor, match=match, count=self.batch)
                 found = [k for k in raw if roller is None or roller.rollup(k) == request.prefix]
                 fresh = self._fresh(found)
                 result.matched += len(fresh)
                 self._examples(result, fresh)
                 self.budget.take(len(raw))
-                if fresh and not result.dry_run:
-                    if self.cancel.is_set():  # cancelled while waiting for budget: do not start it
-                        result.cancelled = True
-                        return
-                    pending = fresh
-                    removed = unlink(client, fresh, cluster)
-                    pending = []
-                    result.add_evicted(node.address, removed)
-                self.progress(result)
-                if int(cursor) == 0:
+                if self.cancel.is_set():  # also while waiting for budget: this batch is not started
+                    result.cancelled = True
                     return
+                todo = fresh if not result.dry_run else []
+                more = int(cursor) != 0
+                if not todo and not more:
+                    return
+                pipe = client.pipeline(transaction=False)
+                commands = queue_unlinks(pipe, todo, cluster)
+                if more:
+                    pipe.scan(cursor, match=match, count=self.batch)
+                pending = todo
+                replies = pipe.execute()
+                pending = []
+                if commands:
+                    result.add_evicted(node.address, sum(int(n) for n in replies[:commands]))
+                self.progress(result)
+                if not more:
+                    return
+                cursor, raw = replies[-1]
         except redis.RedisError as exc:
             result.error = error_text(self.inst, exc, where)
             result.uncertain = len(pending)
@@ -288,14 +295,24 @@ def existing(client: Any, keys: list[bytes]) -> list[bytes]:
     return [k for k, size in zip(keys, pipe.execute(), strict=True) if size is not None]
 
 
-def unlink(client: Any, keys: list[bytes], cluster: bool) -> int:
-    """UNLINKs keys on one node; returns how many existed. One command per slot on a cluster."""
+def queue_unlinks(pipe: Any, keys: list[bytes], cluster: bool) -> int:
+    """Queues UNLINKs for keys of one node; returns how many commands. One per slot on a cluster
+    (a multi-key command must not cross slots), one for the whole batch otherwise."""
+    if not keys:
+        return 0
     if not cluster:
-        return int(client.execute_command("UNLINK", *keys))
+        pipe.execute_command("UNLINK", *keys)
+        return 1
     by_slot: dict[int, list[bytes]] = {}
     for key in keys:
         by_slot.setdefault(key_slot(key), []).append(key)
-    pipe = client.pipeline(transaction=False)
     for group in by_slot.values():
         pipe.execute_command("UNLINK", *group)
-    return sum(int(n) for n in pipe.execute())
+    return len(by_slot)
+
+
+def unlink(client: Any, keys: list[bytes], cluster: bool) -> int:
+    """UNLINKs keys on one node; returns how many existed."""
+    pipe = client.pipeline(transaction=False)
+    commands = queue_unlinks(pipe, keys, cluster)
+    return sum(int(n) for n in pipe.execute()[:commands])
