@@ -134,6 +134,7 @@ def redis_client(inst: InstanceConfig, timeout: float, name: str = SIDE_CLIENT_N
         socket_connect_timeout=timeout,
         client_name=name,
         protocol=2,
+        driver_info=None,  # no CLIENT SETINFO: Redis < 7.2 answers it with an error reply
         single_connection_client=True,
         retry=Retry(NoBackoff(), 0),  # the collector retries with its own backoff
         **kwargs,
