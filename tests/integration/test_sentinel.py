@@ -1,0 +1,87 @@
+"""Sentinel: a real redis-server --sentinel watching a master and its replica; failover is followed."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cachetop.config import config_from_targets
+from cachetop.model import Status
+from cachetop.monitor import Monitor
+from cachetop.servers import LocalServer, free_port
+from tests.conftest import wait_until
+
+
+def replication(port: int) -> dict[str, str]:
+    out = subprocess.run(
+        ["redis-cli", "-p", str(port), "INFO", "replication"], capture_output=True, text=True, timeout=5
+    ).stdout
+    return dict(line.split(":", 1) for line in out.split() if ":" in line)
+
+
+@pytest.fixture
+def sentinel_setup(
+    tmp_path: Path, make_redis: Callable[..., LocalServer]
+) -> Iterator[tuple[LocalServer, LocalServer, LocalServer]]:
+    master = make_redis()
+    replica = make_redis("--replicaof", "127.0.0.1", str(master.port))
+    wait_until(lambda: replication(replica.port).get("master_link_status") == "up", 10, "the replica to sync")
+    port = free_port()
+    workdir = tmp_path / "sentinel"
+    workdir.mkdir()
+    conf = workdir / "sentinel.conf"
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {workdir}\n"
+        f"sentinel monitor mymaster 127.0.0.1 {master.port} 1\n"
+        "sentinel down-after-milliseconds mymaster 500\n"
+        "sentinel failover-timeout mymaster 3000\n"
+    )
+    sentinel = LocalServer("redis", ["redis-server", str(conf), "--sentinel"], port, workdir).start()
+    wait_until(
+        lambda: (
+            "slaves=1"
+            in subprocess.run(
+                ["redis-cli", "-p", str(port), "INFO", "sentinel"], capture_output=True, text=True, timeout=5
+            ).stdout
+        ),
+        15,
+        "the sentinel to know the replica",
+    )
+    yield master, replica, sentinel
+    sentinel.cleanup()
+
+
+def sentinel_config(port: int):  # type: ignore[no-untyped-def]
+    """Two instances through one sentinel: the master it watches, and a name it does not know."""
+    config = config_from_targets([f"redis-sentinel://127.0.0.1:{port}/mymaster"])
+    unknown = config_from_targets([f"redis-sentinel://127.0.0.1:{port}/nope"]).instances[0]
+    settings = replace(config.settings, interval=0.2, window=2.0, timeout=0.5)
+    instances = (replace(config.instances[0], name="main"), replace(unknown, name="unknown"))
+    return replace(config, settings=settings, instances=instances)
+
+
+async def test_follows_the_master_through_a_failover_and_names_an_unknown_master(
+    sentinel_setup: tuple[LocalServer, LocalServer, LocalServer],
+) -> None:
+    master, replica, sentinel = sentinel_setup
+    async with Monitor(sentinel_config(sentinel.port)) as mon:
+        first = await mon.wait_snapshot(lambda s: s.instances[0].status == Status.UP, 10)
+        unknown = first.instances[1]
+        assert (unknown.status, unknown.error) == (Status.DOWN, "no sentinel knows a master named 'nope'")
+        assert (first.instances[0].name, first.instances[0].address) == ("main", master.address)
+        assert first.instances[0].facts["role"] == "master"
+        master.kill()
+        killed = time.monotonic()
+        after = await mon.wait_snapshot(
+            lambda s: s.instances[0].status == Status.UP and s.instances[0].address == replica.address, 20
+        )
+        took = time.monotonic() - killed
+    inst = after.instances[0]
+    assert (inst.name, inst.facts["role"], inst.error) == ("main", "master", None)
+    assert mon.pollers[0].backend.switches == 2
+    assert took < 15
