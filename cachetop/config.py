@@ -369,7 +369,11 @@ def parse_config(data: Mapping[str, Any], ctx: ConfigContext) -> Config:
 
 def load_config(path: str | Path) -> Config:
     data, ctx = load_toml(path)
-    return parse_config(data, ctx)
+    config = parse_config(data, ctx)
+    from cachetop.filemode import warn_if_readable
+
+    warn_if_readable(path, config.secrets)
+    return config
 
 
 def find_config_file(explicit: str | None, env: Mapping[str, str] | None = None) -> str | None:
