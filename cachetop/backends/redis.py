@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import ssl
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -110,6 +111,9 @@ class RedisBackend:
         # the server counts a rejected command as an error reply, not as a processed command.
         self.own_commands: Counter[str] = Counter()
         self.own_errors = 0
+        # Other parts of cachetop that talk to this server (the hot-key sampler...) report
+        # their commands here, counted when sent, so INFO can be matched against them exactly.
+        self._own_sources: dict[str, Callable[[], int]] = {}
         self._handshake = [("client|setname", 1)]
         if self.target.password or self.target.username:
             self._handshake.append(("auth", 1))
@@ -174,9 +178,15 @@ class RedisBackend:
     async def probe(self) -> float:
         return await self._probe.probe()
 
+    def add_own_source(self, name: str, sent: Callable[[], int]) -> None:
+        """Registers another cachetop component's running count of commands sent to this server."""
+        self._own_sources[name] = sent
+
     def _own_snapshot(self) -> dict[str, int]:
         """Every command of ours sent so far, the probe's included, per command name."""
         own = dict(self.own_commands)
+        for name, sent in self._own_sources.items():
+            own[name] = own.get(name, 0) + sent()
         probe = self._probe
         own["ping"] = own.get("ping", 0) + probe.sent
         own["client|setname"] = own.get("client|setname", 0) + probe.connects
