@@ -203,5 +203,3 @@ def _report(args: argparse.Namespace, result: EvictResult, label: str) -> int:
             print(f"cachetop: {result.error}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_FAILED if result.cancelled else EXIT_OK
-
-
