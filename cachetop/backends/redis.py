@@ -114,6 +114,8 @@ class RedisBackend:
         # Other parts of cachetop that talk to this server (the hot-key sampler...) report
         # their commands here, counted when sent, so INFO can be matched against them exactly.
         self._own_sources: dict[str, Callable[[], int]] = {}
+        # Keyspace hits/misses other components cause (OBJECT FREQ counts as a read).
+        self._own_reads: dict[str, tuple[Callable[[], int], Callable[[], int]]] = {}
         self._handshake = [("client|setname", 1)]
         if self.target.password or self.target.username:
             self._handshake.append(("auth", 1))
@@ -123,6 +125,7 @@ class RedisBackend:
         self._version: tuple[int, ...] | None = None
         self._has_histogram = False
         self._probe = self._make_probe()
+        self._reads_at_send = (0, 0)
 
     # --- connections ------------------------------------------------------------------------
 
@@ -178,9 +181,24 @@ class RedisBackend:
     async def probe(self) -> float:
         return await self._probe.probe()
 
-    def add_own_source(self, name: str, sent: Callable[[], int]) -> None:
-        """Registers another cachetop component's running count of commands sent to this server."""
+    def add_own_source(
+        self,
+        name: str,
+        sent: Callable[[], int],
+        hits: Callable[[], int] | None = None,
+        misses: Callable[[], int] | None = None,
+    ) -> None:
+        """Registers another cachetop component's running counts (commands sent to this server,
+        and keyspace hits/misses its reads caused), so polls take them out exactly."""
         self._own_sources[name] = sent
+        if hits is not None and misses is not None:
+            self._own_reads[name] = (hits, misses)
+
+    def _own_reads_snapshot(self) -> tuple[int, int]:
+        return (
+            sum(h() for h, _ in self._own_reads.values()),
+            sum(m() for _, m in self._own_reads.values()),
+        )
 
     def _own_snapshot(self) -> dict[str, int]:
         """Every command of ours sent so far, the probe's included, per command name."""
@@ -234,6 +252,7 @@ class RedisBackend:
             conn = await pool.get_connection()  # connects (and handshakes) when needed
             fresh = not getattr(conn, "_cachetop_used", False)
             own, own_errors = self._own_snapshot(), self.own_errors
+            self._reads_at_send = self._own_reads_snapshot()
             names = [_command_name(c) for c in commands]
             self.own_commands.update(names)
             try:
@@ -307,6 +326,8 @@ class RedisBackend:
             "commands": field_int(fields, b"total_commands_processed") or 0,
             "own_commands": sum(own_by_cmd.values()),
             "own_errors": own_errors,
+            "own_hits": self._reads_at_send[0],
+            "own_misses": self._reads_at_send[1],
             "errors": (field_int(fields, b"total_error_replies") or 0)
             + (field_int(fields, b"rejected_connections") or 0),
             "evictions": field_int(fields, b"evicted_keys") or 0,

@@ -72,6 +72,8 @@ class HotKeyCollector:
         self._keysizes: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._own_commands_done = 0  # from sources that ended (a retry starts new ones)
+        self._own_hits_done = 0
+        self._own_misses_done = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -104,6 +106,7 @@ class HotKeyCollector:
 
     def _retire_sampler(self) -> None:
         self._own_commands_done += self._commands_of(self.sampler) + self._commands_of(self.big)
+        self._own_hits_done, self._own_misses_done = self.own_keyspace_hits, self.own_keyspace_misses
         self.sampler, self.big = None, None
 
     async def _run_source(self) -> None:
@@ -246,12 +249,14 @@ class HotKeyCollector:
 
     @property
     def own_keyspace_hits(self) -> int:
-        """keyspace_hits caused by OBJECT FREQ (LFU source); subtract them from the hit ratio."""
-        return self.sampler.own_hits if isinstance(self.sampler, ThrottledScan) else 0
+        """keyspace_hits caused by OBJECT FREQ (LFU source), cumulative across retries."""
+        live = self.sampler.own_hits if isinstance(self.sampler, ThrottledScan) else 0
+        return self._own_hits_done + live
 
     @property
     def own_keyspace_misses(self) -> int:
-        return self.sampler.own_misses if isinstance(self.sampler, ThrottledScan) else 0
+        live = self.sampler.own_misses if isinstance(self.sampler, ThrottledScan) else 0
+        return self._own_misses_done + live
 
     # --- the view ------------------------------------------------------------------------------
 

@@ -134,8 +134,8 @@ def windowed_metrics(window: CounterWindow) -> dict[str, float | int | None]:
     latest = window.latest
     if latest is None:
         return {}
-    hits = window.delta("hits")
-    misses = window.delta("misses")
+    hits = window.net_delta("hits", "own_hits")
+    misses = window.net_delta("misses", "own_misses")
     reads = hits + misses if hits is not None and misses is not None else None
     commands = window.net_delta("commands", "own_commands")
     errors = window.net_delta("errors", "own_errors")

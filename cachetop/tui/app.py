@@ -67,6 +67,7 @@ class CachetopApp(App[int]):
         self._fixed = list(snapshots)
         self._statuses: dict[str, Status] = {}
         self.alerts: Any = None  # an alerts state source (AlertService) when the alerts build runs
+        self.startup_notices: list[str] = []  # said as toasts once the screen is up
         self.theme = THEMES.get(theme or "dark", "textual-dark")
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -75,6 +76,8 @@ class CachetopApp(App[int]):
         from cachetop.tui.screens.overview import OverviewScreen
 
         self.push_screen(OverviewScreen())
+        for notice in self.startup_notices:
+            self.notify(notice, severity="warning", markup=False, timeout=10)
         for snap in self._fixed:
             self.on_snapshot(snap, toast=False)
         if self.monitor is not None:
@@ -239,12 +242,19 @@ async def run_app(
         if not start_monitor:
             await app.run_async()
         else:
-            from cachetop.tui.live_sources import LiveSources
+            from cachetop.live import LiveSources
 
             async with Monitor(config) as monitor:
                 app.monitor = monitor
                 app.interval = monitor.interval
-                async with LiveSources(config, monitor, app, hotkeys=live_sources, alerts=live_sources):
+                async with LiveSources(
+                    config,
+                    monitor,
+                    hotkeys=live_sources,
+                    alerts=live_sources,
+                    on_notice=app.startup_notices.append,
+                ) as live:
+                    app.alerts = live.alert_service
                     await app.run_async()
     finally:
         for sig in (signal.SIGHUP, signal.SIGTERM):

@@ -11,10 +11,10 @@ import redis as redis_py
 from cachetop.alerts.rules import Rule
 from cachetop.config import Config, InstanceConfig, Settings, parse_target
 from cachetop.hotkeys_config import HotKeySettings
+from cachetop.live import LiveSources
 from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
-from cachetop.tui.live_sources import LiveSources
 from cachetop.tui.screens.detail import DetailScreen
 from tests.tui.helpers import cell, keys, open_tab, text, until
 
@@ -47,7 +47,8 @@ async def test_hot_keys_badge_panel_and_alerts_tab(redis: LocalServer, tmp_path:
     stop = asyncio.Event()
     async with Monitor(config) as mon:
         app = CachetopApp(config, monitor=mon)
-        async with LiveSources(config, mon, app), app.run_test(size=(120, 32)):
+        async with LiveSources(config, mon) as live, app.run_test(size=(120, 32)):
+            app.alerts = live.alert_service
             load = asyncio.create_task(_traffic(redis.port, stop))
             try:
                 # The overview row gets the hot-key badge and the hit cell is coloured by the rule.

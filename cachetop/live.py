@@ -1,0 +1,125 @@
+"""What runs beside the Monitor when someone watches live: hot-key collectors and alerts.
+
+Textual-free, so the dashboard and `cachetop daemon` share it. Hot-key views land in each
+poller's extras (and `stampede_events` in its metrics) just before every snapshot is built;
+the collectors' own commands and reads are reported to the backend, which takes them out of
+ops/s and the hit ratio at the moment INFO runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from cachetop.config import Config
+from cachetop.monitor import Monitor
+
+log = logging.getLogger(__name__)
+
+# Sources that see individual requests, and so can see a stampede.
+STAMPEDE_SOURCES = ("monitor", "watch")
+
+
+class LiveSources:
+    def __init__(
+        self,
+        config: Config,
+        monitor: Monitor,
+        *,
+        hotkeys: bool = True,
+        alerts: bool = True,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.monitor = monitor
+        self.want_hotkeys = hotkeys
+        self.want_alerts = alerts
+        self.on_notice = on_notice or (lambda message: log.warning("%s", message))
+        self.collectors: dict[str, Any] = {}
+        self.alert_service: Any = None
+        self._cleanup: list[Callable[[], None]] = []
+
+    async def __aenter__(self) -> LiveSources:
+        try:
+            if self.want_hotkeys:
+                await self._start_hotkeys()
+            if self.want_alerts:
+                await self._start_alerts()
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for cleanup in self._cleanup:
+            cleanup()
+        self._cleanup.clear()
+        for collector in self.collectors.values():
+            with contextlib.suppress(Exception):
+                await collector.stop()
+        self.collectors.clear()
+        if self.alert_service is not None:
+            with contextlib.suppress(Exception):
+                await self.alert_service.stop()
+            self.alert_service = None
+
+    # --- hot keys ----------------------------------------------------------------------------
+
+    async def _start_hotkeys(self) -> None:
+        from cachetop.hotkeys.collector import HotKeyCollector
+        from cachetop.hotkeys_config import HotKeySettings
+
+        settings = self.config.sections.get("hotkeys") or HotKeySettings()
+        for poller in self.monitor.pollers:
+            if poller.inst.hotkeys == "off":
+                continue
+            collector = HotKeyCollector(
+                poller.inst,
+                settings,
+                window_s=self.config.settings.window,
+                timeout=self.config.timeout_of(poller.inst),
+            )
+            add_own_source = getattr(poller.backend, "add_own_source", None)
+            if add_own_source is not None:
+                add_own_source(
+                    "hotkeys",
+                    lambda c=collector: int(c.own_commands),
+                    hits=lambda c=collector: int(c.own_keyspace_hits),
+                    misses=lambda c=collector: int(c.own_keyspace_misses),
+                )
+            await collector.start()
+            self.collectors[poller.inst.name] = collector
+        if self.collectors:
+            self._cleanup.append(self.monitor.before_snapshot(self._attach_hotkeys))
+
+    def _attach_hotkeys(self) -> None:
+        for poller in self.monitor.pollers:
+            collector = self.collectors.get(poller.inst.name)
+            if collector is None:
+                continue
+            try:
+                view = collector.snapshot()
+            except Exception:  # a view that fails to build is skipped, never fatal
+                log.debug("hot-key view failed for %s", poller.inst.name, exc_info=True)
+                continue
+            poller.extras["hotkeys"] = view
+            stampedes = view.stampede_events if view.source in STAMPEDE_SOURCES else None
+            poller.extra_metrics["stampede_events"] = stampedes
+
+    # --- alerts ------------------------------------------------------------------------------
+
+    async def _start_alerts(self) -> None:
+        if not any(name in self.config.sections for name in ("rule", "alerts", "channel")):
+            return
+        from cachetop.alerts.service import AlertService, AlertsLocked
+
+        service = AlertService(self.config)
+        try:
+            await service.start()
+        except AlertsLocked as exc:
+            self.on_notice(str(exc))
+            return
+        self.alert_service = service
+        self._cleanup.append(service.attach(self.monitor))
