@@ -11,8 +11,10 @@ import atexit
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
@@ -24,6 +26,16 @@ _LIVE: weakref.WeakSet[LocalServer] = weakref.WeakSet()
 
 class ServerNotInstalled(RuntimeError):
     pass
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel sends SIGTERM when cachetop dies, even by SIGKILL,
+    where no atexit hook runs. A demo must never leave servers behind."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -89,7 +101,12 @@ class LocalServer:
             )
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                self.argv, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                self.argv,
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         _LIVE.add(self)
         try:
