@@ -216,6 +216,13 @@ class CachetopApp(App[int]):
         back = getattr(screen, "action_back", None)
         if back is not None:
             yield SystemCommand("Back", "Back to the overview (escape)", back)
+        panels = screen.query("HotKeysPanel")
+        if panels:
+            yield SystemCommand(
+                "Evict hot key",
+                "Evict the selected hot key, after a dry run (e)",
+                panels.first().action_evict_key,
+            )
         yield SystemCommand("Quit", "Quit cachetop (q)", self.action_quit)
 
     def _overview(self) -> Any:

@@ -21,6 +21,7 @@ HELP_KEYS: tuple[tuple[str, str], ...] = (
     ("s  S", "sort by the next column / reverse the order (or click a header)"),
     ("g", "group rows by their first tag on/off"),
     ("← →", "previous / next tab in the instance view"),
+    ("e", "evict the selected hot key (Hot keys tab): dry run, confirm; refused in --read-only"),
     ("p", "pause / resume polling"),
     ("r", "refresh now"),
     ("+  -", "poll less / more often"),

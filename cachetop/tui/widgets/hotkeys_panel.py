@@ -7,9 +7,10 @@ Renders the HotKeysView the hot-key collector attaches to InstanceMetrics.extras
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Static
 
@@ -33,9 +34,13 @@ KEY_COLUMNS = (
 PREFIX_LIMIT = 5
 
 
+def ranked(view: Any) -> list[Any]:
+    return sorted(view.keys, key=lambda k: k.count, reverse=True)
+
+
 def key_rows(view: Any) -> list[Row]:
     rows = []
-    for i, k in enumerate(sorted(view.keys, key=lambda k: k.count, reverse=True)):
+    for i, k in enumerate(ranked(view)):
         share = None if k.share is None else k.share * 100
         hm = fmt.NA if k.hits is None else f"{fmt.rate(k.hits)}/{fmt.rate(k.misses)}"
         rows.append(
@@ -81,6 +86,7 @@ def status_line(view: Any) -> str:
 
 
 class HotKeysPanel(Vertical):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("e", "evict_key", "Evict key")]
     DEFAULT_CSS = """
     HotKeysPanel { height: 1fr; }
     HotKeysPanel > Static { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
@@ -89,6 +95,7 @@ class HotKeysPanel(Vertical):
     def __init__(self, instance: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.instance = instance
+        self.shown_keys: list[bytes] = []  # raw keys in row order, for `e`
 
     def compose(self) -> ComposeResult:
         yield Static(status_line(None), id="hotkeys-status", markup=False)
@@ -98,10 +105,22 @@ class HotKeysPanel(Vertical):
         table = self.query_one(DiffTable)
         table.set_colours(self.app.get_css_variables())
         table.set_columns(KEY_COLUMNS)
-        table.cursor_type = "none"
+        table.cursor_type = "row"
 
     def show_snapshot(self, snap: Snapshot) -> None:
         inst = snap.by_name(self.instance)
         view = inst.extras.get("hotkeys") if inst is not None and inst.extras else None
         self.query_one("#hotkeys-status", Static).update(status_line(view))
+        self.shown_keys = [k.key for k in ranked(view)] if view is not None else []
         self.query_one(DiffTable).show(key_rows(view) if view is not None else [])
+
+    def action_evict_key(self) -> None:
+        """Evicts the hot key under the cursor, through the confirmation (dry run first)."""
+        from cachetop.actions.evict import EvictRequest
+        from cachetop.tui.widgets.confirm_evict import request_evict
+
+        row = self.query_one(DiffTable).cursor_row
+        if not 0 <= row < len(self.shown_keys):
+            self.app.notify("no hot key selected", severity="warning", markup=False)
+            return
+        request_evict(self.app, self.instance, EvictRequest(keys=(self.shown_keys[row],)))
