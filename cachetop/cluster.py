@@ -8,8 +8,9 @@ Roles are refreshed by every poll (INFO role), so a failover shows at the next p
 list itself is re-read every `rediscover_every` intervals, and at once when a node goes down or
 changes role: nodes that join are added, nodes the cluster forgot are removed.
 
-Re-discovery runs CLUSTER NODES through a live node's own poll connection and counts it as
-cachetop's own command there, so it never shows up in that node's ops/s.
+Re-discovery runs CLUSTER NODES (and CLUSTER SLOT-STATS) through a live node's own poll
+connection (RedisBackend._exchange), which counts them as cachetop's own commands there, so
+they never show up in that node's ops/s or error rate.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REDISCOVER_EVERY = 10  # intervals
+HOT_SLOTS = 10
 BAD_FLAGS = ("handshake", "noaddr")  # nodes not (yet) usable: no address to poll
 
 
@@ -112,7 +114,7 @@ def build_topology(nodes: list[ClusterNode]) -> Topology:
     for node in nodes:
         if node.role == "replica":
             shards[node.node_id] = shards.get(node.master_id or "", "")
-    ordered = sorted(nodes, key=lambda n: (shards[n.node_id] == "", shards[n.node_id], n.role, n.address))
+    ordered = sorted(nodes, key=lambda n: (_slot_sort_key(shards[n.node_id]), n.role, n.address))
     return Topology(nodes=tuple(ordered), shards=shards)
 
 
@@ -134,6 +136,8 @@ class ClusterWatcher:
         self.discoveries = 0
         self.error: str | None = None
         self._known: dict[str, tuple[Status, str | None]] = {}
+        # CLUSTER SLOT-STATS (Redis 8.2, Valkey 8.0): None until tried, False when the server lacks it.
+        self.slot_stats_supported: bool | None = None
 
     # --- naming -----------------------------------------------------------------------------------
 
@@ -206,9 +210,8 @@ class ClusterWatcher:
             exchange = getattr(backend, "_exchange", None)
             if exchange is None:
                 continue
-            backend.own_commands["cluster|nodes"] += 1
             try:
-                (raw,) = await asyncio.wait_for(exchange(("CLUSTER", "NODES")), poller.timeout)
+                (raw,), _, _ = await asyncio.wait_for(exchange(("CLUSTER", "NODES")), poller.timeout)
             except (RedisError, OSError, TimeoutError):
                 continue
             if isinstance(raw, Exception):
@@ -274,6 +277,7 @@ class ClusterWatcher:
                 log.exception("%s: cluster discovery failed", self.inst.name)
                 continue
             if topology is not None:
+                await self.read_hot_slots()
                 if self.topology is None:
                     # Replace the stand-in poller added while no seed answered.
                     for poller in self.pollers():
@@ -282,5 +286,37 @@ class ClusterWatcher:
             else:
                 self._known = {p.inst.name: (p.status, p.role) for p in self.pollers()}
 
+    async def read_hot_slots(self, limit: int = HOT_SLOTS) -> None:
+        """Puts each master's busiest slots in its row's extras["hot_slots"], where the server can."""
+        if self.slot_stats_supported is False:
+            return
+        for poller in self.pollers():
+            exchange = getattr(poller.backend, "_exchange", None)
+            if poller.status != Status.UP or poller.role != "master" or exchange is None:
+                continue
+            command = ("CLUSTER", "SLOT-STATS", "ORDERBY", "key-count", "LIMIT", str(limit))
+            try:
+                (reply,), _, _ = await asyncio.wait_for(exchange(command), poller.timeout)
+            except (RedisError, OSError, TimeoutError):
+                continue
+            if isinstance(reply, Exception):
+                self.slot_stats_supported = False  # an older server: unknown subcommand
+                return
+            self.slot_stats_supported = True
+            poller.extras["hot_slots"] = parse_slot_stats(reply)
+
     async def close(self) -> None:
         return None
+
+
+def parse_slot_stats(reply: Any) -> list[dict[str, int]]:
+    """[[slot, [name, value, ...]], ...] -> [{"slot": n, "key-count": n, ...}, ...]."""
+    out = []
+    for entry in reply or ():
+        slot, stats = entry[0], entry[1]
+        row = {"slot": int(slot)}
+        for name, value in zip(stats[::2], stats[1::2], strict=False):
+            key = name.decode() if isinstance(name, bytes) else str(name)
+            row[key] = int(value)
+        out.append(row)
+    return out
