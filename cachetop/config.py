@@ -102,6 +102,7 @@ def format_address(host: str, port: int) -> str:
 
 def parse_target(url: str) -> Target:
     """Parses a target URL; ValueError messages never contain the password."""
+    _register_url_secrets(url)
     if "://" not in url:
         raise ValueError(f"{_redact(url)!r} is not a URL (allowed: {URL_FORMS})")
     if url.split("://", 1)[0].lower() in MODE_SCHEMES:
@@ -184,13 +185,35 @@ def _parse_multi_host(url: str) -> Target:
 
 
 def _redact(url: str) -> str:
-    """Hides the password part of a URL-like string, even a malformed one."""
-    if "://" not in url or "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    auth, _, tail = rest.rpartition("@")
-    user = auth.split(":", 1)[0]
-    return f"{scheme}://{user}{':***' if ':' in auth else ''}@{tail}"
+    """A URL-like string safe to print: no password (even in a malformed URL), no query string.
+
+    Everything before the last "@" may hold a password (people type "/" and ":" in passwords
+    without encoding them), so only a user name before a ":" survives; a query string may hold
+    one too, so it is dropped.
+    """
+    text, query, _ = url.partition("?")
+    scheme, sep, rest = text.partition("://") if "://" in text else ("", "", text)
+    if "@" in rest:
+        auth, _, host = rest.rpartition("@")
+        user, colon, _ = auth.partition(":")
+        # Without a ":", the one part may be a password typed where a user name goes.
+        rest = f"{user}:***@{host}" if colon else f"***@{host}"
+    return f"{scheme}{sep}{rest}" + ("?…" if query or url.endswith("?") else "")
+
+
+def _register_url_secrets(url: str) -> None:
+    """Registers anything that may be a password in a URL, before any validation can echo it."""
+    text, _, query = url.partition("?")
+    rest = text.split("://", 1)[-1]
+    if "@" in rest:
+        auth = rest.rpartition("@")[0]
+        secret = auth.partition(":")[2] if ":" in auth else auth
+        for value in (secret, unquote(secret)):
+            register_secret(value)
+    for part in query.split("&"):
+        value = part.partition("=")[2]
+        for item in (value, unquote(value)):
+            register_secret(item)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ can hold on to a Snapshot without copying it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -161,6 +162,14 @@ METRICS: Mapping[str, MetricInfo] = MappingProxyType(
                 "blocked_clients",
             ),
             _m(
+                "stampede_events",
+                "events",
+                "Cache stampedes in the window: one key missed, then written by at least 3 different "
+                "clients within 2 s (seen in MONITOR samples or memcached watch).",
+                "lower",
+                "stampede_events",
+            ),
+            _m(
                 "cpu_pct",
                 "%",
                 "Server process CPU as a share of one core, when the server runs on this host.",
@@ -215,6 +224,8 @@ class Sample:
     commandstats: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
     # Per command: {upper_bound_usec: cumulative_count} (LATENCY HISTOGRAM), cumulative.
     latency_histograms: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
+    # Per command: how many of the calls in commandstats were cachetop's own, cumulative.
+    own_commandstats: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,14 +285,17 @@ class Snapshot:
 def _json_number(value: float | int | None) -> float | int | None:
     if value is None or isinstance(value, int):
         return value
+    if not math.isfinite(value):
+        return None  # JSON has no NaN or infinity; an undefined value is null
     return round(value, 4)
 
 
 def instance_to_json(inst: InstanceMetrics) -> dict[str, Any]:
+    # Every registered metric, always (null when undefined), core ones first: a stable shape.
     metrics: dict[str, Any] = {name: _json_number(inst.metrics.get(name)) for name in CORE_METRICS}
-    for name, value in inst.metrics.items():
+    for name in METRICS:
         if name not in metrics:
-            metrics[name] = _json_number(value)
+            metrics[name] = _json_number(inst.metrics.get(name))
     out: dict[str, Any] = {
         "name": inst.name,
         "kind": inst.kind,
