@@ -21,9 +21,6 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from cachetop.config import InstanceConfig, format_address
@@ -168,27 +165,13 @@ class ClusterWatcher:
 
     async def discover_from_seeds(self) -> Topology | None:
         """CLUSTER NODES from the first seed that answers; None when none does."""
-        from cachetop.backends.redis import CLIENT_NAME, tls_context
+        from cachetop.backends.redis import CLIENT_NAME
+        from cachetop.backends.redis_client import async_client
 
         timeout = self.monitor.config.timeout_of(self.inst)
         for host, port in self.seeds:
-            target = self.inst.target
-            kwargs: dict[str, Any] = {}
-            if target.tls:
-                kwargs["ssl_context"] = tls_context(self.inst)
-            client = aioredis.Redis(
-                host=host,
-                port=port,
-                username=target.username,
-                password=target.password,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                client_name=CLIENT_NAME,
-                protocol=2,
-                retry=Retry(NoBackoff(), 0),  # the next seed is the retry
-                ssl=target.tls,
-                **kwargs,
-            )
+            # No retry: the next seed is the retry.
+            client = async_client(self.inst, timeout, CLIENT_NAME, host=host, port=port, db=0)
             try:
                 raw = await client.execute_command("CLUSTER", "NODES")
             except (RedisError, OSError) as exc:

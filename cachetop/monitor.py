@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from cachetop.aio import cancel_and_wait
@@ -20,11 +21,11 @@ from cachetop.config import Config, InstanceConfig
 from cachetop.metrics.latency import QuantileWindow
 from cachetop.metrics.window import CounterWindow, command_stats, server_latency, windowed_metrics
 from cachetop.model import InstanceMetrics, Snapshot, Status
-from cachetop.tls import use_tls_context
 
 log = logging.getLogger(__name__)
 
 PROBES_PER_INTERVAL = 4
+DETAIL_EVERY_S = 5.0
 MAX_CONCURRENT_POLLS = 64
 ROLES = {"master": "master", "slave": "replica"}  # INFO role -> what we show
 
@@ -58,6 +59,8 @@ class Poller:
         self.error: str | None = None
         self.last_poll_wall: float | None = None
         self.polls = 0
+        self.detail_wanted = False
+        self._set_detail_cadence()
         self.wake = asyncio.Event()
         self.polled = asyncio.Event()  # set after every poll; tests and `snapshot` wait on it
         # Cluster nodes: set by cachetop.cluster from CLUSTER NODES; the role is refreshed by
@@ -65,20 +68,43 @@ class Poller:
         self.role: str | None = None
         self.shard: str | None = None
         self.extras: dict[str, Any] = {}
+        # Metrics other components measure for this instance (stampede_events from hot keys).
+        self.extra_metrics: dict[str, float | int | None] = {}
 
     def set_window(self, window_s: float) -> None:
         self.window.window_s = window_s
         self.latency.window_s = window_s
+        self._set_detail_cadence()
+
+    def _set_detail_cadence(self) -> None:
+        """Per-command figures come with one poll in several (they cost the most to fetch and
+        parse); at least two must fall in every window, and every poll while someone looks."""
+        if hasattr(self.backend, "detail_every_s"):
+            every = 0.0 if self.detail_wanted else min(DETAIL_EVERY_S, self.window.window_s / 2)
+            self.backend.detail_every_s = every
+
+    def want_detail(self, wanted: bool) -> None:
+        """The dashboard's instance view asks for per-command figures on every poll while open."""
+        self.detail_wanted = wanted
+        self._set_detail_cadence()
 
     async def poll_once(self) -> None:
         now = self.clock()
         try:
             async with self.poll_slots:
-                sample = await asyncio.wait_for(self.backend.poll(now), self.timeout)
+                # Stamped once we hold a slot, at the middle of the round trip: queueing for a
+                # slot must not stretch the Δt that rates divide by.
+                start = self.clock()
+                sample = await asyncio.wait_for(self.backend.poll(start), self.timeout)
+                now = (start + self.clock()) / 2
+                sample = replace(sample, time=now)
         except TimeoutError:
             self._fail(now, Status.DOWN, f"timed out after {self.timeout:g}s")
         except BackendError as exc:
             self._fail(now, exc.status, exc.reason)
+        except Exception as exc:  # a bug must show as a reason, not freeze the row
+            log.exception("%s: poll failed", self.inst.name)
+            self._fail(now, Status.DOWN, f"internal error: {type(exc).__name__} (see the log)")
         else:
             self.window.add(sample)
             self.status, self.error = Status.UP, None
@@ -147,6 +173,7 @@ class Poller:
             p50, p95, p99 = self.latency.quantiles(now, (0.50, 0.95, 0.99))
             values.update(latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99)
             values.update(server_latency(self.window))
+            values.update(self.extra_metrics)
             facts = dict(latest.facts)
             commands = command_stats(self.window)
             memory_from = "system" if latest.gauges.get("memory_max_is_system") else "maxmemory"
@@ -209,6 +236,7 @@ class Monitor:
         self.window_s = config.settings.window
         self._backend_factory = backend_factory
         self._subscribers: list[Subscriber] = []
+        self._before_snapshot: list[Callable[[], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._poll_tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
@@ -240,8 +268,7 @@ class Monitor:
             from cachetop.sentinel import SentinelBackend
 
             return SentinelBackend(inst, timeout, self._backend_factory)
-        backend = self._backend_factory(inst, timeout)
-        return use_tls_context(backend) if inst.target.tls else backend
+        return self._backend_factory(inst, timeout)
 
     def add_instance(self, inst: InstanceConfig, index: int | None = None) -> Poller:
         """Starts polling one more instance (cluster discovery adds nodes as they appear)."""
@@ -299,7 +326,23 @@ class Monitor:
 
         return unsubscribe
 
+    def before_snapshot(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Runs callback before every snapshot is built: components beside the Monitor (hot
+        keys) refresh Poller.extras / extra_metrics there, so a snapshot is never a tick stale."""
+        self._before_snapshot.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._before_snapshot.remove(callback)
+
+        return remove
+
     def snapshot(self) -> Snapshot:
+        for callback in list(self._before_snapshot):
+            try:
+                callback()
+            except Exception:
+                log.exception("a before-snapshot hook failed")
         return Snapshot(
             time=self.wall(),
             window_s=self.window_s,

@@ -15,15 +15,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from cachetop.backends.base import Backend, BackendError
+from cachetop.backends.redis_client import async_client
 from cachetop.config import InstanceConfig, format_address
 from cachetop.model import Sample, Status
-from cachetop.tls import use_tls_context
 
 log = logging.getLogger(__name__)
 
@@ -50,24 +47,17 @@ class SentinelBackend:
         self._last_failed = False
         self._sentinels = [self._sentinel_client(h, p) for h, p in inst.target.seeds]
 
-    def _sentinel_client(self, host: str, port: int) -> aioredis.Redis:
-        kwargs: dict[str, Any] = {}
-        if self.inst.target.tls:
-            kwargs.update(
-                ssl=True, ssl_ca_certs=self.inst.tls_ca_file, ssl_check_hostname=self.inst.tls_verify
-            )
-            kwargs.update(ssl_certfile=self.inst.tls_cert_file, ssl_keyfile=self.inst.tls_key_file)
-            if not self.inst.tls_verify:
-                kwargs["ssl_cert_reqs"] = "none"
-        return aioredis.Redis(
+    def _sentinel_client(self, host: str, port: int) -> Any:
+        # Sentinels are asked without the master's credentials; no retry: the next one is it.
+        return async_client(
+            self.inst,
+            self.timeout,
+            "cachetop-sentinel",
             host=host,
             port=port,
-            socket_timeout=self.timeout,
-            socket_connect_timeout=self.timeout,
-            protocol=2,
-            retry=Retry(NoBackoff(), 0),  # asking the next sentinel is the retry
+            db=0,
+            auth=False,
             decode_responses=True,
-            **kwargs,
         )
 
     @property
@@ -105,8 +95,7 @@ class SentinelBackend:
         target = replace(
             self.inst.target, host=found[0], port=found[1], mode="single", seeds=(), service=None
         )
-        inner = self.factory(replace(self.inst, target=target), self.timeout)
-        self.inner = use_tls_context(inner) if target.tls else inner
+        self.inner = self.factory(replace(self.inst, target=target), self.timeout)
         self.switches += 1
         if old is not None:
             with contextlib.suppress(Exception):

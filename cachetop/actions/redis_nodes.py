@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from cachetop.backends.redis_client import sync_client
 from cachetop.config import InstanceConfig
 from cachetop.redact import scrub
 
@@ -42,41 +41,14 @@ class Node:
 
 
 def connect(inst: InstanceConfig, timeout: float, name: str, node: Node | None = None) -> Any:
-    target = inst.target
-    kwargs: dict[str, Any] = {}
-    if target.tls:
-        kwargs.update(
-            ssl=True,
-            ssl_ca_certs=inst.tls_ca_file,
-            ssl_certfile=inst.tls_cert_file,
-            ssl_keyfile=inst.tls_key_file,
-            ssl_cert_reqs="required" if inst.tls_verify else "none",
-            ssl_check_hostname=inst.tls_verify,
-        )
+    # No retry: a half-done action must not be silently re-sent.
+    where: dict[str, Any] = {}
+    if node:
+        where = {"host": node.host, "port": node.port, "db": 0 if node.slots else None}
     try:
-        return _client(inst, timeout, name, node, kwargs)
+        return sync_client(inst, timeout, name, single_connection_client=True, **where)
     except redis.RedisError as exc:  # single-connection clients connect at once
         raise ActionError(error_text(inst, exc, node.address if node and node.slots else None)) from None
-
-
-def _client(
-    inst: InstanceConfig, timeout: float, name: str, node: Node | None, kwargs: dict[str, Any]
-) -> Any:
-    target = inst.target
-    return redis.Redis(
-        host=node.host if node else target.host,
-        port=node.port if node else target.port,
-        db=0 if node and node.slots else target.db,
-        username=target.username,
-        password=target.password,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        client_name=name,
-        protocol=2,
-        single_connection_client=True,
-        retry=Retry(NoBackoff(), 0),  # a half-done action must not be silently re-sent
-        **kwargs,
-    )
 
 
 def error_text(inst: InstanceConfig, exc: BaseException, where: str | None = None) -> str:

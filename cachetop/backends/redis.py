@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cachetop.backends.base import BackendError, reason_from_oserror
 from cachetop.backends.probe import AsyncProbe, ProbeRejected
+from cachetop.backends.redis_client import connection_kwargs
 from cachetop.backends.redis_info import (
     field_float,
     field_int,
@@ -43,7 +44,11 @@ from cachetop.model import Sample, Status
 CLIENT_NAME = "cachetop"
 PROBE_CLIENT_NAME = "cachetop-probe"
 # Redis 7 takes several sections in one INFO; older servers get "all" (which costs more to parse).
-INFO_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu", "commandstats")
+INFO_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu")
+# Per-command figures (commandstats, LATENCY HISTOGRAM) are the costly half of a poll and only
+# the detail view reads them: they come with one poll every DETAIL_EVERY_S seconds.
+DETAIL_SECTIONS = ("commandstats",)
+DETAIL_EVERY_S = 5.0
 
 
 def _resp(*parts: str | bytes) -> bytes:
@@ -124,6 +129,8 @@ class RedisBackend:
         self._client = self._make_client()
         self._version: tuple[int, ...] | None = None
         self._has_histogram = False
+        self._last_detail: float | None = None
+        self.detail_every_s = DETAIL_EVERY_S  # the Monitor sets it from the window; 0: every poll
         self._probe = self._make_probe()
         self._reads_at_send = (0, 0)
 
@@ -139,24 +146,11 @@ class RedisBackend:
                 await super().on_connect_check_health(check_health=False)
                 backend.own_commands.update(dict(backend._handshake))
 
-        kwargs: dict[str, Any] = {}
-        if self.target.tls:
-            kwargs["ssl_context"] = tls_context(self.inst)  # verified unless tls_verify = false
         pool = aioredis.ConnectionPool(
             connection_class=CountingConnection,
             max_connections=2,
-            host=self.target.host,
-            port=self.target.port,
-            db=self.target.db,
-            username=self.target.username,
-            password=self.target.password,
-            socket_timeout=self.timeout,
-            socket_connect_timeout=self.timeout,
-            client_name=CLIENT_NAME,
-            driver_info=None,
-            protocol=2,
             retry=Retry(NoBackoff(), 0),  # _exchange retries once itself, only where it helps
-            **kwargs,
+            **connection_kwargs(self.inst, self.timeout, CLIENT_NAME),
         )
         return aioredis.Redis(connection_pool=pool)
 
@@ -219,7 +213,8 @@ class RedisBackend:
 
     async def poll(self, now: float) -> Sample:
         try:
-            raw_info, raw_hist, own_by_cmd, own_errors = await self._round_trip()
+            detail = self._last_detail is None or now - self._last_detail >= self.detail_every_s - 0.05
+            raw_info, raw_hist, own_by_cmd, own_errors = await self._round_trip(detail)
         except (AuthenticationError, AuthenticationWrongNumberOfArgsError):
             raise BackendError(Status.AUTH_FAILED, "auth failed (check username and password)") from None
         except BusyLoadingError:
@@ -238,6 +233,8 @@ class RedisBackend:
             kind = type(exc).__name__
             raise BackendError(Status.DOWN, f"not a Redis/Valkey server? (protocol error: {kind})") from None
         fields, commandstats = parse_info(raw_info)
+        if detail:
+            self._last_detail = now
         return self._sample(now, fields, commandstats, raw_hist, own_by_cmd, own_errors)
 
     async def _exchange(self, *commands: tuple[str, ...]) -> tuple[list[Any], dict[str, int], int]:
@@ -279,7 +276,7 @@ class RedisBackend:
                 await pool.release(conn)
         raise AssertionError("unreachable")
 
-    async def _round_trip(self) -> tuple[bytes, Any, dict[str, int], int]:
+    async def _round_trip(self, detail: bool) -> tuple[bytes, Any, dict[str, int], int]:
         if self._version is None:
             (raw,), own, own_errors = await self._exchange(("INFO", "all"))
             if isinstance(raw, Exception):
@@ -290,8 +287,11 @@ class RedisBackend:
             is_valkey = field_text(fields, b"server_name") == "valkey"
             self._has_histogram = is_valkey or self._version >= (7,)
             return raw, None, own, own_errors
-        info = ("INFO", *(INFO_SECTIONS if self._version >= (7,) else ("all",)))
-        if self._has_histogram:
+        if self._version < (7,):
+            info: tuple[str, ...] = ("INFO", "all" if detail else "default")
+        else:
+            info = ("INFO", *INFO_SECTIONS, *(DETAIL_SECTIONS if detail else ()))
+        if self._has_histogram and detail:
             (raw, hist), own, own_errors = await self._exchange(info, ("LATENCY", "HISTOGRAM"))
         else:
             (raw,), own, own_errors = await self._exchange(info)

@@ -51,15 +51,16 @@ _CMDSTAT_RE = re.compile(rb"cmdstat_([^:]+):calls=(\d+),usec=(\d+),([^\r]*)")
 _FAILED_RE = re.compile(rb"(?:rejected|failed)_calls=(\d+)")
 
 
+# One pass of the regex engine over the reply finds every wanted field: cheaper than splitting
+# ~200 lines in Python. Longest names first, so no name matches as a prefix of a longer one.
+_FIELD_RE = re.compile(rb"\r\n(" + b"|".join(sorted(INFO_FIELDS, key=len, reverse=True)) + rb"):([^\r]*)")
+
+
 def parse_info(raw: bytes) -> tuple[dict[bytes, bytes], dict[str, tuple[int, int, int]]]:
     """INFO text -> ({wanted field: value}, {command: (calls, usec, failed_calls)})."""
-    fields: dict[bytes, bytes] = {}
-    commands: dict[str, tuple[int, int, int]] = {}
     head, _, command_section = raw.partition(b"# Commandstats\r\n")
-    for line in head.split(b"\r\n"):
-        key, _, value = line.partition(b":")
-        if key in INFO_FIELDS:
-            fields[key] = value
+    fields = dict(_FIELD_RE.findall(b"\r\n" + head))
+    commands: dict[str, tuple[int, int, int]] = {}
     for name, calls, usec, rest in _CMDSTAT_RE.findall(command_section):
         failed = sum(int(n) for n in _FAILED_RE.findall(rest))
         commands[name.decode("ascii", "replace")] = (int(calls), int(usec), failed)

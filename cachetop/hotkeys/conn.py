@@ -108,37 +108,11 @@ async def close_stream(writer: asyncio.StreamWriter | None) -> None:
 
 
 def redis_client(inst: InstanceConfig, timeout: float, name: str = SIDE_CLIENT_NAME) -> Any:
-    """A redis-py asyncio client on one connection, RESP2, bytes in and out."""
-    import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
+    """A redis-py asyncio client on one connection, RESP2, bytes in and out; no retries (the
+    collector retries with its own backoff)."""
+    from cachetop.backends.redis_client import async_client
 
-    target = inst.target
-    kwargs: dict[str, Any] = {}
-    if target.tls:
-        kwargs.update(
-            ssl=True,
-            ssl_ca_certs=inst.tls_ca_file,
-            ssl_certfile=inst.tls_cert_file,
-            ssl_keyfile=inst.tls_key_file,
-            ssl_cert_reqs="required" if inst.tls_verify else "none",
-            ssl_check_hostname=inst.tls_verify,
-        )
-    return aioredis.Redis(
-        host=target.host,
-        port=target.port,
-        db=target.db,
-        username=target.username,
-        password=target.password,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        client_name=name,
-        protocol=2,
-        driver_info=None,  # no CLIENT SETINFO: Redis < 7.2 answers it with an error reply
-        single_connection_client=True,
-        retry=Retry(NoBackoff(), 0),  # the collector retries with its own backoff
-        **kwargs,
-    )
+    return async_client(inst, timeout, name, single_connection_client=True)
 
 
 def redis_error_text(inst: InstanceConfig, exc: BaseException) -> str:

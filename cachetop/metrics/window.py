@@ -9,7 +9,7 @@ reset), drops the history: the next numbers come from a fresh window, never a ne
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from cachetop.metrics.latency import histogram_delta, histogram_quantile, histogram_sum
 from cachetop.model import CommandStat, Sample
@@ -175,13 +175,21 @@ def _int_or_none(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
+def _ends_with(window: CounterWindow, has: Callable[[Sample], bool]) -> tuple[Sample, Sample] | None:
+    """The oldest and newest samples that carry a detail (per-command figures come with one
+    poll in several), or None when fewer than two do."""
+    carrying = [s for s in window.samples if has(s)]
+    if len(carrying) < 2 or carrying[-1].time <= carrying[0].time:
+        return None
+    return carrying[0], carrying[-1]
+
+
 def server_latency(window: CounterWindow) -> dict[str, float | None]:
     """Server-side p50/p99 of data commands from LATENCY HISTOGRAM deltas over the window."""
-    if len(window.samples) < 2:
+    ends = _ends_with(window, lambda s: bool(s.latency_histograms))
+    if ends is None:
         return {}
-    new, old = window.samples[-1].latency_histograms, window.samples[0].latency_histograms
-    if not new:
-        return {}
+    new, old = ends[1].latency_histograms, ends[0].latency_histograms
     deltas = [
         histogram_delta(dict(hist), dict(old.get(cmd, {})))
         for cmd, hist in new.items()
@@ -199,10 +207,11 @@ def server_latency(window: CounterWindow) -> dict[str, float | None]:
 
 def command_stats(window: CounterWindow) -> dict[str, CommandStat]:
     """Per-command calls/s, µs per call and failures/s over the window, with histogram percentiles."""
-    if len(window.samples) < 2 or window.span <= 0:
+    ends = _ends_with(window, lambda s: bool(s.commandstats))
+    if ends is None:
         return {}
-    new, old = window.samples[-1], window.samples[0]
-    span = window.span
+    old, new = ends
+    span = new.time - old.time
     out: dict[str, CommandStat] = {}
     for cmd, (calls, usec, failed) in new.commandstats.items():
         old_calls, old_usec, old_failed = old.commandstats.get(cmd, (0, 0, 0))

@@ -143,22 +143,10 @@ async def fetch_details(
 
 
 async def _redis(inst: InstanceConfig, timeout: float, own_commands: Counter[str] | None) -> Details:
-    import redis.asyncio as aioredis
+    from cachetop.backends.redis_client import async_client
 
     target = inst.target
-    client = aioredis.Redis(
-        host=target.host,
-        port=target.port,
-        db=target.db,
-        username=target.username,
-        password=target.password,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        client_name=CLIENT_NAME,
-        driver_info=None,
-        protocol=2,
-        ssl=target.tls,
-    )
+    client = async_client(inst, timeout, CLIENT_NAME)
     for command in ("SLOWLOG GET", "CLIENT LIST"):
         client.set_response_callback(command, lambda response, **_: response)
     # Counted before they are sent: the next poll's INFO will include them.

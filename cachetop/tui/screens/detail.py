@@ -108,6 +108,17 @@ class DetailScreen(Screen[None]):
         if app.latest is not None:
             self.show_snapshot(app.latest)
         self.set_interval(DETAILS_EVERY_S, self._maybe_fetch)
+        self._want_detail(True)
+
+    def on_unmount(self) -> None:
+        self._want_detail(False)
+
+    def _want_detail(self, wanted: bool) -> None:
+        """Per-command figures on every poll while this view is open (every few seconds else)."""
+        monitor: Any = getattr(self.app, "monitor", None)
+        for poller in getattr(monitor, "pollers", ()):
+            if poller.inst.name == self.instance_name and hasattr(poller, "want_detail"):
+                poller.want_detail(wanted)
 
     def on_resize(self, event: events.Resize) -> None:
         self._wide(event.size.width)
