@@ -10,6 +10,7 @@ discovery's, the detail view's and the actions'. One place, so every connection 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio.retry import Retry as AsyncRetry
@@ -59,17 +60,68 @@ def connection_kwargs(
     }
 
 
-def async_client(inst: InstanceConfig, timeout: float, name: str, **kwargs: Any) -> Any:
-    """An asyncio client; pass single_connection_client=True, decode_responses=True... as needed."""
+def handshake_size(inst: InstanceConfig, db: int | None = None) -> int:
+    """Commands a new connection sends before any of ours: CLIENT SETNAME, AUTH, SELECT."""
+    target = inst.target
+    selects = (target.db if db is None else db) != 0
+    return 1 + (1 if target.password or target.username else 0) + (1 if selects else 0)
+
+
+def async_client(
+    inst: InstanceConfig,
+    timeout: float,
+    name: str,
+    *,
+    count: Callable[[int], None] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """An asyncio client; pass single_connection_client=True, decode_responses=True... as needed.
+
+    With `count`, every command the server will count in total_commands_processed is reported
+    to it when sent (handshakes, commands, pipelines), so the poller can take them out.
+    """
     import redis.asyncio as aioredis
 
     where = {k: kwargs.pop(k) for k in ("host", "port", "db", "auth") if k in kwargs}
-    return aioredis.Redis(
+    cls = aioredis.Redis if count is None else _counting_class(count)
+    if count is not None:
+        handshake = handshake_size(inst, where.get("db"))
+
+        async def connect(conn: Any) -> None:
+            count(handshake)
+            await conn.on_connect()
+
+        kwargs["redis_connect_func"] = connect
+    return cls(
         **connection_kwargs(inst, timeout, name, **where),
         ssl=inst.target.tls,
         retry=AsyncRetry(NoBackoff(), 0),
         **kwargs,
     )
+
+
+def _counting_class(count: Callable[[int], None]) -> type:
+    import redis.asyncio as aioredis
+
+    class CountingRedis(aioredis.Redis):  # type: ignore[misc]
+        cachetop_count = staticmethod(count)
+
+        async def execute_command(self, *args: Any, **options: Any) -> Any:
+            count(1)
+            return await super().execute_command(*args, **options)
+
+        def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+            pipe = super().pipeline(transaction, shard_hint)
+            execute = pipe.execute
+
+            async def counted(raise_on_error: bool = True) -> Any:
+                count(len(pipe.command_stack) + (2 if transaction else 0))  # + MULTI/EXEC
+                return await execute(raise_on_error)
+
+            pipe.execute = counted
+            return pipe
+
+    return CountingRedis
 
 
 def sync_client(inst: InstanceConfig, timeout: float, name: str, **kwargs: Any) -> Any:

@@ -7,10 +7,14 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Sequence
+from typing import Any
 
 from cachetop.alerts.service import AlertService, AlertsLocked
 from cachetop.config import Config, resolve_config
 from cachetop.configfile import ConfigError
+from cachetop.exporters.outputs import add_output_arguments, attach_outputs
+from cachetop.live import LiveSources
 from cachetop.monitor import Monitor
 
 HELP = "watch and alert headless (for systemd): one log line per event, stops on SIGTERM"
@@ -24,6 +28,7 @@ EPILOG = """\
 examples:
   cachetop daemon -c /etc/cachetop/cachetop.toml
   CACHETOP_LOG=debug cachetop daemon -c cachetop.toml
+  cachetop daemon -c cachetop.toml --metrics-port 9150 --record /var/lib/cachetop/today.db
 
 exit status: 0 stopped by a signal, 1 alerts already handled by another process, 2 config error.
 """
@@ -33,6 +38,7 @@ log = logging.getLogger("cachetop.daemon")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", metavar="FILE", help="TOML config file (default: the usual search)")
+    add_output_arguments(parser)
 
 
 def configure_logging() -> None:
@@ -50,30 +56,53 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("daemon: no config file found (give -c FILE with [[instance]] and [[rule]] tables)")
     configure_logging()
     try:
-        return asyncio.run(serve(config))
+        return asyncio.run(
+            serve(config, metrics_port=args.metrics_port, metrics_addr=args.metrics_addr, record=args.record)
+        )
     except AlertsLocked as exc:
         log.error("%s", exc)
         return 1
 
 
-async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
+def wants_hotkeys(config: Config, rules: Sequence[Any]) -> bool:
+    """Hot keys cost the servers something (MONITOR sampling), so the daemon runs them only when
+    asked: a [hotkeys] table, or a rule on stampede_events."""
+    return "hotkeys" in config.sections or any(r.metric == "stampede_events" for r in rules)
+
+
+async def serve(
+    config: Config,
+    stop: asyncio.Event | None = None,
+    *,
+    metrics_port: int | None = None,
+    metrics_addr: str = "0.0.0.0",
+    record: str | None = None,
+) -> int:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with AlertService(config) as alerts, Monitor(config) as monitor:
         unsubscribe = alerts.attach(monitor)
+        hotkeys = wants_hotkeys(config, alerts.rules)
         log.info(
-            "started: pid %d, %d instance(s), %d rule(s), %d channel(s), state in %s",
+            "started: pid %d, %d instance(s), %d rule(s), %d channel(s), hot keys %s, state in %s",
             os.getpid(),
             len(config.instances),
             len(alerts.rules),
             len(alerts.channels),
+            "on" if hotkeys else "off",
             config.settings.state_dir,
         )
         if not alerts.channels:
             log.warning("no [channel.NAME] tables: alerts are logged here but sent nowhere")
-        await stop.wait()
+        async with (
+            LiveSources(config, monitor, hotkeys=hotkeys, alerts=False),
+            attach_outputs(
+                monitor, alerts, metrics_port=metrics_port, metrics_addr=metrics_addr, record=record
+            ),
+        ):
+            await stop.wait()
         unsubscribe()
         log.info("stopping: finishing deliveries in progress")
     log.info("stopped")

@@ -71,7 +71,10 @@ class HotKeyCollector:
         self.big: ThrottledScan | None = None
         self._keysizes: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
-        self._own_commands_done = 0  # from sources that ended (a retry starts new ones)
+        # Commands sent through the collector's own clients (counted by the clients themselves),
+        # and by MONITOR samplers that ended (a retry starts a new one).
+        self._client_commands = 0
+        self._own_commands_done = 0
         self._own_hits_done = 0
         self._own_misses_done = 0
 
@@ -105,7 +108,7 @@ class HotKeyCollector:
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _retire_sampler(self) -> None:
-        self._own_commands_done += self._commands_of(self.sampler) + self._commands_of(self.big)
+        self._own_commands_done += self._monitor_commands(self.sampler)
         self._own_hits_done, self._own_misses_done = self.own_keyspace_hits, self.own_keyspace_misses
         self.sampler, self.big = None, None
 
@@ -128,7 +131,7 @@ class HotKeyCollector:
             self.error = None
             await self.sampler.run()
             return
-        clients = [redis_client(self.inst, self.timeout) for _ in range(2)]
+        clients = [redis_client(self.inst, self.timeout, count=self._count) for _ in range(2)]
         try:
             runner = await self._choose_redis_source(clients[0])
             self.error = None
@@ -233,19 +236,19 @@ class HotKeyCollector:
 
     # --- counters the poller may subtract ------------------------------------------------------
 
+    def _count(self, commands: int) -> None:
+        self._client_commands += commands
+
     @staticmethod
-    def _commands_of(obj: Any) -> int:
-        if obj is None:
-            return 0
-        stats = getattr(obj, "stats", None)
-        return int(
-            getattr(stats, "own_commands", 0) if stats is not None else getattr(obj, "own_commands", 0)
-        )
+    def _monitor_commands(obj: Any) -> int:
+        """A MONITOR sampler has connections of its own; every other source uses our clients."""
+        return int(obj.stats.own_commands) if isinstance(obj, MonitorSampler) else 0
 
     @property
     def own_commands(self) -> int:
-        """Commands cachetop's hot-key work sent to the server so far (in total_commands_processed)."""
-        return self._own_commands_done + self._commands_of(self.sampler) + self._commands_of(self.big)
+        """Commands cachetop's hot-key work sent to the server so far (in total_commands_processed),
+        counted when sent."""
+        return self._client_commands + self._own_commands_done + self._monitor_commands(self.sampler)
 
     @property
     def own_keyspace_hits(self) -> int:

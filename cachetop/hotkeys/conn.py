@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from cachetop.config import InstanceConfig
@@ -107,12 +108,17 @@ async def close_stream(writer: asyncio.StreamWriter | None) -> None:
         await asyncio.wait_for(writer.wait_closed(), 0.5)
 
 
-def redis_client(inst: InstanceConfig, timeout: float, name: str = SIDE_CLIENT_NAME) -> Any:
+def redis_client(
+    inst: InstanceConfig,
+    timeout: float,
+    name: str = SIDE_CLIENT_NAME,
+    count: Callable[[int], None] | None = None,
+) -> Any:
     """A redis-py asyncio client on one connection, RESP2, bytes in and out; no retries (the
-    collector retries with its own backoff)."""
+    collector retries with its own backoff). `count` hears of every command it sends."""
     from cachetop.backends.redis_client import async_client
 
-    return async_client(inst, timeout, name, single_connection_client=True)
+    return async_client(inst, timeout, name, count=count, single_connection_client=True)
 
 
 def redis_error_text(inst: InstanceConfig, exc: BaseException) -> str:
@@ -141,6 +147,9 @@ async def raw_call(client: Any, *args: Any) -> Any:
     """A command whose reply redis-py would mis-parse (COMMAND DOCS, HOTKEYS): no reply callback.
     Only for a client no other task uses at the same time."""
     await client.initialize()
+    count = getattr(client, "cachetop_count", None)
+    if count is not None:
+        count(1)
     conn = client.connection
     await conn.send_command(*args)
     return await conn.read_response()

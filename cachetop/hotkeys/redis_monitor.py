@@ -89,7 +89,7 @@ class MonitorSampler:
         self._parser = MonitorParser()
 
     async def run(self) -> None:
-        side = redis_client(self.inst, self.timeout)
+        side = redis_client(self.inst, self.timeout, count=self._count)
         try:
             await self._load_command_table(side)
             while True:
@@ -103,7 +103,6 @@ class MonitorSampler:
 
     async def _load_command_table(self, side: object) -> None:
         try:
-            self.stats.own_commands += 1
             reply = await side.command()  # type: ignore[attr-defined]
             table = command_table_from_redis(reply)
             if table:
@@ -111,8 +110,10 @@ class MonitorSampler:
         except Exception:  # ACL may deny COMMAND: the built-in table covers the common commands
             pass
 
+    def _count(self, commands: int) -> None:
+        self.stats.own_commands += commands
+
     async def _own_clients(self, side: object) -> set[bytes]:
-        self.stats.own_commands += 1
         raw = await side.execute_command("CLIENT", "LIST", "TYPE", "normal")  # type: ignore[attr-defined]
         raw_b = raw if isinstance(raw, bytes) else str(raw).encode()
         return {
@@ -122,7 +123,6 @@ class MonitorSampler:
         }
 
     async def _omem(self, side: object, client_id: int) -> int | None:
-        self.stats.own_commands += 1
         raw = await side.execute_command("CLIENT", "LIST", "ID", client_id)  # type: ignore[attr-defined]
         raw_b = raw if isinstance(raw, bytes) else str(raw).encode()
         for fields in parse_client_list(raw_b):
