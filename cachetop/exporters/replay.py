@@ -16,6 +16,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from cachetop.aio import cancel_and_wait
 from cachetop.exporters.recorder import Recording
 from cachetop.model import Snapshot
 
@@ -110,9 +111,7 @@ class ReplayPlayer:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
 
     async def __aenter__(self) -> ReplayPlayer:

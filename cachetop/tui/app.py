@@ -43,7 +43,30 @@ class CachetopApp(App[int]):
         Binding("plus,equals_sign", "slower", "Interval+", key_display="+"),
         Binding("minus", "faster", "Interval-", key_display="-"),
         Binding("t", "toggle_theme", "Theme", show=False),
+        # Only while replaying a recording (check_action hides them otherwise).
+        Binding("left_square_bracket", "step(-1)", "Back", key_display="["),
+        Binding("right_square_bracket", "step(1)", "Step", key_display="]"),
+        Binding("left_curly_bracket", "step(-10)", "-10", show=False, key_display="{"),
+        Binding("right_curly_bracket", "step(10)", "+10", show=False, key_display="}"),
+        Binding("less_than_sign", "seek(0)", "First", show=False, key_display="<"),
+        Binding("greater_than_sign", "seek(-1)", "Last", show=False, key_display=">"),
     ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("step", "seek"):
+            return hasattr(self.monitor, "step")
+        return True
+
+    def action_step(self, frames: int) -> None:
+        """Replay: pause and move `frames` frames (negative: back)."""
+        self.monitor.step(frames)
+        self._refresh_chrome()
+
+    def action_seek(self, index: int) -> None:
+        """Replay: pause on the first (0) or the last (-1) frame."""
+        last = len(self.monitor.recording) - 1
+        self.monitor.seek(index=last if index < 0 else index)
+        self._refresh_chrome()
 
     def __init__(
         self,
@@ -235,7 +258,12 @@ class CachetopApp(App[int]):
 
 
 async def run_app(
-    app: CachetopApp, config: Config, *, start_monitor: bool = True, live_sources: bool = True
+    app: CachetopApp,
+    config: Config,
+    *,
+    start_monitor: bool = True,
+    live_sources: bool = True,
+    record: str | None = None,
 ) -> int:
     """Runs the app in this loop with a Monitor around it, and stops the Monitor (closing every
     connection) however the app ends: q, SIGHUP (terminal closed), SIGTERM or an error."""
@@ -249,18 +277,22 @@ async def run_app(
         if not start_monitor:
             await app.run_async()
         else:
+            from cachetop.exporters.outputs import attach_outputs
             from cachetop.live import LiveSources
 
             async with Monitor(config) as monitor:
                 app.monitor = monitor
                 app.interval = monitor.interval
-                async with LiveSources(
-                    config,
-                    monitor,
-                    hotkeys=live_sources,
-                    alerts=live_sources,
-                    on_notice=app.startup_notices.append,
-                ) as live:
+                async with (
+                    LiveSources(
+                        config,
+                        monitor,
+                        hotkeys=live_sources,
+                        alerts=live_sources,
+                        on_notice=app.startup_notices.append,
+                    ) as live,
+                    attach_outputs(monitor, live.alert_service, record=record),
+                ):
                     app.alerts = live.alert_service
                     await app.run_async()
     finally:
@@ -275,4 +307,4 @@ def run_dashboard(config: Config, args: argparse.Namespace) -> int:
     app = CachetopApp(
         config, theme=getattr(args, "theme", None), read_only=bool(getattr(args, "read_only", False))
     )
-    return asyncio.run(run_app(app, config))
+    return asyncio.run(run_app(app, config, record=getattr(args, "record", None)))

@@ -26,6 +26,7 @@ HELP_KEYS: tuple[tuple[str, str], ...] = (
     ("r", "refresh now"),
     ("+  -", "poll less / more often"),
     ("t", "dark / light theme"),
+    ("[  ]  {  }", "replay only: step one frame back / forward, or ten; < > first / last frame"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),
     ("q", "quit"),

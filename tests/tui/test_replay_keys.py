@@ -1,0 +1,46 @@
+"""`cachetop replay` in the dashboard: [ ] step, { } jump ten, < > first/last; only there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cachetop.config import Config, Settings
+from cachetop.exporters.recorder import Recorder, Recording
+from cachetop.exporters.replay import ReplayPlayer
+from cachetop.tui.app import CachetopApp
+from cachetop.tui.sample_data import sample_config, sample_snapshots
+from tests.tui.helpers import keys, until
+
+
+async def test_step_and_seek_keys_move_through_the_recording(tmp_path: Path) -> None:
+    frames = sample_snapshots(30)
+    recorder = Recorder.create(tmp_path / "run.db")
+    for snap in frames:
+        recorder.on_snapshot(snap)
+    recorder.close()
+    player = ReplayPlayer(Recording.open(tmp_path / "run.db"), start_paused=True)
+    player.seek(index=0)
+    config = Config(path=None, settings=Settings(interval=1.0, window=10.0), instances=())
+    app = CachetopApp(config, monitor=player, read_only=True)
+    async with player, app.run_test(size=(100, 30)):
+        await keys(app, "right_square_bracket", "right_square_bracket")
+        await until(lambda: player.position == 2, what="two steps forward")
+        assert player.latest == frames[2]
+        await keys(app, "right_curly_bracket")
+        await until(lambda: player.position == 12, what="ten more")
+        await keys(app, "left_square_bracket")
+        await until(lambda: player.position == 11, what="one back")
+        await keys(app, "greater_than_sign")
+        await until(lambda: player.position == 29, what="the last frame")
+        await keys(app, "less_than_sign")
+        await until(lambda: player.position == 0, what="the first frame")
+        assert player.paused
+        assert app.latest == frames[0]
+
+
+async def test_replay_keys_do_nothing_on_a_live_dashboard() -> None:
+    app = CachetopApp(sample_config(), snapshots=sample_snapshots(3))
+    async with app.run_test(size=(100, 30)):
+        assert app.check_action("step", (1,)) is False
+        await keys(app, "right_square_bracket")  # no monitor with step(): ignored, no error
+        assert app.return_code is None
