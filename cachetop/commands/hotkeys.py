@@ -110,6 +110,7 @@ async def _sample(collectors: list[HotKeyCollector], duration: float) -> tuple[l
 
 
 def _print_tables(views: list[HotKeysView]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -122,35 +123,34 @@ def _print_tables(views: list[HotKeysView]) -> None:
             title.append(f"  sampled {view.sampled_s:.1f}s, {view.total_events} events", style="dim")
         if view.drop_rate:
             title.append(f"  dropped {view.drop_rate:.1%}", style="yellow")
-        table = Table(title=title, title_justify="left", expand=False)
-        for col in (
-            "#",
-            "key",
-            f"count ({view.unit})",
-            "ops/s",
-            "share",
-            "reads",
-            "writes",
-            "hits",
-            "misses",
-        ):
-            if col == "key":
-                table.add_column(col, min_width=24, overflow="ellipsis", no_wrap=True)
-            else:
-                table.add_column(col, justify="right", no_wrap=True)
+        # hits/misses only where the source knows them (memcached watch), so 80 columns suffice.
+        knows_hits = any(k.hits is not None for k in view.keys)
+        table = Table(title=title, title_justify="left", expand=False, box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("#", justify="right", no_wrap=True)
+        table.add_column("key", min_width=20, overflow="ellipsis", no_wrap=True)
+        for col in ("count" if view.unit == "ops" else view.unit, "ops/s", "share", "reads/writes"):
+            table.add_column(col, justify="right", no_wrap=True)
+        if knows_hits:
+            table.add_column("hits/misses", justify="right", no_wrap=True)
         for rank, key in enumerate(view.keys, 1):
-            table.add_row(
+            cells = [
                 str(rank),
                 Text(key.display, style="bold red" if key.hot else ""),
                 f"{key.count:,}",
                 "-" if key.ops_per_sec is None else f"{key.ops_per_sec:,.0f}",
                 "-" if key.share is None else f"{key.share:.1%}",
-                f"{key.reads:,}",
-                f"{key.writes:,}",
-                "-" if key.hits is None else f"{key.hits:,}",
-                "-" if key.misses is None else f"{key.misses:,}",
-            )
+                f"{key.reads:,}/{key.writes:,}",
+            ]
+            if knows_hits:
+                cells.append(f"{key.hits or 0:,}/{key.misses or 0:,}")
+            table.add_row(*cells)
         console.print(table)
+        prefixes = [p for p in view.prefixes[:5] if p.share]
+        if prefixes:
+            line = Text("  prefixes: ", style="dim")
+            for p in prefixes:
+                line.append(f"{p.display} {p.share:.0%}  ")
+            console.print(line)
         if view.error:
             console.print(Text(f"  {view.error}", style="red"))
         elif not view.keys:

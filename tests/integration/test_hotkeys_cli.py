@@ -25,7 +25,7 @@ def start(*args: str) -> subprocess.Popen[bytes]:
 def test_normal_exit_prints_json_and_leaves_no_monitor(redis: LocalServer) -> None:
     proc = start(redis.url, "--duration", "30", "--json", "--top", "3")
     try:
-        wait_until(lambda: monitor_clients(redis.port), 10, "the MONITOR client")
+        wait_until(lambda: monitor_clients(redis.port), 30, "the MONITOR client")
         r = redis_py.Redis(port=redis.port)
         hostile = [b"[bold red]x[/]", b"\x1b[2J\x1b]0;pwn\x07", b"bin\xff\xfe\x00"]
         for key, n in zip(hostile, (5, 4, 3), strict=True):
@@ -59,7 +59,7 @@ def test_duration_ends_the_run_and_the_monitor_connection(redis: LocalServer) ->
 def test_sigkill_leaves_no_monitor_client(redis: LocalServer) -> None:
     proc = start(redis.url, "--duration", "60")
     try:
-        wait_until(lambda: monitor_clients(redis.port), 10, "the MONITOR client")
+        wait_until(lambda: monitor_clients(redis.port), 30, "the MONITOR client")
         proc.kill()  # SIGKILL: no cleanup code runs; the kernel closes the socket
         proc.wait(timeout=5)
     finally:
