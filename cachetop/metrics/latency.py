@@ -24,6 +24,9 @@ class QuantileWindow:
         self.bucket_s = bucket_s
         self.relative_accuracy = relative_accuracy
         self._buckets: deque[tuple[int, DDSketch]] = deque()
+        # The merge of every bucket but the newest, keyed by (oldest, newest) bucket index: only
+        # the newest still changes, so a read costs two merges, not one per bucket.
+        self._closed: tuple[tuple[int, int], DDSketch] | None = None
 
     def _bucket_index(self, now: float) -> int:
         return math.floor(now / self.bucket_s)
@@ -44,8 +47,18 @@ class QuantileWindow:
     def merged(self, now: float) -> DDSketch:
         self._expire(now)
         merged = DDSketch(self.relative_accuracy)
-        for _, sketch in self._buckets:
-            merged.merge(sketch)
+        if not self._buckets:
+            return merged
+        *closed, (_, newest) = self._buckets
+        if closed:
+            key = (closed[0][0], closed[-1][0])
+            if self._closed is None or self._closed[0] != key:
+                cached = DDSketch(self.relative_accuracy)
+                for _, sketch in closed:
+                    cached.merge(sketch)
+                self._closed = (key, cached)
+            merged.merge(self._closed[1])
+        merged.merge(newest)
         return merged
 
     def count(self, now: float) -> int:
@@ -61,6 +74,7 @@ class QuantileWindow:
 
     def clear(self) -> None:
         self._buckets.clear()
+        self._closed = None
 
 
 def histogram_quantile(buckets: dict[int, int], q: float) -> float | None:

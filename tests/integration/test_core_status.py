@@ -90,7 +90,7 @@ async def test_probe_latency_behind_a_20ms_proxy_reads_20_to_25ms(redis: LocalSe
     with DelayProxy(redis.port, 0.020) as proxy:
         config = fast_config(f"redis://127.0.0.1:{proxy.port}", interval=0.5, window=10, timeout=2)
         async with Monitor(config) as mon:
-            await mon.wait_polls(5)
+            await mon.wait_polls(6)
             inst = mon.snapshot().instances[0]
             probes = mon.pollers[0].latency.count(mon.clock())
     assert probes >= 12

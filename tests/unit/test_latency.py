@@ -60,3 +60,16 @@ def test_histogram_helpers() -> None:
     # Buckets missing on one side carry the lower bucket's cumulative count.
     assert histogram_delta({1: 10, 4: 30}, {1: 5, 2: 8}) == {1: 5, 2: 2, 4: 22}
     assert histogram_sum([{1: 1, 4: 3}, {2: 2}]) == {1: 1, 2: 3, 4: 5}
+
+
+def test_reads_between_adds_see_every_sample_in_the_window() -> None:
+    # The merge of closed buckets is cached; reading after every add must still count exactly.
+    window = QuantileWindow(window_s=3.0, bucket_s=1.0)
+    for i in range(100):
+        now = i * 0.25
+        window.add(1.0 + i, now)
+        kept = [j for j in range(i + 1) if int(j * 0.25) >= int(now - 3.0)]
+        assert window.count(now) == len(kept)
+        assert window.merged(now).count == len(kept)
+    (top,) = window.quantiles(24.75, (1.0,))
+    assert top == pytest.approx(100.0, rel=0.01)
