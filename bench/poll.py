@@ -1,8 +1,8 @@
 """What one poll of one Redis instance costs the client, and how honest the probe is.
 
 1. Client CPU per poll (one INFO round trip; every 5 s it also carries commandstats and LATENCY
-   HISTOGRAM), plus the probes of one interval, against redis-py's own `info()` in the same run. Goal: at least 2x cheaper, so that 100
-   instances at 1 s cost under 5% of a core.
+   HISTOGRAM), plus the probes of one interval, against redis-py's own `info()` in the same run.
+   Goal: at least 2x cheaper, so that 100 instances at 1 s cost under 5% of a core.
 2. The probe's loopback p50 against `redis-benchmark -c 1 -n 20000 -t ping` (C) in the same
    run. Goal: within 50 µs, so the latency a user reads is the server's, not ours.
 

@@ -93,7 +93,7 @@ threshold = 0
         published = scrape(port)[("cachetop_snapshots_total", "")]
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "hot keys on" in err
     assert "Traceback" not in err
