@@ -97,7 +97,10 @@ class Poller:
                 # Stamped once we hold a slot, at the middle of the round trip: queueing for a
                 # slot must not stretch the Δt that rates divide by.
                 start = self.clock()
-                sample = await asyncio.wait_for(self.backend.poll(start), self.timeout)
+                # asyncio.timeout, not wait_for: no extra Task whose late exception could be
+                # left unretrieved (and printed) when the Monitor stops mid-poll.
+                async with asyncio.timeout(self.timeout):
+                    sample = await self.backend.poll(start)
                 now = (start + self.clock()) / 2
                 sample = replace(sample, time=now)
         except TimeoutError:

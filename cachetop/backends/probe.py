@@ -45,6 +45,10 @@ class AsyncProbe:
         self.sent = 0  # requests written: the server counts each as a command, answered or not
         self._sock: socket.socket | None = None
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._waiter: asyncio.Future[bytes] | None = None
+        self._reply = b""
+        self._arrived = 0.0
+        self._stamp: int | None = None
 
     @property
     def connected(self) -> bool:
@@ -94,6 +98,7 @@ class AsyncProbe:
             sock.close()
             raise
         self._sock = sock
+        loop.add_reader(sock.fileno(), self._on_readable)
 
     @staticmethod
     async def _read_line(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
@@ -109,56 +114,60 @@ class AsyncProbe:
         if not reply.startswith(expected):
             raise ProbeRejected(reply.decode("utf-8", "replace").strip()[:80])
 
-    async def _probe_socket(self, sock: socket.socket) -> float:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[tuple[bytes, int | None, float]] = loop.create_future()
-
-        def on_readable() -> None:
-            if done.done():
-                return
-            try:
-                data, ancdata, _, _ = sock.recvmsg(4096, _ANC_SIZE)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                done.set_exception(exc)
-                return
-            arrived = time.perf_counter()
-            stamp = None
+    def _on_readable(self) -> None:
+        """Registered once per connection: re-registering per probe costs two syscalls."""
+        sock, waiter = self._sock, self._waiter
+        if sock is None:
+            return
+        try:
+            data, ancdata, _, _ = sock.recvmsg(4096, _ANC_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exc)
+            return
+        if waiter is None or waiter.done():
+            return  # nothing asked (a late reply after a timeout): the connection is dropped anyway
+        if not data:
+            waiter.set_exception(ConnectionResetError("server closed the connection"))
+            return
+        if not self._reply:
+            self._arrived = time.perf_counter()
+            self._stamp = None
             for level, kind, payload in ancdata:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
                     seconds, nanos = struct.unpack("qq", payload[:16])
-                    stamp = seconds * 1_000_000_000 + nanos
-            done.set_result((data, stamp, arrived))
+                    self._stamp = seconds * 1_000_000_000 + nanos
+        self._reply += data
+        if self._reply.endswith(b"\r\n"):
+            waiter.set_result(self._reply)
+
+    async def _probe_socket(self, sock: socket.socket) -> float:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bytes] = loop.create_future()
+        self._waiter, self._reply = waiter, b""
 
         def on_timeout() -> None:
-            if not done.done():
-                done.set_exception(TimeoutError(f"no reply within {self.timeout:g}s"))
+            if not waiter.done():
+                waiter.set_exception(TimeoutError(f"no reply within {self.timeout:g}s"))
 
-        fd = sock.fileno()
-        loop.add_reader(fd, on_readable)
         # A timer rather than wait_for(): wait_for wraps every probe in a Task, which costs more
-        # CPU than the round trip itself.
+        # CPU than the round trip itself. It also bounds a reply that arrives in pieces.
         timer = loop.call_later(self.timeout, on_timeout)
         try:
             sent_wall = time.time_ns()
             sent = time.perf_counter()
             self.sent += 1
             sock.send(self.request)  # a few bytes on an idle socket: never partial
-            data, stamp, arrived = await done
+            reply = await waiter
         finally:
             timer.cancel()
-            loop.remove_reader(fd)
-        if not data:
-            raise ConnectionResetError("server closed the connection")
-        if not data.endswith(b"\r\n"):
-            # The rest of a split reply is still bound by the probe's deadline.
-            left = max(0.001, self.timeout - (time.perf_counter() - sent))
-            data += await asyncio.wait_for(self._read_line(loop, sock), left)
-        self._check(data, self.expect)
-        elapsed = arrived - sent
-        if stamp is not None:
-            kernel = (stamp - sent_wall) / 1e9
+            self._waiter = None
+        self._check(reply, self.expect)
+        elapsed = self._arrived - sent
+        if self._stamp is not None:
+            kernel = (self._stamp - sent_wall) / 1e9
             # The wall clock can step (NTP); trust the kernel stamp only when it is plausible.
             if 0 < kernel <= elapsed:
                 elapsed = kernel
