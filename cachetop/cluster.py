@@ -9,7 +9,7 @@ list itself is re-read every `rediscover_every` intervals, and at once when a no
 changes role: nodes that join are added, nodes the cluster forgot are removed.
 
 Re-discovery runs CLUSTER NODES (and CLUSTER SLOT-STATS) through a live node's own poll
-connection (RedisBackend._exchange), which counts them as cachetop's own commands there, so
+connection (RedisBackend.run_own), which counts them as cachetop's own commands there, so
 they never show up in that node's ops/s or error rate.
 """
 
@@ -190,11 +190,11 @@ class ClusterWatcher:
             if poller.status != Status.UP:
                 continue
             backend = poller.backend
-            exchange = getattr(backend, "_exchange", None)
-            if exchange is None:
+            run_own = getattr(backend, "run_own", None)
+            if run_own is None:
                 continue
             try:
-                (raw,), _, _ = await asyncio.wait_for(exchange(("CLUSTER", "NODES")), poller.timeout)
+                (raw,) = await run_own(("CLUSTER", "NODES"))
             except (RedisError, OSError, TimeoutError):
                 continue
             if isinstance(raw, Exception):
@@ -274,12 +274,12 @@ class ClusterWatcher:
         if self.slot_stats_supported is False:
             return
         for poller in self.pollers():
-            exchange = getattr(poller.backend, "_exchange", None)
-            if poller.status != Status.UP or poller.role != "master" or exchange is None:
+            run_own = getattr(poller.backend, "run_own", None)
+            if poller.status != Status.UP or poller.role != "master" or run_own is None:
                 continue
             command = ("CLUSTER", "SLOT-STATS", "ORDERBY", "key-count", "LIMIT", str(limit))
             try:
-                (reply,), _, _ = await asyncio.wait_for(exchange(command), poller.timeout)
+                (reply,) = await run_own(command)
             except (RedisError, OSError, TimeoutError):
                 continue
             if isinstance(reply, Exception):

@@ -7,6 +7,7 @@ traffic, not ours. Replies are kept as bytes and only the fields we use are look
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 from collections import Counter
@@ -241,6 +242,14 @@ class RedisBackend:
         if detail:
             self._last_detail = now
         return self._sample(now, fields, commandstats, raw_hist, own_by_cmd, own_errors)
+
+    async def run_own(self, *commands: tuple[str, ...]) -> list[Any]:
+        """Sends commands on the poll connection as cachetop's own (left out of ops/s and
+        command stats) and returns the raw replies, an error reply as an exception value.
+        Bounded by the poll timeout. Cluster discovery uses it."""
+        async with asyncio.timeout(self.timeout):
+            replies, _, _ = await self._exchange(*commands)
+        return replies
 
     async def _exchange(self, *commands: tuple[str, ...]) -> tuple[list[Any], dict[str, int], int]:
         """Sends commands in one write and reads every reply (errors as values), as raw bytes.
