@@ -34,8 +34,10 @@ SUBCOMMANDS = (
 
 EPILOG = """\
 targets:
-  redis://[user:password@]host:port[/db]   rediss://…  (TLS)
+  redis://[user:password@]host:port[/db]   rediss://…  (TLS, certificate verified)
   valkey://host:port                       memcached://host:port
+  redis-cluster://seed1:port,seed2:port    every node, found from any live seed
+  redis-sentinel://host:26379/MASTER       follows the current master
   With no target, cachetop reads --config, then $CACHETOP_CONFIG, then ./cachetop.toml, then
   $XDG_CONFIG_HOME/cachetop/config.toml; with none of these it watches redis://127.0.0.1:6379 and
   memcached://127.0.0.1:11211.
@@ -46,6 +48,8 @@ examples:
   cachetop snapshot --json redis://127.0.0.1:6379
   cachetop config check cachetop.toml
   cachetop demo                              local servers with a realistic workload
+  cachetop hotkeys --duration 10 redis://127.0.0.1:6379
+  cachetop daemon -c cachetop.toml --metrics-port 9150
 
 exit status: 0 ok, 1 an instance did not answer (snapshot), 2 usage or config error.
 """
