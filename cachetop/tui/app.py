@@ -227,6 +227,7 @@ class CachetopApp(App[int]):
             yield SystemCommand(
                 "Group by tag", "Group rows by their first tag on/off (g)", overview.action_toggle_group
             )
+            yield SystemCommand("Fold groups", "Fold or unfold every group (c)", overview.action_collapse_all)
             yield SystemCommand(
                 "Open instance", "Details of the selected instance (enter)", overview.action_open
             )

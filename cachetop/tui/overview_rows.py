@@ -35,6 +35,10 @@ class ViewState:
     descending: bool = False
     query: str = ""
     group_by_tag: bool = True
+    collapsed: set[str] = field(default_factory=set)  # groups shown as their summary row only
+
+    def toggle_group(self, group: str) -> None:
+        self.collapsed ^= {group}
 
     def sort_by(self, key: str) -> None:
         if self.sort_key == key:
@@ -144,16 +148,26 @@ def build_rows(
         )
     ]
     shown = ordered(snap.instances, view)
-    grouped = view.group_by_tag and any(i.tags for i in snap.instances)
+    grouped = view.group_by_tag and any(i.tags or i.shard for i in snap.instances)
     if not grouped:
         rows += [Row(i.name, instance_cells(i, columns, history, health), i.name) for i in shown]
         return rows
     groups: dict[str, list[InstanceMetrics]] = {}
     for inst in shown:
-        groups.setdefault(inst.tags[0] if inst.tags else UNTAGGED, []).append(inst)
+        groups.setdefault(group_of(inst), []).append(inst)
     for tag in sorted(groups, key=lambda t: (t == UNTAGGED, t.lower())):
         members = groups[tag]
-        label = f"▾ {display_key(tag, 20)} ({len(members)})"
+        folded = tag in view.collapsed
+        label = f"{'▸' if folded else '▾'} {display_key(tag, 24)} ({len(members)})"
         rows.append(Row(GROUP_PREFIX + tag, summary_cells(label, members, columns, ())))
-        rows += [Row(i.name, instance_cells(i, columns, history, health), i.name) for i in members]
+        if not folded:
+            rows += [Row(i.name, instance_cells(i, columns, history, health), i.name) for i in members]
     return rows
+
+
+def group_of(inst: InstanceMetrics) -> str:
+    """Cluster nodes group by shard (a master and its replicas); other instances by first tag."""
+    if inst.shard:
+        cluster = inst.name.split("/", 1)[0]
+        return f"{cluster} shard {inst.shard}"
+    return inst.tags[0] if inst.tags else UNTAGGED

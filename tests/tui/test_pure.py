@@ -116,3 +116,38 @@ def test_health_uses_rules_where_they_apply_else_standard_targets() -> None:
     assert ruled.level(web, "hit_ratio", 85.0) == "good"  # the rule's 80 wins over the standard 90
     assert ruled.level(web, "hit_ratio", 79.0) == "bad"
     assert ruled.level(other, "hit_ratio", 85.0) == "warn"  # the rule does not select db-1
+
+
+def test_cluster_nodes_group_by_shard_and_groups_fold() -> None:
+    from dataclasses import replace
+
+    fleet = [
+        replace(inst("cc/10.0.0.1:7000", 5.0, 90.0), role="master", shard="0-8191"),
+        replace(inst("cc/10.0.0.2:7000", 1.0, 90.0), role="replica", shard="0-8191"),
+        replace(inst("cc/10.0.0.3:7000", 7.0, 90.0), role="master", shard="8192-16383"),
+        inst("solo", 2.0, 95.0, tags=["web"]),
+    ]
+    snap = Snapshot(0.0, 10.0, tuple(fleet))
+    view = ViewState()
+    keys = [r.key for r in build_rows(snap, History(), view, layout(120), Health())]
+    assert keys == [
+        "__fleet__",
+        "__group__:cc shard 0-8191",
+        "cc/10.0.0.1:7000",
+        "cc/10.0.0.2:7000",
+        "__group__:cc shard 8192-16383",
+        "cc/10.0.0.3:7000",
+        "__group__:web",
+        "solo",
+    ]
+    view.toggle_group("cc shard 0-8191")
+    rows = build_rows(snap, History(), view, layout(120), Health())
+    assert [r.key for r in rows][:3] == [
+        "__fleet__",
+        "__group__:cc shard 0-8191",
+        "__group__:cc shard 8192-16383",
+    ]
+    folded = rows[1].cells["name"][0]
+    assert folded.startswith("▸ cc shard 0-8191 (2)")
+    # A folded group still sums its members: 5 + 1 ops/s.
+    assert rows[1].cells["ops"][0] == "6.0"

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from cachetop.model import Snapshot, Status
 from cachetop.safe_text import display_key
 from cachetop.tui.columns import layout
-from cachetop.tui.overview_rows import FLEET_KEY, GROUP_PREFIX, build_rows
+from cachetop.tui.overview_rows import FLEET_KEY, GROUP_PREFIX, build_rows, group_of
 from cachetop.tui.widgets.diff_table import FleetTable
 from cachetop.tui.widgets.header import FleetHeader
 
@@ -27,6 +27,7 @@ class OverviewScreen(Screen[None]):
         Binding("s", "next_sort", "Sort"),
         Binding("S", "reverse_sort", "Reverse", show=False),
         Binding("g", "toggle_group", "Group", show=False),
+        Binding("c", "collapse_all", "Collapse", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -117,7 +118,10 @@ class OverviewScreen(Screen[None]):
 
     def action_open(self) -> None:
         key = self.table.selected_key()
-        if key is None or key == FLEET_KEY or key.startswith(GROUP_PREFIX):
+        if key is not None and key.startswith(GROUP_PREFIX):
+            self._toggle_collapse(key.removeprefix(GROUP_PREFIX))
+            return
+        if key is None or key == FLEET_KEY:
             return
         from cachetop.tui.screens.detail import DetailScreen
 
@@ -149,6 +153,21 @@ class OverviewScreen(Screen[None]):
         else:
             app.view.descending = not app.view.descending
         self.refresh_view()
+
+    def _toggle_collapse(self, group: str) -> None:
+        """Enter on a group row folds it to its summary row, or unfolds it."""
+        app: Any = self.app
+        app.view.toggle_group(group)
+        if app.latest is not None:
+            self.show_snapshot(app.latest)
+
+    def action_collapse_all(self) -> None:
+        """Folds every group (a fleet of 200 fits on one screen), or unfolds them all."""
+        app: Any = self.app
+        groups = {group_of(i) for i in app.latest.instances} if app.latest is not None else set()
+        app.view.collapsed = set() if app.view.collapsed else groups
+        if app.latest is not None:
+            self.show_snapshot(app.latest)
 
     def action_toggle_group(self) -> None:
         app: Any = self.app

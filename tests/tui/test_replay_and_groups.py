@@ -1,4 +1,4 @@
-"""`cachetop replay` in the dashboard: [ ] step, { } jump ten, < > first/last; only there."""
+"""Keys beyond the basics: replay stepping ([ ] { } < >, replay only) and folding groups (c, enter)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,21 @@ async def test_replay_keys_do_nothing_on_a_live_dashboard() -> None:
         assert app.check_action("step", (1,)) is False
         await keys(app, "right_square_bracket")  # no monitor with step(): ignored, no error
         assert app.return_code is None
+
+
+async def test_groups_fold_with_c_and_enter() -> None:
+    snaps = sample_snapshots(3)
+    app = CachetopApp(sample_config(), snapshots=snaps)
+    async with app.run_test(size=(120, 40)):
+        table = app.screen.query_one("FleetTable")
+        await until(lambda: table.row_count > 0, what="rows")
+        groups = [k for k in table.rows if str(k.value).startswith("__group__:")]
+        assert groups, "the sample fleet has tags"
+        full = table.row_count
+        await keys(app, "c")
+        await until(lambda: table.row_count == 1 + len(groups), what="every group folded")
+        await keys(app, "c")
+        await until(lambda: table.row_count == full, what="every group unfolded")
+        table.move_cursor(row=table.get_row_index(groups[0].value))
+        await keys(app, "enter")
+        await until(lambda: table.row_count < full, what="one group folded by enter")
