@@ -33,7 +33,12 @@ def secret_file_warning(path: str | Path, secrets: Iterable[str]) -> str | None:
     )
 
 
+_warned: set[str] = set()
+
+
 def warn_if_readable(path: str | Path, secrets: Iterable[str]) -> None:
+    """Logs the warning once per file and process (a command may load its config twice)."""
     message = secret_file_warning(path, secrets)
-    if message:
+    if message and message not in _warned:
+        _warned.add(message)
         log.warning("%s", message)

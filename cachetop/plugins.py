@@ -143,16 +143,23 @@ class Registry:
 
     def create_warmer(self, name: str, options: Mapping[str, str]) -> Warmer:
         """Builds a warmer; a plugin that raises gives PluginNotFound-like clear text, not a traceback."""
-        plugin = self.get("warmers", name)
+        return self.create("warmers", name, options)  # type: ignore[no-any-return]
+
+    def create_notifier(self, name: str, options: Mapping[str, str]) -> Any:
+        """Builds a notifier (cachetop.alerts.notify.Notifier) for a `type = "plugin"` channel."""
+        return self.create("notifiers", name, options)
+
+    def create(self, kind: str, name: str, options: Mapping[str, str]) -> Any:
+        plugin = self.get(kind, name)
+        what = kind[:-1]
         try:
-            warmer = plugin.factory(dict(options))
+            return plugin.factory(dict(options))
         except (ValueError, OSError, KeyError, TypeError) as exc:
-            raise PluginFailed(f"warmer {name!r} ({plugin.origin}): {exc}") from None
+            raise PluginFailed(f"{what} {name!r} ({plugin.origin}): {exc}") from None
         except Exception as exc:
             raise PluginFailed(
-                f"warmer {name!r} ({plugin.origin}) failed to start: {type(exc).__name__}: {exc}"
+                f"{what} {name!r} ({plugin.origin}) failed to start: {type(exc).__name__}: {exc}"
             ) from None
-        return warmer
 
 
 class PluginFailed(RuntimeError):

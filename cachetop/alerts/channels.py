@@ -15,7 +15,10 @@ from typing import Any
 from cachetop.configfile import ConfigContext, KeyPath
 from cachetop.redact import register_secret
 
-CHANNEL_TYPES = ("slack", "email")
+CHANNEL_TYPES = ("slack", "email", "plugin")
+PLUGIN_KEYS = ("type", "plugin", "options")
+# Plugin options whose names say they hold a secret: registered for scrubbing like ours.
+_SECRET_OPTION_RE = re.compile(r"token|password|passwd|secret|key|url|webhook|auth", re.IGNORECASE)
 SLACK_KEYS = ("type", "webhook_url", "token", "channel", "base_url", "timeout")
 EMAIL_KEYS = ("type", "host", "port", "tls", "ca_file", "username", "password", "from", "to", "timeout")
 TLS_MODES = ("starttls", "ssl", "none")
@@ -67,7 +70,26 @@ class EmailChannel:
         return False
 
 
-Channel = SlackChannel | EmailChannel
+@dataclass(frozen=True, slots=True)
+class PluginChannel:
+    """A channel whose sender is a notifier plugin (entry point cachetop.notifiers, or a file in
+    plugin_paths); `options` are handed to the plugin's factory as strings."""
+
+    name: str
+    plugin: str
+    options: Mapping[str, str] = field(default_factory=dict, repr=False)
+    type: str = "plugin"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(v for k, v in self.options.items() if _SECRET_OPTION_RE.search(k) and v)
+
+    @property
+    def threads(self) -> bool:
+        return False
+
+
+Channel = SlackChannel | EmailChannel | PluginChannel
 
 
 def parse_channels_section(value: Any, ctx: ConfigContext) -> dict[str, Channel]:
@@ -81,7 +103,8 @@ def parse_channels_section(value: Any, ctx: ConfigContext) -> dict[str, Channel]
         if "type" not in body:
             ctx.fail(path, f"[channel.{name}] has no 'type' (allowed: {', '.join(CHANNEL_TYPES)})")
         kind = ctx.string(body["type"], (*path, "type"), choices=CHANNEL_TYPES)
-        channels[name] = _slack(name, body, path, ctx) if kind == "slack" else _email(name, body, path, ctx)
+        parse = {"slack": _slack, "email": _email, "plugin": _plugin}[kind]
+        channels[name] = parse(name, body, path, ctx)
         for secret in channels[name].secrets:
             register_secret(secret)
     return channels
@@ -115,6 +138,20 @@ def _slack(name: str, body: Mapping[str, Any], path: KeyPath, ctx: ConfigContext
     return SlackChannel(
         name=name, webhook_url=webhook, token=token, channel=target, base_url=base_url, timeout=timeout
     )
+
+
+def _plugin(name: str, body: Mapping[str, Any], path: KeyPath, ctx: ConfigContext) -> PluginChannel:
+    ctx.check_keys(body, PLUGIN_KEYS, path)
+    if "plugin" not in body:
+        ctx.fail(
+            path, f'[channel.{name}] has type = "plugin" but no plugin = "NAME" (see `cachetop plugins`)'
+        )
+    plugin = ctx.string(body["plugin"], (*path, "plugin"))
+    options: dict[str, str] = {}
+    if "options" in body:
+        for key, value in ctx.table(body["options"], (*path, "options")).items():
+            options[key] = ctx.string(value, (*path, "options", key))
+    return PluginChannel(name=name, plugin=plugin, options=options)
 
 
 def _email(name: str, body: Mapping[str, Any], path: KeyPath, ctx: ConfigContext) -> EmailChannel:

@@ -16,19 +16,21 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from cachetop.alerts.channels import Channel, SlackChannel, alert_secrets, channels_of
+from cachetop.alerts.channels import Channel, PluginChannel, SlackChannel, alert_secrets, channels_of
 from cachetop.alerts.delivery import BACKOFF_BASE_S, DeliveryEvent, DeliveryWorker
 from cachetop.alerts.engine import ActiveAlert, AlertEngine, Notification, State, TickResult, Transition
 from cachetop.alerts.notify import Notifier
 from cachetop.alerts.outbox import EXPIRED, FAILED, PENDING, Message, Outbox
 from cachetop.alerts.presets import alert_settings, effective_rules
 from cachetop.alerts.rules import format_threshold
+from cachetop.configfile import ConfigError
 from cachetop.model import Snapshot
+from cachetop.plugins import plugin_paths_of
 from cachetop.redact import register_secret
 from cachetop.safe_text import display_key
 
@@ -67,7 +69,19 @@ class AlertsView:
     queued: int  # messages not yet delivered
 
 
-def make_notifier(channel: Channel) -> Notifier:
+def make_notifier(channel: Channel, plugin_paths: Sequence[Path] = ()) -> Notifier:
+    """The sender for a channel. A plugin that is missing or fails to start is a ConfigError
+    naming the channel, so the daemon refuses to start rather than page nobody."""
+    if isinstance(channel, PluginChannel):
+        from cachetop.plugins import PluginFailed, PluginNotFound, discover
+
+        try:
+            notifier = discover(plugin_paths).create_notifier(channel.plugin, channel.options)
+        except (PluginNotFound, PluginFailed) as exc:
+            raise ConfigError(f"[channel.{channel.name}]: {exc}") from None
+        if not hasattr(notifier, "min_interval_s"):
+            notifier.min_interval_s = 0.0
+        return notifier  # type: ignore[no-any-return]
     if isinstance(channel, SlackChannel):
         from cachetop.alerts.notify.slack import SlackNotifier
 
@@ -106,15 +120,17 @@ class AlertService:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        notifiers = self._notifiers
+        if notifiers is None:
+            # Before the lock and the outbox: a channel that cannot be built leaves nothing held.
+            paths = plugin_paths_of(self.config)
+            notifiers = {name: make_notifier(ch, paths) for name, ch in self.channels.items()}
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_file = _take_lock(self.state_dir / LOCK_FILE)
         self.outbox = Outbox(self.state_dir / OUTBOX_FILE)
         restored = self.engine.restore_state(self.outbox.get_value(ENGINE_STATE_KEY, []), wall=time.time())
         if restored:
             self._say(f"restored {restored} firing alert(s) from the last run")
-        notifiers = self._notifiers
-        if notifiers is None:
-            notifiers = {name: make_notifier(ch) for name, ch in self.channels.items()}
         self.worker = DeliveryWorker(
             self.outbox, notifiers, backoff_base_s=self._backoff_base_s, on_event=self._delivery_event
         )

@@ -18,6 +18,7 @@ from cachetop.alerts.rules import format_threshold
 from cachetop.alerts.service import make_notifier
 from cachetop.config import resolve_config
 from cachetop.configfile import ConfigError
+from cachetop.plugins import plugin_paths_of
 from cachetop.redact import scrub
 
 HELP = "send a test message to a channel (`alerts test CHANNEL`), or list the rules in force"
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         remote_id=None,
         thread_of=None,
     )
-    outcome = make_notifier(channels[args.channel]).send(message, None)
+    outcome = make_notifier(channels[args.channel], plugin_paths_of(config)).send(message, None)
     if isinstance(outcome, Delivered):
         print(f"sent a test message to {args.channel}")
         return 0

@@ -174,7 +174,7 @@ threshold = 70
          '[[rule]]\nname = "x"\nmetric = "hit_ratio"\nop = ">"\nthreshold = 1\n',
          "FILE:11: duplicate rule name 'x' (first used at FILE:6; names must be unique)"),
         ('[channel.ops]\ntype = "pagerduty"\n',
-         "FILE:6: type = 'pagerduty' is not allowed (allowed: slack, email)"),
+         "FILE:6: type = 'pagerduty' is not allowed (allowed: slack, email, plugin)"),
         ('[channel.ops]\ntype = "slack"\nchannel = "#ops"\n',
          "FILE:5: [channel.ops] needs exactly one of webhook_url or token (with channel = \"#name\")"),
         ('[channel.ops]\ntype = "slack"\ntoken = "xoxb-SECRETTOKEN"\n',
