@@ -86,6 +86,8 @@ async def test_a_plugin_channel_receives_the_firing_alert(tmp_path: Path) -> Non
 
 async def test_a_missing_plugin_is_a_config_error_naming_the_channel(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, plugin="nosuch"))
-    with pytest.raises(ConfigError, match=r"\[channel.audit\]: no notifier named 'nosuch' \(installed: .*file"):
+    with pytest.raises(
+        ConfigError, match=r"\[channel.audit\]: no notifier named 'nosuch' \(installed: .*file"
+    ):
         async with AlertService(config):
             pass

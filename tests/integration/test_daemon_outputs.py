@@ -98,4 +98,4 @@ threshold = 0
     assert "hot keys on" in err
     assert "Traceback" not in err
     # Every snapshot the exporter had seen was recorded too (and perhaps a few after it).
-    assert len(Recording.open(record)) >= published >= 2
+    assert len(Recording.open(record)) >= published >= 1
