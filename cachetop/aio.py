@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[object]], grace_s: float = 0.5) -> None:
@@ -18,3 +22,22 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[object]], grace_s: float 
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=grace_s)
+
+
+class Callbacks(Generic[F]):
+    """A list of callbacks to which adding returns the way to remove (Monitor.subscribe...)."""
+
+    def __init__(self) -> None:
+        self._items: list[F] = []
+
+    def add(self, callback: F) -> Callable[[], None]:
+        self._items.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._items.remove(callback)
+
+        return remove
+
+    def __iter__(self) -> Iterator[F]:
+        return iter(list(self._items))  # a copy: a callback may remove itself while we iterate

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from cachetop.aio import cancel_and_wait
+from cachetop.aio import Callbacks, cancel_and_wait
 from cachetop.backends import Backend, BackendError, make_backend
 from cachetop.config import Config, InstanceConfig
 from cachetop.metrics.latency import QuantileWindow
 from cachetop.metrics.window import CounterWindow, command_stats, server_latency, windowed_metrics
-from cachetop.model import InstanceMetrics, Snapshot, Status
+from cachetop.model import CORE_METRICS, InstanceMetrics, Snapshot, Status
 
 log = logging.getLogger(__name__)
 
@@ -196,22 +196,7 @@ class Poller:
             if self.role is not None and facts.get("role") in ROLES:
                 self.role = ROLES[facts["role"]]
         else:
-            values = dict.fromkeys(
-                (
-                    "hit_ratio",
-                    "ops_per_sec",
-                    "latency_p50_ms",
-                    "latency_p95_ms",
-                    "latency_p99_ms",
-                    "memory_used_bytes",
-                    "memory_max_bytes",
-                    "memory_used_pct",
-                    "error_rate",
-                    "evictions_per_sec",
-                    "expired_per_sec",
-                    "connections",
-                )
-            )
+            values = dict.fromkeys(CORE_METRICS)
         return InstanceMetrics(
             name=self.inst.name,
             kind=self.backend.kind,
@@ -251,8 +236,8 @@ class Monitor:
         self.interval = config.settings.interval
         self.window_s = config.settings.window
         self._backend_factory = backend_factory
-        self._subscribers: list[Subscriber] = []
-        self._before_snapshot: list[Callable[[], None]] = []
+        self._subscribers: Callbacks[Subscriber] = Callbacks()
+        self._before_snapshot: Callbacks[Callable[[], None]] = Callbacks()
         self._tasks: list[asyncio.Task[None]] = []
         self._poll_tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
@@ -334,27 +319,15 @@ class Monitor:
     # --- subscribers --------------------------------------------------------------------------
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def before_snapshot(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Runs callback before every snapshot is built: components beside the Monitor (hot
         keys) refresh Poller.extras / extra_metrics there, so a snapshot is never a tick stale."""
-        self._before_snapshot.append(callback)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._before_snapshot.remove(callback)
-
-        return remove
+        return self._before_snapshot.add(callback)
 
     def snapshot(self) -> Snapshot:
-        for callback in list(self._before_snapshot):
+        for callback in self._before_snapshot:
             try:
                 callback()
             except Exception:
@@ -368,7 +341,7 @@ class Monitor:
     async def publish(self) -> Snapshot:
         snap = self.snapshot()
         self.latest = snap
-        for callback in list(self._subscribers):
+        for callback in self._subscribers:
             try:
                 result = callback(snap)
                 if asyncio.iscoroutine(result):

@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
-from cachetop.aio import cancel_and_wait
+from cachetop.aio import Callbacks, cancel_and_wait
 from cachetop.exporters.recorder import Recording
 from cachetop.model import Snapshot
 
@@ -35,7 +35,7 @@ class ReplayPlayer:
         gaps = [b - a for a, b in zip(recording.times, recording.times[1:], strict=False) if b > a]
         self.recorded_interval = statistics.median(gaps) if gaps else 1.0
         self.interval = self.recorded_interval
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: Callbacks[Subscriber] = Callbacks()
         self._running = asyncio.Event()
         if not start_paused:
             self._running.set()
@@ -45,13 +45,7 @@ class ReplayPlayer:
     # --- the Monitor interface ----------------------------------------------------------------------
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     @property
     def paused(self) -> bool:
@@ -97,7 +91,7 @@ class ReplayPlayer:
     def _publish(self, index: int) -> Snapshot:
         snap = self.recording[index]
         self.position, self.latest = index, snap
-        for callback in list(self._subscribers):
+        for callback in self._subscribers:
             try:
                 callback(snap)
             except Exception:
