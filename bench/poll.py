@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 
 from cachetop.backends.redis import RedisBackend
 from cachetop.config import config_from_targets
-from cachetop.monitor import PROBES_PER_INTERVAL
+from cachetop.poller import PROBES_PER_INTERVAL
 from cachetop.servers import redis_server
 
 ROUNDS = 5

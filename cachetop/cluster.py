@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from cachetop.config import InstanceConfig, format_address
+from cachetop.config import InstanceConfig
 from cachetop.model import Status
+from cachetop.targets import format_address
 
 if TYPE_CHECKING:
-    from cachetop.monitor import Monitor, Poller
+    from cachetop.monitor import Monitor
+    from cachetop.poller import Poller
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,9 @@ from redis.exceptions import RedisError
 
 from cachetop.backends.base import Backend, BackendError
 from cachetop.backends.redis_client import async_client
-from cachetop.config import InstanceConfig, format_address
+from cachetop.config import InstanceConfig
 from cachetop.model import Sample, Status
+from cachetop.targets import format_address
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from pymemcache.exceptions import MemcacheError
 from cachetop.actions.budget import RateBudget
 from cachetop.actions.evict import DEFAULT_RATE, EvictResult, ProgressFn
 from cachetop.actions.redis_nodes import ActionError
-from cachetop.config import Target
 from cachetop.safe_text import display_key
+from cachetop.targets import Target
 
 MODES = ("delete", "invalidate")
 MAX_KEY_BYTES = 250

@@ -1,0 +1,209 @@
+"""One instance's polling loop: poll, probe between polls, keep the windows and the status.
+
+Each instance has its own Poller task, so a dead or slow instance only ever delays itself.
+Probes run in the same loop on sockets of their own, timed by the kernel (backends/probe.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from cachetop.backends import Backend, BackendError
+from cachetop.config import InstanceConfig
+from cachetop.metrics.latency import QuantileWindow
+from cachetop.metrics.window import CounterWindow, command_stats, server_latency, windowed_metrics
+from cachetop.model import CORE_METRICS, InstanceMetrics, Status
+
+log = logging.getLogger(__name__)
+
+PROBES_PER_INTERVAL = 3
+DETAIL_EVERY_S = 5.0
+ROLES = {"master": "master", "slave": "replica"}  # INFO role -> what we show
+
+
+class Poller:
+    """Polls one instance forever; holds its windows and its current status."""
+
+    def __init__(
+        self,
+        inst: InstanceConfig,
+        backend: Backend,
+        *,
+        interval: float,
+        timeout: float,
+        window_s: float,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+        poll_slots: asyncio.Semaphore,
+    ) -> None:
+        self.inst = inst
+        self.backend = backend
+        self.interval = interval
+        self.timeout = timeout
+        self.clock, self.wall = clock, wall
+        self.poll_slots = poll_slots
+        self.window = CounterWindow(window_s)
+        # About five sketches per window: each snapshot merges them, so more would cost CPU
+        # (a fleet of 200 reads 200 windows a second) for a sharper edge nobody sees.
+        self.latency = QuantileWindow(window_s, bucket_s=max(interval, window_s / 5, 0.1))
+        self.status = Status.UNKNOWN
+        self.error: str | None = None
+        self.last_poll_wall: float | None = None
+        self.polls = 0
+        self.detail_wanted = False
+        self._set_detail_cadence()
+        self._waiter: asyncio.Future[bool] | None = None
+        self.polled = asyncio.Event()  # set after every poll; tests and `snapshot` wait on it
+        # Cluster nodes: set by cachetop.cluster from CLUSTER NODES; the role is refreshed by
+        # every poll (INFO role), so a promoted replica shows without waiting for re-discovery.
+        self.role: str | None = None
+        self.shard: str | None = None
+        self.extras: dict[str, Any] = {}
+        # Metrics other components measure for this instance (stampede_events from hot keys).
+        self.extra_metrics: dict[str, float | int | None] = {}
+
+    def set_window(self, window_s: float) -> None:
+        self.window.window_s = window_s
+        self.latency.window_s = window_s
+        self._set_detail_cadence()
+
+    def _set_detail_cadence(self) -> None:
+        """Per-command figures come with one poll in several (they cost the most to fetch and
+        parse); at least two must fall in every window, and every poll while someone looks."""
+        if hasattr(self.backend, "detail_every_s"):
+            every = 0.0 if self.detail_wanted else min(DETAIL_EVERY_S, self.window.window_s / 2)
+            self.backend.detail_every_s = every
+
+    def want_detail(self, wanted: bool) -> None:
+        """The dashboard's instance view asks for per-command figures on every poll while open."""
+        self.detail_wanted = wanted
+        self._set_detail_cadence()
+
+    async def poll_once(self) -> None:
+        now = self.clock()
+        try:
+            async with self.poll_slots:
+                # Stamped once we hold a slot, at the middle of the round trip: queueing for a
+                # slot must not stretch the Δt that rates divide by.
+                start = self.clock()
+                # asyncio.timeout, not wait_for: no extra Task whose late exception could be
+                # left unretrieved (and printed) when the Monitor stops mid-poll.
+                async with asyncio.timeout(self.timeout):
+                    sample = await self.backend.poll(start)
+                now = (start + self.clock()) / 2
+                sample = replace(sample, time=now)
+        except TimeoutError:
+            self._fail(now, Status.DOWN, f"timed out after {self.timeout:g}s")
+        except BackendError as exc:
+            self._fail(now, exc.status, exc.reason)
+        except Exception as exc:  # a bug must show as a reason, not freeze the row
+            log.exception("%s: poll failed", self.inst.name)
+            self._fail(now, Status.DOWN, f"internal error: {type(exc).__name__} (see the log)")
+        else:
+            self.window.add(sample)
+            self.status, self.error = Status.UP, None
+            self.last_poll_wall = self.wall()
+        self.polls += 1
+        self.polled.set()
+
+    def _fail(self, now: float, status: Status, reason: str) -> None:
+        if self.status != status or self.error != reason:
+            log.info("%s: %s (%s)", self.inst.name, status, reason)
+        self.status, self.error = status, reason
+        self.window.record_failure(now)
+
+    async def probe_once(self) -> None:
+        try:
+            elapsed = await self.backend.probe()
+        except TimeoutError:
+            # A timed-out probe is a real, very slow round trip: count it at the timeout.
+            elapsed = self.timeout
+        except OSError:
+            elapsed = None  # refused or reset: the next poll will say why
+        if elapsed is not None:
+            self.latency.add(elapsed * 1000.0, self.clock())
+
+    async def run(self, paused: asyncio.Event) -> None:
+        while True:
+            await paused.wait()
+            tick = self.clock()
+            await self.poll_once()
+            if self.status == Status.UP:
+                await self._probe_until(tick + self.interval)
+            await self._sleep_until(tick + self.interval)
+
+    async def _probe_until(self, deadline: float) -> None:
+        step = self.interval / PROBES_PER_INTERVAL
+        start = self.clock()
+        for i in range(PROBES_PER_INTERVAL):
+            if not await self._sleep_until(start + step * (i + 0.5)):
+                return  # woken for an immediate refresh
+            if self.clock() >= deadline:
+                return
+            await self.probe_once()
+
+    async def _sleep_until(self, when: float) -> bool:
+        """Sleeps until `when`; returns False when woken early by wake_up() (refresh now).
+
+        A bare future and a timer: wait_for() would create a Task per sleep, and a fleet of
+        200 instances sleeps a thousand times a second."""
+        delay = when - self.clock()
+        if delay <= 0:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        timer = loop.call_later(delay, lambda: waiter.done() or waiter.set_result(True))
+        self._waiter = waiter
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def wake_up(self) -> None:
+        """Ends the current sleep at once (a refresh now)."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(False)
+
+    def metrics(self) -> InstanceMetrics:
+        now = self.clock()
+        up = self.status == Status.UP
+        values: dict[str, float | int | None] = {}
+        facts: dict[str, str] = {}
+        commands = {}
+        memory_from = None
+        if up and self.window.latest is not None:
+            latest = self.window.latest
+            values.update(windowed_metrics(self.window))
+            p50, p95, p99 = self.latency.quantiles(now, (0.50, 0.95, 0.99))
+            values.update(latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99)
+            values.update(server_latency(self.window))
+            values.update(self.extra_metrics)
+            facts = dict(latest.facts)
+            commands = command_stats(self.window)
+            memory_from = "system" if latest.gauges.get("memory_max_is_system") else "maxmemory"
+            if self.role is not None and facts.get("role") in ROLES:
+                self.role = ROLES[facts["role"]]
+        else:
+            values = dict.fromkeys(CORE_METRICS)
+        return InstanceMetrics(
+            name=self.inst.name,
+            kind=self.backend.kind,
+            # A sentinel-followed instance lives wherever the current master is.
+            address=getattr(self.backend, "address", None) or self.inst.target.address,
+            status=self.status,
+            error=self.error,
+            metrics=values,
+            tags=self.inst.tags,
+            facts=facts,
+            memory_max_from=memory_from,
+            commands=commands,
+            last_poll=self.last_poll_wall,
+            role=self.role,
+            shard=self.shard,
+            extras=dict(self.extras),
+        )
