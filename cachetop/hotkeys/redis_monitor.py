@@ -136,8 +136,9 @@ class MonitorSampler:
             self._parser.own_clients = await asyncio.wait_for(self._own_clients(side), self.timeout)
         except Exception as exc:
             raise HotKeysError(f"CLIENT LIST failed: {redis_error_text(self.inst, exc)}") from None
-        reader, writer, client_id = await open_redis_stream(self.inst, self.timeout)
+        # Counted before they are sent, like every command of ours (see backends/redis.py).
         self.stats.own_commands += 3 + (1 if self.inst.target.password else 0)
+        reader, writer, client_id = await open_redis_stream(self.inst, self.timeout)
         self.stats.connected = True
         stop = asyncio.Event()
         watchdog = asyncio.create_task(self._watch(side, client_id, writer, stop))
