@@ -43,6 +43,13 @@ def size(value: float | None) -> str:
     return f"{int(value)}B"
 
 
+def short_count(value: float | None) -> str:
+    """A count in at most 5 characters: 842, 12.4k, 3.1M."""
+    if value is None:
+        return NA
+    return f"{int(value)}" if abs(value) < 1000 else rate(value)
+
+
 def count(value: float | None) -> str:
     return NA if value is None else f"{int(value):,}"
 

@@ -42,7 +42,7 @@ def key_rows(view: Any) -> list[Row]:
     rows = []
     for i, k in enumerate(ranked(view)):
         share = None if k.share is None else k.share * 100
-        hm = fmt.NA if k.hits is None else f"{fmt.rate(k.hits)}/{fmt.rate(k.misses)}"
+        hm = fmt.NA if k.hits is None else f"{fmt.short_count(k.hits)}/{fmt.short_count(k.misses)}"
         rows.append(
             Row(
                 f"key:{i}",
@@ -51,7 +51,7 @@ def key_rows(view: Any) -> list[Row]:
                     "key": (display_key(k.display, 60), None, "bold" if k.hot else ""),
                     "ops": (fmt.rate(k.ops_per_sec), None, ""),
                     "share": (fmt.pct(share), "bad" if k.hot else None, ""),
-                    "rw": (f"{fmt.rate(k.reads)}/{fmt.rate(k.writes)}", None, ""),
+                    "rw": (f"{fmt.short_count(k.reads)}/{fmt.short_count(k.writes)}", None, ""),
                     "hm": (hm, None, ""),
                     "trend": (sparkline(k.history, 16, floor=0.0), "warn" if k.hot else None, ""),
                 },
