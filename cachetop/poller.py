@@ -124,6 +124,9 @@ class Poller:
             elapsed = self.timeout
         except OSError:
             elapsed = None  # refused or reset: the next poll will say why
+        except Exception:  # a bug must not end this instance's polling
+            log.exception("%s: probe failed", self.inst.name)
+            elapsed = None
         if elapsed is not None:
             self.latency.add(elapsed * 1000.0, self.clock())
 
@@ -132,19 +135,21 @@ class Poller:
             await paused.wait()
             tick = self.clock()
             await self.poll_once()
-            if self.status == Status.UP:
-                await self._probe_until(tick + self.interval)
+            if self.status == Status.UP and not await self._probe_until(tick + self.interval):
+                continue  # woken for an immediate refresh: poll again now
             await self._sleep_until(tick + self.interval)
 
-    async def _probe_until(self, deadline: float) -> None:
+    async def _probe_until(self, deadline: float) -> bool:
+        """Probes spread over the interval; False when woken early by wake_up()."""
         step = self.interval / PROBES_PER_INTERVAL
         start = self.clock()
         for i in range(PROBES_PER_INTERVAL):
             if not await self._sleep_until(start + step * (i + 0.5)):
-                return  # woken for an immediate refresh
+                return False
             if self.clock() >= deadline:
-                return
+                return True
             await self.probe_once()
+        return True
 
     async def _sleep_until(self, when: float) -> bool:
         """Sleeps until `when`; returns False when woken early by wake_up() (refresh now).

@@ -57,6 +57,13 @@ class AsyncProbe:
     async def probe(self) -> float:
         """One round trip, in seconds. Raises OSError (TimeoutError after `timeout`)."""
         try:
+            return await self._probe()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            # Streams (TLS) end with EOFError, not OSError: a dropped connection all the same.
+            raise ConnectionResetError("server closed the connection") from None
+
+    async def _probe(self) -> float:
+        try:
             if not self.connected:
                 await asyncio.wait_for(self._connect(), self.timeout)
             if self._streams is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -115,3 +116,14 @@ async def test_memcached_restart_and_down(memcached: LocalServer) -> None:
         after = mon.snapshot()
     assert all(v >= 0 for v in rate_values(after))
     assert after.instances[0].metrics["ops_per_sec"] == 0.0
+
+
+async def test_refresh_now_polls_at_once_even_between_probes(redis: LocalServer) -> None:
+    async with Monitor(fast_config(redis.url, interval=6.0, window=12.0)) as mon:
+        poller = mon.pollers[0]
+        await mon.wait_polls(1)
+        await asyncio.sleep(0.1)  # inside the interval, between two probes (not a sync: any time works)
+        before = poller.polls
+        mon.refresh_now()
+        await mon.wait_polls(before + 1, timeout=1.0)
+        assert poller.polls == before + 1

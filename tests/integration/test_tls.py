@@ -96,3 +96,22 @@ async def test_acl_user_right_and_wrong_password(redis: LocalServer) -> None:
         "auth failed (check username and password)",
     )
     assert "wrong-pw" not in repr(snap) and "s3cret-pw" not in repr(snap)
+
+
+async def test_connections_killed_by_the_server_are_reopened(tls_redis: tuple[LocalServer, Path]) -> None:
+    # A server restart, an idle timeout or a load balancer drops TLS connections: a stream ends
+    # with EOFError rather than OSError, and polling must go on all the same.
+    server, ca_file = tls_redis
+    config = tls_config(server.port, ca_file)
+    async with Monitor(config) as mon:
+        await mon.wait_snapshot(lambda s: s.instances[0].metrics.get("latency_p50_ms") is not None, 10)
+        admin = redis_py.Redis(port=server.port, ssl=True, ssl_ca_certs=str(ca_file), driver_info=None)
+        assert admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 2
+        admin.close()
+        polls = mon.pollers[0].polls
+        await mon.wait_polls(polls + 4, timeout=10)
+        probes_before = mon.pollers[0].backend._probe.connects
+        await mon.wait_polls(mon.pollers[0].polls + 2, timeout=10)
+        snap = mon.snapshot()
+    assert snap.instances[0].status == Status.UP
+    assert probes_before >= 2  # the probe connection was opened again
