@@ -85,7 +85,7 @@ class LiveSources:
             if add_own_source is not None:
                 add_own_source(
                     "hotkeys",
-                    lambda c=collector: int(c.own_commands),
+                    lambda c=collector: c.own_command_counts,
                     hits=lambda c=collector: int(c.own_keyspace_hits),
                     misses=lambda c=collector: int(c.own_keyspace_misses),
                 )

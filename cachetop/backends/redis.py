@@ -11,7 +11,7 @@ import asyncio
 import re
 import ssl
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -30,7 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cachetop.backends.base import BackendError, reason_from_oserror
 from cachetop.backends.probe import AsyncProbe, ProbeRejected
-from cachetop.backends.redis_client import connection_kwargs
+from cachetop.backends.redis_client import command_name, connection_kwargs
 from cachetop.backends.redis_info import (
     field_float,
     field_int,
@@ -84,14 +84,6 @@ def _reason(exc: BaseException, timeout: float) -> str:
     if "closed" in text or "reset" in text:
         return "connection reset"
     return "connection failed"
-
-
-def _command_name(command: tuple[str, ...]) -> str:
-    """The name commandstats uses: `info`, or `latency|histogram` for a subcommand."""
-    name = command[0].lower()
-    if name in ("latency", "client", "config", "command", "slowlog", "memory", "object") and len(command) > 1:
-        return f"{name}|{command[1].lower()}"
-    return name
 
 
 def tls_context(inst: InstanceConfig) -> ssl.SSLContext | None:
@@ -184,12 +176,13 @@ class RedisBackend:
     def add_own_source(
         self,
         name: str,
-        sent: Callable[[], int],
+        sent: Callable[[], Mapping[str, int]],
         hits: Callable[[], int] | None = None,
         misses: Callable[[], int] | None = None,
     ) -> None:
         """Registers another cachetop component's running counts (commands sent to this server,
-        and keyspace hits/misses its reads caused), so polls take them out exactly."""
+        per command name, and keyspace hits/misses its reads caused), so polls take them out
+        exactly: from ops/s, from the error rate, and from each command's stats."""
         self._own_sources[name] = sent
         if hits is not None and misses is not None:
             self._own_reads[name] = (hits, misses)
@@ -203,8 +196,9 @@ class RedisBackend:
     def _own_snapshot(self) -> dict[str, int]:
         """Every command of ours sent so far, the probe's included, per command name."""
         own = dict(self.own_commands)
-        for name, sent in self._own_sources.items():
-            own[name] = own.get(name, 0) + sent()
+        for sent in self._own_sources.values():
+            for command, n in sent().items():
+                own[command] = own.get(command, 0) + n
         probe = self._probe
         own["ping"] = own.get("ping", 0) + probe.sent
         own["client|setname"] = own.get("client|setname", 0) + probe.connects
@@ -264,7 +258,7 @@ class RedisBackend:
             fresh = not getattr(conn, "_cachetop_used", False)
             own, own_errors = self._own_snapshot(), self.own_errors
             self._reads_at_send = self._own_reads_snapshot()
-            names = [_command_name(c) for c in commands]
+            names = [command_name(c) for c in commands]
             self.own_commands.update(names)
             try:
                 await conn.send_packed_command(conn.pack_commands(commands), check_health=False)

@@ -10,7 +10,7 @@ discovery's, the detail view's and the actions'. One place, so every connection 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio.retry import Retry as AsyncRetry
@@ -60,11 +60,35 @@ def connection_kwargs(
     }
 
 
-def handshake_size(inst: InstanceConfig, db: int | None = None) -> int:
+# Commands whose subcommand commandstats names separately ("client|list", "latency|histogram").
+_CONTAINERS = frozenset(
+    {"client", "config", "command", "latency", "memory", "object", "slowlog", "cluster", "acl", "xinfo"}
+)
+
+Count = Callable[[str, int], None]  # (command name as commandstats spells it, how many)
+
+
+def command_name(args: Sequence[Any]) -> str:
+    """The name INFO commandstats uses for a command: `get`, `client|list`, `object|freq`."""
+
+    def text(arg: Any) -> str:
+        return (arg.decode("ascii", "replace") if isinstance(arg, bytes) else str(arg)).lower()
+
+    name = text(args[0]) if args else ""
+    if name in _CONTAINERS and len(args) > 1:
+        return f"{name}|{text(args[1])}"
+    return name
+
+
+def handshake(inst: InstanceConfig, db: int | None = None) -> dict[str, int]:
     """Commands a new connection sends before any of ours: CLIENT SETNAME, AUTH, SELECT."""
     target = inst.target
-    selects = (target.db if db is None else db) != 0
-    return 1 + (1 if target.password or target.username else 0) + (1 if selects else 0)
+    sent = {"client|setname": 1}
+    if target.password or target.username:
+        sent["auth"] = 1
+    if (target.db if db is None else db) != 0:
+        sent["select"] = 1
+    return sent
 
 
 def async_client(
@@ -72,7 +96,7 @@ def async_client(
     timeout: float,
     name: str,
     *,
-    count: Callable[[int], None] | None = None,
+    count: Count | None = None,
     **kwargs: Any,
 ) -> Any:
     """An asyncio client; pass single_connection_client=True, decode_responses=True... as needed.
@@ -85,10 +109,11 @@ def async_client(
     where = {k: kwargs.pop(k) for k in ("host", "port", "db", "auth") if k in kwargs}
     cls = aioredis.Redis if count is None else _counting_class(count)
     if count is not None:
-        handshake = handshake_size(inst, where.get("db"))
+        hello = handshake(inst, where.get("db"))
 
         async def connect(conn: Any) -> None:
-            count(handshake)
+            for command, n in hello.items():
+                count(command, n)
             await conn.on_connect()
 
         kwargs["redis_connect_func"] = connect
@@ -100,14 +125,14 @@ def async_client(
     )
 
 
-def _counting_class(count: Callable[[int], None]) -> type:
+def _counting_class(count: Count) -> type:
     import redis.asyncio as aioredis
 
     class CountingRedis(aioredis.Redis):  # type: ignore[misc]
         cachetop_count = staticmethod(count)
 
         async def execute_command(self, *args: Any, **options: Any) -> Any:
-            count(1)
+            count(command_name(args), 1)
             return await super().execute_command(*args, **options)
 
         def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
@@ -115,7 +140,11 @@ def _counting_class(count: Callable[[int], None]) -> type:
             execute = pipe.execute
 
             async def counted(raise_on_error: bool = True) -> Any:
-                count(len(pipe.command_stack) + (2 if transaction else 0))  # + MULTI/EXEC
+                for args, _options in pipe.command_stack:
+                    count(command_name(args), 1)
+                if transaction:
+                    count("multi", 1)
+                    count("exec", 1)
                 return await execute(raise_on_error)
 
             pipe.execute = counted

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -73,8 +74,8 @@ class HotKeyCollector:
         self._task: asyncio.Task[None] | None = None
         # Commands sent through the collector's own clients (counted by the clients themselves),
         # and by MONITOR samplers that ended (a retry starts a new one).
-        self._client_commands = 0
-        self._own_commands_done = 0
+        self._client_commands: Counter[str] = Counter()
+        self._own_commands_done: Counter[str] = Counter()
         self._own_hits_done = 0
         self._own_misses_done = 0
 
@@ -108,7 +109,7 @@ class HotKeyCollector:
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _retire_sampler(self) -> None:
-        self._own_commands_done += self._monitor_commands(self.sampler)
+        self._own_commands_done.update(self._monitor_commands(self.sampler))
         self._own_hits_done, self._own_misses_done = self.own_keyspace_hits, self.own_keyspace_misses
         self.sampler, self.big = None, None
 
@@ -236,19 +237,23 @@ class HotKeyCollector:
 
     # --- counters the poller may subtract ------------------------------------------------------
 
-    def _count(self, commands: int) -> None:
-        self._client_commands += commands
+    def _count(self, command: str, n: int = 1) -> None:
+        self._client_commands[command] += n
 
     @staticmethod
-    def _monitor_commands(obj: Any) -> int:
+    def _monitor_commands(obj: Any) -> Counter[str]:
         """A MONITOR sampler has connections of its own; every other source uses our clients."""
-        return int(obj.stats.own_commands) if isinstance(obj, MonitorSampler) else 0
+        return obj.stats.own_by_command if isinstance(obj, MonitorSampler) else Counter()
+
+    @property
+    def own_command_counts(self) -> Counter[str]:
+        """Commands cachetop's hot-key work sent to the server so far, per command name,
+        counted when sent (they are in total_commands_processed and commandstats)."""
+        return self._client_commands + self._own_commands_done + self._monitor_commands(self.sampler)
 
     @property
     def own_commands(self) -> int:
-        """Commands cachetop's hot-key work sent to the server so far (in total_commands_processed),
-        counted when sent."""
-        return self._client_commands + self._own_commands_done + self._monitor_commands(self.sampler)
+        return sum(self.own_command_counts.values())
 
     @property
     def own_keyspace_hits(self) -> int:

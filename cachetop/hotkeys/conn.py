@@ -112,7 +112,7 @@ def redis_client(
     inst: InstanceConfig,
     timeout: float,
     name: str = SIDE_CLIENT_NAME,
-    count: Callable[[int], None] | None = None,
+    count: Callable[[str, int], None] | None = None,
 ) -> Any:
     """A redis-py asyncio client on one connection, RESP2, bytes in and out; no retries (the
     collector retries with its own backoff). `count` hears of every command it sends."""
@@ -149,7 +149,9 @@ async def raw_call(client: Any, *args: Any) -> Any:
     await client.initialize()
     count = getattr(client, "cachetop_count", None)
     if count is not None:
-        count(1)
+        from cachetop.backends.redis_client import command_name
+
+        count(command_name(args), 1)
     conn = client.connection
     await conn.send_command(*args)
     return await conn.read_response()

@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cachetop.aio import cancel_and_wait
 from cachetop.config import InstanceConfig
@@ -49,6 +50,7 @@ class MonitorStats:
     stops_for_omem: int = 0
     stops_for_timeout: int = 0
     own_commands: int = 0  # commands cachetop sent (they count in total_commands_processed)
+    own_by_command: Counter[str] = field(default_factory=Counter)  # the same, per command name
     connected: bool = False  # a MONITOR connection is open right now
     last_stop: str = ""
 
@@ -110,8 +112,9 @@ class MonitorSampler:
         except Exception:  # ACL may deny COMMAND: the built-in table covers the common commands
             pass
 
-    def _count(self, commands: int) -> None:
-        self.stats.own_commands += commands
+    def _count(self, command: str, n: int = 1) -> None:
+        self.stats.own_commands += n
+        self.stats.own_by_command[command] += n
 
     async def _own_clients(self, side: object) -> set[bytes]:
         raw = await side.execute_command("CLIENT", "LIST", "TYPE", "normal")  # type: ignore[attr-defined]
@@ -137,7 +140,10 @@ class MonitorSampler:
         except Exception as exc:
             raise HotKeysError(f"CLIENT LIST failed: {redis_error_text(self.inst, exc)}") from None
         # Counted before they are sent, like every command of ours (see backends/redis.py).
-        self.stats.own_commands += 3 + (1 if self.inst.target.password else 0)
+        if self.inst.target.password:
+            self._count("auth")
+        for command in ("client|setname", "client|id", "monitor"):
+            self._count(command)
         reader, writer, client_id = await open_redis_stream(self.inst, self.timeout)
         self.stats.connected = True
         stop = asyncio.Event()

@@ -184,16 +184,26 @@ def _ends_with(window: CounterWindow, has: Callable[[Sample], bool]) -> tuple[Sa
     return carrying[0], carrying[-1]
 
 
+def _mostly_ours(cmd: str, first: Sample, last: Sample) -> bool:
+    """A histogram cannot be told which calls were ours: leave a command out of the server-side
+    latency when cachetop made at least half of its calls in the window (e.g. the hot-key
+    sampler's OBJECT FREQ and MEMORY USAGE on a quiet server)."""
+    calls = last.commandstats.get(cmd, (0, 0, 0))[0] - first.commandstats.get(cmd, (0, 0, 0))[0]
+    ours = last.own_commandstats.get(cmd, 0) - first.own_commandstats.get(cmd, 0)
+    return ours > 0 and ours * 2 >= calls
+
+
 def server_latency(window: CounterWindow) -> dict[str, float | None]:
     """Server-side p50/p99 of data commands from LATENCY HISTOGRAM deltas over the window."""
     ends = _ends_with(window, lambda s: bool(s.latency_histograms))
     if ends is None:
         return {}
-    new, old = ends[1].latency_histograms, ends[0].latency_histograms
+    first, last = ends
+    new, old = last.latency_histograms, first.latency_histograms
     deltas = [
         histogram_delta(dict(hist), dict(old.get(cmd, {})))
         for cmd, hist in new.items()
-        if cmd not in ADMIN_COMMANDS
+        if cmd not in ADMIN_COMMANDS and not _mostly_ours(cmd, first, last)
     ]
     total = histogram_sum(deltas)
     to_ms = 0.001

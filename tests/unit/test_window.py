@@ -163,3 +163,27 @@ def test_command_stats_are_windowed_without_our_own_calls() -> None:
     assert stats["get"].usec_per_call == 3.0
     assert stats["get"].failed_per_sec == 2.0
     assert stats["info"].calls_per_sec == 1.0  # 4 calls, 2 of them ours
+
+
+def test_server_latency_leaves_out_commands_that_are_mostly_ours() -> None:
+    w = CounterWindow(10.0)
+    old = Sample(
+        time=0.0,
+        counters={},
+        gauges={},
+        commandstats={"get": (0, 0, 0), "object|freq": (0, 0, 0)},
+        latency_histograms={"get": {1: 0}, "object|freq": {1: 0}},
+    )
+    # 100 application GETs at <= 2 us; 900 OBJECT FREQ calls at <= 64 us, 890 of them ours.
+    new = Sample(
+        time=1.0,
+        counters={},
+        gauges={},
+        commandstats={"get": (100, 200, 0), "object|freq": (900, 50000, 0)},
+        latency_histograms={"get": {2: 100}, "object|freq": {64: 900}},
+        own_commandstats={"object|freq": 890},
+    )
+    w.add(old)
+    w.add(new)
+    lat = server_latency(w)
+    assert lat["server_latency_p99_ms"] == 0.002

@@ -1,0 +1,40 @@
+"""With the hot-key sampler running beside the Monitor, an idle server still reads as idle:
+no ops/s, and none of the sampler's commands in the per-command stats."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import redis as redis_py
+
+from cachetop.hotkeys_config import HotKeySettings
+from cachetop.live import LiveSources
+from cachetop.model import Snapshot
+from cachetop.monitor import Monitor
+from cachetop.servers import LocalServer
+from tests.monitoring import fast_config
+
+
+async def test_an_idle_server_stays_idle_while_hot_keys_are_sampled(redis: LocalServer) -> None:
+    client = redis_py.Redis(port=redis.port, driver_info=None)
+    client.mset({f"k{i}": "v" for i in range(200)})  # something for the big-key scan to size
+    client.close()
+    config = fast_config(redis.url, interval=0.2, window=2.0)
+    hotkeys = HotKeySettings(monitor_on=0.5, monitor_off=0.5, big_keys=True)
+    config = replace(config, sections={**config.sections, "hotkeys": hotkeys})
+    async with Monitor(config) as mon, LiveSources(config, mon, alerts=False) as live:
+        poller = mon.pollers[0]
+        poller.want_detail(True)  # per-command figures on every poll
+        collector = live.collectors[poller.inst.name]
+
+        def settled(s: Snapshot) -> bool:
+            # two full windows after the sampler's start-up, with MONITOR and SCAN both at work
+            return collector.own_commands > 50 and poller.polls > 25
+
+        await mon.wait_snapshot(settled, 20)
+        snap = mon.snapshot()
+    inst = snap.instances[0]
+    assert inst.metrics["ops_per_sec"] == 0.0
+    assert inst.metrics["hit_ratio"] is None
+    assert dict(inst.commands) == {}, sorted(inst.commands)
+    assert {"client|list", "monitor", "scan"} <= set(collector.own_command_counts)
