@@ -8,11 +8,13 @@ ops/s and the hit ratio at the moment INFO runs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from cachetop.aio import cancel_and_wait
 from cachetop.config import Config
 from cachetop.monitor import Monitor
 
@@ -40,6 +42,7 @@ class LiveSources:
         self.collectors: dict[str, Any] = {}
         self.alert_service: Any = None
         self._cleanup: list[Callable[[], None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> LiveSources:
         try:
@@ -56,6 +59,7 @@ class LiveSources:
         for cleanup in self._cleanup:
             cleanup()
         self._cleanup.clear()
+        await cancel_and_wait(list(self._tasks))
         for collector in self.collectors.values():
             with contextlib.suppress(Exception):
                 await collector.stop()
@@ -68,31 +72,51 @@ class LiveSources:
     # --- hot keys ----------------------------------------------------------------------------
 
     async def _start_hotkeys(self) -> None:
-        from cachetop.hotkeys.collector import HotKeyCollector
         from cachetop.hotkeys_config import HotKeySettings
 
-        settings = self.config.sections.get("hotkeys") or HotKeySettings()
+        self._hotkey_settings = self.config.sections.get("hotkeys") or HotKeySettings()
         for poller in self.monitor.pollers:
-            if poller.inst.hotkeys == "off":
-                continue
-            collector = HotKeyCollector(
-                poller.inst,
-                settings,
-                window_s=self.config.settings.window,
-                timeout=self.config.timeout_of(poller.inst),
+            await self._start_collector(poller)
+        # Cluster nodes come and go after start: give each its own collector, and stop it.
+        self._cleanup.append(self.monitor.on_added.add(self._spawn(self._start_collector)))
+        self._cleanup.append(self.monitor.on_removed.add(self._spawn(self._stop_collector)))
+        self._cleanup.append(self.monitor.before_snapshot(self._attach_hotkeys))
+
+    def _spawn(self, job: Callable[[Any], Awaitable[None]]) -> Callable[[Any], None]:
+        def start(poller: Any) -> None:
+            task = asyncio.create_task(job(poller))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return start
+
+    async def _start_collector(self, poller: Any) -> None:
+        from cachetop.hotkeys.collector import HotKeyCollector
+
+        # A sentinel target names the sentinels, not the master: sampling them would be wrong.
+        if poller.inst.hotkeys == "off" or poller.inst.target.mode == "sentinel":
+            return
+        collector = HotKeyCollector(
+            poller.inst,
+            self._hotkey_settings,
+            window_s=self.config.settings.window,
+            timeout=self.config.timeout_of(poller.inst),
+        )
+        add_own_source = getattr(poller.backend, "add_own_source", None)
+        if add_own_source is not None:
+            add_own_source(
+                "hotkeys",
+                lambda c=collector: c.own_command_counts,
+                hits=lambda c=collector: int(c.own_keyspace_hits),
+                misses=lambda c=collector: int(c.own_keyspace_misses),
             )
-            add_own_source = getattr(poller.backend, "add_own_source", None)
-            if add_own_source is not None:
-                add_own_source(
-                    "hotkeys",
-                    lambda c=collector: c.own_command_counts,
-                    hits=lambda c=collector: int(c.own_keyspace_hits),
-                    misses=lambda c=collector: int(c.own_keyspace_misses),
-                )
-            await collector.start()
-            self.collectors[poller.inst.name] = collector
-        if self.collectors:
-            self._cleanup.append(self.monitor.before_snapshot(self._attach_hotkeys))
+        await collector.start()
+        self.collectors[poller.inst.name] = collector
+
+    async def _stop_collector(self, poller: Any) -> None:
+        collector = self.collectors.pop(poller.inst.name, None)
+        if collector is not None:
+            await collector.stop()
 
     def _attach_hotkeys(self) -> None:
         for poller in self.monitor.pollers:

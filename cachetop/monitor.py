@@ -49,6 +49,9 @@ class Monitor:
         self._backend_factory = backend_factory
         self._subscribers: Callbacks[Subscriber] = Callbacks()
         self._before_snapshot: Callbacks[Callable[[], None]] = Callbacks()
+        # Told of every poller added or removed after start (cluster nodes joining, leaving).
+        self.on_added: Callbacks[Callable[[Poller], None]] = Callbacks()
+        self.on_removed: Callbacks[Callable[[Poller], None]] = Callbacks()
         self._tasks: list[asyncio.Task[None]] = []
         self._poll_tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
@@ -97,6 +100,8 @@ class Monitor:
         )
         self.pollers.insert(len(self.pollers) if index is None else index, poller)
         self._poll_tasks[inst.name] = asyncio.create_task(poller.run(self._running), name=f"poll {inst.name}")
+        for callback in self.on_added:
+            callback(poller)
         return poller
 
     async def remove_instance(self, name: str) -> None:
@@ -106,6 +111,8 @@ class Monitor:
             await cancel_and_wait([task])
         for poller in [p for p in self.pollers if p.inst.name == name]:
             self.pollers.remove(poller)
+            for callback in self.on_removed:
+                callback(poller)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(poller.backend.close(), 2.0)
 

@@ -38,3 +38,34 @@ async def test_an_idle_server_stays_idle_while_hot_keys_are_sampled(redis: Local
     assert inst.metrics["hit_ratio"] is None
     assert dict(inst.commands) == {}, sorted(inst.commands)
     assert {"client|list", "monitor", "scan"} <= set(collector.own_command_counts)
+
+
+async def test_instances_added_later_get_a_collector_and_lose_it_when_removed(make_redis) -> None:  # type: ignore[no-untyped-def]
+    first, late = make_redis(), make_redis()
+    config = fast_config(first.url, interval=0.2, window=2.0)
+    hotkeys = HotKeySettings(monitor_on=0.3, monitor_off=0.3, big_keys=False)
+    config = replace(config, sections={**config.sections, "hotkeys": hotkeys})
+    async with Monitor(config) as mon, LiveSources(config, mon, alerts=False) as live:
+        # what cluster discovery does when a node joins
+        mon.add_instance(
+            replace(
+                config.instances[0], name="late", target=replace(config.instances[0].target, port=late.port)
+            )
+        )
+        snap = await mon.wait_snapshot(
+            lambda s: (
+                (i := s.by_name("late")) is not None
+                and "hotkeys" in i.extras
+                and live.collectors["late"].own_commands > 0
+            ),
+            10,
+        )
+        assert snap.by_name("late").extras["hotkeys"].source == "monitor"
+        await mon.remove_instance("late")
+        await mon.wait_snapshot(lambda s: "late" not in live.collectors, 5)
+
+        def monitor_clients() -> list[dict]:
+            return [c for c in redis_py.Redis(port=late.port).client_list() if c.get("cmd") == "monitor"]
+
+        # the removed node's sampler closed its MONITOR connection
+        await mon.wait_snapshot(lambda s: not monitor_clients(), 5)

@@ -30,6 +30,7 @@ from cachetop.tui.detail_rows import (
     slowlog_rows,
 )
 from cachetop.tui.inspect import Details, fetch_details
+from cachetop.tui.instances import live_instance
 from cachetop.tui.widgets.chart import Chart, Series
 from cachetop.tui.widgets.diff_table import DiffTable
 from cachetop.tui.widgets.header import FleetHeader
@@ -213,7 +214,7 @@ class DetailScreen(Screen[None]):
     @work(exclusive=True, group="details")
     async def fetch(self) -> None:
         app: Any = self.app
-        inst_cfg = next((i for i in app.config.instances if i.name == self.instance_name), None)
+        inst_cfg = live_instance(app, self.instance_name)
         if inst_cfg is None:
             return
         poller = None

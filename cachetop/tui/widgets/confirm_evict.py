@@ -31,10 +31,11 @@ from cachetop.actions.memcached_evict import MemcachedEvictor
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.config import InstanceConfig
 from cachetop.safe_text import display_key
+from cachetop.tui.instances import live_instance
 
 
 def _instance(app: Any, name: str) -> InstanceConfig | None:
-    return next((i for i in app.config.instances if i.name == name), None)
+    return live_instance(app, name)
 
 
 def _audit(app: Any) -> AuditLog:

@@ -1,0 +1,21 @@
+"""Which InstanceConfig a screen should act on: the one its poller really polls.
+
+A cluster node is not in the config (discovery made it), and a sentinel-followed instance lives
+wherever the current master is, so the config's own entry would point at the wrong server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cachetop.config import InstanceConfig
+
+
+def live_instance(app: Any, name: str) -> InstanceConfig | None:
+    monitor = getattr(app, "monitor", None)
+    for poller in getattr(monitor, "pollers", ()):
+        if poller.inst.name == name:
+            inner = getattr(poller.backend, "inner", None)  # a sentinel's current master
+            inner_inst = getattr(inner, "inst", None)
+            return inner_inst if isinstance(inner_inst, InstanceConfig) else poller.inst
+    return next((i for i in app.config.instances if i.name == name), None)
