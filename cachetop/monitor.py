@@ -66,6 +66,14 @@ class Monitor:
 
     async def start(self) -> None:
         self._running.set()
+        try:
+            await self._start_instances()
+        except BaseException:
+            await self.stop()  # pollers already started must not outlive a failed start
+            raise
+        self._tasks.append(asyncio.create_task(self._publish_loop(), name="publish"))
+
+    async def _start_instances(self) -> None:
         for inst in self.config.instances:
             if inst.cluster:
                 from cachetop.cluster import ClusterWatcher
@@ -76,7 +84,6 @@ class Monitor:
                 self._tasks.append(asyncio.create_task(watcher.run(), name=f"cluster {inst.name}"))
             else:
                 self.add_instance(inst)
-        self._tasks.append(asyncio.create_task(self._publish_loop(), name="publish"))
 
     def _make_backend(self, inst: InstanceConfig, timeout: float) -> Backend:
         if inst.target.mode == "sentinel":

@@ -127,6 +127,13 @@ class AlertService:
             notifiers = {name: make_notifier(ch, paths) for name, ch in self.channels.items()}
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_file = _take_lock(self.state_dir / LOCK_FILE)
+        try:
+            self._open(notifiers)
+        except BaseException:
+            await self.stop()  # nothing half-started is left: no lock, no worker, no database
+            raise
+
+    def _open(self, notifiers: Mapping[str, Notifier]) -> None:
         self.outbox = Outbox(self.state_dir / OUTBOX_FILE)
         restored = self.engine.restore_state(self.outbox.get_value(ENGINE_STATE_KEY, []), wall=time.time())
         if restored:

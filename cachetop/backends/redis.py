@@ -12,7 +12,7 @@ import re
 import ssl
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection, SSLConnection
@@ -86,6 +86,15 @@ def _reason(exc: BaseException, timeout: float) -> str:
     return "connection failed"
 
 
+class OwnTraffic(NamedTuple):
+    """What cachetop had sent to the server when a poll's INFO ran (cumulative counts)."""
+
+    commands: dict[str, int]
+    errors: int
+    hits: int
+    misses: int
+
+
 def tls_context(inst: InstanceConfig) -> ssl.SSLContext | None:
     if not inst.target.tls:
         return None
@@ -125,7 +134,6 @@ class RedisBackend:
         self._last_detail: float | None = None
         self.detail_every_s = DETAIL_EVERY_S  # the Monitor sets it from the window; 0: every poll
         self._probe = self._make_probe()
-        self._reads_at_send = (0, 0)
 
     # --- connections ------------------------------------------------------------------------
 
@@ -214,7 +222,7 @@ class RedisBackend:
     async def poll(self, now: float) -> Sample:
         try:
             detail = self._last_detail is None or now - self._last_detail >= self.detail_every_s - 0.05
-            raw_info, raw_hist, own_by_cmd, own_errors = await self._round_trip(detail)
+            raw_info, raw_hist, own = await self._round_trip(detail)
         except (AuthenticationError, AuthenticationWrongNumberOfArgsError):
             raise BackendError(Status.AUTH_FAILED, "auth failed (check username and password)") from None
         except BusyLoadingError:
@@ -235,17 +243,17 @@ class RedisBackend:
         fields, commandstats = parse_info(raw_info)
         if detail:
             self._last_detail = now
-        return self._sample(now, fields, commandstats, raw_hist, own_by_cmd, own_errors)
+        return self._sample(now, fields, commandstats, raw_hist, own)
 
     async def run_own(self, *commands: tuple[str, ...]) -> list[Any]:
         """Sends commands on the poll connection as cachetop's own (left out of ops/s and
         command stats) and returns the raw replies, an error reply as an exception value.
         Bounded by the poll timeout. Cluster discovery uses it."""
         async with asyncio.timeout(self.timeout):
-            replies, _, _ = await self._exchange(*commands)
+            replies, _ = await self._exchange(*commands)
         return replies
 
-    async def _exchange(self, *commands: tuple[str, ...]) -> tuple[list[Any], dict[str, int], int]:
+    async def _exchange(self, *commands: tuple[str, ...]) -> tuple[list[Any], OwnTraffic]:
         """Sends commands in one write and reads every reply (errors as values), as raw bytes.
 
         Also returns what cachetop had sent before these commands (the snapshot INFO's counters
@@ -256,8 +264,8 @@ class RedisBackend:
         for attempt in (1, 2):
             conn = await pool.get_connection()  # connects (and handshakes) when needed
             fresh = not getattr(conn, "_cachetop_used", False)
-            own, own_errors = self._own_snapshot(), self.own_errors
-            self._reads_at_send = self._own_reads_snapshot()
+            hits, misses = self._own_reads_snapshot()
+            own = OwnTraffic(self._own_snapshot(), self.own_errors, hits, misses)
             names = [command_name(c) for c in commands]
             self.own_commands.update(names)
             try:
@@ -271,7 +279,7 @@ class RedisBackend:
                         self.own_commands[name] -= 1
                         self.own_errors += 1
                 conn._cachetop_used = True  # type: ignore[attr-defined]
-                return replies, own, own_errors
+                return replies, own
             except RedisConnectionError:
                 await conn.disconnect()
                 # A pooled connection to a server that restarted fails once: retry on a new one.
@@ -284,9 +292,9 @@ class RedisBackend:
                 await pool.release(conn)
         raise AssertionError("unreachable")
 
-    async def _round_trip(self, detail: bool) -> tuple[bytes, Any, dict[str, int], int]:
+    async def _round_trip(self, detail: bool) -> tuple[bytes, Any, OwnTraffic]:
         if self._version is None:
-            (raw,), own, own_errors = await self._exchange(("INFO", "all"))
+            (raw,), own = await self._exchange(("INFO", "all"))
             if isinstance(raw, Exception):
                 raise raw
             fields, _ = parse_info(raw)
@@ -294,22 +302,22 @@ class RedisBackend:
             self._version = tuple(int(p) for p in re.findall(r"\d+", version)[:3])
             is_valkey = field_text(fields, b"server_name") == "valkey"
             self._has_histogram = is_valkey or self._version >= (7,)
-            return raw, None, own, own_errors
+            return raw, None, own
         if self._version < (7,):
             info: tuple[str, ...] = ("INFO", "all" if detail else "default")
         else:
             info = ("INFO", *INFO_SECTIONS, *(DETAIL_SECTIONS if detail else ()))
         if self._has_histogram and detail:
-            (raw, hist), own, own_errors = await self._exchange(info, ("LATENCY", "HISTOGRAM"))
+            (raw, hist), own = await self._exchange(info, ("LATENCY", "HISTOGRAM"))
         else:
-            (raw,), own, own_errors = await self._exchange(info)
+            (raw,), own = await self._exchange(info)
             hist = None
         if isinstance(raw, Exception):
             raise raw
         if isinstance(hist, Exception):
             self._has_histogram = False  # e.g. renamed or ACL-denied: stop asking
             hist = None
-        return raw, hist, own, own_errors
+        return raw, hist, own
 
     def _sample(
         self,
@@ -317,8 +325,7 @@ class RedisBackend:
         fields: dict[bytes, bytes],
         commandstats: dict[str, tuple[int, int, int]],
         raw_hist: Any,
-        own_by_cmd: dict[str, int],
-        own_errors: int,
+        own: OwnTraffic,
     ) -> Sample:
         if fields.get(b"loading") == b"1":
             pct = field_text(fields, b"loading_loaded_perc") or "?"
@@ -332,10 +339,10 @@ class RedisBackend:
             # Raw server counters and ours beside them: metrics/window.py subtracts the deltas,
             # so a reset shows on the server's own counter and never as a false one of ours.
             "commands": field_int(fields, b"total_commands_processed") or 0,
-            "own_commands": sum(own_by_cmd.values()),
-            "own_errors": own_errors,
-            "own_hits": self._reads_at_send[0],
-            "own_misses": self._reads_at_send[1],
+            "own_commands": sum(own.commands.values()),
+            "own_errors": own.errors,
+            "own_hits": own.hits,
+            "own_misses": own.misses,
             "errors": (field_int(fields, b"total_error_replies") or 0)
             + (field_int(fields, b"rejected_connections") or 0),
             "evictions": field_int(fields, b"evicted_keys") or 0,
@@ -376,7 +383,7 @@ class RedisBackend:
             facts=facts,
             epoch=field_text(fields, b"run_id") or "",
             commandstats=commandstats,
-            own_commandstats=own_by_cmd,
+            own_commandstats=own.commands,
             latency_histograms=parse_latency_histogram(raw_hist) if raw_hist is not None else {},
         )
 
