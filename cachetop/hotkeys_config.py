@@ -38,6 +38,9 @@ class HotKeySettings:
     watch_on: float = 10.0
     watch_off: float = 0.0
     omem_limit: int = 8 * 1024 * 1024
+    # MONITOR output parsed per second at most; past it, whole chunks are read and dropped
+    # (uniformly, so shares hold and rates are scaled). 0: parse everything.
+    monitor_parse_budget: int = 4 * 1024 * 1024
     min_share: float = 1.0  # percent
     min_ops: float = 100.0
     separators: str = ":"
@@ -84,6 +87,12 @@ def parse_hotkeys_section(value: Any, ctx: ConfigContext) -> HotKeySettings:
         if limit < 64 * 1024:
             ctx.fail((*path, "omem_limit"), "omem_limit must be at least 64KiB")
         s = replace(s, omem_limit=limit)
+    if "monitor_parse_budget" in table:
+        try:
+            budget = parse_size(table["monitor_parse_budget"])
+        except ValueError as exc:
+            ctx.fail((*path, "monitor_parse_budget"), f"monitor_parse_budget: {exc} (0: no limit)")
+        s = replace(s, monitor_parse_budget=budget)
     if "min_share" in table:
         share = ctx.number(table["min_share"], (*path, "min_share"), minimum=0)
         if share > 100:

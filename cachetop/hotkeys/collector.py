@@ -184,6 +184,7 @@ class HotKeyCollector:
             "on_s": s.monitor_on,
             "off_s": s.monitor_off,
             "omem_limit": s.omem_limit,
+            "parse_budget": s.monitor_parse_budget,
             **self.monitor_options,
         }
         sampler = MonitorSampler(

@@ -49,6 +49,7 @@ class MonitorStats:
     max_omem: int = 0  # the largest omem the watchdog saw for our monitor client
     stops_for_omem: int = 0
     stops_for_timeout: int = 0
+    skipped_bytes: int = 0  # MONITOR output read but not parsed (over the parse budget)
     own_commands: int = 0  # commands cachetop sent (they count in total_commands_processed)
     own_by_command: Counter[str] = field(default_factory=Counter)  # the same, per command name
     connected: bool = False  # a MONITOR connection is open right now
@@ -69,6 +70,7 @@ class MonitorSampler:
         on_s: float = 1.0,
         off_s: float = 9.0,
         omem_limit: int = 8 << 20,
+        parse_budget: int = 0,
         timeout: float = 2.0,
         check_s: float = 0.02,
         chunk: int = CHUNK,
@@ -80,6 +82,7 @@ class MonitorSampler:
         self.on_s = on_s
         self.off_s = off_s
         self.omem_limit = omem_limit
+        self.parse_budget = parse_budget  # bytes/s; 0: parse everything
         self.stop_at = omem_limit // 2
         self.timeout = timeout
         self.check_s = check_s
@@ -165,6 +168,11 @@ class MonitorSampler:
         started = last = self.clock()
         deadline = started + self.on_s
         pending = b""
+        # A token bucket of bytes, one second deep: bursts are parsed whole, a saturated server
+        # is sampled. Skipped chunks are still read, so the server's output buffer stays small.
+        tokens, refilled = float(self.parse_budget), started
+        parsed_bytes = seen_bytes = 0
+        resync = False
         while not stop.is_set():
             left = deadline - self.clock()
             if left <= 0:
@@ -178,12 +186,29 @@ class MonitorSampler:
             now = self.clock()
             out = ParseResult()
             if data:
+                seen_bytes += len(data)
+                if self.parse_budget:
+                    tokens = min(float(self.parse_budget), tokens + (now - refilled) * self.parse_budget)
+                    refilled = now
+                    if tokens < len(data):
+                        self.stats.skipped_bytes += len(data)
+                        pending, resync = b"", True
+                        continue  # `last` stays: this time is covered by the next parsed chunk
+                    tokens -= len(data)
+                if resync:  # the first line is the tail of a dropped one
+                    data = data[data.find(b"\n") + 1 :]
+                    resync = False
+                parsed_bytes += len(data)
                 pending = self._parser.feed(pending + data if pending else data, out)
             elif reader.at_eof():
                 raise HotKeysError("the server closed the MONITOR connection")
             self.stats.lines += out.lines
             self.stats.own_lines += out.own
-            self.sink(out, now - last, now)
+            # Rates are per second listened; when chunks were dropped, only the parsed share
+            # of this stretch was heard.
+            share = parsed_bytes / seen_bytes if seen_bytes else 1.0
+            self.sink(out, (now - last) * share, now)
+            parsed_bytes = seen_bytes = 0
             last = now
             if self.consumer_delay:
                 await asyncio.sleep(self.consumer_delay)

@@ -39,7 +39,7 @@ async def test_watch_ranks_hot_key_first_with_precision_and_hits(memcached: Loca
         keys = workload(20_000, seed=2)
         await asyncio.to_thread(send, memcached.port, keys)
         stats = collector.sampler.stats
-        await until(lambda: stats.lines + stats.skipped >= len(keys), what="all lines")
+        await until(lambda: stats.lines + stats.skipped >= len(keys), 30, "all lines")
         if not stats.skipped:  # the last lookup is counted after a quiet tick
             await until(lambda: collector.snapshot().total_events == len(keys), what="all events")
         view = collector.snapshot()

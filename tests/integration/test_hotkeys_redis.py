@@ -209,3 +209,26 @@ async def test_lfu_source_under_an_lfu_policy(make_redis: Callable[..., LocalSer
     assert collector.own_keyspace_hits == 50  # OBJECT FREQ counts as a keyspace hit: reported
     with pytest.raises(HotKeysError):
         raise HotKeysError("x")
+
+
+async def test_a_parse_budget_samples_a_busy_stream_and_keeps_the_ranking(redis: LocalServer) -> None:
+    # 60k commands in one burst against a 1 MiB/s budget: most chunks are read and dropped,
+    # the ones parsed are a uniform sample, so hot:1 still ranks first with its 30% share.
+    settings = HotKeySettings(monitor_on=600, monitor_off=1, big_keys=False, monitor_parse_budget=1 << 20)
+    collector = HotKeyCollector(inst_for(redis), settings, window_s=600)
+    await collector.start()
+    try:
+        await until(
+            lambda: collector.sampler is not None and collector.sampler.phase == "sampling", what="MONITOR"
+        )
+        keys = workload(60_000)
+        for part in range(6):
+            await asyncio.to_thread(send, redis.port, keys[part * 10_000 : (part + 1) * 10_000])
+        await until(lambda: collector.sampler.stats.skipped_bytes > 0, what="chunks over the budget")
+        await until(lambda: collector.snapshot().total_events > 5_000, what="a sample parsed")
+        view = collector.snapshot()
+    finally:
+        await collector.stop()
+    assert view.total_events < len(keys)  # sampled, not all
+    assert view.keys[0].key == b"hot:1"
+    assert view.keys[0].share == pytest.approx(0.3, abs=0.05)
