@@ -47,6 +47,31 @@ class SentinelBackend:
         self._polls_since_check = 0
         self._last_failed = False
         self._sentinels = [self._sentinel_client(h, p) for h, p in inst.target.seeds]
+        # What the Poller and live sources set on a backend, kept so each new master gets it too.
+        self._detail_every_s: float | None = None
+        self._own_sources: dict[str, tuple[Any, ...]] = {}
+
+    @property
+    def detail_every_s(self) -> float | None:
+        return self._detail_every_s
+
+    @detail_every_s.setter
+    def detail_every_s(self, seconds: float | None) -> None:
+        self._detail_every_s = seconds
+        if self.inner is not None and seconds is not None and hasattr(self.inner, "detail_every_s"):
+            self.inner.detail_every_s = seconds
+
+    def add_own_source(self, name: str, *args: Any, **kwargs: Any) -> None:
+        self._own_sources[name] = (args, kwargs)
+        if self.inner is not None and hasattr(self.inner, "add_own_source"):
+            self.inner.add_own_source(name, *args, **kwargs)
+
+    def _configure(self, inner: Backend) -> None:
+        if self._detail_every_s is not None and hasattr(inner, "detail_every_s"):
+            inner.detail_every_s = self._detail_every_s
+        if hasattr(inner, "add_own_source"):
+            for name, (args, kwargs) in self._own_sources.items():
+                inner.add_own_source(name, *args, **kwargs)
 
     def _sentinel_client(self, host: str, port: int) -> Any:
         # Sentinels are asked without the master's credentials; no retry: the next one is it.
@@ -97,6 +122,7 @@ class SentinelBackend:
             self.inst.target, host=found[0], port=found[1], mode="single", seeds=(), service=None
         )
         self.inner = self.factory(replace(self.inst, target=target), self.timeout)
+        self._configure(self.inner)
         self.switches += 1
         if old is not None:
             with contextlib.suppress(Exception):

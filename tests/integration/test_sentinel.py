@@ -75,6 +75,7 @@ async def test_follows_the_master_through_a_failover_and_names_an_unknown_master
         assert (unknown.status, unknown.error) == (Status.DOWN, "no sentinel knows a master named 'nope'")
         assert (first.instances[0].name, first.instances[0].address) == ("main", master.address)
         assert first.instances[0].facts["role"] == "master"
+        mon.pollers[0].want_detail(True)  # the instance view is open: every poll carries details
         master.kill()
         killed = time.monotonic()
         after = await mon.wait_snapshot(
@@ -85,3 +86,5 @@ async def test_follows_the_master_through_a_failover_and_names_an_unknown_master
     assert (inst.name, inst.facts["role"], inst.error) == ("main", "master", None)
     assert mon.pollers[0].backend.switches == 2
     assert took < 15
+    # the new master's backend got what was asked of the old one
+    assert mon.pollers[0].backend.inner.detail_every_s == 0.0
