@@ -9,7 +9,8 @@ from cachetop.config import Config, resolve_config
 from cachetop.configfile import ConfigError, parse_duration
 
 
-def _flag_duration(value: str | None, flag: str) -> float | None:
+def flag_duration(value: str | None, flag: str) -> float | None:
+    """A positive duration from a command-line flag; a mistake is a ConfigError naming the flag."""
     if value is None:
         return None
     try:
@@ -25,9 +26,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     """Targets and --config as the CLI rule says, with --interval/--window/--timeout on top."""
     config = resolve_config(getattr(args, "targets", None) or [], getattr(args, "config", None))
     settings = config.settings
-    interval = _flag_duration(getattr(args, "interval", None), "--interval")
-    window = _flag_duration(getattr(args, "window", None), "--window")
-    timeout = _flag_duration(getattr(args, "timeout", None), "--timeout")
+    interval = flag_duration(getattr(args, "interval", None), "--interval")
+    window = flag_duration(getattr(args, "window", None), "--window")
+    timeout = flag_duration(getattr(args, "timeout", None), "--timeout")
     if interval is not None:
         settings = replace(settings, interval=interval)
     if window is not None:

@@ -10,7 +10,7 @@ import signal
 import sys
 from dataclasses import replace
 
-from cachetop.configfile import ConfigError, parse_duration
+from cachetop.configfile import ConfigError
 from cachetop.hotkeys.collector import HotKeyCollector
 from cachetop.hotkeys.view import HotKeysView
 from cachetop.hotkeys_config import HotKeySettings
@@ -44,14 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cachetop.commands.common import config_from_args
+    from cachetop.commands.common import config_from_args, flag_duration
 
-    try:
-        duration = parse_duration(args.duration)
-    except ValueError as exc:
-        raise ConfigError(f"--duration: {exc}") from None
-    if duration <= 0:
-        raise ConfigError("--duration: must be positive")
+    duration = flag_duration(args.duration, "--duration")
+    assert duration is not None  # the flag has a default
     if args.top < 1:
         raise ConfigError("--top: must be at least 1")
     config = config_from_args(args)

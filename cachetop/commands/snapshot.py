@@ -9,8 +9,8 @@ import sys
 from dataclasses import replace
 
 from cachetop.cli import add_target_arguments
-from cachetop.commands.common import config_from_args
-from cachetop.configfile import ConfigError, parse_duration
+from cachetop.commands.common import config_from_args, flag_duration
+from cachetop.configfile import ConfigError
 from cachetop.model import Snapshot, Status
 from cachetop.monitor import Monitor
 from cachetop.redact import scrub_json
@@ -43,12 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        window = parse_duration(args.window)
-    except ValueError as exc:
-        raise ConfigError(f"--window: {exc}") from None
-    if window <= 0:
-        raise ConfigError("--window: must be positive")
+    window = flag_duration(args.window, "--window")
+    assert window is not None  # the flag has a default
     if args.count < 1:
         raise ConfigError("--count: must be at least 1")
     config = config_from_args(args)
