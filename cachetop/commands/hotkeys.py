@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         counters=max(base.counters, args.top),
         monitor_on=duration,
         monitor_off=max(duration, 1.0),
+        monitor_max_lines=0,
         watch_on=duration,
         watch_off=0.0,
         big_keys=False,

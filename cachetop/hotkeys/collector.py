@@ -26,7 +26,7 @@ from cachetop.config import InstanceConfig
 from cachetop.hotkeys import server_hotkeys
 from cachetop.hotkeys.conn import HotKeysError, redis_client, redis_error_text
 from cachetop.hotkeys.memcached_watch import WatchSampler
-from cachetop.hotkeys.monitor_parser import READ, WRITE, ParseResult
+from cachetop.hotkeys.monitor_parser import READ, ParseResult, unquote
 from cachetop.hotkeys.redis_monitor import MonitorSampler
 from cachetop.hotkeys.scan import ThrottledScan, keysizes, lfu_policy
 from cachetop.hotkeys.stampede import StampedeDetector
@@ -63,7 +63,12 @@ class HotKeyCollector:
         self.keys = WindowedTopK(k=s.k, capacity=s.counters, window_s=self.window_s, history_len=s.history)
         self.prefixes = WindowedTopK(k=s.k, capacity=s.counters, window_s=self.window_s, history_len=1)
         self.roller = PrefixRoller(s.separators)
-        self.stampedes = StampedeDetector(window_s=s.stampede_window, min_writers=s.stampede_writers)
+        self.stampedes = StampedeDetector(
+            window_s=s.stampede_window,
+            min_writers=s.stampede_writers,
+            # MONITOR prints keys quoted; memcached watch keys are printable as they are
+            decode=unquote if inst.target.kind != "memcached" else None,
+        )
         self.source_name = "none"
         self.unit = "ops"
         self.status = "starting"
@@ -184,7 +189,7 @@ class HotKeyCollector:
             "on_s": s.monitor_on,
             "off_s": s.monitor_off,
             "omem_limit": s.omem_limit,
-            "parse_budget": s.monitor_parse_budget,
+            "max_lines": s.monitor_max_lines,
             **self.monitor_options,
         }
         sampler = MonitorSampler(
@@ -202,12 +207,10 @@ class HotKeyCollector:
 
     def _ingest_monitor(self, out: ParseResult, covered_s: float, now: float) -> None:
         self._ingest_counts(out.counts, covered_s, now)
-        det = self.stampedes
-        for key, client, kind in out.accesses:
-            if kind == READ:
-                det.read(key, client, now)
-            elif kind == WRITE:
-                det.write(key, client, now)
+        if out.reads:
+            self.stampedes.read_many(out.reads, now)
+        if out.writes:
+            self.stampedes.write_many(out.writes, now)
 
     def _ingest_watch(self, out: WatchResult, covered_s: float, now: float) -> None:
         self._ingest_counts(out.counts, covered_s, now)

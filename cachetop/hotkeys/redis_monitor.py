@@ -4,7 +4,10 @@ MONITOR costs the server throughput while it runs, and a monitor client that rea
 makes the server buffer its output without limit (normal clients have no output buffer limit by
 default; a forgotten MONITOR has OOM-killed servers). So:
 
-* it runs only `on_s` out of every `on_s + off_s` seconds;
+* it runs at most `on_s` out of every `on_s + off_s` seconds, and a phase ends early once it
+  has read `max_lines` lines: while MONITOR is on, every command costs the server the formatting
+  of its line (a saturated Redis 7.0 loses about 60% of its throughput, even to a client that
+  never reads), so a busy server must pay for a sample, not for a second;
 * a watchdog on a second connection reads the monitor client's `omem` in CLIENT LIST every
   `check_s` and closes the monitor connection when omem reaches half the limit, so that what the
   server appends before it notices the close cannot carry omem past the limit;
@@ -39,6 +42,9 @@ from cachetop.hotkeys.conn import (
 from cachetop.hotkeys.monitor_parser import MonitorParser, ParseResult, command_table_from_redis
 
 CHUNK = 1 << 18
+# With a line cap, received chunks are parsed in batches this old or this big (see _read).
+HOLD_S = 0.25
+HOLD_BYTES = 4 << 20
 
 
 @dataclass(slots=True)
@@ -49,7 +55,7 @@ class MonitorStats:
     max_omem: int = 0  # the largest omem the watchdog saw for our monitor client
     stops_for_omem: int = 0
     stops_for_timeout: int = 0
-    skipped_bytes: int = 0  # MONITOR output read but not parsed (over the parse budget)
+    stops_for_lines: int = 0  # phases that ended early with max_lines read
     own_commands: int = 0  # commands cachetop sent (they count in total_commands_processed)
     own_by_command: Counter[str] = field(default_factory=Counter)  # the same, per command name
     connected: bool = False  # a MONITOR connection is open right now
@@ -70,7 +76,7 @@ class MonitorSampler:
         on_s: float = 1.0,
         off_s: float = 9.0,
         omem_limit: int = 8 << 20,
-        parse_budget: int = 0,
+        max_lines: int = 0,
         timeout: float = 2.0,
         check_s: float = 0.02,
         chunk: int = CHUNK,
@@ -82,7 +88,7 @@ class MonitorSampler:
         self.on_s = on_s
         self.off_s = off_s
         self.omem_limit = omem_limit
-        self.parse_budget = parse_budget  # bytes/s; 0: parse everything
+        self.max_lines = max_lines  # a phase ends after this many lines; 0: only on_s ends it
         self.stop_at = omem_limit // 2
         self.timeout = timeout
         self.check_s = check_s
@@ -92,16 +98,25 @@ class MonitorSampler:
         self.stats = MonitorStats()
         self.phase = "starting"  # sampling | waiting | starting
         self._parser = MonitorParser()
+        self._held: list[tuple[bytes, float]] = []  # chunks received, not parsed yet, and when
+        self._pending = b""  # a partial last line
+        self._last = 0.0  # when the last parsed chunk arrived
 
     async def run(self) -> None:
         side = redis_client(self.inst, self.timeout, count=self._count)
         try:
             await self._load_command_table(side)
             while True:
+                started = self.clock()
                 await self._sample_once(side)
                 self.phase = "waiting"
+                # One phase per on_s + off_s, however early it ended: the duty cycle is a ceiling.
                 # Continuous sampling (off_s = 0) still backs off after the watchdog stopped it.
-                await asyncio.sleep(self.off_s if self.off_s > 0 else 1.0 if self.stats.last_stop else 0)
+                if self.off_s > 0:
+                    rest = started + self.on_s + self.off_s - self.clock()
+                else:
+                    rest = 1.0 if self.stats.last_stop else 0.0
+                await asyncio.sleep(max(rest, 0.0))
         finally:
             with contextlib.suppress(Exception):
                 await side.aclose()
@@ -159,59 +174,69 @@ class MonitorSampler:
             self.phase = "sampling"
             self.stats.phases += 1
             await self._read(reader, stop)
+            await close_stream(writer)  # MONITOR off first: the server stops paying for it
+            self.stats.connected = False
+            self._parse_held()
         finally:
             await close_stream(writer)
             self.stats.connected = False
             await cancel_and_wait([watchdog])
 
     async def _read(self, reader: asyncio.StreamReader, stop: asyncio.Event) -> None:
-        started = last = self.clock()
-        deadline = started + self.on_s
-        pending = b""
-        # A token bucket of bytes, one second deep: bursts are parsed whole, a saturated server
-        # is sampled. Skipped chunks are still read, so the server's output buffer stays small.
-        tokens, refilled = float(self.parse_budget), started
-        parsed_bytes = seen_bytes = 0
-        resync = False
+        """Reads until on_s has passed, max_lines lines have arrived, or the watchdog says stop.
+
+        With a line cap, chunks are held and parsed every HOLD_S (or HOLD_BYTES), and the last
+        ones only after MONITOR is off: the server pays for MONITOR until we have *received*
+        max_lines, not until we have counted them."""
+        self._last = self.clock()
+        self._pending = b""
+        self._held = []
+        held_bytes = 0
+        deadline = self._last + self.on_s
+        lines = 0
         while not stop.is_set():
             left = deadline - self.clock()
             if left <= 0:
                 break
             try:
-                data = await asyncio.wait_for(reader.read(self.chunk), left)
+                # held chunks wait at most HOLD_S for the next one, also when none comes
+                wait = min(left, HOLD_S) if self.max_lines else left
+                data = await asyncio.wait_for(reader.read(self.chunk), wait)
             except TimeoutError:
                 data = b""
             if stop.is_set():
                 break
-            now = self.clock()
-            out = ParseResult()
-            if data:
-                seen_bytes += len(data)
-                if self.parse_budget:
-                    tokens = min(float(self.parse_budget), tokens + (now - refilled) * self.parse_budget)
-                    refilled = now
-                    if tokens < len(data):
-                        self.stats.skipped_bytes += len(data)
-                        pending, resync = b"", True
-                        continue  # `last` stays: this time is covered by the next parsed chunk
-                    tokens -= len(data)
-                if resync:  # the first line is the tail of a dropped one
-                    data = data[data.find(b"\n") + 1 :]
-                    resync = False
-                parsed_bytes += len(data)
-                pending = self._parser.feed(pending + data if pending else data, out)
-            elif reader.at_eof():
+            if not data and reader.at_eof():
                 raise HotKeysError("the server closed the MONITOR connection")
-            self.stats.lines += out.lines
-            self.stats.own_lines += out.own
-            # Rates are per second listened; when chunks were dropped, only the parsed share
-            # of this stretch was heard.
-            share = parsed_bytes / seen_bytes if seen_bytes else 1.0
-            self.sink(out, (now - last) * share, now)
-            parsed_bytes = seen_bytes = 0
-            last = now
+            self._held.append((data, self.clock()))
+            held_bytes += len(data)
+            lines += data.count(b"\n")
+            if self.max_lines and lines >= self.max_lines:
+                # Enough for the shares: a busy server stops paying for MONITOR early.
+                self.stats.stops_for_lines += 1
+                break
+            if (
+                not self.max_lines
+                or held_bytes >= HOLD_BYTES
+                or self._held[-1][1] - self._held[0][1] >= HOLD_S
+            ):
+                self._parse_held()
+                held_bytes = 0
             if self.consumer_delay:
                 await asyncio.sleep(self.consumer_delay)
+
+    def _parse_held(self) -> None:
+        """Parses the chunks held so far, each with the time it arrived: rates are per second
+        listened, and the stampede detector sees arrival times."""
+        for data, at in self._held:
+            out = ParseResult()
+            if data:
+                self._pending = self._parser.feed(self._pending + data if self._pending else data, out)
+            self.stats.lines += out.lines
+            self.stats.own_lines += out.own
+            self.sink(out, at - self._last, at)
+            self._last = at
+        self._held = []
 
     async def _watch(
         self, side: object, client_id: int, writer: asyncio.StreamWriter, stop: asyncio.Event

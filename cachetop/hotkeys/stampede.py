@@ -11,8 +11,13 @@ Time is passed in.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
+
+_KEY = itemgetter(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,15 +29,30 @@ class Stampede:
 
 
 class StampedeDetector:
+    """Reads and writes come one by one (read/write) or a chunk at a time (read_many/write_many:
+    a saturated MONITOR stream gives 300k+ of them per second, so a chunk is handled with set and
+    dict operations in C; order inside a chunk is not kept, which can only take a write for a
+    write-after-read)."""
+
     def __init__(
-        self, *, window_s: float = 2.0, min_writers: int = 3, max_entries: int = 20_000, max_events: int = 100
+        self,
+        *,
+        window_s: float = 2.0,
+        min_writers: int = 3,
+        max_entries: int = 20_000,
+        max_events: int = 100,
+        decode: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.window_s = window_s
         self.min_writers = min_writers
         self.max_entries = max_entries
+        self.decode = decode  # turns a key as the source spelled it into its bytes, for events
         self._gen_start = 0.0
-        self._reads: dict[bytes, dict[bytes, float]] = {}
-        self._old_reads: dict[bytes, dict[bytes, float]] = {}
+        # (key, client) -> when it was read; readers per key (distinct clients) beside it
+        self._reads: dict[tuple[bytes, bytes], float] = {}
+        self._old_reads: dict[tuple[bytes, bytes], float] = {}
+        self._readers: Counter[bytes] = Counter()
+        self._old_readers: Counter[bytes] = Counter()
         self._writers: dict[bytes, dict[bytes, float]] = {}
         self._last_event: dict[bytes, float] = {}
         self.events: deque[Stampede] = deque(maxlen=max_events)
@@ -43,10 +63,10 @@ class StampedeDetector:
         if now - self._gen_start < self.window_s:
             return
         if now - self._gen_start >= 2 * self.window_s:
-            self._old_reads = {}
+            self._old_reads, self._old_readers = {}, Counter()
         else:
-            self._old_reads = self._reads
-        self._reads = {}
+            self._old_reads, self._old_readers = self._reads, self._readers
+        self._reads, self._readers = {}, Counter()
         self._writers = {}
         self._last_event = {k: t for k, t in self._last_event.items() if now - t < self.window_s}
         self._gen_start = now
@@ -54,45 +74,55 @@ class StampedeDetector:
 
     def read(self, key: bytes, client: bytes, now: float) -> None:
         """A read that missed (or might have: MONITOR cannot tell)."""
-        self._rotate(now)
-        readers = self._reads.get(key)
-        if readers is None:
-            if len(self._reads) >= self.max_entries:
-                self.saturated = True
-                return
-            self._reads[key] = readers = {}
-        readers[client] = now
+        self.read_many([(key, client)], now)
 
-    def _read_at(self, key: bytes, client: bytes) -> float | None:
-        for gen in (self._reads, self._old_reads):
-            readers = gen.get(key)
-            if readers and client in readers:
-                return readers[client]
-        return None
+    def read_many(self, pairs: list[tuple[bytes, bytes]], now: float) -> None:
+        self._rotate(now)
+        room = self.max_entries - len(self._reads)
+        if room < len(pairs):
+            self.saturated = True
+            pairs = pairs[: max(room, 0)]
+        if not pairs:
+            return
+        new = set(pairs).difference(self._reads)
+        self._readers.update(map(_KEY, new))
+        self._reads.update(zip(pairs, repeat(now)))
 
     def write(self, key: bytes, client: bytes, now: float) -> Stampede | None:
+        events = self.write_many([(key, client)], now)
+        return events[0] if events else None
+
+    def write_many(self, pairs: list[tuple[bytes, bytes]], now: float) -> list[Stampede]:
         self._rotate(now)
-        read_at = self._read_at(key, client)
-        if read_at is None or now - read_at > self.window_s:
-            return None
-        writers = self._writers.get(key)
-        if writers is None:
-            if len(self._writers) >= self.max_entries:
-                self.saturated = True
-                return None
-            self._writers[key] = writers = {}
-        writers[client] = now
-        if len(writers) < self.min_writers:
-            return None
-        last = self._last_event.get(key)
-        if last is not None and now - last < self.window_s:
-            return None
-        readers = set(self._reads.get(key, ())) | set(self._old_reads.get(key, ()))
-        event = Stampede(key=key, time=now, writers=len(writers), readers=len(readers))
-        self._last_event[key] = now
-        self.events.append(event)
-        self.total += 1
-        return event
+        candidates = self._reads.keys() & pairs
+        if self._old_reads:
+            candidates |= self._old_reads.keys() & pairs
+        events = []
+        for key, client in candidates:  # writers that read the key before: few
+            read_at = self._reads.get((key, client)) or self._old_reads[(key, client)]
+            if now - read_at > self.window_s:
+                continue
+            writers = self._writers.get(key)
+            if writers is None:
+                if len(self._writers) >= self.max_entries:
+                    self.saturated = True
+                    continue
+                self._writers[key] = writers = {}
+            writers[client] = now
+            if len(writers) < self.min_writers:
+                continue
+            last = self._last_event.get(key)
+            if last is not None and now - last < self.window_s:
+                continue
+            # Distinct readers in the two generations (a client that read in both counts twice).
+            readers = self._readers[key] + self._old_readers[key]
+            shown = self.decode(key) if self.decode else key
+            event = Stampede(key=shown, time=now, writers=len(writers), readers=readers)
+            self._last_event[key] = now
+            self.events.append(event)
+            self.total += 1
+            events.append(event)
+        return events
 
     def count_since(self, since: float) -> int:
         return sum(1 for e in self.events if e.time >= since)

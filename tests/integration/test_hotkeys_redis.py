@@ -211,24 +211,28 @@ async def test_lfu_source_under_an_lfu_policy(make_redis: Callable[..., LocalSer
         raise HotKeysError("x")
 
 
-async def test_a_parse_budget_samples_a_busy_stream_and_keeps_the_ranking(redis: LocalServer) -> None:
-    # 60k commands in one burst against a 1 MiB/s budget: most chunks are read and dropped,
-    # the ones parsed are a uniform sample, so hot:1 still ranks first with its 30% share.
-    settings = HotKeySettings(monitor_on=600, monitor_off=1, big_keys=False, monitor_parse_budget=1 << 20)
-    collector = HotKeyCollector(inst_for(redis), settings, window_s=600)
+async def test_a_line_cap_ends_the_phase_early_and_keeps_the_ranking(redis: LocalServer) -> None:
+    # 60k commands against a 10k-line cap in a 600 s phase: the phase ends after the chunk that
+    # passes 10k lines, the MONITOR client is gone at once, and the sample still ranks hot:1
+    # first with its 30% share.
+    settings = HotKeySettings(monitor_on=600, monitor_off=600, big_keys=False, monitor_max_lines=10_000)
+    collector = HotKeyCollector(inst_for(redis), settings, window_s=1200)
     await collector.start()
     try:
         await until(
             lambda: collector.sampler is not None and collector.sampler.phase == "sampling", what="MONITOR"
         )
         keys = workload(60_000)
-        for part in range(6):
-            await asyncio.to_thread(send, redis.port, keys[part * 10_000 : (part + 1) * 10_000])
-        await until(lambda: collector.sampler.stats.skipped_bytes > 0, what="chunks over the budget")
-        await until(lambda: collector.snapshot().total_events > 5_000, what="a sample parsed")
+        await asyncio.to_thread(send, redis.port, keys)
+        await until(lambda: collector.sampler.phase == "waiting", what="the phase to end")
+        await until(lambda: not monitor_clients(redis.port), 5, what="the MONITOR client to go")
         view = collector.snapshot()
+        stats = collector.sampler.stats
     finally:
         await collector.stop()
-    assert view.total_events < len(keys)  # sampled, not all
+    assert stats.stops_for_lines == 1
+    # One 256 KiB chunk holds at most ~6k of these lines: the cap overshoots by less than that.
+    assert 10_000 <= stats.lines < 16_000
+    assert view.total_events <= stats.lines
     assert view.keys[0].key == b"hot:1"
     assert view.keys[0].share == pytest.approx(0.3, abs=0.05)

@@ -38,7 +38,42 @@ def test_parses_keys_reads_and_writes() -> None:
         b"y": [1, 0, 1, 0, 0],
     }
     assert (out.lines, out.own, out.keyed) == (7, 1, 9)
-    assert out.accesses[:2] == [(b"user:1", b"127.0.0.1:5001", READ), (b"user:1", b"127.0.0.1:5002", WRITE)]
+    assert sorted(out.reads) == [
+        (b"a", b"127.0.0.1:5001"),
+        (b"b", b"127.0.0.1:5001"),
+        (b"c", b"127.0.0.1:5001"),
+        (b"user:1", b"127.0.0.1:5001"),
+    ]
+    assert sorted(out.writes) == [
+        (b"k1", b"127.0.0.1:5003"),
+        (b"k2", b"127.0.0.1:5003"),
+        (b"user:1", b"127.0.0.1:5002"),
+        (b"x", b"lua"),
+        (b"y", b"lua"),
+    ]
+
+
+def test_a_chunk_of_single_key_commands_counts_each_key_once_per_line() -> None:
+    # The fast path: counts per (command, key) from C, and the stampede pairs stay quoted.
+    lines = [
+        b'+1.0 [0 10.0.0.%d:1] "%s" "k%d"\r\n' % (i % 3, b"GET" if i % 4 else b"SET", i % 5)
+        for i in range(100)
+    ]
+    lines.append(b'+1.0 [0 10.0.0.9:1] "GET" "esc\\x1b"\r\n')
+    out = ParseResult()
+    MonitorParser().feed(b"".join(lines), out)
+    assert {k: v[0] for k, v in out.counts.items()} == {
+        b"k0": 20,
+        b"k1": 20,
+        b"k2": 20,
+        b"k3": 20,
+        b"k4": 20,
+        b"esc\x1b": 1,
+    }
+    assert sum(v[1] for v in out.counts.values()) == 76  # GETs: i % 4 != 0, plus the escaped one
+    assert sum(v[2] for v in out.counts.values()) == 25
+    assert (out.lines, out.keyed, len(out.reads), len(out.writes)) == (101, 101, 76, 25)
+    assert (b"esc\\x1b", b"10.0.0.9:1") in out.reads
 
 
 def test_partial_lines_are_kept_for_the_next_chunk() -> None:
