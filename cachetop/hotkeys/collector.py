@@ -367,6 +367,8 @@ class HotKeyCollector:
         sampler = self.sampler
         if isinstance(sampler, MonitorSampler):
             cycle = f"MONITOR {s.monitor_on:g}s on / {s.monitor_off:g}s off"
+            if sampler.max_lines:
+                cycle += f", at most {sampler.max_lines:,} lines"
             if sampler.stats.last_stop and sampler.phase == "waiting":
                 return "paused", f"{cycle}; {sampler.stats.last_stop}"
             return sampler.phase, cycle

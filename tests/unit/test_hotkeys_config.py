@@ -17,6 +17,7 @@ def test_defaults_match_the_issue() -> None:
     s = HotKeySettings()
     assert (s.monitor_on, s.monitor_off, s.omem_limit) == (1.0, 9.0, 8 * 1024 * 1024)
     assert (s.min_share, s.min_ops, s.separators) == (1.0, 100.0, ":")
+    assert s.monitor_max_lines == 50_000
 
 
 def test_section_is_parsed(tmp_path: Path) -> None:
@@ -24,7 +25,7 @@ def test_section_is_parsed(tmp_path: Path) -> None:
         write(
             tmp_path,
             '[hotkeys]\nk = 5\nmonitor_on = "500ms"\nmonitor_off = "0s"\nomem_limit = "2MiB"\n'
-            'min_share = 5\nseparators = ":/"\nbig_keys = false\n',
+            'min_share = 5\nseparators = ":/"\nbig_keys = false\nmonitor_max_lines = 0\n',
         )
     )
     s = cfg.sections["hotkeys"]
@@ -36,6 +37,7 @@ def test_section_is_parsed(tmp_path: Path) -> None:
         min_share=5.0,
         separators=":/",
         big_keys=False,
+        monitor_max_lines=0,
     )
 
 
@@ -49,6 +51,8 @@ def test_section_is_parsed(tmp_path: Path) -> None:
         ('[hotkeys]\nseparators = ""\n', ":2: separators must hold at least one character"),
         ("[hotkeys]\nk = 50\ncounters = 10\n", ":3: counters (10) must be at least k (50)"),
         ('[hotkeys]\nmonitor_on = "0s"\n', ":2: monitor_on must be positive"),
+        ("[hotkeys]\nmonitor_max_lines = 500\n", ":2: monitor_max_lines must be 0 (no cap) or at least 1000"),
+        ("[hotkeys]\nmonitor_max_lines = -1\n", ":2: monitor_max_lines must be at least 0, not -1"),
     ],
 )
 def test_mistakes_point_at_the_line(tmp_path: Path, body: str, message: str) -> None:

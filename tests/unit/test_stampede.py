@@ -41,3 +41,20 @@ def test_memory_is_bounded() -> None:
         d.read(f"k{i}".encode(), b"c", 1.0)
     assert len(d._reads) == 5
     assert d.saturated
+
+
+def test_chunks_of_reads_and_writes_give_the_same_events_and_decode_the_key() -> None:
+    d = StampedeDetector(window_s=2.0, min_writers=3, decode=lambda k: k.upper())
+    d.read_many([(b"k", b"c1"), (b"k", b"c2"), (b"k", b"c3"), (b"k", b"c1"), (b"other", b"c4")], 1.0)
+    assert d.write_many([(b"k", b"c1"), (b"k", b"c2"), (b"k", b"c9")], 1.1) == []  # c9 never read it
+    events = d.write_many([(b"k", b"c3"), (b"other", b"c1")], 1.2)
+    assert [(e.key, e.writers, e.readers) for e in events] == [(b"K", 3, 3)]
+    assert d.total == 1
+
+
+def test_a_chunk_past_the_bound_is_cut_and_says_so() -> None:
+    d = StampedeDetector(window_s=10.0, min_writers=2, max_entries=5)
+    d.read_many([(f"k{i}".encode(), b"c") for i in range(8)], 1.0)
+    assert len(d._reads) == 5
+    assert d.saturated
+    assert d.write_many([(b"k7", b"c")], 1.1) == []  # not remembered
