@@ -59,6 +59,7 @@ class MonitorStats:
     own_commands: int = 0  # commands cachetop sent (they count in total_commands_processed)
     own_by_command: Counter[str] = field(default_factory=Counter)  # the same, per command name
     connected: bool = False  # a MONITOR connection is open right now
+    on_seconds: float = 0.0  # how long MONITOR has been on, all phases: what the server paid for
     last_stop: str = ""
 
 
@@ -166,6 +167,7 @@ class MonitorSampler:
         self.stats.connected = True
         stop = asyncio.Event()
         watchdog = asyncio.create_task(self._watch(side, client_id, writer, stop))
+        on_at = self.clock()
         try:
             writer.write(resp_command("MONITOR"))
             ok = await asyncio.wait_for(reader.readline(), self.timeout)
@@ -176,10 +178,13 @@ class MonitorSampler:
             await self._read(reader, stop)
             await close_stream(writer)  # MONITOR off first: the server stops paying for it
             self.stats.connected = False
+            self.stats.on_seconds += self.clock() - on_at
             self._parse_held()
         finally:
-            await close_stream(writer)
-            self.stats.connected = False
+            if self.stats.connected:
+                await close_stream(writer)
+                self.stats.connected = False
+                self.stats.on_seconds += self.clock() - on_at
             await cancel_and_wait([watchdog])
 
     async def _read(self, reader: asyncio.StreamReader, stop: asyncio.Event) -> None:

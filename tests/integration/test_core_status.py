@@ -127,3 +127,21 @@ async def test_refresh_now_polls_at_once_even_between_probes(redis: LocalServer)
         mon.refresh_now()
         await mon.wait_polls(before + 1, timeout=1.0)
         assert poller.polls == before + 1
+
+
+async def test_a_server_loading_its_dataset_shows_loading_then_up(make_redis) -> None:  # type: ignore[no-untyped-def]
+    # A real load: 50k keys saved to the RDB, then a restart that loads them slowly
+    # (key-load-delay, a Redis test knob: µs per key) and answers between keys.
+    redis = make_redis("--enable-debug-command", "local")
+    client = redis_py.Redis(port=redis.port, driver_info=None)
+    client.execute_command("DEBUG", "POPULATE", 50_000)
+    client.save()
+    redis.argv += ["--key-load-delay", "100", "--loading-process-events-interval-bytes", "1024"]
+    redis.restart()
+    async with Monitor(fast_config(redis.url, interval=0.2, timeout=1.0)) as mon:
+        loading = await mon.wait_snapshot(lambda s: s.instances[0].status == Status.LOADING, 10)
+        up = await mon.wait_snapshot(lambda s: s.instances[0].status == Status.UP, 60)
+    reason = loading.instances[0].error or ""
+    assert reason.startswith("loading the dataset"), reason
+    assert up.instances[0].status == Status.UP
+    assert redis_py.Redis(port=redis.port, driver_info=None).dbsize() == 50_000
