@@ -109,6 +109,7 @@ class LiveSources:
                 lambda c=collector: c.own_command_counts,
                 hits=lambda c=collector: int(c.own_keyspace_hits),
                 misses=lambda c=collector: int(c.own_keyspace_misses),
+                connections=lambda c=collector: c.open_connections,
             )
         await collector.start()
         self.collectors[poller.inst.name] = collector

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Callable, Mapping
 
 from cachetop.backends.base import BackendError, reason_from_oserror
 from cachetop.backends.probe import AsyncProbe
@@ -75,12 +76,23 @@ class MemcachedBackend:
         self._writer: asyncio.StreamWriter | None = None
         self._settings: dict[str, str] = {}
         self._probe = AsyncProbe(self.target.host, self.target.port, timeout, request=b"mn\r\n", expect=b"MN")
+        # Connections other components hold open to this server (curr_connections counts them).
+        self._own_connections: dict[str, Callable[[], int]] = {}
         self._probe_checked = False
+        self._extra_listeners = 0
 
     async def _connect(self) -> None:
         self._reader, self._writer = await asyncio.open_connection(self.target.host, self.target.port)
         settings = parse_stats(await self._command(b"stats settings\r\n"))
         self._settings = {k: settings[k].decode("utf-8", "replace") for k in SETTINGS_FACTS if k in settings}
+        # curr_connections counts the listening sockets but one (memcached reports curr - 1), and
+        # UDP sockets: a server bound to IPv4 and IPv6 shows one more connection than it serves.
+        try:
+            conns = await self._command(b"stats conns\r\n")
+            listening = conns.count(b":state conn_listening")
+            self._extra_listeners = max(0, listening - 1) + conns.count(b":addr udp:")
+        except BackendError:  # a memcached too old for `stats conns`
+            self._extra_listeners = 0
 
     async def _command(self, request: bytes) -> bytes:
         assert self._reader is not None and self._writer is not None
@@ -98,6 +110,19 @@ class MemcachedBackend:
                 # Not memcached's text protocol: something else listens on this port.
                 raise BackendError(Status.DOWN, "not a memcached server? (unexpected reply)")
             lines.append(line)
+
+    def add_own_source(
+        self,
+        name: str,
+        sent: Callable[[], Mapping[str, int]],
+        hits: Callable[[], int] | None = None,
+        misses: Callable[[], int] | None = None,
+        connections: Callable[[], int] | None = None,
+    ) -> None:
+        """The Redis backend's hook, for memcached: only the connections matter here (`watch`
+        moves no stats counter, so there are no commands or reads to take out)."""
+        if connections is not None:
+            self._own_connections[name] = connections
 
     async def poll(self, now: float) -> Sample:
         try:
@@ -137,12 +162,12 @@ class MemcachedBackend:
             "cpu_ms": int(cpu * 1000),
         }
         own_connections = 1 + (1 if self._probe.connected else 0)
+        own_connections += sum(c() for c in self._own_connections.values())
         gauges: dict[str, float] = {
             "memory_used": _num(stats, "bytes"),
             "memory_max": _num(stats, "limit_maxbytes"),
             "memory_max_is_system": 0.0,
-            # curr_connections also counts the listening socket(s) memcached holds.
-            "connections": max(0, _num(stats, "curr_connections") - own_connections - 1),
+            "connections": max(0, _num(stats, "curr_connections") - own_connections - self._extra_listeners),
         }
         pid = _num(stats, "pid") or None
         peer = self._writer.get_extra_info("peername") if self._writer is not None else None

@@ -93,6 +93,7 @@ class OwnTraffic(NamedTuple):
     errors: int
     hits: int
     misses: int
+    connections: int = 0  # other components' connections open at that moment (hot keys)
 
 
 def tls_context(inst: InstanceConfig) -> ssl.SSLContext | None:
@@ -123,6 +124,8 @@ class RedisBackend:
         self._own_sources: dict[str, Callable[[], int]] = {}
         # Keyspace hits/misses other components cause (OBJECT FREQ counts as a read).
         self._own_reads: dict[str, tuple[Callable[[], int], Callable[[], int]]] = {}
+        # Connections other components hold open to this server (connected_clients counts them).
+        self._own_connections: dict[str, Callable[[], int]] = {}
         self._handshake = [("client|setname", 1)]
         if self.target.password or self.target.username:
             self._handshake.append(("auth", 1))
@@ -187,13 +190,17 @@ class RedisBackend:
         sent: Callable[[], Mapping[str, int]],
         hits: Callable[[], int] | None = None,
         misses: Callable[[], int] | None = None,
+        connections: Callable[[], int] | None = None,
     ) -> None:
         """Registers another cachetop component's running counts (commands sent to this server,
         per command name, and keyspace hits/misses its reads caused), so polls take them out
-        exactly: from ops/s, from the error rate, and from each command's stats."""
+        exactly: from ops/s, from the error rate, and from each command's stats; and the
+        connections it holds open, which connected_clients counts."""
         self._own_sources[name] = sent
         if hits is not None and misses is not None:
             self._own_reads[name] = (hits, misses)
+        if connections is not None:
+            self._own_connections[name] = connections
 
     def _own_reads_snapshot(self) -> tuple[int, int]:
         return (
@@ -265,7 +272,8 @@ class RedisBackend:
             conn = await pool.get_connection()  # connects (and handshakes) when needed
             fresh = not getattr(conn, "_cachetop_used", False)
             hits, misses = self._own_reads_snapshot()
-            own = OwnTraffic(self._own_snapshot(), self.own_errors, hits, misses)
+            connections = sum(c() for c in self._own_connections.values())
+            own = OwnTraffic(self._own_snapshot(), self.own_errors, hits, misses, connections)
             names = [command_name(c) for c in commands]
             self.own_commands.update(names)
             try:
@@ -351,7 +359,7 @@ class RedisBackend:
         }
         maxmemory = field_int(fields, b"maxmemory") or 0
         memory_max = maxmemory or field_int(fields, b"total_system_memory") or 0
-        own_connections = 1 + (1 if self._probe.connected else 0)
+        own_connections = 1 + (1 if self._probe.connected else 0) + own.connections
         gauges: dict[str, float] = {
             "memory_used": field_int(fields, b"used_memory") or 0,
             "memory_max": memory_max,

@@ -24,7 +24,7 @@ from typing import Any
 from cachetop.aio import cancel_and_wait
 from cachetop.config import InstanceConfig
 from cachetop.hotkeys import server_hotkeys
-from cachetop.hotkeys.conn import HotKeysError, redis_client, redis_error_text
+from cachetop.hotkeys.conn import HotKeysError, client_connected, redis_client, redis_error_text
 from cachetop.hotkeys.memcached_watch import WatchSampler
 from cachetop.hotkeys.monitor_parser import READ, ParseResult, unquote
 from cachetop.hotkeys.redis_monitor import MonitorSampler
@@ -76,6 +76,7 @@ class HotKeyCollector:
         self.sampler: Any = None  # the running source object
         self.big: ThrottledScan | None = None
         self._keysizes: dict[str, str] = {}
+        self._clients: list[Any] = []  # redis-py clients of our own, for open_connections
         self._task: asyncio.Task[None] | None = None
         # Commands sent through the collector's own clients (counted by the clients themselves),
         # and by MONITOR samplers that ended (a retry starts a new one).
@@ -138,6 +139,7 @@ class HotKeyCollector:
             await self.sampler.run()
             return
         clients = [redis_client(self.inst, self.timeout, count=self._count) for _ in range(2)]
+        self._clients = clients
         try:
             runner = await self._choose_redis_source(clients[0])
             self.error = None
@@ -157,6 +159,7 @@ class HotKeyCollector:
             for client in clients:
                 with contextlib.suppress(Exception):
                     await client.aclose()
+            self._clients = []
 
     async def _choose_redis_source(self, client: Any) -> Any:
         mode = self.inst.hotkeys
@@ -240,6 +243,12 @@ class HotKeyCollector:
         self.status = "sampling"
 
     # --- counters the poller may subtract ------------------------------------------------------
+
+    @property
+    def open_connections(self) -> int:
+        """Connections this collector holds to the server right now: its INFO counts them."""
+        # HOTKEYS and LFU sources run on self._clients; MONITOR and watch hold their own.
+        return sum(map(client_connected, self._clients)) + getattr(self.sampler, "open_connections", 0)
 
     def _count(self, command: str, n: int = 1) -> None:
         self._client_commands[command] += n

@@ -121,6 +121,12 @@ def redis_client(
     return async_client(inst, timeout, name, count=count, single_connection_client=True)
 
 
+def client_connected(client: Any) -> int:
+    """1 when a single-connection redis-py client has its connection open, else 0."""
+    conn = getattr(client, "connection", None)
+    return 1 if conn is not None and conn.is_connected else 0
+
+
 def redis_error_text(inst: InstanceConfig, exc: BaseException) -> str:
     """An error message without the password (redis-py messages may echo arguments)."""
     text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

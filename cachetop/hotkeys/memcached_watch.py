@@ -59,6 +59,10 @@ class WatchSampler:
         self.stats = WatchStats()
         self.phase = "starting"
 
+    @property
+    def open_connections(self) -> int:
+        return 1 if self.stats.connected else 0
+
     async def run(self) -> None:
         while True:
             await self._sample_once()

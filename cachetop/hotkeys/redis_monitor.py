@@ -27,11 +27,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cachetop.aio import cancel_and_wait
 from cachetop.config import InstanceConfig
 from cachetop.hotkeys.conn import (
     HotKeysError,
+    client_connected,
     close_stream,
     open_redis_stream,
     parse_client_list,
@@ -101,10 +103,11 @@ class MonitorSampler:
         self._parser = MonitorParser()
         self._held: list[tuple[bytes, float]] = []  # chunks received, not parsed yet, and when
         self._pending = b""  # a partial last line
+        self._side: Any = None  # the redis-py client for CLIENT LIST
         self._last = 0.0  # when the last parsed chunk arrived
 
     async def run(self) -> None:
-        side = redis_client(self.inst, self.timeout, count=self._count)
+        side = self._side = redis_client(self.inst, self.timeout, count=self._count)
         try:
             await self._load_command_table(side)
             while True:
@@ -130,6 +133,11 @@ class MonitorSampler:
                 self._parser.commands = table
         except Exception:  # ACL may deny COMMAND: the built-in table covers the common commands
             pass
+
+    @property
+    def open_connections(self) -> int:
+        """The side connection (CLIENT LIST) and, during a phase, the MONITOR connection."""
+        return client_connected(self._side) + (1 if self.stats.connected else 0)
 
     def _count(self, command: str, n: int = 1) -> None:
         self.stats.own_commands += n

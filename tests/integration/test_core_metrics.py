@@ -116,6 +116,22 @@ async def test_polls_and_probes_leave_the_counters_alone(redis: LocalServer, mem
         assert inst.metrics["connections"] == 0, inst
 
 
+async def test_connections_count_the_applications_not_cachetop(
+    redis: LocalServer, memcached: LocalServer
+) -> None:
+    # 3 application connections each; cachetop's poll and probe connections are left out, and
+    # so is memcached's listening socket (its curr_connections already leaves out one).
+    apps = [socket.create_connection(("127.0.0.1", s.port)) for s in (redis, memcached) for _ in range(3)]
+    try:
+        async with Monitor(fast_config(redis.url, memcached.url, interval=0.1)) as mon:
+            await mon.wait_polls(3)
+            snap = mon.snapshot()
+    finally:
+        for sock in apps:
+            sock.close()
+    assert [i.metrics["connections"] for i in snap.instances] == [3, 3]
+
+
 async def test_memory_and_evictions_under_maxmemory(make_redis) -> None:  # type: ignore[no-untyped-def]
     server = make_redis("--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")
     client = redis_client(server)

@@ -3,6 +3,8 @@ no ops/s, and none of the sampler's commands in the per-command stats."""
 
 from __future__ import annotations
 
+import itertools
+import socket
 from dataclasses import replace
 
 import redis as redis_py
@@ -69,3 +71,58 @@ async def test_instances_added_later_get_a_collector_and_lose_it_when_removed(ma
 
         # the removed node's sampler closed its MONITOR connection
         await mon.wait_snapshot(lambda s: not monitor_clients(), 5)
+
+
+async def test_connections_leave_out_every_connection_of_the_hot_key_sampler(redis: LocalServer) -> None:
+    # 3 connections of "the application"; cachetop adds its poll and probe connections, two
+    # hot-key side connections and, while a phase runs, the MONITOR connection.
+    apps = [socket.create_connection(("127.0.0.1", redis.port)) for _ in range(3)]
+    try:
+        config = fast_config(redis.url, interval=0.2, window=2.0)
+        hotkeys = HotKeySettings(monitor_on=1.5, monitor_off=600, big_keys=True)
+        config = replace(config, sections={**config.sections, "hotkeys": hotkeys})
+        seen: list[tuple[bool, int | None]] = []
+        async with Monitor(config) as mon, LiveSources(config, mon, alerts=False) as live:
+            collector = live.collectors[mon.pollers[0].inst.name]
+
+            def record(s: Snapshot) -> None:
+                sampler = collector.sampler
+                if sampler is not None and sampler.phase != "starting":
+                    seen.append((sampler.stats.connected, s.instances[0].metrics["connections"]))
+
+            mon.subscribe(record)
+
+            def both_states_settled(_: Snapshot) -> bool:
+                states = [on for on, _ in seen]
+                return states.count(True) >= 4 and states[-4:] == [False] * 4
+
+            await mon.wait_snapshot(both_states_settled, 20)
+    finally:
+        for sock in apps:
+            sock.close()
+    # a poll right after MONITOR opened or closed may straddle the change: count the steady ones
+    steady = [(on, n) for (prev, _), (on, n) in itertools.pairwise(seen) if prev == on]
+    assert {n for on, n in steady if on} == {3}
+    assert {n for on, n in steady if not on} == {3}
+    assert collector.open_connections == 0  # stopped: every connection closed
+
+
+async def test_memcached_connections_leave_out_the_watch_connection(memcached: LocalServer) -> None:
+    apps = [socket.create_connection(("127.0.0.1", memcached.port)) for _ in range(2)]
+    try:
+        config = fast_config(memcached.url, interval=0.2, window=2.0)
+        config = replace(config, sections={**config.sections, "hotkeys": HotKeySettings(watch_on=600)})
+        seen: list[int | None] = []
+        async with Monitor(config) as mon, LiveSources(config, mon, alerts=False) as live:
+            collector = live.collectors[mon.pollers[0].inst.name]
+
+            def record(s: Snapshot) -> None:
+                if collector.sampler is not None and collector.sampler.stats.connected:
+                    seen.append(s.instances[0].metrics["connections"])
+
+            mon.subscribe(record)
+            await mon.wait_snapshot(lambda _: len(seen) >= 5, 10)
+    finally:
+        for sock in apps:
+            sock.close()
+    assert set(seen[1:]) == {2}  # the first may straddle the watch connection's opening
