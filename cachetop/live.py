@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from cachetop.aio import cancel_and_wait
 from cachetop.config import Config
 from cachetop.monitor import Monitor
+from cachetop.targets import format_address
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ class LiveSources:
         self.alert_service: Any = None
         self._cleanup: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._masters: dict[str, tuple[str, int]] = {}  # sentinel instances: the master sampled
+        self._moving: dict[str, asyncio.Lock] = {}
 
     async def __aenter__(self) -> LiveSources:
         try:
@@ -91,13 +95,17 @@ class LiveSources:
         return start
 
     async def _start_collector(self, poller: Any) -> None:
-        from cachetop.hotkeys.collector import HotKeyCollector
-
-        # A sentinel target names the sentinels, not the master: sampling them would be wrong.
+        # A sentinel target names the sentinels, not the master: _follow_masters starts its
+        # collector on the master once the sentinels have named it, and moves it on failover.
         if poller.inst.hotkeys == "off" or poller.inst.target.mode == "sentinel":
             return
+        await self._run_collector(poller, poller.inst)
+
+    async def _run_collector(self, poller: Any, inst: Any) -> None:
+        from cachetop.hotkeys.collector import HotKeyCollector
+
         collector = HotKeyCollector(
-            poller.inst,
+            inst,
             self._hotkey_settings,
             window_s=self.config.settings.window,
             timeout=self.config.timeout_of(poller.inst),
@@ -111,15 +119,40 @@ class LiveSources:
                 misses=lambda c=collector: int(c.own_keyspace_misses),
                 connections=lambda c=collector: c.open_connections,
             )
-        await collector.start()
         self.collectors[poller.inst.name] = collector
+        await collector.start()
 
     async def _stop_collector(self, poller: Any) -> None:
         collector = self.collectors.pop(poller.inst.name, None)
         if collector is not None:
             await collector.stop()
 
+    def _follow_masters(self) -> None:
+        for poller in self.monitor.pollers:
+            if poller.inst.target.mode != "sentinel" or poller.inst.hotkeys == "off":
+                continue
+            master = getattr(poller.backend, "master", None)
+            if master is not None and self._masters.get(poller.inst.name) != master:
+                self._masters[poller.inst.name] = master
+                self._spawn(self._move_collector)(poller)
+
+    async def _move_collector(self, poller: Any) -> None:
+        name = poller.inst.name
+        async with self._moving.setdefault(name, asyncio.Lock()):
+            master = self._masters.get(name)
+            current = self.collectors.get(name)
+            if master is None or (
+                current is not None and current.inst.target.address == format_address(*master)
+            ):
+                return
+            await self._stop_collector(poller)
+            target = replace(
+                poller.inst.target, host=master[0], port=master[1], mode="single", seeds=(), service=None
+            )
+            await self._run_collector(poller, replace(poller.inst, target=target))
+
     def _attach_hotkeys(self) -> None:
+        self._follow_masters()
         for poller in self.monitor.pollers:
             collector = self.collectors.get(poller.inst.name)
             if collector is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -11,10 +12,13 @@ from pathlib import Path
 import pytest
 
 from cachetop.config import config_from_targets
-from cachetop.model import Status
+from cachetop.hotkeys_config import HotKeySettings
+from cachetop.live import LiveSources
+from cachetop.model import Snapshot, Status
 from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer, free_port
 from tests.conftest import wait_until
+from tests.integration.test_hotkeys_redis import monitor_clients, send
 
 
 def replication(port: int) -> dict[str, str]:
@@ -88,3 +92,44 @@ async def test_follows_the_master_through_a_failover_and_names_an_unknown_master
     assert took < 15
     # the new master's backend got what was asked of the old one
     assert mon.pollers[0].backend.inner.detail_every_s == 0.0
+
+
+async def test_hot_keys_sample_the_master_and_follow_it_through_a_failover(
+    sentinel_setup: tuple[LocalServer, LocalServer, LocalServer],
+) -> None:
+    master, replica, sentinel = sentinel_setup
+    config = sentinel_config(sentinel.port)
+    hotkeys = HotKeySettings(monitor_on=600, monitor_off=1, big_keys=False)
+    config = replace(config, instances=config.instances[:1], sections={"hotkeys": hotkeys})
+
+    def sampling_on(server: LocalServer) -> Callable[[Snapshot], bool]:
+        def check(_: Snapshot) -> bool:
+            c = live.collectors.get("main")
+            return (
+                c is not None
+                and c.inst.target.port == server.port
+                and c.sampler is not None
+                and (c.sampler.phase == "sampling")
+            )
+
+        return check
+
+    def hottest(key: bytes) -> Callable[[Snapshot], bool]:
+        def check(s: Snapshot) -> bool:
+            view = s.instances[0].extras.get("hotkeys")
+            return view is not None and bool(view.keys) and view.keys[0].key == key
+
+        return check
+
+    async with Monitor(config) as mon, LiveSources(config, mon, alerts=False) as live:
+        await mon.wait_snapshot(sampling_on(master), 10)
+        await asyncio.to_thread(send, master.port, [b"before"] * 2000)
+        await mon.wait_snapshot(hottest(b"before"), 10)
+        master.kill()
+        await mon.wait_snapshot(sampling_on(replica), 20)
+        await asyncio.to_thread(send, replica.port, [b"after"] * 3000)
+        after = await mon.wait_snapshot(hottest(b"after"), 10)
+    view = after.instances[0].extras["hotkeys"]
+    assert view.source == "monitor"
+    assert after.instances[0].address == replica.address
+    assert not monitor_clients(replica.port)  # the collector on the new master closed MONITOR too
