@@ -41,3 +41,49 @@ class Callbacks(Generic[F]):
 
     def __iter__(self) -> Iterator[F]:
         return iter(list(self._items))  # a copy: a callback may remove itself while we iterate
+
+
+class OwnTrafficGate:
+    """Keeps cachetop's side commands out of the way of a poll's INFO.
+
+    The poll holds the gate exclusively from the moment it reads cachetop's running counts until
+    INFO's reply is in; every side command (hot-key sampler, LFU and big-key scans) holds it shared
+    from the moment it is counted until its reply is in. So no command of ours is in flight while
+    INFO runs, and the counts INFO is matched against are exact: two sockets give no order on
+    the server, and a command counted but not yet processed (or the reverse) would show as traffic.
+    """
+
+    def __init__(self) -> None:
+        self._shared = 0
+        self._exclusive = False
+        self._exclusive_lock = asyncio.Lock()
+        self._no_exclusive = asyncio.Event()
+        self._no_exclusive.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> Any:
+        while self._exclusive:
+            await self._no_exclusive.wait()
+        self._shared += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._shared -= 1
+            if self._shared == 0:
+                self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> Any:
+        async with self._exclusive_lock:
+            self._exclusive = True
+            self._no_exclusive.clear()
+            try:
+                while self._shared:
+                    await self._idle.wait()
+                yield
+            finally:
+                self._exclusive = False
+                self._no_exclusive.set()

@@ -20,11 +20,14 @@ stampede_writers = 3
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, replace
 from typing import Any
 
 from cachetop.configfile import ConfigContext, KeyPath
+
+log = logging.getLogger("cachetop.config")
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
@@ -55,6 +58,11 @@ class HotKeySettings:
 
 
 KEYS = tuple(HotKeySettings.__dataclass_fields__)
+# Keys an earlier cachetop accepted: still allowed, ignored with a warning that says what to do.
+RETIRED = {
+    "monitor_parse_budget": "monitor_parse_budget is ignored and can be removed: a MONITOR phase now"
+    " ends at monitor_max_lines (default 50000), which spares the server as well as cachetop",
+}
 
 
 def parse_size(value: Any) -> int:
@@ -71,7 +79,10 @@ def parse_size(value: Any) -> int:
 def parse_hotkeys_section(value: Any, ctx: ConfigContext) -> HotKeySettings:
     path: KeyPath = ("hotkeys",)
     table = ctx.table(value, path)
-    ctx.check_keys(table, KEYS, path)
+    ctx.check_keys({k: v for k, v in table.items() if k not in RETIRED}, KEYS, path)
+    for name in RETIRED:
+        if name in table:
+            log.warning("%s: %s", ctx.where((*path, name)), RETIRED[name])
     s = HotKeySettings()
     for name in ("k", "counters", "scan_budget", "stampede_writers", "history"):
         if name in table:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -24,6 +25,37 @@ log = logging.getLogger(__name__)
 
 # Sources that see individual requests, and so can see a stampede.
 STAMPEDE_SOURCES = ("monitor", "watch")
+
+
+class OwnTotals:
+    """What an instance's hot-key collectors have sent, summed over every collector it has had
+    (a sentinel failover replaces the collector): the backend subtracts running totals, and a
+    total that went down would look like a server restart and reset the window."""
+
+    def __init__(self) -> None:
+        self.current: Any = None
+        self._commands: Counter[str] = Counter()
+        self._hits = 0
+        self._misses = 0
+
+    def retire(self) -> None:
+        c, self.current = self.current, None
+        if c is not None:
+            self._commands.update(c.own_command_counts)
+            self._hits += int(c.own_keyspace_hits)
+            self._misses += int(c.own_keyspace_misses)
+
+    def commands(self) -> Counter[str]:
+        return self._commands + self.current.own_command_counts if self.current else Counter(self._commands)
+
+    def hits(self) -> int:
+        return self._hits + (int(self.current.own_keyspace_hits) if self.current else 0)
+
+    def misses(self) -> int:
+        return self._misses + (int(self.current.own_keyspace_misses) if self.current else 0)
+
+    def connections(self) -> int:
+        return int(self.current.open_connections) if self.current else 0
 
 
 class LiveSources:
@@ -46,6 +78,7 @@ class LiveSources:
         self._cleanup: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._masters: dict[str, tuple[str, int]] = {}  # sentinel instances: the master sampled
+        self._own: dict[str, OwnTotals] = {}  # per instance, across the collectors it has had
         self._moving: dict[str, asyncio.Lock] = {}
 
     async def __aenter__(self) -> LiveSources:
@@ -83,7 +116,7 @@ class LiveSources:
             await self._start_collector(poller)
         # Cluster nodes come and go after start: give each its own collector, and stop it.
         self._cleanup.append(self.monitor.on_added.add(self._spawn(self._start_collector)))
-        self._cleanup.append(self.monitor.on_removed.add(self._spawn(self._stop_collector)))
+        self._cleanup.append(self.monitor.on_removed.add(self._spawn(self._forget_collector)))
         self._cleanup.append(self.monitor.before_snapshot(self._attach_hotkeys))
 
     def _spawn(self, job: Callable[[Any], Awaitable[None]]) -> Callable[[Any], None]:
@@ -109,23 +142,37 @@ class LiveSources:
             self._hotkey_settings,
             window_s=self.config.settings.window,
             timeout=self.config.timeout_of(poller.inst),
+            gate=getattr(poller.backend, "own_gate", None),
         )
-        add_own_source = getattr(poller.backend, "add_own_source", None)
-        if add_own_source is not None:
-            add_own_source(
-                "hotkeys",
-                lambda c=collector: c.own_command_counts,
-                hits=lambda c=collector: int(c.own_keyspace_hits),
-                misses=lambda c=collector: int(c.own_keyspace_misses),
-                connections=lambda c=collector: c.open_connections,
-            )
+        own = self._own.get(poller.inst.name)
+        if own is None:
+            own = self._own[poller.inst.name] = OwnTotals()
+            add_own_source = getattr(poller.backend, "add_own_source", None)
+            if add_own_source is not None:
+                add_own_source(
+                    "hotkeys", own.commands, hits=own.hits, misses=own.misses, connections=own.connections
+                )
+        own.current = collector
         self.collectors[poller.inst.name] = collector
         await collector.start()
 
+    async def _forget_collector(self, poller: Any) -> None:
+        """The instance left the fleet (a cluster node): its poller and backend are gone too."""
+        await self._stop_collector(poller)
+        self._own.pop(poller.inst.name, None)
+        self._masters.pop(poller.inst.name, None)
+
     async def _stop_collector(self, poller: Any) -> None:
-        collector = self.collectors.pop(poller.inst.name, None)
-        if collector is not None:
-            await collector.stop()
+        collector = self.collectors.get(poller.inst.name)
+        if collector is None:
+            return
+        # Out of the dict only once stopped: a cancelled stop leaves it for __aexit__ to stop.
+        await collector.stop()
+        if self.collectors.get(poller.inst.name) is collector:
+            del self.collectors[poller.inst.name]
+        own = self._own.get(poller.inst.name)
+        if own is not None and own.current is collector:
+            own.retire()
 
     def _follow_masters(self) -> None:
         for poller in self.monitor.pollers:

@@ -17,6 +17,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from cachetop.aio import OwnTrafficGate
 from cachetop.backends.base import Backend, BackendError
 from cachetop.backends.redis_client import async_client
 from cachetop.config import InstanceConfig
@@ -50,6 +51,8 @@ class SentinelBackend:
         # What the Poller and live sources set on a backend, kept so each new master gets it too.
         self._detail_every_s: float | None = None
         self._own_sources: dict[str, tuple[Any, ...]] = {}
+        # One gate across masters: hot-key collectors hold this object, not the inner backend.
+        self.own_gate = OwnTrafficGate()
 
     @property
     def detail_every_s(self) -> float | None:
@@ -67,6 +70,8 @@ class SentinelBackend:
             self.inner.add_own_source(name, *args, **kwargs)
 
     def _configure(self, inner: Backend) -> None:
+        if hasattr(inner, "own_gate"):
+            inner.own_gate = self.own_gate
         if self._detail_every_s is not None and hasattr(inner, "detail_every_s"):
             inner.detail_every_s = self._detail_every_s
         if hasattr(inner, "add_own_source"):

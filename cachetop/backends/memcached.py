@@ -90,7 +90,7 @@ class MemcachedBackend:
         try:
             conns = await self._command(b"stats conns\r\n")
             listening = conns.count(b":state conn_listening")
-            self._extra_listeners = max(0, listening - 1) + conns.count(b":addr udp:")
+            self._extra_listeners = max(0, listening - 1) + conns.count(b":addr udp")  # udp: and udp6:
         except BackendError:  # a memcached too old for `stats conns`
             self._extra_listeners = 0
 

@@ -28,6 +28,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from cachetop.aio import OwnTrafficGate
 from cachetop.backends.base import BackendError, reason_from_oserror
 from cachetop.backends.probe import AsyncProbe, ProbeRejected
 from cachetop.backends.redis_client import command_name, connection_kwargs
@@ -126,6 +127,8 @@ class RedisBackend:
         self._own_reads: dict[str, tuple[Callable[[], int], Callable[[], int]]] = {}
         # Connections other components hold open to this server (connected_clients counts them).
         self._own_connections: dict[str, Callable[[], int]] = {}
+        # Other components' commands wait while a poll's INFO runs (sentinel.py shares one).
+        self.own_gate = OwnTrafficGate()
         self._handshake = [("client|setname", 1)]
         if self.target.password or self.target.username:
             self._handshake.append(("auth", 1))
@@ -267,6 +270,11 @@ class RedisBackend:
         include), taken after any handshake of this very call. This goes below redis-py's client
         API to its pooled connection: the pipeline object costs more CPU than parsing INFO.
         """
+        # No side command of ours is in flight from the counts' snapshot to INFO's reply.
+        async with self.own_gate.exclusive():
+            return await self._exchange_now(commands)
+
+    async def _exchange_now(self, commands: tuple[tuple[str, ...], ...]) -> tuple[list[Any], OwnTraffic]:
         pool = self._client.connection_pool
         for attempt in (1, 2):
             conn = await pool.get_connection()  # connects (and handshakes) when needed

@@ -10,6 +10,7 @@ discovery's, the detail view's and the actions'. One place, so every connection 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry as SyncRetry
 
+from cachetop.aio import OwnTrafficGate
 from cachetop.config import InstanceConfig
 
 
@@ -97,17 +99,19 @@ def async_client(
     name: str,
     *,
     count: Count | None = None,
+    gate: OwnTrafficGate | None = None,
     **kwargs: Any,
 ) -> Any:
     """An asyncio client; pass single_connection_client=True, decode_responses=True... as needed.
 
     With `count`, every command the server will count in total_commands_processed is reported
-    to it when sent (handshakes, commands, pipelines), so the poller can take them out.
+    to it when sent (handshakes, commands, pipelines), so the poller can take them out; with
+    `gate` too, each is sent and answered while no poll's INFO runs (see OwnTrafficGate).
     """
     import redis.asyncio as aioredis
 
     where = {k: kwargs.pop(k) for k in ("host", "port", "db", "auth") if k in kwargs}
-    cls = aioredis.Redis if count is None else _counting_class(count)
+    cls = aioredis.Redis if count is None else _counting_class(count, gate or _NO_GATE)
     if count is not None:
         hello = handshake(inst, where.get("db"))
 
@@ -125,27 +129,39 @@ def async_client(
     )
 
 
-def _counting_class(count: Count) -> type:
+class _NoGate:
+    @contextlib.asynccontextmanager
+    async def shared(self) -> Any:
+        yield
+
+
+_NO_GATE = _NoGate()
+
+
+def _counting_class(count: Count, gate: OwnTrafficGate | _NoGate) -> type:
     import redis.asyncio as aioredis
 
     class CountingRedis(aioredis.Redis):  # type: ignore[misc]
         cachetop_count = staticmethod(count)
+        cachetop_gate = gate
 
         async def execute_command(self, *args: Any, **options: Any) -> Any:
-            count(command_name(args), 1)
-            return await super().execute_command(*args, **options)
+            async with gate.shared():
+                count(command_name(args), 1)
+                return await super().execute_command(*args, **options)
 
         def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
             pipe = super().pipeline(transaction, shard_hint)
             execute = pipe.execute
 
             async def counted(raise_on_error: bool = True) -> Any:
-                for args, _options in pipe.command_stack:
-                    count(command_name(args), 1)
-                if transaction:
-                    count("multi", 1)
-                    count("exec", 1)
-                return await execute(raise_on_error)
+                async with gate.shared():
+                    for args, _options in pipe.command_stack:
+                        count(command_name(args), 1)
+                    if transaction:
+                        count("multi", 1)
+                        count("exec", 1)
+                    return await execute(raise_on_error)
 
             pipe.execute = counted
             return pipe

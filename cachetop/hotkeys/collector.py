@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from cachetop.aio import cancel_and_wait
+from cachetop.aio import OwnTrafficGate, cancel_and_wait
 from cachetop.config import InstanceConfig
 from cachetop.hotkeys import server_hotkeys
 from cachetop.hotkeys.conn import HotKeysError, client_connected, redis_client, redis_error_text
@@ -50,8 +50,10 @@ class HotKeyCollector:
         timeout: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         monitor_options: dict[str, Any] | None = None,
+        gate: OwnTrafficGate | None = None,
     ) -> None:
         self.inst = inst
+        self.gate = gate  # the poller's: our commands wait while its INFO runs
         self.settings = s = settings or HotKeySettings()
         self.timeout = timeout
         self.clock = clock
@@ -138,7 +140,7 @@ class HotKeyCollector:
             self.error = None
             await self.sampler.run()
             return
-        clients = [redis_client(self.inst, self.timeout, count=self._count) for _ in range(2)]
+        clients = [redis_client(self.inst, self.timeout, count=self._count, gate=self.gate) for _ in range(2)]
         self._clients = clients
         try:
             runner = await self._choose_redis_source(clients[0])
@@ -196,7 +198,7 @@ class HotKeyCollector:
             **self.monitor_options,
         }
         sampler = MonitorSampler(
-            self.inst, self._ingest_monitor, timeout=self.timeout, clock=self.clock, **options
+            self.inst, self._ingest_monitor, timeout=self.timeout, clock=self.clock, gate=self.gate, **options
         )
         return self._use(sampler, "ops")
 

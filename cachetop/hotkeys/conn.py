@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+from cachetop.aio import OwnTrafficGate
 from cachetop.config import InstanceConfig
 
 MONITOR_CLIENT_NAME = "cachetop-hotkeys-monitor"
@@ -113,12 +114,14 @@ def redis_client(
     timeout: float,
     name: str = SIDE_CLIENT_NAME,
     count: Callable[[str, int], None] | None = None,
+    gate: OwnTrafficGate | None = None,
 ) -> Any:
     """A redis-py asyncio client on one connection, RESP2, bytes in and out; no retries (the
-    collector retries with its own backoff). `count` hears of every command it sends."""
+    collector retries with its own backoff). `count` hears of every command it sends, and
+    `gate` keeps each out of the way of the poller's INFO."""
     from cachetop.backends.redis_client import async_client
 
-    return async_client(inst, timeout, name, count=count, single_connection_client=True)
+    return async_client(inst, timeout, name, count=count, gate=gate, single_connection_client=True)
 
 
 def client_connected(client: Any) -> int:
@@ -152,12 +155,14 @@ def parse_client_list(raw: bytes) -> list[dict[bytes, bytes]]:
 async def raw_call(client: Any, *args: Any) -> Any:
     """A command whose reply redis-py would mis-parse (COMMAND DOCS, HOTKEYS): no reply callback.
     Only for a client no other task uses at the same time."""
-    await client.initialize()
-    count = getattr(client, "cachetop_count", None)
-    if count is not None:
-        from cachetop.backends.redis_client import command_name
+    gate = getattr(client, "cachetop_gate", None)
+    async with gate.shared() if gate is not None else contextlib.nullcontext():
+        await client.initialize()
+        count = getattr(client, "cachetop_count", None)
+        if count is not None:
+            from cachetop.backends.redis_client import command_name
 
-        count(command_name(args), 1)
-    conn = client.connection
-    await conn.send_command(*args)
-    return await conn.read_response()
+            count(command_name(args), 1)
+        conn = client.connection
+        await conn.send_command(*args)
+        return await conn.read_response()

@@ -173,10 +173,8 @@ class MonitorParser:
         pairs = ([], [], [])  # (key still quoted, client) of the reads, writes and others
         for kind in {*single.values()}:
             cmds = {c for c, k in single.items() if k == kind}
-            pairs[kind].extend((row[2], row[0]) for row in rows if row[1] in cmds)
+            pairs[kind].extend((row[2], row[0]) for row in rows if row[1] in cmds and row[2])
         n_reads, n_writes, n_other = (Counter(map(_KEY, p)) for p in pairs)
-        for n in (n_reads, n_writes, n_other):
-            n.pop(b"", None)  # no key argument: not counted
         keyed = n_reads.total() + n_writes.total() + n_other.total()
         counts = {k: [n, n, 0, 0, 0] for k, n in n_reads.items()}
         for k in n_writes.keys() & counts.keys():
@@ -211,7 +209,8 @@ class MonitorParser:
                 continue
             spec = self._spec(cmd)
             if spec is None:
-                self._learn_name(client, first, rest)
+                if cmd.lower() in _NAMING:
+                    self._learn_name(client, first, rest)
                 continue
             if not first:
                 continue

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cachetop.aio import cancel_and_wait
+from cachetop.aio import OwnTrafficGate, cancel_and_wait
 from cachetop.config import InstanceConfig
 from cachetop.hotkeys.conn import (
     HotKeysError,
@@ -85,8 +85,10 @@ class MonitorSampler:
         chunk: int = CHUNK,
         consumer_delay: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        gate: OwnTrafficGate | None = None,
     ) -> None:
         self.inst = inst
+        self.gate = gate
         self.sink = sink
         self.on_s = on_s
         self.off_s = off_s
@@ -107,7 +109,7 @@ class MonitorSampler:
         self._last = 0.0  # when the last parsed chunk arrived
 
     async def run(self) -> None:
-        side = self._side = redis_client(self.inst, self.timeout, count=self._count)
+        side = self._side = redis_client(self.inst, self.timeout, count=self._count, gate=self.gate)
         try:
             await self._load_command_table(side)
             while True:
@@ -166,27 +168,17 @@ class MonitorSampler:
             self._parser.own_clients = await asyncio.wait_for(self._own_clients(side), self.timeout)
         except Exception as exc:
             raise HotKeysError(f"CLIENT LIST failed: {redis_error_text(self.inst, exc)}") from None
-        # Counted before they are sent, like every command of ours (see backends/redis.py).
-        if self.inst.target.password:
-            self._count("auth")
-        for command in ("client|setname", "client|id", "monitor"):
-            self._count(command)
-        reader, writer, client_id = await open_redis_stream(self.inst, self.timeout)
-        self.stats.connected = True
+        reader, writer, client_id, on_at = await self._open_monitor()
         stop = asyncio.Event()
         watchdog = asyncio.create_task(self._watch(side, client_id, writer, stop))
-        on_at = self.clock()
         try:
-            writer.write(resp_command("MONITOR"))
-            ok = await asyncio.wait_for(reader.readline(), self.timeout)
-            if not ok.startswith(b"+OK"):
-                raise HotKeysError(f"MONITOR refused: {ok[:200].decode(errors='replace').strip()}")
             self.phase = "sampling"
             self.stats.phases += 1
             await self._read(reader, stop)
+            off_at = self.clock()
             await close_stream(writer)  # MONITOR off first: the server stops paying for it
             self.stats.connected = False
-            self.stats.on_seconds += self.clock() - on_at
+            self.stats.on_seconds += off_at - on_at
             self._parse_held()
         finally:
             if self.stats.connected:
@@ -194,6 +186,29 @@ class MonitorSampler:
                 self.stats.connected = False
                 self.stats.on_seconds += self.clock() - on_at
             await cancel_and_wait([watchdog])
+
+    async def _open_monitor(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int, float]:
+        """Connects, names the connection and turns MONITOR on; returns when it is on."""
+        # Counted before they are sent, like every command of ours (see backends/redis.py), and
+        # answered before the poller's next INFO runs (the gate).
+        async with self.gate.shared() if self.gate is not None else contextlib.nullcontext():
+            if self.inst.target.password:
+                self._count("auth")
+            for command in ("client|setname", "client|id", "monitor"):
+                self._count(command)
+            reader, writer, client_id = await open_redis_stream(self.inst, self.timeout)
+            self.stats.connected = True
+            on_at = self.clock()
+            try:
+                writer.write(resp_command("MONITOR"))
+                ok = await asyncio.wait_for(reader.readline(), self.timeout)
+                if not ok.startswith(b"+OK"):
+                    raise HotKeysError(f"MONITOR refused: {ok[:200].decode(errors='replace').strip()}")
+            except BaseException:
+                await close_stream(writer)
+                self.stats.connected = False
+                raise
+        return reader, writer, client_id, on_at
 
     async def _read(self, reader: asyncio.StreamReader, stop: asyncio.Event) -> None:
         """Reads until on_s has passed, max_lines lines have arrived, or the watchdog says stop.
@@ -220,6 +235,7 @@ class MonitorSampler:
             if stop.is_set():
                 break
             if not data and reader.at_eof():
+                self._parse_held()  # what arrived before the close is still a sample
                 raise HotKeysError("the server closed the MONITOR connection")
             self._held.append((data, self.clock()))
             held_bytes += len(data)

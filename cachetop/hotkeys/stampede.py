@@ -11,13 +11,10 @@ Time is passed in.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import repeat
-from operator import itemgetter
-
-_KEY = itemgetter(0)
+from itertools import chain, islice, repeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +45,9 @@ class StampedeDetector:
         self.max_entries = max_entries
         self.decode = decode  # turns a key as the source spelled it into its bytes, for events
         self._gen_start = 0.0
-        # (key, client) -> when it was read; readers per key (distinct clients) beside it
+        # (key, client) -> when it was read
         self._reads: dict[tuple[bytes, bytes], float] = {}
         self._old_reads: dict[tuple[bytes, bytes], float] = {}
-        self._readers: Counter[bytes] = Counter()
-        self._old_readers: Counter[bytes] = Counter()
         self._writers: dict[bytes, dict[bytes, float]] = {}
         self._last_event: dict[bytes, float] = {}
         self.events: deque[Stampede] = deque(maxlen=max_events)
@@ -63,10 +58,10 @@ class StampedeDetector:
         if now - self._gen_start < self.window_s:
             return
         if now - self._gen_start >= 2 * self.window_s:
-            self._old_reads, self._old_readers = {}, Counter()
+            self._old_reads = {}
         else:
-            self._old_reads, self._old_readers = self._reads, self._readers
-        self._reads, self._readers = {}, Counter()
+            self._old_reads = self._reads
+        self._reads = {}
         self._writers = {}
         self._last_event = {k: t for k, t in self._last_event.items() if now - t < self.window_s}
         self._gen_start = now
@@ -78,14 +73,12 @@ class StampedeDetector:
 
     def read_many(self, pairs: list[tuple[bytes, bytes]], now: float) -> None:
         self._rotate(now)
+        fresh = set(pairs).difference(self._reads)
         room = self.max_entries - len(self._reads)
-        if room < len(pairs):
+        if len(fresh) > room:  # full: pairs already known are refreshed, new ones are cut
             self.saturated = True
-            pairs = pairs[: max(room, 0)]
-        if not pairs:
-            return
-        new = set(pairs).difference(self._reads)
-        self._readers.update(map(_KEY, new))
+            keep = set(islice(fresh, max(room, 0)))
+            pairs = [p for p in pairs if p in keep or p in self._reads]
         self._reads.update(zip(pairs, repeat(now)))
 
     def write(self, key: bytes, client: bytes, now: float) -> Stampede | None:
@@ -99,7 +92,9 @@ class StampedeDetector:
             candidates |= self._old_reads.keys() & pairs
         events = []
         for key, client in candidates:  # writers that read the key before: few
-            read_at = self._reads.get((key, client)) or self._old_reads[(key, client)]
+            read_at = self._reads.get((key, client))
+            if read_at is None:
+                read_at = self._old_reads[(key, client)]
             if now - read_at > self.window_s:
                 continue
             writers = self._writers.get(key)
@@ -114,8 +109,7 @@ class StampedeDetector:
             last = self._last_event.get(key)
             if last is not None and now - last < self.window_s:
                 continue
-            # Distinct readers in the two generations (a client that read in both counts twice).
-            readers = self._readers[key] + self._old_readers[key]
+            readers = self._distinct_readers(key)
             shown = self.decode(key) if self.decode else key
             event = Stampede(key=shown, time=now, writers=len(writers), readers=readers)
             self._last_event[key] = now
@@ -123,6 +117,11 @@ class StampedeDetector:
             self.total += 1
             events.append(event)
         return events
+
+    def _distinct_readers(self, key: bytes) -> int:
+        """Clients that read `key` in the two generations: a scan (at most 2 x max_entries
+        pairs), paid only when an event fires, at most once per key per window."""
+        return len({c for k, c in chain(self._reads, self._old_reads) if k == key})
 
     def count_since(self, since: float) -> int:
         return sum(1 for e in self.events if e.time >= since)

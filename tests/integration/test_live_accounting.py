@@ -79,7 +79,7 @@ async def test_connections_leave_out_every_connection_of_the_hot_key_sampler(red
     apps = [socket.create_connection(("127.0.0.1", redis.port)) for _ in range(3)]
     try:
         config = fast_config(redis.url, interval=0.2, window=2.0)
-        hotkeys = HotKeySettings(monitor_on=1.5, monitor_off=600, big_keys=True)
+        hotkeys = HotKeySettings(monitor_on=3, monitor_off=600, big_keys=True)
         config = replace(config, sections={**config.sections, "hotkeys": hotkeys})
         seen: list[tuple[bool, int | None]] = []
         async with Monitor(config) as mon, LiveSources(config, mon, alerts=False) as live:
@@ -94,7 +94,7 @@ async def test_connections_leave_out_every_connection_of_the_hot_key_sampler(red
 
             def both_states_settled(_: Snapshot) -> bool:
                 states = [on for on, _ in seen]
-                return states.count(True) >= 4 and states[-4:] == [False] * 4
+                return states.count(True) >= 3 and states[-3:] == [False] * 3
 
             await mon.wait_snapshot(both_states_settled, 20)
     finally:

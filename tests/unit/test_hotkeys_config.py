@@ -67,3 +67,16 @@ def test_sizes() -> None:
     assert parse_size("512 kib") == 524288
     assert parse_size("10MB") == 10_000_000
     assert parse_size(4096) == 4096
+
+
+def test_a_retired_key_is_ignored_with_a_warning_at_its_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, '[hotkeys]\nk = 5\nmonitor_parse_budget = "4MiB"\n')
+    with caplog.at_level("WARNING", logger="cachetop.config"):
+        s = load_config(path).sections["hotkeys"]
+    assert s == HotKeySettings(k=5)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}:3: monitor_parse_budget is ignored and can be removed: a MONITOR phase now ends at"
+        " monitor_max_lines (default 50000), which spares the server as well as cachetop"
+    ]

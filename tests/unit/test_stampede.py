@@ -58,3 +58,25 @@ def test_a_chunk_past_the_bound_is_cut_and_says_so() -> None:
     assert len(d._reads) == 5
     assert d.saturated
     assert d.write_many([(b"k7", b"c")], 1.1) == []  # not remembered
+
+
+def test_repeated_reads_near_the_bound_refresh_without_saturating() -> None:
+    d = StampedeDetector(window_s=10.0, min_writers=2, max_entries=3)
+    d.read_many([(b"a", b"c1"), (b"b", b"c1")], 1.0)
+    d.read_many([(b"a", b"c1")] * 5 + [(b"c", b"c1")], 2.0)  # one new pair, room for one
+    assert not d.saturated
+    assert d._reads[(b"a", b"c1")] == 2.0
+    d.read_many([(b"d", b"c1"), (b"a", b"c1")], 3.0)  # full: d is cut, a still refreshed
+    assert d.saturated
+    assert (b"d", b"c1") not in d._reads and d._reads[(b"a", b"c1")] == 3.0
+
+
+def test_a_read_at_time_zero_and_readers_counted_once_across_generations() -> None:
+    d = StampedeDetector(window_s=2.0, min_writers=2)
+    d.read_many([(b"k", b"c1"), (b"k", b"c2"), (b"k", b"c3")], 0.0)
+    d.read_many([(b"k", b"c1"), (b"k", b"c2")], 2.5)  # a new generation: the old one is kept
+    events = d.write_many([(b"k", b"c1"), (b"k", b"c2")], 2.6)
+    assert [(e.writers, e.readers) for e in events] == [(2, 3)]
+    d2 = StampedeDetector(window_s=2.0, min_writers=1)
+    d2.read(b"z", b"c", 0.0)
+    assert d2.write(b"z", b"c", 0.5) is not None  # read_at 0.0 is a time, not a missing one
