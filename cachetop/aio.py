@@ -76,13 +76,17 @@ class OwnTrafficGate:
                 self._idle.set()
 
     @contextlib.asynccontextmanager
-    async def exclusive(self) -> Any:
+    async def exclusive(self, max_wait: float | None = None) -> Any:
+        """Blocks new side commands, and waits for those in flight: at most `max_wait` seconds,
+        after which the poll goes on (a stuck side command must not fail the poll)."""
         async with self._exclusive_lock:
             self._exclusive = True
             self._no_exclusive.clear()
             try:
-                while self._shared:
-                    await self._idle.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max_wait):
+                        while self._shared:
+                            await self._idle.wait()
                 yield
             finally:
                 self._exclusive = False

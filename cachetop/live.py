@@ -158,9 +158,10 @@ class LiveSources:
 
     async def _forget_collector(self, poller: Any) -> None:
         """The instance left the fleet (a cluster node): its poller and backend are gone too."""
-        await self._stop_collector(poller)
+        # Forgotten first: the same name may be added back (a new backend) while this one stops.
         self._own.pop(poller.inst.name, None)
         self._masters.pop(poller.inst.name, None)
+        await self._stop_collector(poller)
 
     async def _stop_collector(self, poller: Any) -> None:
         collector = self.collectors.get(poller.inst.name)

@@ -51,8 +51,6 @@ class SentinelBackend:
         # What the Poller and live sources set on a backend, kept so each new master gets it too.
         self._detail_every_s: float | None = None
         self._own_sources: dict[str, tuple[Any, ...]] = {}
-        # One gate across masters: hot-key collectors hold this object, not the inner backend.
-        self.own_gate = OwnTrafficGate()
 
     @property
     def detail_every_s(self) -> float | None:
@@ -69,9 +67,13 @@ class SentinelBackend:
         if self.inner is not None and hasattr(self.inner, "add_own_source"):
             self.inner.add_own_source(name, *args, **kwargs)
 
+    @property
+    def own_gate(self) -> OwnTrafficGate | None:
+        """The current master's gate: one per server, so a collector still busy with the old
+        master after a failover cannot hold up the new master's polls."""
+        return getattr(self.inner, "own_gate", None)
+
     def _configure(self, inner: Backend) -> None:
-        if hasattr(inner, "own_gate"):
-            inner.own_gate = self.own_gate
         if self._detail_every_s is not None and hasattr(inner, "detail_every_s"):
             inner.detail_every_s = self._detail_every_s
         if hasattr(inner, "add_own_source"):

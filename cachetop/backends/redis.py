@@ -271,7 +271,7 @@ class RedisBackend:
         API to its pooled connection: the pipeline object costs more CPU than parsing INFO.
         """
         # No side command of ours is in flight from the counts' snapshot to INFO's reply.
-        async with self.own_gate.exclusive():
+        async with self.own_gate.exclusive(max_wait=min(0.5, self.timeout / 4)):
             return await self._exchange_now(commands)
 
     async def _exchange_now(self, commands: tuple[tuple[str, ...], ...]) -> tuple[list[Any], OwnTraffic]:

@@ -81,21 +81,33 @@ async def open_redis_stream(
     """A raw, authenticated, named Redis connection; returns it with its CLIENT ID."""
     reader, writer = await open_stream(inst, timeout)
     try:
-        target = inst.target
-        hello = []
-        if target.password:
-            auth = (target.username, target.password) if target.username else (target.password,)
-            hello.append(resp_command("AUTH", *auth))
-        hello.append(resp_command("CLIENT", "SETNAME", name))
-        hello.append(resp_command("CLIENT", "ID"))
-        writer.write(b"".join(hello))
-        replies = []
-        for _ in hello:
-            replies.append(await asyncio.wait_for(read_simple_reply(reader), timeout))
-        return reader, writer, int(replies[-1])
+        return reader, writer, await redis_hello(inst, reader, writer, timeout, name)
     except BaseException:
         await close_stream(writer)
         raise
+
+
+async def redis_hello(
+    inst: InstanceConfig,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    timeout: float,
+    name: str = MONITOR_CLIENT_NAME,
+) -> int:
+    """AUTH (when the target has a password), CLIENT SETNAME and CLIENT ID on an open stream;
+    returns the CLIENT ID."""
+    target = inst.target
+    hello = []
+    if target.password:
+        auth = (target.username, target.password) if target.username else (target.password,)
+        hello.append(resp_command("AUTH", *auth))
+    hello.append(resp_command("CLIENT", "SETNAME", name))
+    hello.append(resp_command("CLIENT", "ID"))
+    writer.write(b"".join(hello))
+    replies = []
+    for _ in hello:
+        replies.append(await asyncio.wait_for(read_simple_reply(reader), timeout))
+    return int(replies[-1])
 
 
 async def close_stream(writer: asyncio.StreamWriter | None) -> None:
@@ -125,9 +137,15 @@ def redis_client(
 
 
 def client_connected(client: Any) -> int:
-    """1 when a single-connection redis-py client has its connection open, else 0."""
-    conn = getattr(client, "connection", None)
-    return 1 if conn is not None and conn.is_connected else 0
+    """How many connections a redis-py client holds open: its single connection, and the
+    pooled ones its pipelines take (SCAN + MEMORY USAGE batches)."""
+    if client is None:
+        return 0
+    pool = client.connection_pool
+    conns = {*getattr(pool, "_available_connections", ()), *getattr(pool, "_in_use_connections", ())}
+    if client.connection is not None:
+        conns.add(client.connection)
+    return sum(1 for conn in conns if conn.is_connected)
 
 
 def redis_error_text(inst: InstanceConfig, exc: BaseException) -> str:

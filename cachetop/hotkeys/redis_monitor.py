@@ -35,10 +35,11 @@ from cachetop.hotkeys.conn import (
     HotKeysError,
     client_connected,
     close_stream,
-    open_redis_stream,
+    open_stream,
     parse_client_list,
     redis_client,
     redis_error_text,
+    redis_hello,
     resp_command,
 )
 from cachetop.hotkeys.monitor_parser import MonitorParser, ParseResult, command_table_from_redis
@@ -191,23 +192,25 @@ class MonitorSampler:
         """Connects, names the connection and turns MONITOR on; returns when it is on."""
         # Counted before they are sent, like every command of ours (see backends/redis.py), and
         # answered before the poller's next INFO runs (the gate).
-        async with self.gate.shared() if self.gate is not None else contextlib.nullcontext():
-            if self.inst.target.password:
-                self._count("auth")
-            for command in ("client|setname", "client|id", "monitor"):
-                self._count(command)
-            reader, writer, client_id = await open_redis_stream(self.inst, self.timeout)
-            self.stats.connected = True
-            on_at = self.clock()
-            try:
+        # The connect (TCP, TLS) sends no command: outside the gate, so a slow one holds up no poll.
+        reader, writer = await open_stream(self.inst, self.timeout)
+        self.stats.connected = True
+        try:
+            async with self.gate.shared() if self.gate is not None else contextlib.nullcontext():
+                if self.inst.target.password:
+                    self._count("auth")
+                for command in ("client|setname", "client|id", "monitor"):
+                    self._count(command)
+                client_id = await redis_hello(self.inst, reader, writer, self.timeout)
+                on_at = self.clock()
                 writer.write(resp_command("MONITOR"))
                 ok = await asyncio.wait_for(reader.readline(), self.timeout)
-                if not ok.startswith(b"+OK"):
-                    raise HotKeysError(f"MONITOR refused: {ok[:200].decode(errors='replace').strip()}")
-            except BaseException:
-                await close_stream(writer)
-                self.stats.connected = False
-                raise
+            if not ok.startswith(b"+OK"):
+                raise HotKeysError(f"MONITOR refused: {ok[:200].decode(errors='replace').strip()}")
+        except BaseException:
+            await close_stream(writer)
+            self.stats.connected = False
+            raise
         return reader, writer, client_id, on_at
 
     async def _read(self, reader: asyncio.StreamReader, stop: asyncio.Event) -> None:

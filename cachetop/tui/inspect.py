@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetop.aio import OwnTrafficGate
 from cachetop.config import InstanceConfig
 
 CLIENT_NAME = "cachetop"
@@ -130,32 +131,35 @@ def parse_stats_conns(raw: bytes) -> list[ClientInfo]:
 
 
 async def fetch_details(
-    inst: InstanceConfig, timeout: float, own_commands: Counter[str] | None = None
+    inst: InstanceConfig,
+    timeout: float,
+    own_commands: Counter[str] | None = None,
+    gate: OwnTrafficGate | None = None,
 ) -> Details:
     """Slowlog and clients of one instance; never raises (the error is in Details.error)."""
     try:
         if inst.target.kind == "memcached":
             return await asyncio.wait_for(_memcached(inst), timeout)
-        return await asyncio.wait_for(_redis(inst, timeout, own_commands), timeout)
+        return await asyncio.wait_for(_redis(inst, timeout, own_commands, gate), timeout)
     except Exception as exc:  # shown in the panel; the dashboard goes on
         reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
         return Details(error=f"could not fetch details: {reason}")
 
 
-async def _redis(inst: InstanceConfig, timeout: float, own_commands: Counter[str] | None) -> Details:
+async def _redis(
+    inst: InstanceConfig, timeout: float, own_commands: Counter[str] | None, gate: OwnTrafficGate | None
+) -> Details:
     from cachetop.backends.redis_client import async_client
 
-    target = inst.target
-    client = async_client(inst, timeout, CLIENT_NAME)
+    def count(command: str, n: int) -> None:
+        if own_commands is not None:
+            own_commands[command] += n
+
+    # Every command (the handshake included) is counted as sent and answered while no poll's
+    # INFO runs, so the poll takes it out of ops/s exactly.
+    client = async_client(inst, timeout, CLIENT_NAME, count=count, gate=gate)
     for command in ("SLOWLOG GET", "CLIENT LIST"):
         client.set_response_callback(command, lambda response, **_: response)
-    # Counted before they are sent: the next poll's INFO will include them.
-    if own_commands is not None:
-        own_commands.update({"client|setname": 1, "slowlog|get": 1, "client|list": 1})
-        if target.password:
-            own_commands["auth"] += 1
-        if target.db:
-            own_commands["select"] += 1
     try:
         async with client.pipeline(transaction=False) as pipe:
             pipe.execute_command("SLOWLOG", "GET", str(SLOWLOG_ENTRIES))

@@ -58,3 +58,22 @@ async def test_a_cancelled_holder_releases_the_gate() -> None:
     async with asyncio.timeout(1):
         async with gate.exclusive():
             pass
+
+
+async def test_a_stuck_side_command_delays_the_poll_at_most_max_wait() -> None:
+    gate = OwnTrafficGate()
+    stuck = asyncio.Event()
+
+    async def side() -> None:
+        async with gate.shared():
+            await stuck.wait()
+
+    task = asyncio.create_task(side())
+    await asyncio.sleep(0)  # one loop step (no time passes): the side command holds the gate
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with gate.exclusive(max_wait=0.05):
+        waited = loop.time() - started
+    assert 0.05 <= waited < 1.0
+    stuck.set()
+    await task

@@ -226,7 +226,8 @@ class DetailScreen(Screen[None]):
             poller.polled.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(poller.polled.wait(), poller.interval + poller.timeout)
-        details = await fetch_details(inst_cfg, app.config.timeout_of(inst_cfg), own)
+        gate = getattr(poller.backend, "own_gate", None) if poller is not None else None
+        details = await fetch_details(inst_cfg, app.config.timeout_of(inst_cfg), own, gate)
         self.show_details(details)
 
     def show_details(self, details: Details) -> None:
