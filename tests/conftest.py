@@ -33,6 +33,14 @@ def valkey(tmp_path: Path) -> Iterator[LocalServer]:
     server.cleanup()
 
 
+@pytest.fixture(params=["redis", "valkey"])
+def redis_or_valkey(request: pytest.FixtureRequest) -> LocalServer:
+    """The same test against redis-server and valkey-server; `.kind` says which."""
+    server: LocalServer = request.getfixturevalue(request.param)
+    server.flavour = request.param  # type: ignore[attr-defined]
+    return server
+
+
 @pytest.fixture
 def memcached(tmp_path: Path) -> Iterator[LocalServer]:
     server = memcached_server(workdir=tmp_path / "memcached")

@@ -41,7 +41,8 @@ def memcached_counters(server: LocalServer) -> dict[str, int]:
     return {k: int(stats[k.encode()]) for k in names}
 
 
-async def test_redis_900_hits_100_misses_is_90(redis: LocalServer) -> None:
+async def test_redis_900_hits_100_misses_is_90(redis_or_valkey: LocalServer) -> None:
+    redis = redis_or_valkey
     client = redis_client(redis)
     client.mset({f"k{i}": "v" for i in range(900)})
     async with Monitor(fast_config(redis.url, window=60)) as mon:
@@ -53,7 +54,8 @@ async def test_redis_900_hits_100_misses_is_90(redis: LocalServer) -> None:
         await mon.wait_polls(mon.pollers[0].polls + 1)
         inst = mon.snapshot().instances[0]
     assert inst.status == Status.UP
-    assert inst.kind == "redis"
+    assert inst.kind == inst.facts["server"] == redis.flavour  # type: ignore[attr-defined]
+    assert inst.facts["version"].startswith("9." if redis.flavour == "valkey" else "7.")  # type: ignore[attr-defined]
     assert inst.metrics["hit_ratio"] == 90.0
     assert inst.metrics["error_rate"] == 0.0
 

@@ -43,16 +43,21 @@ async def test_exclusive_waits_for_shared_holders_and_blocks_new_ones() -> None:
     assert log == ["a in", "a out", "poll in", "poll out", "b in", "b out"]
 
 
-async def test_a_cancelled_holder_releases_the_gate() -> None:
-    gate = OwnTrafficGate()
-    stuck = asyncio.Event()
+async def holding(gate: OwnTrafficGate, release: asyncio.Event) -> asyncio.Task[None]:
+    """A side command in flight until `release` is set; returns once it holds the gate."""
 
     async def side() -> None:
         async with gate.shared():
-            await stuck.wait()
+            await release.wait()
 
     task = asyncio.create_task(side())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop step (no time passes): the side command takes the gate
+    return task
+
+
+async def test_a_cancelled_holder_releases_the_gate() -> None:
+    gate = OwnTrafficGate()
+    task = await holding(gate, asyncio.Event())
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     async with asyncio.timeout(1):
@@ -63,13 +68,7 @@ async def test_a_cancelled_holder_releases_the_gate() -> None:
 async def test_a_stuck_side_command_delays_the_poll_at_most_max_wait() -> None:
     gate = OwnTrafficGate()
     stuck = asyncio.Event()
-
-    async def side() -> None:
-        async with gate.shared():
-            await stuck.wait()
-
-    task = asyncio.create_task(side())
-    await asyncio.sleep(0)  # one loop step (no time passes): the side command holds the gate
+    task = await holding(gate, stuck)
     loop = asyncio.get_running_loop()
     started = loop.time()
     async with gate.exclusive(max_wait=0.05):
