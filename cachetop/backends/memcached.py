@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from cachetop.backends.base import BackendError, reason_from_oserror
 from cachetop.backends.probe import AsyncProbe
@@ -112,15 +112,10 @@ class MemcachedBackend:
             lines.append(line)
 
     def add_own_source(
-        self,
-        name: str,
-        sent: Callable[[], Mapping[str, int]],
-        hits: Callable[[], int] | None = None,
-        misses: Callable[[], int] | None = None,
-        connections: Callable[[], int] | None = None,
+        self, name: str, *_counts: object, connections: Callable[[], int] | None = None, **_reads: object
     ) -> None:
-        """The Redis backend's hook, for memcached: only the connections matter here (`watch`
-        moves no stats counter, so there are no commands or reads to take out)."""
+        """The Redis backend's hook (see backends/redis.py), for memcached: only connections
+        matter here, since `watch` moves no stats counter (no commands or reads to take out)."""
         if connections is not None:
             self._own_connections[name] = connections
 
