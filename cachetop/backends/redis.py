@@ -12,7 +12,7 @@ import re
 import ssl
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection, SSLConnection
@@ -30,6 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cachetop.aio import OwnTrafficGate
 from cachetop.backends.base import BackendError, reason_from_oserror
+from cachetop.backends.own_traffic import OwnSources, OwnTraffic
 from cachetop.backends.probe import AsyncProbe, ProbeRejected
 from cachetop.backends.redis_client import command_name, connection_kwargs
 from cachetop.backends.redis_info import (
@@ -87,16 +88,6 @@ def _reason(exc: BaseException, timeout: float) -> str:
     return "connection failed"
 
 
-class OwnTraffic(NamedTuple):
-    """What cachetop had sent to the server when a poll's INFO ran (cumulative counts)."""
-
-    commands: dict[str, int]
-    errors: int
-    hits: int
-    misses: int
-    connections: int = 0  # other components' connections open at that moment (hot keys)
-
-
 def tls_context(inst: InstanceConfig) -> ssl.SSLContext | None:
     if not inst.target.tls:
         return None
@@ -122,11 +113,7 @@ class RedisBackend:
         self.own_errors = 0
         # Other parts of cachetop that talk to this server (the hot-key sampler...) report
         # their commands here, counted when sent, so INFO can be matched against them exactly.
-        self._own_sources: dict[str, Callable[[], int]] = {}
-        # Keyspace hits/misses other components cause (OBJECT FREQ counts as a read).
-        self._own_reads: dict[str, tuple[Callable[[], int], Callable[[], int]]] = {}
-        # Connections other components hold open to this server (connected_clients counts them).
-        self._own_connections: dict[str, Callable[[], int]] = {}
+        self._own_sources = OwnSources()
         # Other components' commands wait while a poll's INFO runs (sentinel.py shares one).
         self.own_gate = OwnTrafficGate()
         self._handshake = [("client|setname", 1)]
@@ -199,24 +186,11 @@ class RedisBackend:
         per command name, and keyspace hits/misses its reads caused), so polls take them out
         exactly: from ops/s, from the error rate, and from each command's stats; and the
         connections it holds open, which connected_clients counts."""
-        self._own_sources[name] = sent
-        if hits is not None and misses is not None:
-            self._own_reads[name] = (hits, misses)
-        if connections is not None:
-            self._own_connections[name] = connections
-
-    def _own_reads_snapshot(self) -> tuple[int, int]:
-        return (
-            sum(h() for h, _ in self._own_reads.values()),
-            sum(m() for _, m in self._own_reads.values()),
-        )
+        self._own_sources.add(name, sent, hits, misses, connections)
 
     def _own_snapshot(self) -> dict[str, int]:
         """Every command of ours sent so far, the probe's included, per command name."""
-        own = dict(self.own_commands)
-        for sent in self._own_sources.values():
-            for command, n in sent().items():
-                own[command] = own.get(command, 0) + n
+        own = self._own_sources.add_commands_to(dict(self.own_commands))
         probe = self._probe
         own["ping"] = own.get("ping", 0) + probe.sent
         own["client|setname"] = own.get("client|setname", 0) + probe.connects
@@ -279,8 +253,8 @@ class RedisBackend:
         for attempt in (1, 2):
             conn = await pool.get_connection()  # connects (and handshakes) when needed
             fresh = not getattr(conn, "_cachetop_used", False)
-            hits, misses = self._own_reads_snapshot()
-            connections = sum(c() for c in self._own_connections.values())
+            hits, misses = self._own_sources.reads()
+            connections = self._own_sources.connections()
             own = OwnTraffic(self._own_snapshot(), self.own_errors, hits, misses, connections)
             names = [command_name(c) for c in commands]
             self.own_commands.update(names)
