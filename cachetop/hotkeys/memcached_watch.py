@@ -1,13 +1,16 @@
 """Memcached `watch fetchers mutations`: every get and store, with hit or miss, as a log stream.
 
-The server never slows down for a watcher: when we fall behind it drops lines and tells us with
-`skipped=N`, which we count into a drop rate. The stream may run continuously (off_s = 0, the
-default) or on a duty cycle like MONITOR. The connection is closed in `finally`.
+The server never slows down for a watcher, and drops lines in two places: when we fall behind
+(it tells us with `skipped=N` in the stream) and when a worker thread's log buffer is full
+(the stream says nothing; `stats` counts them in log_worker_dropped, read every STATS_EVERY_S
+on a side connection). Both go into the drop rate. The stream may run continuously (off_s = 0,
+the default) or on a duty cycle like MONITOR. The connections are closed in `finally`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,19 +20,26 @@ from cachetop.hotkeys.conn import HotKeysError, close_stream, open_stream
 from cachetop.hotkeys.watch_parser import WatchParser, WatchResult
 
 CHUNK = 1 << 18
+_WORKER_DROPPED = re.compile(rb"STAT log_worker_dropped (\d+)")
+STATS_EVERY_S = 1.0
 
 
 @dataclass(slots=True)
 class WatchStats:
     phases: int = 0
     lines: int = 0
-    skipped: int = 0
+    skipped: int = 0  # dropped on the way to us: `skipped=N` lines
+    worker_dropped: int = 0  # dropped by worker threads (log_worker_dropped; server-wide)
     connected: bool = False
 
     @property
+    def dropped(self) -> int:
+        return self.skipped + self.worker_dropped
+
+    @property
     def drop_rate(self) -> float | None:
-        seen = self.lines + self.skipped
-        return self.skipped / seen if seen else None
+        seen = self.lines + self.dropped
+        return self.dropped / seen if seen else None
 
 
 Sink = Callable[[WatchResult, float, float], None]  # (result, observed seconds, now)
@@ -58,17 +68,46 @@ class WatchSampler:
         self.clock = clock
         self.stats = WatchStats()
         self.phase = "starting"
+        self._side: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._worker_dropped: int | None = None  # the last log_worker_dropped read
 
     @property
     def open_connections(self) -> int:
-        return 1 if self.stats.connected else 0
+        return (1 if self.stats.connected else 0) + (1 if self._side is not None else 0)
 
     async def run(self) -> None:
-        while True:
-            await self._sample_once()
-            if self.off_s > 0:
-                self.phase = "waiting"
-                await asyncio.sleep(self.off_s)
+        try:
+            while True:
+                await self._sample_once()
+                if self.off_s > 0:
+                    self.phase = "waiting"
+                    await asyncio.sleep(self.off_s)
+        finally:
+            if self._side is not None:
+                await close_stream(self._side[1])
+                self._side = None
+
+    async def _count_worker_drops(self) -> None:
+        """Adds what worker threads dropped since the last read. `stats` moves no counter that
+        cachetop reports. A failure only means the drop rate misses these: it is not fatal."""
+        try:
+            if self._side is None:
+                self._side = await open_stream(self.inst, self.timeout)
+            reader, writer = self._side
+            writer.write(b"stats\r\n")
+            reply = await asyncio.wait_for(reader.readuntil(b"END\r\n"), self.timeout)
+        except (OSError, TimeoutError, HotKeysError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            if self._side is not None:
+                await close_stream(self._side[1])
+                self._side = None
+            return
+        m = _WORKER_DROPPED.search(reply)
+        if m is None:
+            return
+        total = int(m.group(1))
+        if self._worker_dropped is not None and total >= self._worker_dropped:
+            self.stats.worker_dropped += total - self._worker_dropped
+        self._worker_dropped = total
 
     async def _sample_once(self) -> None:
         reader, writer = await open_stream(self.inst, self.timeout)
@@ -80,6 +119,7 @@ class WatchSampler:
                 raise HotKeysError(f"watch refused: {ok[:200].decode(errors='replace').strip()}")
             self.phase = "sampling"
             self.stats.phases += 1
+            await self._count_worker_drops()  # the baseline
             await self._read(reader)
         finally:
             await close_stream(writer)
@@ -88,6 +128,7 @@ class WatchSampler:
     async def _read(self, reader: asyncio.StreamReader) -> None:
         parser = WatchParser()
         started = last = self.clock()
+        next_stats = started + STATS_EVERY_S
         pending = b""
         # With off_s = 0 the phase never ends: the loop only returns by cancellation.
         while self.off_s <= 0 or self.clock() - started < self.on_s:
@@ -107,3 +148,6 @@ class WatchSampler:
             self.stats.skipped += out.skipped
             self.sink(out, now - last, now)
             last = now
+            if now >= next_stats:
+                next_stats = now + STATS_EVERY_S
+                await self._count_worker_drops()
