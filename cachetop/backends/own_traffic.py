@@ -39,7 +39,10 @@ class OwnSources:
         misses: Callable[[], int] | None = None,
         connections: Callable[[], int] | None = None,
     ) -> None:
-        """Registers (or replaces) a component's running counts, by name."""
+        """Registers (or replaces), by name, another cachetop component's running counts:
+        commands sent to this server per command name, and the keyspace hits/misses its reads
+        caused, which polls take out of ops/s, the error rate and each command's stats; and the
+        connections it holds open, which connected_clients counts."""
         self._sent[name] = sent
         if hits is not None and misses is not None:
             self._reads[name] = (hits, misses)

@@ -11,7 +11,6 @@ import asyncio
 import re
 import ssl
 from collections import Counter
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -114,6 +113,7 @@ class RedisBackend:
         # Other parts of cachetop that talk to this server (the hot-key sampler...) report
         # their commands here, counted when sent, so INFO can be matched against them exactly.
         self._own_sources = OwnSources()
+        self.add_own_source = self._own_sources.add  # the hook they report through
         # Other components' commands wait while a poll's INFO runs (sentinel.py shares one).
         self.own_gate = OwnTrafficGate()
         self._handshake = [("client|setname", 1)]
@@ -173,20 +173,6 @@ class RedisBackend:
 
     async def probe(self) -> float:
         return await self._probe.probe()
-
-    def add_own_source(
-        self,
-        name: str,
-        sent: Callable[[], Mapping[str, int]],
-        hits: Callable[[], int] | None = None,
-        misses: Callable[[], int] | None = None,
-        connections: Callable[[], int] | None = None,
-    ) -> None:
-        """Registers another cachetop component's running counts (commands sent to this server,
-        per command name, and keyspace hits/misses its reads caused), so polls take them out
-        exactly: from ops/s, from the error rate, and from each command's stats; and the
-        connections it holds open, which connected_clients counts."""
-        self._own_sources.add(name, sent, hits, misses, connections)
 
     def _own_snapshot(self) -> dict[str, int]:
         """Every command of ours sent so far, the probe's included, per command name."""
