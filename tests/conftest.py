@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cachetop.servers import LocalServer, memcached_server, redis_server
+from tests.alert_servers import SlackStandIn, SmtpServer, start_smtp
 
 
 @pytest.fixture
@@ -77,6 +79,33 @@ def make_memcached(tmp_path: Path) -> Iterator[Callable[..., LocalServer]]:
     yield make
     for server in started:
         server.cleanup()
+
+
+async def until(condition: Callable[[], object], deadline_s: float = 10.0, what: str = "condition") -> object:
+    """Awaits `condition` (while the Monitor, the app and the samplers run in this loop) until
+    it returns something truthy, and returns that; fails the test at the deadline."""
+    end = time.monotonic() + deadline_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > end:
+            pytest.fail(f"timed out after {deadline_s:g}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandIn]:
+    server = SlackStandIn().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
+    server = start_smtp(tmp_path)
+    yield server
+    server.controller.stop()
 
 
 def wait_until(condition: Callable[[], object], deadline_s: float = 10.0, what: str = "condition") -> object:

@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,33 +15,16 @@ import pytest
 from cachetop.servers import LocalServer
 from tests.alert_servers import WEBHOOK_PATH, SlackStandIn
 from tests.conftest import wait_until
+from tests.monitoring import one_instance_toml
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackStandIn]:
-    server = SlackStandIn().start()
-    yield server
-    server.stop()
 
 
 def write_config(tmp_path: Path, redis: LocalServer) -> Path:
     path = tmp_path / "cachetop.toml"
     path.write_text(
-        f"""
-[settings]
-interval = "200ms"
-window = "1s"
-state_dir = "{tmp_path / "state"}"
-
-[[instance]]
-name = "cache-1"
-url = "{redis.url}"
-
-[alerts]
-instance_down = false
-
+        one_instance_toml(tmp_path, redis.url)
+        + """
 # Always true once the first window has data: fires at once and stays firing.
 [[rule]]
 name = "has-clients"
@@ -53,7 +35,7 @@ channels = ["ops-slack"]
 
 [channel.ops-slack]
 type = "slack"
-webhook_url = "${{SLACK_WEBHOOK_URL}}"
+webhook_url = "${SLACK_WEBHOOK_URL}"
 """
     )
     return path

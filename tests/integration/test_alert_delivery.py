@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,8 @@ from cachetop.alerts.notify import Delivered, Permanent
 from cachetop.alerts.notify.email import EmailNotifier
 from cachetop.alerts.notify.slack import SlackNotifier
 from cachetop.alerts.outbox import Message, Outbox
-from tests.alert_servers import BOT_TOKEN, SlackStandIn, SmtpServer, iter_text_parts, start_smtp
+from tests.alert_servers import BOT_TOKEN, SlackStandIn, SmtpServer, iter_text_parts
+from tests.conftest import until
 
 WALL = 1_800_000_000.0
 
@@ -41,30 +39,6 @@ def alert(kind: str = "firing", episode: str = "low-hit/cache-1/1", **over: obje
     }
     data.update(over)
     return data
-
-
-async def eventually(
-    condition: Callable[[], object], deadline_s: float = 10.0, what: str = "condition"
-) -> None:
-    end = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline_s:g}s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackStandIn]:
-    server = SlackStandIn().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = start_smtp(tmp_path)
-    yield server
-    server.controller.stop()
 
 
 def webhook_channel(slack: SlackStandIn) -> SlackChannel:
@@ -102,7 +76,7 @@ async def test_webhook_500_500_500_then_429_then_200_delivers_exactly_once(
                             on_event=events.append)  # fmt: skip
     message_id = outbox.enqueue("ops", "firing", {"alerts": [alert()]}, deadline_s=60)
     worker.start()
-    await eventually(lambda: outbox.get(message_id).state == "delivered", what="delivery")  # type: ignore[union-attr]
+    await until(lambda: outbox.get(message_id).state == "delivered", what="delivery")  # type: ignore[union-attr]
     await worker.stop()
     assert [r.status for r in slack.requests] == [500, 500, 500, 429, 200]
     assert len(slack.delivered) == 1
@@ -136,7 +110,7 @@ async def test_other_4xx_is_permanent_and_the_resolved_notice_is_skipped(
         "ops", "resolved", {"alerts": [alert("resolved")]}, deadline_s=60, thread_of=fired
     )
     worker.start()
-    await eventually(lambda: outbox.get(resolved).state != "pending", what="resolved handled")  # type: ignore[union-attr]
+    await until(lambda: outbox.get(resolved).state != "pending", what="resolved handled")  # type: ignore[union-attr]
     await worker.stop()
     assert [r.status for r in slack.requests] == [404]  # no retry, and no orphan resolved message
     assert [(e.result, e.error) for e in events] == [
@@ -152,7 +126,7 @@ async def test_one_message_per_second_per_slack_channel(tmp_path: Path, slack: S
     for n in range(3):
         outbox.enqueue("ops", "firing", {"alerts": [alert(episode=f"e{n}")]}, deadline_s=60)
     worker.start()
-    await eventually(lambda: len(slack.delivered) == 3, what="three deliveries")
+    await until(lambda: len(slack.delivered) == 3, what="three deliveries")
     await worker.stop()
     times = [r.time for r in slack.requests]
     assert [round(b - a, 1) >= 1.0 for a, b in itertools.pairwise(times)] == [True, True]
@@ -170,7 +144,7 @@ async def test_bot_token_posts_the_resolved_notice_in_the_firing_thread(
         "ops", "resolved", {"alerts": [alert("resolved")]}, deadline_s=60, thread_of=fired
     )
     worker.start()
-    await eventually(lambda: outbox.get(resolved).state == "delivered", what="resolved delivered")  # type: ignore[union-attr]
+    await until(lambda: outbox.get(resolved).state == "delivered", what="resolved delivered")  # type: ignore[union-attr]
     await worker.stop()
     first, second = slack.delivered
     assert first.path == second.path == "/api/chat.postMessage"
@@ -207,7 +181,7 @@ async def test_email_over_starttls_trusted_through_ca_file(tmp_path: Path, smtp:
         "mail", "resolved", {"alerts": [alert("resolved")]}, deadline_s=60, thread_of=fired
     )
     worker.start()
-    await eventually(lambda: outbox.get(resolved).state == "delivered", what="two emails")  # type: ignore[union-attr]
+    await until(lambda: outbox.get(resolved).state == "delivered", what="two emails")  # type: ignore[union-attr]
     await worker.stop()
     assert smtp.logins == [("alerts", "PLAIN")] * 2  # the password went over TLS, twice
     first, second = smtp.delivered

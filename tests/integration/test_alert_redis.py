@@ -3,11 +3,9 @@ arrive at a Slack stand-in (slack-sdk over HTTP) and at aiosmtpd (smtplib over S
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,9 @@ from cachetop.alerts.service import AlertService
 from cachetop.config import load_config
 from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer
-from tests.alert_servers import SlackStandIn, SmtpServer, start_smtp
+from tests.alert_servers import SlackStandIn, SmtpServer
+from tests.conftest import until
+from tests.monitoring import one_instance_toml
 
 pytestmark = pytest.mark.slow
 
@@ -50,36 +50,11 @@ class Traffic:
         self.client.close()
 
 
-@pytest.fixture
-def slack() -> Iterator[SlackStandIn]:
-    server = SlackStandIn().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = start_smtp(tmp_path)
-    yield server
-    server.controller.stop()
-
-
 def write_config(tmp_path: Path, redis: LocalServer, smtp: SmtpServer, cooldown: str) -> Path:
     path = tmp_path / "cachetop.toml"
     path.write_text(
-        f"""
-[settings]
-interval = "200ms"
-window = "1s"
-state_dir = "{tmp_path / "state"}"
-
-[[instance]]
-name = "cache-1"
-url = "{redis.url}"
-
-[alerts]
-instance_down = false
-
+        one_instance_toml(tmp_path, redis.url)
+        + f"""
 [[rule]]
 name = "low-hit-ratio"
 metric = "hit_ratio"
@@ -107,14 +82,6 @@ to = ["oncall@example.com"]
 """
     )
     return path
-
-
-async def until(condition: Callable[[], object], deadline_s: float, what: str) -> None:
-    end = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline_s:g}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def subjects(slack: SlackStandIn, smtp: SmtpServer) -> tuple[list[str], list[str]]:

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cachetop.exporters.recorder import Recording
 from cachetop.servers import LocalServer, free_port
 from tests.conftest import wait_until
+from tests.monitoring import one_instance_toml
 
 pytestmark = pytest.mark.slow
 
@@ -34,19 +35,8 @@ def scrape(port: int) -> dict[tuple[str, str], float]:
 def test_daemon_serves_metrics_records_and_samples_hot_keys(tmp_path: Path, redis: LocalServer) -> None:
     config = tmp_path / "cachetop.toml"
     config.write_text(
-        f"""
-[settings]
-interval = "200ms"
-window = "2s"
-state_dir = "{tmp_path / "state"}"
-
-[[instance]]
-name = "cache-1"
-url = "{redis.url}"
-
-[alerts]
-instance_down = false
-
+        one_instance_toml(tmp_path, redis.url, window="2s")
+        + """
 [[rule]]
 name = "stampedes"
 metric = "stampede_events"

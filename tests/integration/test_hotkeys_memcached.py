@@ -14,8 +14,8 @@ from cachetop.config import InstanceConfig, parse_target
 from cachetop.hotkeys.collector import HotKeyCollector
 from cachetop.hotkeys_config import HotKeySettings
 from cachetop.servers import LocalServer
+from tests.conftest import until
 from tests.integration.hotkeys_workload import precision_at, workload
-from tests.integration.test_hotkeys_redis import until
 
 
 async def settle(progress: Callable[[], int], target: int, quiet_s: float = 3.0) -> None:

@@ -18,7 +18,7 @@ from cachetop.hotkeys.monitor_parser import ParseResult
 from cachetop.hotkeys.redis_monitor import MonitorSampler
 from cachetop.hotkeys_config import HotKeySettings
 from cachetop.servers import LocalServer
-from tests.conftest import wait_until
+from tests.conftest import until, wait_until
 from tests.integration.hotkeys_workload import precision_at, workload
 
 CONTINUOUS = HotKeySettings(monitor_on=600, monitor_off=1, big_keys=False)
@@ -32,14 +32,6 @@ def monitor_clients(port: int) -> list[dict[bytes, bytes]]:
     raw = redis_py.Redis(port=port).execute_command("CLIENT", "LIST")
     raw = raw if isinstance(raw, bytes) else raw.encode()
     return [c for c in parse_client_list(raw) if b"O" in c.get(b"flags", b"") or c.get(b"cmd") == b"monitor"]
-
-
-async def until(condition: Callable[[], object], deadline_s: float = 10.0, what: str = "condition") -> None:
-    end = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline_s:g}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def send(port: int, keys: list[bytes], client_name: str | None = None) -> None:

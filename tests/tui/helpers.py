@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
-import pytest
 from textual import events
 
 from cachetop.tui.screen_text import screen_text
+from tests.conftest import until
 
 CHARS = {"question_mark": "?", "slash": "/", "space": " ", "plus": "+", "minus": "-", "enter": "\r"}
-
-
-async def until(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Awaits a condition while the app and the Monitor keep running in this loop."""
-    end = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def keys(app: Any, *names: str) -> None:

@@ -103,7 +103,7 @@ async def test_more_than_1000_keys_needs_the_instance_name(redis: LocalServer, t
         await pilot.press("backspace", "1")
         assert not button.disabled
         await pilot.press("enter")
-        await until(lambda: not isinstance(app.screen, ConfirmEvictScreen), timeout=15, what="evicted")
+        await until(lambda: not isinstance(app.screen, ConfirmEvictScreen), deadline_s=15, what="evicted")
     assert redis_py.Redis(port=redis.port).dbsize() == 1
     assert _audit(tmp_path)[-1]["evicted"] == 1500
 

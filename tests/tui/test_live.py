@@ -160,7 +160,7 @@ async def test_killed_server_goes_down_with_reason_and_comes_back(
             await until(lambda: "victim: down: connection refused" in messages(), what="down toast")
             assert mon.latest.by_name("victim").status == Status.DOWN
             victim.start()
-            await until(lambda: cell(app, "victim", "status") == "up", timeout=15, what="victim back up")
+            await until(lambda: cell(app, "victim", "status") == "up", deadline_s=15, what="victim back up")
             await until(lambda: "connection refused" not in text(app), what="reason cleared")
             await until(lambda: "victim is back up" in messages(), what="up toast")
             assert app._exception is None

@@ -52,19 +52,19 @@ async def test_hot_keys_badge_panel_and_alerts_tab(redis: LocalServer, tmp_path:
             load = asyncio.create_task(_traffic(redis.port, stop))
             try:
                 # The overview row gets the hot-key badge and the hit cell is coloured by the rule.
-                await until(lambda: "♨" in cell(app, "r1", "name"), timeout=15, what="hot badge")
+                await until(lambda: "♨" in cell(app, "r1", "name"), deadline_s=15, what="hot badge")
                 assert app.health.level(mon.latest.by_name("r1"), "hit_ratio", 10.0) == "bad"
                 table = app.screen.query_one("FleetTable")
                 table.move_cursor(row=table.get_row_index("r1"))
                 await keys(app, "enter")
                 await until(lambda: isinstance(app.screen, DetailScreen), what="detail")
                 await open_tab(app, "tab-hotkeys")
-                await until(lambda: "hot:1" in text(app), timeout=10, what="hot:1 in the panel")
+                await until(lambda: "hot:1" in text(app), deadline_s=10, what="hot:1 in the panel")
                 hot_table = app.screen.query_one("#hotkeys-table")
                 assert hot_table.get_row_at(0)[1].plain == "hot:1"
                 assert hot_table.get_row_at(0)[0].plain == "♨"
                 # hit_ratio 0 < 50 fires the critical rule: the header badge and the Alerts tab.
-                await until(lambda: "1 firing" in text(app), timeout=10, what="firing badge")
+                await until(lambda: "1 firing" in text(app), deadline_s=10, what="firing badge")
                 await open_tab(app, "tab-alerts")
                 await until(lambda: "FIRING" in text(app) and "low-hit" in text(app), what="alert row")
             finally:
