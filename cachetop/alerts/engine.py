@@ -6,20 +6,32 @@ snapshot's wall-clock time is only carried into notifications for people to read
     ok ──breach──▶ pending ──held `for`──▶ firing ──clear (+keep_firing_for)──▶ resolved ──▶ ok
      ▲                │                       │ every `cooldown`: a repeat
      └──── clear ─────┘ (sends nothing)       └ hysteresis: clears only past clear_threshold
+
+`cooldown` is the quiet period of one rule on one instance: repeats come every `cooldown`, and
+a rule that starts firing FLAP_FIRINGS times within one `cooldown` is *flapping*: one
+"flapping" notice, then nothing (no firing, resolved or repeat notices) until it has held one
+state for a whole `cooldown`; then one notice says where it settled (a repeat if firing, a
+resolved notice if not).
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from cachetop import format as fmt
 from cachetop.alerts.rules import Rule
 from cachetop.model import InstanceMetrics, Snapshot
 
-NotificationKind = Literal["firing", "repeat", "resolved"]
+NotificationKind = Literal["firing", "repeat", "resolved", "flapping"]
+
+# The third firing episode of one rule on one instance within its cooldown makes it flapping:
+# two fire/resolve pairs still page as usual (an outage that comes back is news).
+FLAP_FIRINGS = 3
 
 
 class State(StrEnum):
@@ -87,6 +99,18 @@ class _Alert:
     episode: str = ""
 
 
+@dataclass(slots=True)
+class _Flap:
+    """A rule on an instance that is flapping: its notices are held back until it settles."""
+
+    rule: Rule
+    instance: str
+    episode: str  # the flapping notice's episode: the settling notice answers it
+    since: float  # monotonic
+    last_change: float  # monotonic: the last time it started firing or resolved
+    value: float | str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ActiveAlert:
     """What a screen shows about one pending or firing alert."""
@@ -106,6 +130,11 @@ class AlertEngine:
     rules: Sequence[Rule]
     clock: Callable[[], float] = time.monotonic
     _alerts: dict[AlertKey, _Alert] = field(default_factory=dict)
+    _fired_at: dict[AlertKey, deque[float]] = field(default_factory=dict)  # monotonic, within cooldown
+    _flapping: dict[AlertKey, _Flap] = field(default_factory=dict)
+
+    def flapping(self, rule: str, instance: str) -> bool:
+        return (rule, instance) in self._flapping
 
     def state(self, rule: str, instance: str) -> State:
         alert = self._alerts.get((rule, instance))
@@ -143,6 +172,7 @@ class AlertEngine:
             if key not in seen:
                 self._step(alert.rule, alert.instance, None, "no longer monitored", now, snapshot.time,
                            transitions, notifications)  # fmt: skip
+        self._settle_flaps(now, snapshot.time, notifications)
         return TickResult(tuple(transitions), tuple(notifications))
 
     def _step(
@@ -168,7 +198,7 @@ class AlertEngine:
             alert.value = value
             alert.reason = reason
 
-        def emit(kind: NotificationKind) -> None:
+        def emit(kind: NotificationKind, note: str | None = None) -> None:
             notifications.append(
                 Notification(
                     kind=kind,
@@ -184,10 +214,11 @@ class AlertEngine:
                     started_at=alert.since_wall,
                     active_for_s=now - alert.since,
                     time=wall,
-                    reason=alert.reason,
+                    reason="; ".join(r for r in (note, alert.reason) if r) or None,
                 )
             )
 
+        flap = self._flapping.get(key)
         new = old
         if old in (State.OK, State.RESOLVED):
             if holds:
@@ -201,20 +232,40 @@ class AlertEngine:
             elif now - alert.since >= rule.for_s:
                 new = State.FIRING
                 alert.fired_wall = wall
-                alert.episode = f"{rule.name}/{instance}/{int(wall * 1000)}"
                 alert.next_repeat = now + rule.cooldown_s
-                emit("firing")
+                starts = self._note_firing(rule, key, now)
+                if flap is not None:  # still flapping: quiet, and the same episode throughout
+                    flap.last_change = now
+                    alert.episode = flap.episode
+                elif len(starts) >= FLAP_FIRINGS:
+                    alert.episode = f"{rule.name}/{instance}/{int(wall * 1000)}"
+                    self._flapping[key] = _Flap(rule, instance, alert.episode, now, now)
+                    quiet = fmt.duration(rule.cooldown_s)
+                    emit(
+                        "flapping",
+                        f"flapping: fired {len(starts)} times in {fmt.duration(now - starts[0])};"
+                        f" no more notices until it holds one state for {quiet}",
+                    )
+                else:
+                    alert.episode = f"{rule.name}/{instance}/{int(wall * 1000)}"
+                    emit("firing")
         elif old == State.FIRING:
             if holds is False:
                 alert.clear_since = now if alert.clear_since is None else alert.clear_since
                 if now - alert.clear_since >= rule.keep_firing_for_s:
                     new = State.RESOLVED
-                    if rule.send_resolved:
+                    if flap is not None:
+                        flap.last_change, flap.value = now, alert.value
+                    elif rule.send_resolved:
                         emit("resolved")
             else:
                 alert.clear_since = None
             if new == State.FIRING and now >= alert.next_repeat:
-                emit("repeat")
+                if flap is None:
+                    emit("repeat")
+                elif now - flap.last_change >= rule.cooldown_s:  # settled: firing steadily
+                    del self._flapping[key]
+                    emit("repeat", f"stopped flapping: firing for {fmt.duration(now - flap.last_change)}")
                 # Anchored to the firing time, so slow ticks do not make repeats drift later.
                 while alert.next_repeat <= now:
                     alert.next_repeat += rule.cooldown_s
@@ -225,6 +276,50 @@ class AlertEngine:
             )
         if new == State.OK:
             del self._alerts[key]
+
+    def _note_firing(self, rule: Rule, key: AlertKey, now: float) -> deque[float]:
+        """Records a firing episode's start; returns the starts within the last cooldown."""
+        starts = self._fired_at.setdefault(key, deque())
+        starts.append(now)
+        while starts[0] <= now - rule.cooldown_s:
+            starts.popleft()
+        return starts
+
+    def _settle_flaps(self, now: float, wall: float, notifications: list[Notification]) -> None:
+        """A flapping alert that has stayed clear for a whole cooldown is over: one resolved
+        notice (in the flapping notice's thread). Old firing times are forgotten here too."""
+        for key, flap in list(self._flapping.items()):
+            alert = self._alerts.get(key)
+            if alert is not None and alert.state in (State.PENDING, State.FIRING):
+                continue
+            rule = flap.rule
+            if now - flap.last_change < rule.cooldown_s:
+                continue
+            del self._flapping[key]
+            if rule.send_resolved:
+                notifications.append(
+                    Notification(
+                        kind="resolved",
+                        rule=rule.name,
+                        instance=flap.instance,
+                        metric=rule.metric,
+                        op=rule.op,
+                        threshold=rule.threshold,
+                        value=flap.value,
+                        severity=rule.severity,
+                        channels=rule.channels or (),
+                        episode=flap.episode,
+                        started_at=wall - (now - flap.since),
+                        active_for_s=now - flap.since,
+                        time=wall,
+                        reason=f"stopped flapping: clear for {fmt.duration(now - flap.last_change)}",
+                    )
+                )
+        cooldowns = {r.name: r.cooldown_s for r in self.rules}
+        for key, starts in list(self._fired_at.items()):
+            cooldown = cooldowns.get(key[0])
+            if key not in self._flapping and (cooldown is None or now - starts[-1] >= cooldown):
+                del self._fired_at[key]
 
     @staticmethod
     def _holds(rule: Rule, state: State, value: float | str | None) -> bool | None:

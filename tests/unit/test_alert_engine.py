@@ -217,3 +217,75 @@ def test_restart_restores_firing_alerts_so_the_resolved_notice_is_not_lost() -> 
     assert [n.kind for n in repeat] == ["repeat"]  # 60 s after firing, as before the restart
     resolved = second.evaluate(Snapshot(WALL0 + 61, 10.0, (inst(95.0),)), now=5.0 + 31).notifications
     assert [(n.kind, n.episode) for n in resolved] == [("resolved", fired[0].episode)]
+
+
+# --- flapping: what `cooldown` governs ------------------------------------------------------------
+
+FLAPPY = replace(LOW_HIT, for_s=0.0, cooldown_s=3600.0)
+
+
+def flap_for_40s(engine: AlertEngine) -> list[tuple[float, str, str | None]]:
+    """The reported case: a rule that breaches for 2.5 s every 5 s, for 40 s (16 changes)."""
+    sent = []
+    for step in range(16):
+        t = step * 2.5
+        value = 80.0 if step % 2 == 0 else 95.0
+        for n in engine.evaluate(Snapshot(WALL0 + t, 10.0, (inst(value),)), now=t).notifications:
+            sent.append((t, n.kind, n.reason))
+    return sent
+
+
+def test_a_flapping_rule_sends_one_flapping_notice_then_one_when_it_settles_clear() -> None:
+    engine = AlertEngine([FLAPPY])
+    sent = flap_for_40s(engine)
+    # Two fire/resolve pairs page as usual; the third firing within the cooldown is flapping.
+    assert [(t, kind) for t, kind, _ in sent] == [
+        (0.0, "firing"),
+        (2.5, "resolved"),
+        (5.0, "firing"),
+        (7.5, "resolved"),
+        (10.0, "flapping"),
+    ]
+    assert sent[-1][2] == "flapping: fired 3 times in 10s; no more notices until it holds one state for 1h00m"
+    assert engine.flapping("low-hit", "cache-1")
+    # Last change at 37.5 s (resolved). Quiet until it has been clear for the whole cooldown.
+    quiet = [engine.evaluate(Snapshot(WALL0 + t, 10.0, (inst(95.0),)), now=t).notifications
+             for t in (40.0, 600.0, 3637.4)]  # fmt: skip
+    assert quiet == [(), (), ()]
+    [settled] = engine.evaluate(Snapshot(WALL0 + 3637.5, 10.0, (inst(95.0),)), now=3637.5).notifications
+    assert (settled.kind, settled.reason) == ("resolved", "stopped flapping: clear for 1h00m")
+    # It answers the flapping notice (same episode), so Slack threads it and email replies to it.
+    assert settled.episode == f"low-hit/cache-1/{int((WALL0 + 10.0) * 1000)}"
+    assert not engine.flapping("low-hit", "cache-1")
+    # Settled: a new firing pages again at once.
+    [again] = engine.evaluate(Snapshot(WALL0 + 3700, 10.0, (inst(80.0),)), now=3700.0).notifications
+    assert again.kind == "firing"
+
+
+def test_a_flapping_rule_that_settles_firing_sends_one_repeat_after_a_quiet_cooldown() -> None:
+    engine = AlertEngine([FLAPPY])
+    assert len(flap_for_40s(engine)) == 5
+    # Fires again at 40 s and stays firing: the repeat due an hour later says it settled.
+    counts = []
+    for t in (40.0, 41.0, 1800.0, 3639.9):
+        counts.append(len(engine.evaluate(Snapshot(WALL0 + t, 10.0, (inst(80.0),)), now=t).notifications))
+    assert counts == [0, 0, 0, 0]
+    [settled] = engine.evaluate(Snapshot(WALL0 + 3640, 10.0, (inst(80.0),)), now=3640.0).notifications
+    assert (settled.kind, settled.reason) == ("repeat", "stopped flapping: firing for 1h00m")
+    assert not engine.flapping("low-hit", "cache-1")
+    [repeat] = engine.evaluate(Snapshot(WALL0 + 7240, 10.0, (inst(80.0),)), now=7240.0).notifications
+    assert repeat.kind == "repeat"  # and then the usual repeats, every cooldown
+
+
+def test_firings_further_apart_than_the_cooldown_are_not_flapping() -> None:
+    rule = replace(FLAPPY, cooldown_s=10.0)
+    engine = AlertEngine([rule])
+    kinds = []
+    for step in range(16):  # the same 5 s flap, but the user asked for a 10 s cooldown
+        t = step * 2.5
+        value = 80.0 if step % 2 == 0 else 95.0
+        kinds += [
+            n.kind for n in engine.evaluate(Snapshot(WALL0 + t, 10.0, (inst(value),)), now=t).notifications
+        ]
+    # A firing every 5 s is two per 10 s cooldown (the window is (t - 10 s, t]), never three.
+    assert kinds == ["firing", "resolved"] * 8
