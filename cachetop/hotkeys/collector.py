@@ -30,12 +30,11 @@ from cachetop.hotkeys.monitor_parser import READ, ParseResult, unquote
 from cachetop.hotkeys.redis_monitor import MonitorSampler
 from cachetop.hotkeys.scan import ThrottledScan, keysizes, lfu_policy
 from cachetop.hotkeys.stampede import StampedeDetector
-from cachetop.hotkeys.view import BigKey, HotKey, HotKeysView, PrefixStat, StampedeEvent
+from cachetop.hotkeys.view import BigKey, HotKey, HotKeysView, PrefixStat, StampedeEvent, show_key
 from cachetop.hotkeys.watch_parser import WatchResult
 from cachetop.hotkeys_config import HotKeySettings
 from cachetop.metrics.prefix import PrefixRoller
 from cachetop.metrics.topk import KeyCount, WindowedTopK
-from cachetop.safe_text import display_key
 
 MAX_BACKOFF_S = 30.0
 
@@ -296,20 +295,18 @@ class HotKeyCollector:
             keys = tuple(self._hot_key(kc) for kc in res.keys)
             total, sampled = res.total, res.covered_s
             prefixes = tuple(
-                PrefixStat(p.key, display_key(p.key), p.count, p.ops_per_sec, p.share, self._is_hot(p))
+                PrefixStat(p.key, show_key(p.key), p.count, p.ops_per_sec, p.share, self._is_hot(p))
                 for p in self.prefixes.top(now).keys
             )
         elif isinstance(sampler, ThrottledScan):
-            keys = tuple(
-                HotKey(k.key, display_key(k.key), k.value, None, None) for k in sampler.table.top(s.k)
-            )
+            keys = tuple(HotKey(k.key, show_key(k.key), k.value, None, None) for k in sampler.table.top(s.k))
         elif sampler is not None and getattr(sampler, "latest", None) is not None:
             latest = sampler.latest
             self.unit = latest.unit
             keys = tuple(
                 HotKey(
                     k.key,
-                    display_key(k.key),
+                    show_key(k.key),
                     int(k.value),
                     k.value if latest.unit == "qps" else None,
                     k.share,
@@ -320,11 +317,11 @@ class HotKeyCollector:
         status, detail = self._status()
         since = now - self.window_s
         stampedes = tuple(
-            StampedeEvent(e.key, display_key(e.key), e.time + wall_offset, e.writers, e.readers)
+            StampedeEvent(e.key, show_key(e.key), e.time + wall_offset, e.writers, e.readers)
             for e in self.stampedes.events
         )
         big = (
-            tuple(BigKey(b.key, display_key(b.key), b.value) for b in self.big.table.top(s.k))
+            tuple(BigKey(b.key, show_key(b.key), b.value) for b in self.big.table.top(s.k))
             if self.big
             else ()
         )
@@ -356,7 +353,7 @@ class HotKeyCollector:
         knows_hits = self.source_name == "watch"
         return HotKey(
             key=kc.key,
-            display=display_key(kc.key),
+            display=show_key(kc.key),
             count=kc.count,
             ops_per_sec=kc.ops_per_sec,
             share=kc.share,

@@ -67,10 +67,12 @@ def command_table_from_redis(reply: Mapping[Any, Any]) -> dict[bytes, KeySpec]:
     return table
 
 
-# One match per line: client address, command name, first argument (raw, still escaped) and the
-# rest of the line. MULTILINE so `^`/`$` work per line inside a chunk.
+# One match per line: client address, command name, the opening quote of the first argument (empty
+# when the command has no argument: that is how `GET ""`, the empty key, differs from a bare
+# command), the first argument (raw, still escaped) and the rest of the line. MULTILINE so `^`/`$`
+# work per line inside a chunk.
 _LINE = re.compile(
-    rb'^\+[^ ]* \[\d+ ([^\]]*)\] "([^"]*)"(?: "([^"\\]*(?:\\.[^"\\]*)*)")?([^\r\n]*)',
+    rb'^\+[^ ]* \[\d+ ([^\]]*)\] "([^"]*)"(?: (")([^"\\]*(?:\\.[^"\\]*)*)")?([^\r\n]*)',
     re.MULTILINE,
 )
 _ARG = re.compile(rb'"([^"\\]*(?:\\.[^"\\]*)*)"')
@@ -173,7 +175,8 @@ class MonitorParser:
         pairs = ([], [], [])  # (key still quoted, client) of the reads, writes and others
         for kind in {*single.values()}:
             cmds = {c for c, k in single.items() if k == kind}
-            pairs[kind].extend((row[2], row[0]) for row in rows if row[1] in cmds and row[2])
+            # row[2] (the quote) and not row[3] (the key): the empty key is a key too
+            pairs[kind].extend((row[3], row[0]) for row in rows if row[1] in cmds and row[2])
         n_reads, n_writes, n_other = (Counter(map(_KEY, p)) for p in pairs)
         keyed = n_reads.total() + n_writes.total() + n_other.total()
         counts = {k: [n, n, 0, 0, 0] for k, n in n_reads.items()}
@@ -197,13 +200,13 @@ class MonitorParser:
         out.keyed += keyed
         return data[end:]
 
-    def _feed_lines(self, rows: list[tuple[bytes, bytes, bytes, bytes]], out: ParseResult) -> int:
+    def _feed_lines(self, rows: list[tuple[bytes, bytes, bytes, bytes, bytes]], out: ParseResult) -> int:
         """Line by line: commands with several keys (MGET, DEL, MSET), and chunks where a
         connection may name itself."""
         counts = out.counts
         own = self.own_clients
         keyed = 0
-        for client, cmd, first, rest in rows:
+        for client, cmd, quoted, first, rest in rows:
             if client in own:
                 out.own += 1
                 continue
@@ -212,8 +215,8 @@ class MonitorParser:
                 if cmd.lower() in _NAMING:
                     self._learn_name(client, first, rest)
                 continue
-            if not first:
-                continue
+            if not quoted:
+                continue  # no argument at all (an empty first argument is the empty key)
             kind = spec[3]
             for raw in self._keys(first, rest, spec) if rest else (first,):
                 key = unquote(raw) if b"\\" in raw else raw

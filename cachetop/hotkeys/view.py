@@ -12,6 +12,12 @@ from typing import Any
 from cachetop.safe_text import display_key
 
 JSON_KEY_MAX = 1024  # escaped keys in JSON are cut here: a megabyte key must not make a megabyte line
+EMPTY_KEY = '""'  # how the empty key (`GET ""`) is shown: an empty cell would look like no key at all
+
+
+def show_key(raw: bytes, max_len: int = 80) -> str:
+    """`display` for a key: display_key, and `""` for the empty key (JSON keeps "", which is clear)."""
+    return display_key(raw, max_len) if raw else EMPTY_KEY
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,3 +230,31 @@ async def test_a_line_cap_ends_the_phase_early_and_keeps_the_ranking(redis: Loca
     assert view.total_events <= stats.lines
     assert view.keys[0].key == b"hot:1"
     assert view.keys[0].share == pytest.approx(0.3, abs=0.05)
+
+
+async def test_the_empty_key_is_counted_and_shown_quoted(redis: LocalServer) -> None:
+    # `GET ""` is legal and can be the hottest key of a buggy client; MONITOR prints it as "".
+    collector = HotKeyCollector(inst_for(redis, "monitor"), CONTINUOUS, window_s=600)
+    await collector.start()
+    try:
+        await until(
+            lambda: collector.sampler is not None and collector.sampler.phase == "sampling", what="MONITOR"
+        )
+        r = redis_py.Redis(port=redis.port)
+        for _ in range(7):
+            await asyncio.to_thread(r.get, b"")
+        for _ in range(2):
+            await asyncio.to_thread(r.set, b"", b"v")
+        await asyncio.to_thread(r.mget, [b"", b"a"])  # several keys: the line-by-line path
+        for _ in range(3):
+            await asyncio.to_thread(r.get, b"a")
+        await until(lambda: collector.snapshot().total_events == 14, what="all 14 key accesses")
+        view = collector.snapshot()
+    finally:
+        await collector.stop()
+    assert [(k.key, k.display, k.count, k.reads, k.writes) for k in view.keys] == [
+        (b"", '""', 10, 8, 2),
+        (b"a", "a", 4, 4, 0),
+    ]
+    assert [(p.pattern, p.display, p.count) for p in view.prefixes] == [(b"", '""', 10), (b"a", "a", 4)]
+    assert view.to_json()["keys"][0]["key"] == ""

@@ -141,21 +141,22 @@ def test_own_lines_a_naming_line_and_empty_keys_in_one_chunk() -> None:
         b'+1.0 [0 10.0.0.9:9] "GET" "mine"\r\n'  # ours from the start
         b'+1.0 [0 10.0.0.2:2] "client" "setname" "cachetop-x"\r\n'
         b'+1.0 [0 10.0.0.2:2] "GET" "later-ours"\r\n'
-        b'+1.0 [0 10.0.0.3:3] "GET" ""\r\n'  # the empty key is not counted
+        b'+1.0 [0 10.0.0.3:3] "GET" ""\r\n'  # the empty key is a key like any other
         b'+1.0 [0 10.0.0.3:3] "PUBLISH" "chan" "setname cachetop"\r\n'  # not a naming command
         b'+1.0 [0 10.0.0.3:3] "SET" "b" "1"\r\n'
     )
     out = ParseResult()
     parser = MonitorParser(own_clients=[b"10.0.0.9:9"])
     parser.feed(data, out)
-    assert {k: v[0] for k, v in out.counts.items()} == {b"a": 1, b"b": 1}
-    assert (out.lines, out.own, out.keyed) == (7, 2, 2)
-    assert out.reads == [(b"a", b"10.0.0.1:1")] and out.writes == [(b"b", b"10.0.0.3:3")]
+    assert {k: v[0] for k, v in out.counts.items()} == {b"a": 1, b"": 1, b"b": 1}
+    assert (out.lines, out.own, out.keyed) == (7, 2, 3)
+    assert out.reads == [(b"a", b"10.0.0.1:1"), (b"", b"10.0.0.3:3")]
+    assert out.writes == [(b"b", b"10.0.0.3:3")]
     assert parser.own_clients == {b"10.0.0.9:9", b"10.0.0.2:2"}
     # the same lines without the naming one take the fast path: same counts, same pairs
     fast = ParseResult()
     MonitorParser(own_clients=[b"10.0.0.9:9"]).feed(
         b"".join(line + b"\r\n" for line in data.split(b"\r\n") if line and b"client" not in line), fast
     )
-    assert {k: v[0] for k, v in fast.counts.items()} == {b"a": 1, b"later-ours": 1, b"b": 1}
-    assert b"" not in {k for k, _ in fast.reads}
+    assert {k: v[0] for k, v in fast.counts.items()} == {b"a": 1, b"later-ours": 1, b"": 1, b"b": 1}
+    assert (b"", b"10.0.0.3:3") in fast.reads
