@@ -3,7 +3,7 @@
     async with AlertService(config) as alerts:
         unsubscribe = alerts.attach(monitor)
 
-Only one cachetop process per state_dir evaluates and delivers alerts (a lock file says which),
+Only one cachetop process per state_dir evaluates and delivers alerts (an flock on the directory),
 so a dashboard and a daemon side by side never page twice. `state()` is the read API for
 screens: active alerts, recent history and delivery problems.
 """
@@ -113,7 +113,7 @@ class AlertService:
         self._backoff_base_s = backoff_base_s
         self._on_event = on_event
         self._history: deque[Transition] = deque(maxlen=HISTORY)
-        self._lock_file: IO[str] | None = None
+        self._lock: _StateDirLock | None = None
         self.outbox: Outbox | None = None
         self.worker: DeliveryWorker | None = None
 
@@ -126,7 +126,7 @@ class AlertService:
             paths = plugin_paths_of(self.config)
             notifiers = {name: make_notifier(ch, paths) for name, ch in self.channels.items()}
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_file = _take_lock(self.state_dir / LOCK_FILE)
+        self._lock = _StateDirLock(self.state_dir)
         try:
             self._open(notifiers)
         except BaseException:
@@ -153,9 +153,9 @@ class AlertService:
         if self.outbox is not None:
             self.outbox.close()
             self.outbox = None
-        if self._lock_file is not None:
-            self._lock_file.close()  # closing releases the flock
-            self._lock_file = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     async def __aenter__(self) -> AlertService:
         await self.start()
@@ -272,20 +272,50 @@ def _describe_transition(t: Transition) -> str:
     return line
 
 
-def _take_lock(path: Path) -> IO[str]:
-    handle = open(path, "a+")  # noqa: SIM115 - held open for the service's lifetime
+class _StateDirLock:
+    """The single-alerter guarantee: an flock on the state directory itself, which cannot be
+    deleted or replaced while it holds the outbox. (An flock on the lock file alone was lost when
+    someone deleted the file: a second process then locked a new file of the same name.)
+    The lock file is kept, also flocked, to name the owner's pid and for older versions."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self._dir_fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
+        self._file: IO[str] | None = None
+        path = state_dir / LOCK_FILE
+        try:
+            try:
+                fcntl.flock(self._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AlertsLocked(_locked_message(path)) from None
+            self._file = open(path, "a+")  # noqa: SIM115 - held open for the service's lifetime
+            try:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AlertsLocked(_locked_message(path)) from None
+            self._file.seek(0)
+            self._file.truncate()
+            self._file.write(str(os.getpid()))
+            self._file.flush()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Closing releases both flocks."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+            self._dir_fd = -1
+
+
+def _locked_message(path: Path) -> str:
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        owner = handle.read().strip() or "unknown"
-        handle.close()
-        raise AlertsLocked(
-            f"alerts are already handled by another cachetop process (pid {owner}) using {path.parent};"
-            " run one alerting process per state_dir, or give this one another [settings] state_dir"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
+        owner = path.read_text().strip()[:20] or "unknown"
+    except OSError:  # the lock file was deleted: the directory lock still tells
+        owner = "unknown"
+    return (
+        f"alerts are already handled by another cachetop process (pid {owner}) using {path.parent};"
+        " run one alerting process per state_dir, or give this one another [settings] state_dir"
+    )
