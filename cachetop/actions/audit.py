@@ -4,11 +4,17 @@ The audit log is JSON lines in `<state_dir>/audit.jsonl`, one line per action (d
 refusals too), appended with a single write so concurrent cachetop processes never interleave
 a line. Keys are stored escaped and truncated (safe_text.display_key): the log is read in
 terminals, and a megabyte key must not make a megabyte line. Secrets are scrubbed last.
+
+A destructive action writes an intent line before its first change and an outcome line after
+its last; an action whose intent cannot be written (disk full, read-only file system...) does
+not start. A write that only partly lands (a nearly full disk) is undone, so the log stays one
+JSON object per line, and reported as AuditError.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import getpass
 import json
 import os
@@ -29,6 +35,10 @@ KEY_LOG_LEN = 256
 
 class ReadOnlyError(Exception):
     """A destructive action was refused; the message says why and how to allow it."""
+
+
+class AuditError(Exception):
+    """The audit log cannot be written; the message names the file and the reason, one line."""
 
 
 def check_writable(inst: InstanceConfig, *, read_only: bool, action: str, config_path: str | None) -> None:
@@ -80,13 +90,30 @@ class AuditLog:
             entry["target"] = inst.target.redacted_url
         entry.update(fields)
         line = scrub(json.dumps(entry, ensure_ascii=True, default=str)) + "\n"
+        try:
+            self._append(line.encode())
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise AuditError(
+                f"cannot write the audit log {self.path}: {reason} "
+                "(free space there, or set state_dir to a writable place)"
+            ) from None
+        return entry
+
+    def _append(self, data: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, line.encode())
+            written = os.write(fd, data)
+            if written != len(data):
+                # A short write (the disk filled mid-line): take the fragment back, unless another
+                # process appended after it, so every line stays one whole JSON object.
+                end = os.lseek(fd, 0, os.SEEK_CUR)
+                if os.fstat(fd).st_size == end:
+                    os.ftruncate(fd, end - written)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         finally:
             os.close(fd)
-        return entry
 
     def entries(self) -> Iterator[dict[str, Any]]:
         if not self.path.exists():

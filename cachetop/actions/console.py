@@ -1,5 +1,6 @@
-"""What the evict and warm commands share: picking the instance, confirming, Ctrl-C as a cancel
-that lets the current batch finish (so counts stay exact), and a progress bar on a terminal."""
+"""What the evict and warm commands share: picking the instance, confirming, Ctrl-C, SIGTERM and
+SIGHUP as a cancel that lets the current batch finish (so counts stay exact), and a progress bar
+on a terminal."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TextIO
 
@@ -17,6 +19,7 @@ from cachetop.configfile import ConfigError
 from cachetop.safe_text import display_key
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # a second signal stopped the action at once, mid-batch
 TYPE_NAME_ABOVE = 1000  # more matches than this: the operator types the instance name
 
 
@@ -69,24 +72,46 @@ def confirm(question: str, instance: str, matched: int, *, stdin: TextIO, out: T
         return False
 
 
-@contextlib.contextmanager
-def cancel_on_interrupt(cancel: threading.Event, err: TextIO) -> Iterator[None]:
-    """First Ctrl-C: finish the batch in flight, then stop and report. Second: stop at once."""
+CANCEL_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # each ends an action the same clean way
 
-    def handler(_sig: int, _frame: FrameType | None) -> None:
+
+@dataclass(slots=True)
+class Interruption:
+    """Which signal cancelled the action (None: none did), for the report and the audit log."""
+
+    signal: str | None = None
+
+
+@contextlib.contextmanager
+def cancel_on_interrupt(cancel: threading.Event, err: TextIO) -> Iterator[Interruption]:
+    """Ctrl-C, SIGTERM (a service manager, `kill`) and SIGHUP (the terminal closed) all cancel the
+    same way: the first finishes the batch in flight, then the action stops and reports exactly
+    what was done (and the audit log gets its outcome). A second one stops at once
+    (KeyboardInterrupt; the batch in flight is then reported as uncertain)."""
+    state = Interruption()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
         if cancel.is_set():
             raise KeyboardInterrupt
+        state.signal = name
         cancel.set()
-        err.write("\ncancelling after the current batch (Ctrl-C again to stop at once)\n")
+        again = "Ctrl-C" if name == "SIGINT" else name
+        # The terminal may be gone (SIGHUP): a failed notice must not stop the clean cancel.
+        with contextlib.suppress(Exception):
+            err.write(f"\n{name}: cancelling after the current batch ({again} again to stop at once)\n")
+            err.flush()
 
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield state
         return
-    previous = signal.signal(signal.SIGINT, handler)
+    signals = [getattr(signal, n) for n in CANCEL_SIGNALS if hasattr(signal, n)]
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
-        yield
+        yield state
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,12 @@ Counts are exact: `evicted` adds up UNLINK's replies, so keys that vanished on t
 claimed, and a cancel is honoured only between batches, so "removed exactly M" is true. SCAN may
 return a key twice when the server resizes its table mid-walk; matches are de-duplicated up to
 DEDUP_LIMIT keys (past it, `matched` may count such a key twice; `evicted` never does).
+
+All or nothing where it can be: before the first UNLINK every node is connected to and asked
+ROLE (it must answer within the timeout and still be a master), so a dead, hung or demoted master
+stops the evict before anything is removed. A node that fails later is reported exactly: the
+result says per node whether it is done, failed (with how many it removed first), cancelled or
+not started, so a partial evict never looks complete.
 """
 
 from __future__ import annotations
@@ -70,6 +76,28 @@ class EvictRequest:
         return f"{len(self.keys)} keys"
 
 
+NODE_STATES = ("not_started", "running", "done", "failed", "cancelled", "stopped")
+
+
+@dataclass(slots=True)
+class NodeReport:
+    """What happened on one server: `state` is one of NODE_STATES ("stopped": it was started but
+    the run ended because another node failed; "cancelled": an operator's cancel or a signal)."""
+
+    state: str = "not_started"
+    evicted: int = 0
+    uncertain: int = 0  # keys of a batch whose reply was lost: they may or may not be gone
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"state": self.state, "evicted": self.evicted}
+        if self.uncertain:
+            out["uncertain"] = self.uncertain
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
 @dataclass(slots=True)
 class EvictResult:
     dry_run: bool
@@ -81,14 +109,68 @@ class EvictResult:
     examples: list[bytes] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
     evicted_by_node: dict[str, int] = field(default_factory=dict)
+    node_reports: dict[str, NodeReport] = field(default_factory=dict)
     elapsed_s: float = 0.0
+
+    def set_nodes(self, addresses: Iterable[str]) -> None:
+        self.nodes = list(addresses)
+        self.node_reports = {a: NodeReport() for a in self.nodes}
+
+    def node(self, address: str) -> NodeReport:
+        return self.node_reports.setdefault(address, NodeReport())
+
+    def start_node(self, address: str) -> None:
+        report = self.node(address)
+        if report.state == "not_started":
+            report.state = "running"
+
+    def finish_node(self, address: str) -> None:
+        report = self.node(address)
+        if report.state in ("not_started", "running"):
+            report.state = "done"
+
+    def fail_node(self, address: str, error: str, uncertain: int = 0) -> None:
+        """A node failed: the run stops here, with the first error as the run's error."""
+        report = self.node(address)
+        report.state, report.error = "failed", error
+        report.uncertain += uncertain
+        self.uncertain += uncertain
+        if self.error is None:
+            self.error = error
+
+    def settle(self) -> None:
+        """At the end of a run: what was still running was cancelled, or stopped by another
+        node's failure; on a complete run every node is done (one that held no key too)."""
+        for report in self.node_reports.values():
+            if report.state == "running":
+                report.state = "cancelled" if self.cancelled else "stopped" if self.error else "done"
+            elif report.state == "not_started" and self.complete:
+                report.state = "done"
+
+    @property
+    def complete(self) -> bool:
+        """Everything asked was done (a dry run: counted) on every node."""
+        return not self.cancelled and self.error is None
 
     def add_evicted(self, node: str, removed: int) -> None:
         self.evicted += removed
         self.evicted_by_node[node] = self.evicted_by_node.get(node, 0) + removed
+        self.node(node).evicted += removed
 
     def as_json(self) -> dict[str, Any]:
-        return {"matched": self.matched, "evicted": self.evicted, "dry_run": self.dry_run}
+        out: dict[str, Any] = {
+            "matched": self.matched,
+            "evicted": self.evicted,
+            "dry_run": self.dry_run,
+            "complete": self.complete,
+            "cancelled": self.cancelled,
+        }
+        if self.error:
+            out["error"] = self.error
+        if self.uncertain:
+            out["uncertain"] = self.uncertain
+        out["nodes"] = {addr: report.as_json() for addr, report in self.node_reports.items()}
+        return out
 
     @property
     def rate(self) -> float:
@@ -132,6 +214,33 @@ def summary(result: EvictResult, instance: str) -> str:
     return text
 
 
+STATE_WORDS = {
+    "not_started": "not started",
+    "running": "running",
+    "done": "done",
+    "failed": "FAILED",
+    "cancelled": "cancelled",
+    "stopped": "stopped",
+}
+
+
+def node_lines(result: EvictResult) -> list[str]:
+    """Per node, what was and was not done: shown when a run on several nodes did not complete."""
+    if result.complete or len(result.node_reports) < 2:
+        return []
+    width = max(len(a) for a in result.node_reports)
+    lines = []
+    for address, report in result.node_reports.items():
+        line = f"  {address:<{width}}  {STATE_WORDS.get(report.state, report.state):<11}  "
+        line += f"{report.evicted:,} evicted"
+        if report.uncertain:
+            line += f" (+{report.uncertain:,} in flight, may be gone)"
+        if report.error:
+            line += f": {report.error}"
+        lines.append(line)
+    return lines
+
+
 class RedisEvictor:
     """Runs one EvictRequest against one instance (all masters of a cluster)."""
 
@@ -160,34 +269,69 @@ class RedisEvictor:
         start = self.clock()
         nodes = discover_nodes(self.inst, self.timeout, CLIENT_NAME)
         cluster = bool(nodes[0].slots)
-        result.nodes = [n.address for n in nodes]
+        result.set_nodes(n.address for n in nodes)
+        clients: dict[Node, Any] = {}
         try:
-            if request.keys:
-                self._keys(nodes, request.keys, result, cluster)
-            else:
-                for node in nodes:
-                    if self.cancel.is_set():
-                        result.cancelled = True
-                        break
-                    self._scan_node(node, request, result, cluster)
-                    if result.error or result.cancelled:
-                        break
+            if self._preflight(nodes, cluster, result, clients):
+                if request.keys:
+                    self._keys(nodes, request.keys, result, cluster, clients)
+                else:
+                    for node in nodes:
+                        if self.cancel.is_set():
+                            result.cancelled = True
+                            break
+                        self._scan_node(node, request, result, cluster, clients[node])
+                        if result.error or result.cancelled:
+                            break
         finally:
+            for client in clients.values():
+                client.close()
             result.elapsed_s = self.clock() - start
+            result.settle()
         self.progress(result)
         return result
 
+    def _preflight(
+        self, nodes: list[Node], cluster: bool, result: EvictResult, clients: dict[Node, Any]
+    ) -> bool:
+        """Connects to every node and asks ROLE before anything is removed: each must answer
+        within the timeout and (unless this is a dry run) be a master. On the first node that
+        does not, that node is marked failed, the others not started, and False is returned.
+        The connections stay open for the walk (one per node, as before)."""
+        for node in nodes:
+            where = node.address if cluster else None
+            try:
+                client = self._connect(node, cluster)
+            except ActionError as exc:
+                result.fail_node(node.address, f"{exc} (checked before evicting: nothing was removed)")
+                return False
+            clients[node] = client
+            try:
+                role = client.execute_command("ROLE")
+            except redis.RedisError as exc:
+                text = error_text(self.inst, exc, where)
+                result.fail_node(node.address, f"{text} (checked before evicting: nothing was removed)")
+                return False
+            kind = role[0].decode() if role and isinstance(role[0], bytes) else str(role[0] if role else "")
+            if kind != "master" and not result.dry_run:
+                text = (
+                    f"{where or self.inst.target.redacted_url} is a {kind or 'node of unknown role'}, "
+                    "not a master (checked before evicting: nothing was removed; point at the master, "
+                    "or wait for the failover to finish)"
+                )
+                result.fail_node(node.address, text)
+                return False
+        return True
+
     # --- patterns -----------------------------------------------------------------------------
 
-    def _scan_node(self, node: Node, request: EvictRequest, result: EvictResult, cluster: bool) -> None:
+    def _scan_node(
+        self, node: Node, request: EvictRequest, result: EvictResult, cluster: bool, client: Any
+    ) -> None:
         match = request.pattern if request.pattern is not None else prefix_glob(request.prefix or b"")
         roller = PrefixRoller(request.separators) if request.prefix is not None else None
         where = f"{self.inst.target.redacted_url} ({node.address})" if cluster else None
-        try:
-            client = self._connect(node, cluster)
-        except ActionError as exc:
-            result.error = str(exc)
-            return
+        result.start_node(node.address)
         pending: list[bytes] = []
         try:
             # Each round trip carries the UNLINKs of one batch and the SCAN for the next, so a
@@ -205,6 +349,7 @@ class RedisEvictor:
                 todo = fresh if not result.dry_run else []
                 more = int(cursor) != 0
                 if not todo and not more:
+                    result.finish_node(node.address)
                     return
                 pipe = client.pipeline(transaction=False)
                 commands = queue_unlinks(pipe, todo, cluster)
@@ -217,13 +362,15 @@ class RedisEvictor:
                     result.add_evicted(node.address, sum(int(n) for n in replies[:commands]))
                 self.progress(result)
                 if not more:
+                    result.finish_node(node.address)
                     return
                 cursor, raw = replies[-1]
         except redis.RedisError as exc:
-            result.error = error_text(self.inst, exc, where)
-            result.uncertain = len(pending)
-        finally:
-            client.close()
+            result.fail_node(node.address, error_text(self.inst, exc, where), len(pending))
+        except BaseException:  # a second Ctrl-C / SIGTERM: the batch in flight may be gone or not
+            result.node(node.address).uncertain += len(pending)
+            result.uncertain += len(pending)
+            raise
 
     def _fresh(self, keys: list[bytes]) -> list[bytes]:
         # Set operations run in C: de-duplicating costs little next to the round trip.
@@ -244,7 +391,14 @@ class RedisEvictor:
 
     # --- named keys ---------------------------------------------------------------------------
 
-    def _keys(self, nodes: list[Node], keys: tuple[bytes, ...], result: EvictResult, cluster: bool) -> None:
+    def _keys(
+        self,
+        nodes: list[Node],
+        keys: tuple[bytes, ...],
+        result: EvictResult,
+        cluster: bool,
+        clients: dict[Node, Any],
+    ) -> None:
         by_node: dict[Node, list[bytes]] = {}
         for key in dict.fromkeys(keys):  # once each, in the order given
             node = nodes[0]
@@ -253,11 +407,9 @@ class RedisEvictor:
                 node = next(n for n in nodes if n.owns(slot))
             by_node.setdefault(node, []).append(key)
         for node, node_keys in by_node.items():
-            try:
-                client = self._connect(node, cluster)
-            except ActionError as exc:
-                result.error = str(exc)
-                return
+            client = clients[node]
+            result.start_node(node.address)
+            in_flight = 0
             try:
                 for start in range(0, len(node_keys), self.batch):
                     if self.cancel.is_set():
@@ -273,14 +425,20 @@ class RedisEvictor:
                     if self.cancel.is_set():
                         result.cancelled = True
                         return
+                    in_flight = len(present)
                     removed = unlink(client, present, cluster)
+                    in_flight = 0
                     result.add_evicted(node.address, removed)
                     self.progress(result)
+                result.finish_node(node.address)
             except redis.RedisError as exc:
-                result.error = error_text(self.inst, exc)
+                where = node.address if cluster else None
+                result.fail_node(node.address, error_text(self.inst, exc, where), in_flight)
                 return
-            finally:
-                client.close()
+            except BaseException:  # a second Ctrl-C / SIGTERM: the batch in flight may be gone or not
+                result.node(node.address).uncertain += in_flight
+                result.uncertain += in_flight
+                raise
 
 
 def existing(client: Any, keys: list[bytes]) -> list[bytes]:

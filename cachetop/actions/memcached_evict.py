@@ -88,16 +88,21 @@ class MemcachedEvictor:
 
     def run(self, keys: Sequence[bytes], *, dry_run: bool) -> EvictResult:
         names = [check_key(k) for k in dict.fromkeys(keys)]
-        result = EvictResult(dry_run=dry_run, nodes=[t.address for t in self.targets])
+        result = EvictResult(dry_run=dry_run)
+        result.set_nodes(t.address for t in self.targets)
         start = self.clock()
         pool = pool_client(self.targets, self.timeout)
         try:
+            if not self._preflight(pool, result):
+                return result
             for name in names:
                 if self.cancel.is_set():
                     result.cancelled = True
                     break
                 node = server_of(pool, name)
                 client: Any = pool.clients[node]
+                result.start_node(node)
+                in_flight = 0
                 try:
                     present = client.raw_command(b"me " + name.encode(), b"\r\n").startswith(b"ME ")
                     if present:
@@ -110,16 +115,38 @@ class MemcachedEvictor:
                     if self.cancel.is_set():
                         result.cancelled = True
                         break
+                    in_flight = 1
                     if self._remove(client, name):
                         result.add_evicted(node, 1)
+                    in_flight = 0
                 except (MemcacheError, OSError) as exc:
-                    result.error = f"memcached://{node}: {type(exc).__name__}: {str(exc)[:120]}"
+                    error = f"memcached://{node}: {type(exc).__name__}: {str(exc)[:120]}"
+                    result.fail_node(node, error, in_flight)
                     break
                 self.progress(result)
         finally:
             pool.close()
             result.elapsed_s = self.clock() - start
+            result.settle()
         return result
+
+    def _preflight(self, pool: HashClient, result: EvictResult) -> bool:
+        """Every server of the pool answers `version` before the first key is touched, so a dead
+        server stops the evict before anything is removed (its keys could not be reached)."""
+        for target in self.targets:
+            client: Any = pool.clients.get(target.address) or pool.clients.get(f"{target.host}:{target.port}")
+            try:
+                if client is None:
+                    raise ActionError("not in the pool")
+                client.version()
+            except (MemcacheError, OSError, ActionError) as exc:
+                result.fail_node(
+                    target.address,
+                    f"memcached://{target.address}: {type(exc).__name__}: {str(exc)[:120]} "
+                    "(checked before evicting: nothing was removed)",
+                )
+                return False
+        return True
 
     def _remove(self, client: Any, name: str) -> bool:
         if self.mode == "delete":

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from cachetop.actions.audit import AuditLog, ReadOnlyError, check_writable
+from cachetop.actions.audit import AuditError, AuditLog, ReadOnlyError, check_writable
 from cachetop.actions.console import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REFUSED,
+    Interruption,
     add_action_arguments,
     cancel_on_interrupt,
     confirm,
@@ -21,7 +25,14 @@ from cachetop.actions.console import (
     pick_instances,
     progress_bar,
 )
-from cachetop.actions.evict import DEFAULT_RATE, EvictRequest, EvictResult, RedisEvictor, summary
+from cachetop.actions.evict import (
+    DEFAULT_RATE,
+    EvictRequest,
+    EvictResult,
+    RedisEvictor,
+    node_lines,
+    summary,
+)
 from cachetop.actions.memcached_evict import MemcachedEvictor
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.cli import add_target_arguments
@@ -35,8 +46,10 @@ DESCRIPTION = (
     "Evict keys from Redis/Valkey (SCAN MATCH + pipelined UNLINK, every master of a cluster) or from\n"
     "a memcached pool (delete, or `md <key> I` with --invalidate). A dry run always comes first:\n"
     "without --yes a terminal is asked to confirm (typing the instance name above 1000 keys), and\n"
-    "without --yes and without a terminal cachetop refuses. Ctrl-C stops after the batch in flight\n"
-    "and reports exactly what was removed. Every run is appended to <state_dir>/audit.jsonl."
+    "without --yes and without a terminal cachetop refuses. Every master of a cluster is checked\n"
+    "before the first key goes. Ctrl-C, SIGTERM or SIGHUP stop after the batch in flight and report\n"
+    "exactly what was removed. <state_dir>/audit.jsonl gets an intent line before the first key goes\n"
+    "(cachetop refuses to start when it cannot be written) and an outcome line after the last."
 )
 EPILOG = """\
 examples:
@@ -45,8 +58,9 @@ examples:
   cachetop evict -c cachetop.toml --instance cache-1 --prefix 'user:*:cart'
   cachetop evict memcached://10.0.0.1:11211 memcached://10.0.0.2:11211 --key user:42 --invalidate
 
-exit status: 0 done (or nothing matched), 1 failed or cancelled part-way, 2 usage or config error,
-3 refused (read-only, no confirmation).
+exit status: 0 done (or nothing matched), 1 failed, cancelled (Ctrl-C, SIGTERM, SIGHUP) or the
+outcome could not be audited, 2 usage or config error, 3 refused before anything was removed
+(read-only, no confirmation, audit log not writable), 130 stopped at once by a second signal.
 """
 
 
@@ -126,57 +140,123 @@ def _build(
     return inst.name, request.describe(), run_redis
 
 
+class _Audit:
+    """The audit log as evict uses it: an intent line that must land before anything is removed,
+    and other lines whose failure is said loudly but does not undo what was done."""
+
+    def __init__(self, log: AuditLog, inst: InstanceConfig | None, base: dict[str, object]) -> None:
+        self.log, self.inst, self.base = log, inst, base
+        self.run_id = os.urandom(6).hex()  # pairs an intent line with its outcome line
+        self.failure: str | None = None
+
+    def intent(self, **fields: object) -> None:
+        """Raises AuditError: the caller must not start."""
+        self.log.record("evict", self.inst, outcome="intent", run=self.run_id, **self.base, **fields)
+
+    def note(self, outcome: str, **fields: object) -> bool:
+        try:
+            self.log.record("evict", self.inst, outcome=outcome, run=self.run_id, **self.base, **fields)
+        except AuditError as exc:
+            self.failure = str(exc)
+            print(f"cachetop: {exc}: this {outcome} outcome is not in it", file=sys.stderr)
+            return False
+        return True
+
+
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     instances = pick_instances(config, args.instance)
-    audit = AuditLog(config.settings.state_dir)
     cancel = threading.Event()
     label, what, runner = _build(args, config, instances, cancel)
     record_inst = instances[0] if len(instances) == 1 else None
-    base = {"what": what, "instances": [i.name for i in instances]}
+    audit = _Audit(
+        AuditLog(config.settings.state_dir),
+        record_inst,
+        {"what": what, "instances": [i.name for i in instances]},
+    )
     if not args.dry_run:
         try:
             for inst in instances:
                 check_writable(inst, read_only=args.read_only, action="evict", config_path=config.path)
         except ReadOnlyError as exc:
-            audit.record("evict", record_inst, outcome="refused", reason=str(exc), **base)
+            audit.note("refused", reason=str(exc))
             print(f"cachetop: {exc}", file=sys.stderr)
             return EXIT_REFUSED
+    with cancel_on_interrupt(cancel, sys.stderr) as interruption:
+        return _run(args, label, runner, audit, cancel, interruption)
+
+
+def _run(
+    args: argparse.Namespace,
+    label: str,
+    runner: Callable[..., EvictResult],
+    audit: _Audit,
+    cancel: threading.Event,
+    interruption: Interruption,
+) -> int:
     show_bar = is_terminal(sys.stderr) and not args.json
+    latest: list[EvictResult] = []  # the running result, for a report after a second signal
     try:
         preview = None
         if args.dry_run or not args.yes or show_bar:
             preview = runner(True, lambda _r: None)
+            if preview.cancelled:
+                audit.note("cancelled", signal=interruption.signal, **_counts(preview))
+                return _report(args, preview, label, audit)
             if args.dry_run or preview.error:
-                audit.record("evict", record_inst, outcome="dry-run", **base, **_counts(preview))
-                return _report(args, preview, label)
+                audit.note("dry-run", **_counts(preview))
+                return _report(args, preview, label, audit)
             if preview.matched == 0:
-                audit.record("evict", record_inst, outcome="nothing", **base, **_counts(preview))
-                return _report(args, preview, label)
+                audit.note("nothing", **_counts(preview))
+                return _report(args, preview, label, audit)
             print(summary(preview, label), file=sys.stderr)
             if not args.yes:
                 if not is_terminal(sys.stdin):
                     reason = (
                         f"refusing to evict {preview.matched:,} keys without --yes: stdin is not a terminal"
                     )
-                    audit.record("evict", record_inst, outcome="refused", reason=reason, **base)
+                    audit.note("refused", reason=reason)
                     print(f"cachetop: {reason}", file=sys.stderr)
                     return EXIT_REFUSED
                 question = f"Evict {preview.matched:,} keys from {label}?"
-                if not confirm(question, label, preview.matched, stdin=sys.stdin, out=sys.stderr):
-                    audit.record("evict", record_inst, outcome="declined", **base, matched=preview.matched)
+                if (
+                    not confirm(question, label, preview.matched, stdin=sys.stdin, out=sys.stderr)
+                    or cancel.is_set()
+                ):
+                    audit.note("declined", matched=preview.matched, signal=interruption.signal)
                     print("not confirmed: nothing was evicted", file=sys.stderr)
                     return EXIT_REFUSED
         total = preview.matched if preview else None
-        with cancel_on_interrupt(cancel, sys.stderr), progress_bar(show_bar, "evicting", total) as update:
-            result = runner(False, lambda r: update(r.matched, max(total or 0, r.matched) or None))
+        try:
+            audit.intent(dry_run=False, matched=total)
+        except AuditError as exc:
+            print(f"cachetop: refused: {exc}; nothing was evicted", file=sys.stderr)
+            if args.json:
+                print(json.dumps(EvictResult(dry_run=False, error=str(exc)).as_json()))
+            return EXIT_REFUSED
+
+        def progress(result: EvictResult) -> None:
+            latest[:1] = [result]
+            update(result.matched, max(total or 0, result.matched) or None)
+
+        with progress_bar(show_bar, "evicting", total) as update:
+            result = runner(False, progress)
     except ActionError as exc:
-        audit.record("evict", record_inst, outcome="failed", error=str(exc), **base)
+        audit.note("failed", error=str(exc))
+        failed = EvictResult(dry_run=args.dry_run, error=scrub(str(exc)))
+        if args.json:
+            print(json.dumps(failed.as_json()))
         print(f"cachetop: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:  # a second signal: stopped at once, mid-batch
+        result = latest[0] if latest else EvictResult(dry_run=False)
+        result.cancelled = True
+        audit.note("interrupted", signal=interruption.signal, **_counts(result))
+        _report(args, result, label, audit)
+        return EXIT_INTERRUPTED
     outcome = "cancelled" if result.cancelled else "failed" if result.error else "done"
-    audit.record("evict", record_inst, outcome=outcome, **base, **_counts(result))
-    return _report(args, result, label)
+    audit.note(outcome, signal=interruption.signal, **_counts(result))
+    return _report(args, result, label, audit)
 
 
 def _counts(result: EvictResult) -> dict[str, object]:
@@ -184,22 +264,33 @@ def _counts(result: EvictResult) -> dict[str, object]:
         "dry_run": result.dry_run,
         "matched": result.matched,
         "evicted": result.evicted,
+        "complete": result.complete,
         "elapsed_s": round(result.elapsed_s, 3),
     }
     if result.evicted_by_node:
         counts["evicted_by_node"] = result.evicted_by_node
+    if result.node_reports:
+        counts["nodes"] = {a: r.as_json() for a, r in result.node_reports.items()}
+    if result.uncertain:
+        counts["uncertain"] = result.uncertain
     if result.error:
         counts["error"] = result.error
     return counts
 
 
-def _report(args: argparse.Namespace, result: EvictResult, label: str) -> int:
-    if args.json:
-        print(json.dumps(result.as_json()))
-    else:
-        print(summary(result, label))
-    if result.error:
+def _report(args: argparse.Namespace, result: EvictResult, label: str, audit: _Audit) -> int:
+    # The terminal may be gone (SIGHUP): the audit log already has the outcome, so a failed
+    # print must not turn into a traceback.
+    with contextlib.suppress(OSError):
         if args.json:
+            print(json.dumps(result.as_json()), flush=True)
+        else:
+            print(summary(result, label))
+            for line in node_lines(result):
+                print(line)
+            sys.stdout.flush()
+        if result.error and args.json:
             print(f"cachetop: {result.error}", file=sys.stderr)
+    if result.error or result.cancelled or audit.failure:
         return EXIT_FAILED
-    return EXIT_FAILED if result.cancelled else EXIT_OK
+    return EXIT_OK

@@ -119,7 +119,16 @@ def test_cli_pool_json_and_audit(pool: list[LocalServer], tmp_path: Path) -> Non
         timeout=30,
     )
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"matched": 2, "evicted": 2, "dry_run": False}
+    report = json.loads(out.stdout)
+    assert (report["matched"], report["evicted"], report["dry_run"], report["complete"]) == (
+        2,
+        2,
+        False,
+        True,
+    )
+    assert sorted(report["nodes"]) == sorted(f"127.0.0.1:{s.port}" for s in pool)
+    assert {n["state"] for n in report["nodes"].values()} == {"done"}
+    assert sum(n["evicted"] for n in report["nodes"].values()) == 2
     assert app.get("sess:1") is None and app.get("sess:2") is None
     entry = json.loads((tmp_path / "cachetop" / "audit.jsonl").read_text().splitlines()[-1])
     assert entry["what"] == {"keys": ["sess:1", "sess:2"], "key_count": 2, "mode": "delete"}

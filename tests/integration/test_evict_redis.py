@@ -65,25 +65,42 @@ def test_pattern_dry_run_then_evict_exactly_the_matches(loaded: LocalServer, tmp
         "evict", loaded.url, "--pattern", "sess:*", "--dry-run", "--rate", "0", "--json", state=tmp_path
     )
     assert dry.returncode == 0, dry.stderr
-    assert json.loads(dry.stdout) == {"matched": 100_000, "evicted": 0, "dry_run": True}
+    node = f"127.0.0.1:{loaded.port}"
+    assert json.loads(dry.stdout) == {
+        "matched": 100_000,
+        "evicted": 0,
+        "dry_run": True,
+        "complete": True,
+        "cancelled": False,
+        "nodes": {node: {"state": "done", "evicted": 0}},
+    }
     assert int(cli(loaded.port, "dbsize")) == 110_000
 
     done = cachetop(
         "evict", loaded.url, "--pattern", "sess:*", "--yes", "--rate", "0", "--json", state=tmp_path
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"matched": 100_000, "evicted": 100_000, "dry_run": False}
+    assert json.loads(done.stdout) == {
+        "matched": 100_000,
+        "evicted": 100_000,
+        "dry_run": False,
+        "complete": True,
+        "cancelled": False,
+        "nodes": {node: {"state": "done", "evicted": 100_000}},
+    }
     client = redis_py.Redis(port=loaded.port)
     assert client.dbsize() == 10_000
     assert client.exists(*USERS[:5000]) == 5000 and client.exists(*USERS[5000:]) == 5000
 
     entries = audit_lines(tmp_path)
-    assert [(e["outcome"], e["dry_run"], e["matched"], e["evicted"]) for e in entries] == [
+    assert [(e["outcome"], e["dry_run"], e["matched"], e.get("evicted")) for e in entries] == [
         ("dry-run", True, 100_000, 0),
+        ("intent", False, None, None),  # before the first UNLINK (no preview with --yes off a terminal)
         ("done", False, 100_000, 100_000),
     ]
-    assert entries[1]["what"] == {"pattern": "sess:*"}
-    assert entries[1]["user"] and entries[1]["time"] and entries[1]["action"] == "evict"
+    assert entries[1]["run"] == entries[2]["run"] != entries[0]["run"]
+    assert entries[2]["what"] == {"pattern": "sess:*"}
+    assert entries[2]["user"] and entries[2]["time"] and entries[2]["action"] == "evict"
 
 
 def test_human_dry_run_line_names_count_and_examples(redis: LocalServer, tmp_path: Path) -> None:
@@ -181,14 +198,18 @@ def test_cluster_pattern_evict_runs_on_every_master(redis_cluster: RedisCluster,
         "--json",
         state=tmp_path,
     )
-    assert json.loads(dry.stdout) == {"matched": 100_000, "evicted": 0, "dry_run": True}
+    dry_report = json.loads(dry.stdout)
+    assert (dry_report["matched"], dry_report["evicted"], dry_report["complete"]) == (100_000, 0, True)
     assert redis_cluster.dbsize() == 110_000
 
     done = cachetop(
         "evict", redis_cluster.url, "--pattern", "sess:*", "--yes", "--rate", "0", "--json", state=tmp_path
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"matched": 100_000, "evicted": 100_000, "dry_run": False}
+    report = json.loads(done.stdout)
+    assert (report["matched"], report["evicted"], report["complete"]) == (100_000, 100_000, True)
+    assert {n["state"] for n in report["nodes"].values()} == {"done"}
+    assert sum(n["evicted"] for n in report["nodes"].values()) == 100_000
     assert redis_cluster.dbsize() == 10_000
     assert redis_cluster.count("user:*") == 10_000
     by_node = audit_lines(tmp_path)[-1]["evicted_by_node"]
