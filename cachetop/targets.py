@@ -6,10 +6,12 @@ registered for scrubbing before any validation can echo them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from cachetop.redact import register_secret
+from cachetop.safe_text import display_key
 
 SCHEMES = {
     "redis": ("redis", False),
@@ -72,83 +74,90 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+MAX_PORT = 65535
+# A sanity bound for /db: servers default to 16 databases, and a number this large is a typo.
+# The server's own range is checked when cachetop connects (see backends/redis_db.py).
+MAX_DB = 65535
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """A URL cut into parts before anything is validated: `auth` (which may hold a password) is
+    never echoed; `shown` is the URL as every error message prints it."""
+
+    scheme: str | None  # None: no "://" in the text
+    auth: str | None  # everything before the last "@", or None
+    netloc: str  # host[:port] or host:port,host:port...
+    path: str
+    query: bool  # a "?" or "#" followed the host part (never shown: it may hold a password)
+
+    @property
+    def shown(self) -> str:
+        return _shown(self)
+
+
 def parse_target(url: str) -> Target:
-    """Parses a target URL; ValueError messages never contain the password."""
-    _register_url_secrets(url)
-    if "://" not in url:
-        raise ValueError(f"{_redact(url)!r} is not a URL (allowed: {URL_FORMS})")
-    if url.split("://", 1)[0].lower() in MODE_SCHEMES:
-        return _parse_multi_host(url)
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"{_redact(url)!r} has a bad port (allowed: {URL_FORMS})") from None
-    scheme = parts.scheme.lower()
+    """Parses a target URL; ValueError messages never contain the password.
+
+    The password is cut out before anything else is parsed: user information runs to the LAST
+    "@", so a password may hold any character (":", "/", "?", "#", "@", "[", "%", spaces...),
+    written as-is or percent-encoded. Error messages show the URL with it replaced by ***.
+    """
+    split = _split(url)
+    _register_secrets(split)
+    if split.scheme is None:
+        raise ValueError(f"{_quoted(split.shown)} is not a URL (allowed: {URL_FORMS})")
+    scheme = split.scheme.lower()
+    if scheme in MODE_SCHEMES:
+        return _parse_multi_host(split)
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r} in {_redact(url)!r} (allowed: {URL_FORMS})")
+        raise ValueError(
+            f"unknown scheme {_quoted(split.scheme)} in {_quoted(split.shown)} (allowed: {URL_FORMS})"
+        )
     kind, tls = SCHEMES[scheme]
-    host = parts.hostname
-    if not host:
-        raise ValueError(f"{_redact(url)!r} has no host (allowed: {URL_FORMS})")
+    if split.query:
+        raise ValueError(f"{_quoted(split.shown)}: query strings are not supported (allowed: {URL_FORMS})")
+    host, port = _host_port(split.netloc, DEFAULT_PORTS[kind], split, URL_FORMS)
     db = 0
-    path = parts.path.strip("/")
+    path = split.path.strip("/")
     if path:
-        if kind == "memcached" or not path.isdigit():
+        if kind == "memcached" or not re.fullmatch(r"[0-9]+", path):
             raise ValueError(
-                f"{_redact(url)!r}: the path must be a database number like /0 (allowed: {URL_FORMS})"
+                f"{_quoted(split.shown)}: the path must be a database number like /0, "
+                f"0-{MAX_DB} (allowed: {URL_FORMS})"
             )
         db = int(path)
-    if parts.query or parts.fragment:
-        raise ValueError(f"{_redact(url)!r}: query strings are not supported (allowed: {URL_FORMS})")
-    if parts.password:
-        register_secret(unquote(parts.password))
-    return Target(
-        kind=kind,
-        host=host,
-        port=port or DEFAULT_PORTS[kind],
-        db=db,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        tls=tls,
-    )
+        if db > MAX_DB:
+            raise ValueError(f"{_quoted(split.shown)}: database {db} is out of range (allowed: 0-{MAX_DB})")
+    username, password = _credentials(split.auth)
+    return Target(kind=kind, host=host, port=port, db=db, username=username, password=password, tls=tls)
 
 
-def _parse_multi_host(url: str) -> Target:
+def _parse_multi_host(split: _Split) -> Target:
     """redis-cluster://[auth@]h1:p1,h2:p2 and redis-sentinel://[auth@]h1:p1,h2:p2/MASTER."""
-    scheme, rest = url.split("://", 1)
-    kind, tls, mode = MODE_SCHEMES[scheme.lower()]
-    netloc, _, path = rest.partition("/")
-    auth, _, hosts = netloc.rpartition("@")
+    kind, tls, mode = MODE_SCHEMES[(split.scheme or "").lower()]
     default_port = SENTINEL_PORT if mode == "sentinel" else DEFAULT_PORTS[kind]
-    seeds: list[tuple[str, int]] = []
-    for part in hosts.split(","):
-        try:
-            parsed = urlsplit(f"redis://{part.strip()}")
-            host, port = parsed.hostname, parsed.port
-        except ValueError:
-            raise ValueError(
-                f"{_redact(url)!r} has a bad port in {part!r} (allowed: {MULTI_HOST_FORMS})"
-            ) from None
-        if not host:
-            raise ValueError(f"{_redact(url)!r} has an empty host (allowed: {MULTI_HOST_FORMS})")
-        seeds.append((host, port or default_port))
-    path = path.strip("/")
+    if split.query:
+        raise ValueError(
+            f"{_quoted(split.shown)}: query strings are not supported (allowed: {MULTI_HOST_FORMS})"
+        )
+    seeds = [
+        _host_port(part.strip(), default_port, split, MULTI_HOST_FORMS) for part in split.netloc.split(",")
+    ]
+    path = split.path.strip("/")
     if mode == "sentinel" and (not path or "/" in path):
-        raise ValueError(f"{_redact(url)!r}: name the master, as in redis-sentinel://host:26379/mymaster")
+        raise ValueError(
+            f"{_quoted(split.shown)}: name the master, as in redis-sentinel://host:26379/mymaster"
+        )
     if mode == "cluster" and path not in ("", "0"):
-        raise ValueError(f"{_redact(url)!r}: a cluster has only database 0")
-    if "?" in path or "#" in path:
-        raise ValueError(f"{_redact(url)!r}: query strings are not supported (allowed: {MULTI_HOST_FORMS})")
-    username, _, password = auth.partition(":") if auth else ("", "", "")
-    if password:
-        register_secret(unquote(password))
+        raise ValueError(f"{_quoted(split.shown)}: a cluster has only database 0")
+    username, password = _credentials(split.auth)
     return Target(
         kind=kind,
         host=seeds[0][0],
         port=seeds[0][1],
-        username=unquote(username) or None,
-        password=unquote(password) or None,
+        username=username,
+        password=password,
         tls=tls,
         mode=mode,
         seeds=tuple(seeds),
@@ -156,33 +165,95 @@ def _parse_multi_host(url: str) -> Target:
     )
 
 
-def _redact(url: str) -> str:
-    """A URL-like string safe to print: no password (even in a malformed URL), no query string.
-
-    Everything before the last "@" may hold a password (people type "/" and ":" in passwords
-    without encoding them), so only a user name before a ":" survives; a query string may hold
-    one too, so it is dropped.
-    """
-    text, query, _ = url.partition("?")
-    scheme, sep, rest = text.partition("://") if "://" in text else ("", "", text)
+def _split(url: str) -> _Split:
+    head, sep, rest = url.partition("://")
+    scheme = head if sep else None
+    if not sep:
+        rest = url
+    auth: str | None = None
     if "@" in rest:
-        auth, _, host = rest.rpartition("@")
-        user, colon, _ = auth.partition(":")
+        auth, _, rest = rest.rpartition("@")
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    rest, query = rest[:cut], cut < len(rest)
+    netloc, _, path = rest.partition("/")
+    return _Split(scheme, auth, netloc, path, query)
+
+
+def _shown(split: _Split) -> str:
+    auth = ""
+    if split.auth is not None:
+        user, colon, _ = split.auth.partition(":")
         # Without a ":", the one part may be a password typed where a user name goes.
-        rest = f"{user}:***@{host}" if colon else f"***@{host}"
-    return f"{scheme}{sep}{rest}" + ("?…" if query or url.endswith("?") else "")
+        auth = f"{user}:***@" if colon else "***@"
+    scheme = f"{split.scheme}://" if split.scheme is not None else ""
+    path = f"/{split.path}" if split.path else ""
+    return f"{scheme}{auth}{_mask_ports(split.netloc)}{path}" + ("?…" if split.query else "")
 
 
-def _register_url_secrets(url: str) -> None:
-    """Registers anything that may be a password in a URL, before any validation can echo it."""
-    text, _, query = url.partition("?")
-    rest = text.split("://", 1)[-1]
-    if "@" in rest:
-        auth = rest.rpartition("@")[0]
-        secret = auth.partition(":")[2] if ":" in auth else auth
-        for value in (secret, unquote(secret)):
+def _mask_ports(netloc: str) -> str:
+    """A "port" that is not a number is often a password whose "@" was forgotten
+    (redis://:secret/host): it is shown as ***."""
+    out = []
+    for part in netloc.split(","):
+        host, colon, port = part.rpartition(":") if not part.endswith("]") else (part, "", "")
+        if colon and port and not port.isdigit():
+            part = f"{host}:***"
+        out.append(part)
+    return ",".join(out)
+
+
+def _host_port(text: str, default_port: int, split: _Split, forms: str) -> tuple[str, int]:
+    """host, host:port, [v6] or [v6]:port -> (host, port), with the port in 1-65535."""
+    shown = _quoted(split.shown)
+    if text.startswith("["):
+        host, closed, after = text[1:].partition("]")
+        if not closed or (after and not after.startswith(":")):
+            raise ValueError(f"{shown} has a malformed [IPv6] address (allowed: {forms})")
+        port_text = after[1:] if after else None
+    else:
+        host, colon, port_text_or_empty = text.partition(":")
+        port_text = port_text_or_empty if colon else None
+    if not host:
+        raise ValueError(f"{shown} has no host (allowed: {forms})")
+    if not re.fullmatch(r"[^\s/?#@\[\]\\\x00-\x1f\x7f]+", host):
+        raise ValueError(f"{shown}: the host holds characters a host name cannot (allowed: {forms})")
+    if port_text is None:
+        return host.lower(), default_port
+    if not re.fullmatch(r"[0-9]{1,10}", port_text):
+        raise ValueError(f"{shown} has a bad port: not a number (allowed: 1-{MAX_PORT}; {forms})")
+    port = int(port_text)
+    if not 1 <= port <= MAX_PORT:
+        raise ValueError(f"{shown}: port {port} is out of range (allowed: 1-{MAX_PORT})")
+    return host.lower(), port
+
+
+def _credentials(auth: str | None) -> tuple[str | None, str | None]:
+    if auth is None:
+        return None, None
+    username, _, password = auth.partition(":")
+    return unquote(username) or None, unquote(password) or None
+
+
+def _register_secrets(split: _Split) -> None:
+    """Registers anything that may be a password, before any validation can echo it: the user
+    information (both halves when there is no ":"), and a "port" that is not a number."""
+    if split.auth is not None:
+        user, colon, password = split.auth.partition(":")
+        for value in (password, split.auth) if colon else (user,):
             register_secret(value)
-    for part in query.split("&"):
-        value = part.partition("=")[2]
-        for item in (value, unquote(value)):
-            register_secret(item)
+            register_secret(unquote(value))
+    for part in split.netloc.split(","):
+        port = part.rpartition(":")[2]
+        if port and not port.isdigit() and ":" in part and not part.endswith("]"):
+            register_secret(port)
+
+
+def _quoted(text: str) -> str:
+    """A URL (or part) as messages show it: quoted and escaped once, so a control character in a
+    config cannot reach a terminal raw (repr() would escape the escapes a second time)."""
+    return f"'{display_key(text, 200)}'"
+
+
+def _redact(url: str) -> str:
+    """A URL-like string safe to print: no password (even in a malformed URL), no query string."""
+    return _shown(_split(url))

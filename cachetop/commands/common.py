@@ -6,20 +6,18 @@ import argparse
 from dataclasses import replace
 
 from cachetop.config import Config, resolve_config
-from cachetop.configfile import ConfigError, parse_duration
+from cachetop.configfile import ConfigError, bounded_duration
 
 
 def flag_duration(value: str | None, flag: str) -> float | None:
-    """A positive duration from a command-line flag; a mistake is a ConfigError naming the flag."""
+    """A duration from a command-line flag, within the bounds the config key of the same name has
+    (--interval as interval = ...); a mistake is a ConfigError naming the flag and the bounds."""
     if value is None:
         return None
     try:
-        seconds = parse_duration(value)
+        return bounded_duration(value, flag)
     except ValueError as exc:
-        raise ConfigError(f"{flag}: {exc}") from None
-    if seconds <= 0:
-        raise ConfigError(f"{flag}: must be positive, not {value!r}")
-    return seconds
+        raise ConfigError(str(exc)) from None
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
