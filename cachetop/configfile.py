@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -362,28 +363,164 @@ def bounded_duration(value: Any, name: str, *, allow_zero: bool = False) -> floa
     return seconds
 
 
-def load_toml(path: str | Path) -> tuple[dict[str, Any], ConfigContext]:
-    """Reads and parses a TOML file; syntax errors become FILE:LINE: messages."""
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # a config this large is the wrong file, not a config
+
+
+def read_config_text(path: str | Path) -> str:
+    """The text of a config file, refusing anything but a regular file of sane size.
+
+    A FIFO would block open() forever and a device may never end, so the type is checked with
+    stat() before opening, and again with fstat() on a descriptor opened O_NONBLOCK (the path
+    may have been swapped in between); a regular file reads the same with O_NONBLOCK set.
+    """
     path_str = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        _check_regular(path_str, os.stat(path_str).st_mode)
+        fd = os.open(path_str, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise ConfigError(f"{path_str}: no such file") from None
     except PermissionError:
         raise ConfigError(f"{path_str}: permission denied (cachetop must be able to read it)") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path_str}:1: the file is not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise ConfigError(f"{path_str}: cannot read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as file:
+        try:
+            info = os.fstat(file.fileno())
+            _check_regular(path_str, info.st_mode)
+            if info.st_size > MAX_CONFIG_BYTES:
+                raise ConfigError(
+                    f"{path_str}: the file is {info.st_size:,} bytes; a config is at most "
+                    f"{MAX_CONFIG_BYTES // (1024 * 1024)} MiB (is this the right file?)"
+                )
+            data = file.read(MAX_CONFIG_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(f"{path_str}: cannot read: {exc.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path_str}: the file grew past {MAX_CONFIG_BYTES // (1024 * 1024)} MiB while read"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path_str}:{line}: the file is not UTF-8 text ({exc.reason})") from None
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _check_regular(path: str, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    raise ConfigError(f"{path}: this is {kind}, not a regular file (a config must be a TOML file)")
+
+
+def load_toml(path: str | Path) -> tuple[dict[str, Any], ConfigContext]:
+    """Reads and parses a TOML file; syntax errors become FILE:LINE: messages."""
+    path_str = str(path)
+    text = read_config_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        msg = str(exc)
-        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-        line = m.group(1) if m else "1"
-        detail = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg) if m else msg
-        raise ConfigError(f"{path_str}:{line}: invalid TOML: {detail} (see https://toml.io)") from None
+        raise ConfigError(f"{path_str}:{syntax_error_message(text, str(exc))}") from None
     return data, ConfigContext(path_str, LineLocator(text))
+
+
+_AT_RE = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)")
+
+
+def syntax_error_message(text: str, message: str) -> str:
+    """tomllib's message as `LINE: invalid TOML: ...`, at the line a person must fix.
+
+    tomllib reports where it gave up: for a list or string left open that is the next table
+    header, or "end of document" (which would read as line 1). The line that opened it is the
+    one to fix, so that is reported, with where tomllib stopped.
+    """
+    at = _AT_RE.search(message)
+    detail = _AT_RE.sub("", message)
+    lines = text.splitlines() or [""]
+    if at and at.group(1):
+        line, column = int(at.group(1)), int(at.group(2))
+    else:
+        line, column = len(lines), len(lines[-1]) + 1
+    where = "the end of the file" if at and not at.group(1) else f"line {line}"
+    opened = open_construct(text, line, column)
+    # Only what is still open at the end of the file is "never closed": `[1,\n bad ]` is closed.
+    if opened is not None and opened in _open_constructs(text, len(text)):
+        _, opened_line, what, closer = opened
+        return (
+            f"{opened_line}: invalid TOML: this {what} is never closed (add {closer}); "
+            f"the parser stopped at {where}: {detail} (see https://toml.io)"
+        )
+    if at and not at.group(1):
+        detail += " at the end of the file"
+    return f"{line}: invalid TOML: {detail} (see https://toml.io)"
+
+
+_Opened = tuple[int, int, str, str]  # offset, line, what ("list"...), what closes it
+
+
+def open_construct(text: str, line: int, column: int) -> _Opened | None:
+    """The innermost list, inline table or string still open at (line, column)."""
+    offsets = [0, *(m.end() for m in re.finditer("\n", text))]
+    stop = offsets[line - 1] + column - 1 if line - 1 < len(offsets) else len(text)
+    stack = _open_constructs(text, min(stop, len(text)))
+    return stack[-1] if stack else None
+
+
+def _open_constructs(text: str, stop: int) -> list[_Opened]:
+    """Lists, inline tables and strings open at offset `stop`, outermost first. A small scanner
+    that knows strings, comments, table headers and brackets: enough to find what is open."""
+    stack: list[_Opened] = []
+    i, lineno, at_line_start = 0, 1, True
+    while i < stop:
+        char = text[i]
+        if char == "\n":
+            lineno, at_line_start = lineno + 1, True
+            i += 1
+            continue
+        if char in " \t\r":
+            i += 1
+            continue
+        if char == "#":
+            end = text.find("\n", i)
+            i = stop if end < 0 else end
+            continue
+        if char in "\"'":
+            quote = text[i : i + 3] if text[i : i + 3] in ('"""', "'''") else char
+            start, start_line = i, lineno
+            i += len(quote)
+            while i < stop and not text.startswith(quote, i):
+                if text[i] == "\\" and quote[0] == '"':
+                    i += 1
+                elif text[i] == "\n":
+                    if len(quote) == 1:
+                        break  # a one-line string ends at the line's end (tomllib says so)
+                    lineno += 1
+                i += 1
+            if i >= stop:
+                return [*stack, (start, start_line, "string", quote)]
+            i += len(quote) if text.startswith(quote, i) else 0
+            at_line_start = False
+            continue
+        if char == "[" and at_line_start and not stack:
+            end = text.find("\n", i)  # a [table] or [[array]] header
+            i = stop if end < 0 else end
+            continue
+        at_line_start = False
+        if char in "[{":
+            stack.append((i, lineno, "list" if char == "[" else "inline table", "]" if char == "[" else "}"))
+        elif char in "]}" and stack:
+            stack.pop()
+        i += 1
+    return stack
 
 
 SectionParser = Callable[[Any, ConfigContext], Any]

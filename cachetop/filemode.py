@@ -12,6 +12,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from cachetop.configfile import ConfigError, read_config_text
+
 log = logging.getLogger("cachetop.config")
 
 
@@ -21,8 +23,8 @@ def secret_file_warning(path: str | Path, secrets: Iterable[str]) -> str | None:
         mode = os.stat(path).st_mode
         if not mode & (stat.S_IRGRP | stat.S_IROTH):
             return None
-        text = Path(path).read_text(errors="replace")
-    except OSError:
+        text = read_config_text(path)  # a regular file only: never blocks on a FIFO
+    except (OSError, ConfigError):
         return None
     if not any(secret and secret in text for secret in secrets):
         return None
