@@ -18,6 +18,7 @@ from types import ModuleType
 from cachetop import __version__
 from cachetop.configfile import ConfigError
 from cachetop.redact import ScrubFilter, scrub
+from cachetop.safe_text import EscapeControlsFilter, display_key, escape_controls
 
 SUBCOMMANDS = (
     "snapshot",
@@ -119,7 +120,8 @@ def _configure_logging() -> None:
         level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s"
     )
     for handler in logging.getLogger().handlers:
-        handler.addFilter(ScrubFilter())
+        handler.addFilter(ScrubFilter())  # secrets first: a secret may hold a control character
+        handler.addFilter(EscapeControlsFilter())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return dashboard.run(args)
     except ConfigError as exc:
-        print(f"cachetop: {scrub(str(exc))}", file=sys.stderr)
+        # Messages quote names already escaped; a raw control character would be a bug's.
+        print(f"cachetop: {escape_controls(scrub(str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -152,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: a person gets one line, never a traceback
         logging.getLogger("cachetop").debug("unexpected error", exc_info=True)
         print(
-            f"cachetop: unexpected error: {type(exc).__name__}: {scrub(str(exc))[:200]} "
+            f"cachetop: unexpected error: {type(exc).__name__}: {display_key(scrub(str(exc)), 200)} "
             "(run with CACHETOP_LOG=debug for details)",
             file=sys.stderr,
         )

@@ -1,4 +1,5 @@
-"""The rich table `cachetop snapshot` prints. Server-supplied text is never read as markup."""
+"""The rich table `cachetop snapshot` prints. Names and server-supplied text are escaped once
+(safe_text.display_key) and never read as markup."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from rich.text import Text
 
 from cachetop import format as fmt
 from cachetop.model import Snapshot, Status
+from cachetop.safe_text import display_key
+
+NAME_MAX = 60  # instance names (from a config, or a cluster's node addresses) are cut here
 
 STATUS_STYLE = {
     Status.UP: "green",
@@ -45,7 +49,7 @@ def snapshot_table(snap: Snapshot) -> RenderableType:
         if inst.memory_max_from == "system":
             mem += "*"
         table.add_row(
-            Text(inst.name),
+            Text(display_key(inst.name, NAME_MAX)),
             status,
             fmt.pct(m.get("hit_ratio")),
             fmt.rate(m.get("ops_per_sec")),
@@ -59,8 +63,10 @@ def snapshot_table(snap: Snapshot) -> RenderableType:
     notes: list[RenderableType] = []
     for inst in snap.instances:
         if inst.error:
-            line = Text(f"{inst.name}: ", style="bold")
-            line.append(f"{inst.status}: {inst.error}", style=STATUS_STYLE.get(inst.status, ""))
+            line = Text(f"{display_key(inst.name, NAME_MAX)}: ", style="bold")
+            line.append(
+                f"{inst.status}: {display_key(inst.error, 200)}", style=STATUS_STYLE.get(inst.status, "")
+            )
             notes.append(line)
     if any(i.memory_max_from == "system" for i in snap.instances):
         notes.append(Text("* no maxmemory set: memory is shown against the host's total memory", style="dim"))

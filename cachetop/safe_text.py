@@ -7,6 +7,7 @@ markup), so a key like "[bold]x" prints literally.
 
 from __future__ import annotations
 
+import logging
 import re
 
 ELLIPSIS = "…"
@@ -44,3 +45,35 @@ def display_key(raw: bytes | str, max_len: int = 80) -> str:
     if len(text) > max_len or cut:
         return text[: max_len - 1] + ELLIPSIS
     return text
+
+
+# What escape_controls() escapes: display_key's set without the backslash (log lines are not
+# parsed back) and, optionally, without newline and tab (a traceback keeps its lines).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\udc80-\udcff]")
+_CONTROLS_BUT_LINES = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\udc80-\udcff]"
+)
+
+
+def escape_controls(text: str, *, keep_lines: bool = False) -> str:
+    """Control characters as backslash escapes, the rest untouched: text already passed through
+    display_key() comes out the same, so nothing is escaped twice."""
+    return (_CONTROLS_BUT_LINES if keep_lines else _CONTROLS).sub(_escape_char, text)
+
+
+class EscapeControlsFilter(logging.Filter):
+    """Attach to log handlers: a name with a terminal escape (an instance, a cluster node, a
+    server's error text) reaches the log escaped, and one record stays one line."""
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = escape_controls(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = escape_controls(record.exc_text, keep_lines=True)
+        return True

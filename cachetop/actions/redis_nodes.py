@@ -14,6 +14,7 @@ from typing import Any
 import redis
 
 from cachetop.backends.redis_client import sync_client
+from cachetop.backends.redis_db import count_databases_sync, db_missing_reason, is_db_out_of_range
 from cachetop.config import InstanceConfig
 from cachetop.redact import scrub
 
@@ -48,6 +49,9 @@ def connect(inst: InstanceConfig, timeout: float, name: str, node: Node | None =
     try:
         return sync_client(inst, timeout, name, single_connection_client=True, **where)
     except redis.RedisError as exc:  # single-connection clients connect at once
+        if is_db_out_of_range(exc):  # SELECT refused /db: say so before anything is done
+            reason = db_missing_reason(inst.target.db, count_databases_sync(inst, timeout))
+            raise ActionError(f"{inst.target.redacted_url}: {reason}; nothing was done") from None
         raise ActionError(error_text(inst, exc, node.address if node and node.slots else None)) from None
 
 

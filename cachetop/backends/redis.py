@@ -32,6 +32,7 @@ from cachetop.backends.base import BackendError, reason_from_oserror
 from cachetop.backends.own_traffic import OwnSources, OwnTraffic
 from cachetop.backends.probe import AsyncProbe, ProbeRejected
 from cachetop.backends.redis_client import command_name, connection_kwargs
+from cachetop.backends.redis_db import count_databases, db_missing_reason, is_db_out_of_range
 from cachetop.backends.redis_info import (
     field_float,
     field_int,
@@ -124,6 +125,7 @@ class RedisBackend:
         self._client = self._make_client()
         self._version: tuple[int, ...] | None = None
         self._has_histogram = False
+        self._databases: tuple[int | None] | None = None  # CONFIG GET databases, once asked
         self._last_detail: float | None = None
         self.detail_every_s = DETAIL_EVERY_S  # the Monitor sets it from the window; 0: every poll
         self._probe = self._make_probe()
@@ -203,6 +205,8 @@ class RedisBackend:
                 raise BackendError(Status.AUTH_FAILED, "auth failed (check username and password)") from None
             if text.startswith("NOPERM"):
                 raise BackendError(Status.AUTH_FAILED, "the user may not run INFO (NOPERM)") from None
+            if is_db_out_of_range(exc):
+                raise BackendError(Status.DOWN, await self._db_missing()) from None
             raise BackendError(Status.DOWN, f"server error: {text.split(chr(10))[0][:60]}") from None
         except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
             raise BackendError(Status.DOWN, _reason(exc, self.timeout)) from None
@@ -214,6 +218,13 @@ class RedisBackend:
         if detail:
             self._last_detail = now
         return self._sample(now, fields, commandstats, raw_hist, own)
+
+    async def _db_missing(self) -> str:
+        """Why SELECT failed, with the server's database count (asked once: it cannot change
+        without a restart, and a restart with more databases makes SELECT succeed)."""
+        if self._databases is None:
+            self._databases = (await count_databases(self.inst, self.timeout),)
+        return db_missing_reason(self.target.db, self._databases[0])
 
     async def run_own(self, *commands: tuple[str, ...]) -> list[Any]:
         """Sends commands on the poll connection as cachetop's own (left out of ops/s and

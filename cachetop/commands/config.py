@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.text import Text
 
 from cachetop.config import load_config
+from cachetop.safe_text import display_key
 
 HELP = "validate a config file (`cachetop config check FILE`)"
 DESCRIPTION = "Validate a cachetop TOML file. Each mistake prints FILE:LINE: what is wrong (what is allowed)."
@@ -23,17 +24,21 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     console = Console(highlight=False)
     s = config.settings
-    console.print(Text(f"{args.file}: OK", style="bold green"))
+    # Names, tags and paths come from the file: each is escaped once (display_key) and printed as
+    # Text, never markup, so "[bold]" prints literally and "\x1b" never reaches the terminal raw.
+    console.print(Text(f"{display_key(args.file, 200)}: OK", style="bold green"))
     console.print(
-        f"settings: interval {s.interval:g}s, window {s.window:g}s, timeout {s.timeout:g}s, "
-        f"state_dir {s.state_dir}"
+        Text(
+            f"settings: interval {s.interval:g}s, window {s.window:g}s, timeout {s.timeout:g}s, "
+            f"state_dir {display_key(str(s.state_dir), 200)}"
+        )
     )
-    console.print(f"{len(config.instances)} instance(s):")
+    console.print(Text(f"{len(config.instances)} instance(s):"))
     for inst in config.instances:
-        line = Text(f"  {inst.name:<20} ")
-        line.append(inst.target.redacted_url)
+        line = Text(f"  {display_key(inst.name, 60):<20} ")
+        line.append(display_key(inst.target.redacted_url, 200))
         if inst.tags:
-            line.append(f"  tags: {', '.join(inst.tags)}")
+            line.append(f"  tags: {', '.join(display_key(t, 40) for t in inst.tags)}")
         if inst.interval or inst.timeout:
             line.append(f"  interval {config.interval_of(inst):g}s timeout {config.timeout_of(inst):g}s")
         console.print(line)
@@ -42,10 +47,8 @@ def run(args: argparse.Namespace) -> int:
         from cachetop.alerts.presets import effective_rules
 
         rules = effective_rules(config)
-        console.print(
-            f"{len(rules)} alert rule(s) in force: {', '.join(r.name for r in rules)}", markup=False
-        )
-        console.print(
-            f"{len(channels_of(config))} channel(s): {', '.join(channels_of(config))}", markup=False
-        )
+        names = ", ".join(display_key(r.name, 60) for r in rules)
+        console.print(Text(f"{len(rules)} alert rule(s) in force: {names}"))
+        channels = ", ".join(display_key(c, 60) for c in channels_of(config))
+        console.print(Text(f"{len(channels_of(config))} channel(s): {channels}"))
     return 0

@@ -1,8 +1,9 @@
 """The Hot keys tab: the instance's hot keys with a per-key sparkline, prefixes and stampedes.
 
 Renders the HotKeysView the hot-key collector attaches to InstanceMetrics.extras["hotkeys"]
-(duck-typed, so this module does not import the collector). Keys arrive already escaped in
-`display` and are shown as Text, never markup.
+(duck-typed, so this module does not import the collector). Keys are escaped here, from the raw
+bytes, to this panel's widths (escaping `display` again would show ESC as \\x1b), and shown as
+Text, never markup.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def key_rows(view: Any) -> list[Row]:
                 f"key:{i}",
                 {
                     "hot": ("♨" if k.hot else "", "bad" if k.hot else None, "bold"),
-                    "key": (display_key(k.display, 60), None, "bold" if k.hot else ""),
+                    "key": (display_key(k.key, 60), None, "bold" if k.hot else ""),
                     "ops": (fmt.rate(k.ops_per_sec), None, ""),
                     "share": (fmt.pct(share), "bad" if k.hot else None, ""),
                     "rw": (f"{fmt.short_count(k.reads)}/{fmt.short_count(k.writes)}", None, ""),
@@ -76,11 +77,11 @@ def status_line(view: Any) -> str:
     prefixes = [p for p in view.prefixes[:PREFIX_LIMIT] if p.share]
     if prefixes:
         line += "\nprefixes: " + "  ".join(
-            f"{display_key(p.display, 30)} {p.share * 100:.0f}%" for p in prefixes
+            f"{display_key(p.pattern, 30)} {p.share * 100:.0f}%" for p in prefixes
         )
     if view.stampedes:
         last = view.stampedes[-1]
-        line += f"\nstampedes: {view.stampede_events} in the window; last on {display_key(last.display, 40)}"
+        line += f"\nstampedes: {view.stampede_events} in the window; last on {display_key(last.key, 40)}"
         line += f" ({last.writers} writers)"
     return line
 
