@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -118,3 +122,57 @@ def wait_until(condition: Callable[[], object], deadline_s: float = 10.0, what: 
         if time.monotonic() > end:
             pytest.fail(f"timed out after {deadline_s:g}s waiting for {what}")
         time.sleep(0.01)
+
+
+TINY_FS_BYTES = 64 * 1024
+
+
+@dataclass
+class TinyFs:
+    """A real small file system (a tmpfs of TINY_FS_BYTES) mounted at `path`. `fill()` takes every
+    free byte with a filler file, so the next write of a new file fails with ENOSPC ("No space
+    left on device") exactly as on a full disk; `free()` gives the space back."""
+
+    path: Path
+
+    @property
+    def filler(self) -> Path:
+        return self.path / ".filler"
+
+    def fill(self) -> None:
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for chunk in (b"\0" * 4096, b"\0"):  # whole pages, then the last bytes
+                while True:
+                    try:
+                        if os.write(fd, chunk) < len(chunk):
+                            break
+                    except OSError as exc:
+                        if exc.errno != errno.ENOSPC:
+                            raise
+                        break
+        finally:
+            os.close(fd)
+
+    def free(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Iterator[TinyFs]:
+    """A size-limited tmpfs for disk-full tests (root or CAP_SYS_ADMIN: CI runs as root). Where
+    mounting is not allowed (an unprivileged container) the test is skipped with the reason."""
+    mount_point = tmp_path / "tiny-fs"
+    mount_point.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TINY_FS_BYTES},mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield TinyFs(mount_point)
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=10)
