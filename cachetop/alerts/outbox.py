@@ -5,17 +5,28 @@ pending with a later next_attempt, or ends as failed (a permanent 4xx), expired 
 passed) or skipped (a resolved notice whose firing notice never reached that channel).
 Delivered rows are never picked again, so nothing delivered is sent twice; the only window
 is a crash between the server's "200 OK" and the commit that records it.
+
+A state dir that refuses writes (a full disk, a read-only remount, an I/O error) loses nothing
+while the process runs: the outbox copies itself into memory, goes on there (so notices are
+still delivered), keeps a journal of every change, and `persist()` replays the journal onto the
+file once the disk takes writes again. Only a crash in that time loses what it held.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+log = logging.getLogger("cachetop.alerts")
 
 PENDING, SENDING, DELIVERED, FAILED, EXPIRED, SKIPPED = (
     "pending",
@@ -74,19 +85,167 @@ class Message:
         return [a["episode"] for a in self.payload.get("alerts", ())]
 
 
+Step = tuple[str, Any, bool]  # (sql, args or rows, executemany?)
+
+
+class _Recording:
+    """A connection that also writes down every statement, so it can be replayed on the file."""
+
+    def __init__(self, db: sqlite3.Connection, steps: list[Step] | None) -> None:
+        self.db = db
+        self.steps = steps
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        cur = self.db.execute(sql, args)
+        if self.steps is not None:
+            self.steps.append((sql, tuple(args), False))
+        return cur
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = [tuple(r) for r in rows]
+        self.db.executemany(sql, rows)
+        if self.steps is not None:
+            self.steps.append((sql, rows, True))
+
+
+def is_storage_error(exc: sqlite3.DatabaseError) -> bool:
+    """The disk or the file refused (full, read-only, I/O error), not a bug in our SQL."""
+    return not isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError)
+
+
 class Outbox:
-    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: Path,
+        clock: Callable[[], float] = time.time,
+        report: Callable[[str, int], None] | None = None,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.clock = clock
+        self.report = report  # (line, logging level): the service logs it and shows it
+        self.write_errors = 0  # writes (and write-back attempts) the state dir refused
+        self.storage_error: str | None = None  # the last one, while the state lives in memory
+        self.unpersisted_since: float | None = None  # wall clock
+        self._memory: sqlite3.Connection | None = None  # the working copy while the file refuses writes
+        self._journal: list[list[Step]] = []  # one entry per change made in memory, in order
+        self._last_report = 0.0
         # isolation_level=None: we commit each state change at once; a crash loses nothing written.
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._disk = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._disk_ready = False
+        try:
+            self._prepare_disk()
+        except sqlite3.DatabaseError as exc:  # e.g. a new outbox on a full disk
+            if not is_storage_error(exc):
+                raise
+            self._spill(exc)
+
+    def _prepare_disk(self) -> None:
+        self._disk.execute("PRAGMA journal_mode=WAL")
+        self._disk.execute("PRAGMA synchronous=FULL")
+        self._disk.executescript(_SCHEMA)
+        self._disk_ready = True
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._memory if self._memory is not None else self._disk
+
+    @property
+    def unpersisted(self) -> int:
+        """Changes (new messages, state changes) held only in memory."""
+        return len(self._journal)
 
     def close(self) -> None:
-        self._db.close()
+        if self._memory is not None:
+            self.persist()  # a last try: the disk may have room again
+        if self._memory is not None:
+            self._say(
+                f"{self.path}: exiting with {self.unpersisted} alert change(s) never written"
+                f" ({self.storage_error})",
+                logging.ERROR,
+            )
+            self._memory.close()
+        self._disk.close()
+
+    # --- a state dir that refuses writes ----------------------------------------------------------
+
+    def _write(self, change: Callable[[_Recording], T]) -> T:
+        """Runs `change` in one transaction: on the file, or in memory while the file refuses."""
+        if self._memory is None:
+            try:
+                return _in_transaction(self._disk, change, None)
+            except sqlite3.DatabaseError as exc:
+                if not is_storage_error(exc):
+                    raise
+                self._spill(exc)
+        assert self._memory is not None
+        steps: list[Step] = []
+        result = _in_transaction(self._memory, change, steps)
+        self._journal.append(steps)
+        return result
+
+    def _spill(self, exc: sqlite3.DatabaseError) -> None:
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        with contextlib.suppress(sqlite3.DatabaseError):  # a new file may have no schema yet
+            self._disk.backup(memory)  # reading needs no space
+        memory.executescript(_SCHEMA)
+        self._memory = memory
+        self.write_errors += 1
+        self.storage_error = str(exc)
+        self.unpersisted_since = self.clock()
+        self._last_report = self.clock()
+        self._say(
+            f"cannot write the alert outbox {self.path} ({exc}): alert state is kept in memory and"
+            " notices are still delivered from there; it is written back once the disk takes writes"
+            " again (a crash before that loses it)",
+            logging.ERROR,
+        )
+
+    def persist(self) -> bool:
+        """Replays what changed in memory onto the file; True once the outbox is on the file again."""
+        if self._memory is None:
+            return True
+        try:
+            if not self._disk_ready:
+                self._prepare_disk()
+            self._disk.execute("BEGIN IMMEDIATE")
+            for steps in self._journal:
+                for sql, args, many in steps:
+                    (self._disk.executemany if many else self._disk.execute)(sql, args)
+            self._disk.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if self._disk.in_transaction:
+                self._disk.execute("ROLLBACK")
+            if not is_storage_error(exc):
+                raise
+            self.write_errors += 1
+            self.storage_error = str(exc)
+            if self.clock() - self._last_report >= 60:
+                self._last_report = self.clock()
+                self._say(
+                    f"still cannot write the alert outbox {self.path} ({exc}):"
+                    f" {self.unpersisted} change(s) in memory only",
+                    logging.WARNING,
+                )
+            return False
+        held = self.clock() - (self.unpersisted_since or self.clock())
+        self._say(
+            f"alert outbox {self.path} written again: {self.unpersisted} change(s) kept in memory"
+            f" for {held:.0f}s are saved",
+            logging.WARNING,
+        )
+        self._memory.close()
+        self._memory = None
+        self._journal.clear()
+        self.storage_error = None
+        self.unpersisted_since = None
+        return True
+
+    def _say(self, line: str, level: int) -> None:
+        if self.report is not None:
+            self.report(line, level)
+        else:
+            log.log(level, line)
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -100,51 +259,53 @@ class Outbox:
         thread_of: int | None = None,
     ) -> int:
         now = self.clock()
-        with self._transaction():
-            cur = self._db.execute(
+
+        def insert(db: _Recording) -> int:
+            cur = db.execute(
                 "INSERT INTO message (channel, kind, payload, created, deadline, state,"
                 " next_attempt, thread_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (channel, kind, json.dumps(payload), now, now + deadline_s, PENDING, now, thread_of),
             )
             message_id = int(cur.lastrowid or 0)
-            self._db.executemany(
+            db.executemany(
                 "INSERT INTO message_episode (message_id, episode) VALUES (?, ?)",
                 [(message_id, a["episode"]) for a in payload.get("alerts", ())],
             )
-        return message_id
+            return message_id
+
+        return self._write(insert)
 
     def mark_sending(self, message_id: int) -> None:
-        self._db.execute(
+        self._update(
             "UPDATE message SET state = ?, attempts = attempts + 1 WHERE id = ? AND state = ?",
             (SENDING, message_id, PENDING),
         )
 
     def mark_delivered(self, message_id: int, remote_id: str | None = None) -> None:
-        self._db.execute(
+        self._update(
             "UPDATE message SET state = ?, finished = ?, remote_id = ?, last_error = NULL WHERE id = ?",
             (DELIVERED, self.clock(), remote_id, message_id),
         )
 
     def mark_retry(self, message_id: int, error: str, next_attempt: float) -> None:
-        self._db.execute(
+        self._update(
             "UPDATE message SET state = ?, last_error = ?, next_attempt = ? WHERE id = ?",
             (PENDING, error, next_attempt, message_id),
         )
 
     def mark_final(self, message_id: int, state: str, error: str | None) -> None:
         assert state in (FAILED, EXPIRED, SKIPPED)
-        self._db.execute(
+        self._update(
             "UPDATE message SET state = ?, last_error = ?, finished = ? WHERE id = ?",
             (state, error, self.clock(), message_id),
         )
 
     def narrow_payload(self, message_id: int, payload: dict[str, Any]) -> None:
-        self._db.execute("UPDATE message SET payload = ? WHERE id = ?", (json.dumps(payload), message_id))
+        self._update("UPDATE message SET payload = ? WHERE id = ?", (json.dumps(payload), message_id))
 
     def recover(self) -> int:
         """At start-up: a row left 'sending' by a crash is sent again (its outcome is unknown)."""
-        cur = self._db.execute("UPDATE message SET state = ? WHERE state = ?", (PENDING, SENDING))
-        return cur.rowcount
+        return self._update("UPDATE message SET state = ? WHERE state = ?", (PENDING, SENDING))
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -210,7 +371,7 @@ class Outbox:
     # --- small persistent values (the engine's firing alerts) -----------------------------------
 
     def put_value(self, key: str, value: Any) -> None:
-        self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        self._update("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     def get_value(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
@@ -218,8 +379,9 @@ class Outbox:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _update(self, sql: str, args: Sequence[Any]) -> int:
+        """One write statement; returns the number of rows it changed."""
+        return self._write(lambda db: db.execute(sql, args).rowcount)
 
     def _select(self, where: str, args: tuple[Any, ...]) -> list[Message]:
         cur = self._db.execute(
@@ -235,12 +397,13 @@ class Outbox:
         ]
 
 
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+def _in_transaction(db: sqlite3.Connection, change: Callable[[_Recording], T], steps: list[Step] | None) -> T:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = change(_Recording(db, steps))
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return result

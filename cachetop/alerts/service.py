@@ -10,6 +10,7 @@ screens: active alerts, recent history and delivery problems.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import logging
@@ -19,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from cachetop.alerts.channels import Channel, PluginChannel, SlackChannel, alert_secrets, channels_of
 from cachetop.alerts.delivery import BACKOFF_BASE_S, DeliveryEvent, DeliveryWorker
@@ -40,6 +41,7 @@ OUTBOX_FILE = "alerts.sqlite3"
 LOCK_FILE = "alerts.lock"
 HISTORY = 200
 ENGINE_STATE_KEY = "engine_state"
+PERSIST_RETRY_S = 2.0  # while the state dir refuses writes, how often the outbox tries again
 
 
 class AlertsLocked(RuntimeError):
@@ -67,6 +69,10 @@ class AlertsView:
     firing: int
     pending: int
     queued: int  # messages not yet delivered
+    # Set while the state dir refuses writes: what is wrong, for a status line.
+    storage_problem: str | None = None
+    unpersisted: int = 0  # outbox changes held only in memory
+    write_errors: int = 0  # writes the state dir refused since start
 
 
 def make_notifier(channel: Channel, plugin_paths: Sequence[Path] = ()) -> Notifier:
@@ -116,6 +122,7 @@ class AlertService:
         self._lock: _StateDirLock | None = None
         self.outbox: Outbox | None = None
         self.worker: DeliveryWorker | None = None
+        self._next_persist = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -134,7 +141,7 @@ class AlertService:
             raise
 
     def _open(self, notifiers: Mapping[str, Notifier]) -> None:
-        self.outbox = Outbox(self.state_dir / OUTBOX_FILE)
+        self.outbox = Outbox(self.state_dir / OUTBOX_FILE, report=self._say)
         restored = self.engine.restore_state(self.outbox.get_value(ENGINE_STATE_KEY, []), wall=time.time())
         if restored:
             self._say(f"restored {restored} firing alert(s) from the last run")
@@ -182,7 +189,17 @@ class AlertService:
                 self.worker.wake()
         if (result.transitions or result.notifications) and self.outbox is not None:
             self.outbox.put_value(ENGINE_STATE_KEY, self.engine.export_state(wall=snapshot.time))
+        self._retry_persist()
         return result
+
+    def _retry_persist(self) -> None:
+        """While the state dir refuses writes, tries every PERSIST_RETRY_S to write the outbox back."""
+        if self.outbox is None or self.outbox.unpersisted_since is None:
+            return
+        now = time.monotonic()
+        if now >= self._next_persist:
+            self._next_persist = now + PERSIST_RETRY_S
+            self.outbox.persist()
 
     def _enqueue(self, notifications: tuple[Notification, ...]) -> None:
         """One message per channel for what fired in this tick; resolved notices grouped by the
@@ -227,6 +244,9 @@ class AlertService:
             firing=sum(1 for a in active if a.state == State.FIRING),
             pending=sum(1 for a in active if a.state == State.PENDING),
             queued=queued,
+            storage_problem=_storage_problem(self.outbox),
+            unpersisted=self.outbox.unpersisted if self.outbox is not None else 0,
+            write_errors=self.outbox.write_errors if self.outbox is not None else 0,
         )
 
     # --- events -----------------------------------------------------------------------------------
@@ -260,6 +280,16 @@ def _alert_payload(n: Notification) -> dict[str, Any]:
     return data
 
 
+def _storage_problem(outbox: Outbox | None) -> str | None:
+    if outbox is None or outbox.unpersisted_since is None:
+        return None
+    since = time.strftime("%H:%M:%S", time.localtime(outbox.unpersisted_since))
+    return (
+        f"alert state not saved since {since} ({display_key(outbox.storage_error or '', 80)}):"
+        f" {outbox.unpersisted} change(s) in memory only, retrying"
+    )
+
+
 def _problem(m: Message) -> DeliveryProblem:
     return DeliveryProblem(m.id, m.channel, m.kind, m.state, m.attempts, m.last_error, m.created)
 
@@ -279,35 +309,27 @@ class _StateDirLock:
     The lock file is kept, also flocked, to name the owner's pid and for older versions."""
 
     def __init__(self, state_dir: Path) -> None:
-        self._dir_fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
-        self._file: IO[str] | None = None
+        self._fds: list[int] = []
         path = state_dir / LOCK_FILE
         try:
-            try:
-                fcntl.flock(self._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise AlertsLocked(_locked_message(path)) from None
-            self._file = open(path, "a+")  # noqa: SIM115 - held open for the service's lifetime
-            try:
-                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise AlertsLocked(_locked_message(path)) from None
-            self._file.seek(0)
-            self._file.truncate()
-            self._file.write(str(os.getpid()))
-            self._file.flush()
+            for target, flags in ((state_dir, os.O_RDONLY | os.O_DIRECTORY), (path, os.O_RDWR | os.O_CREAT)):
+                fd = os.open(target, flags, 0o644)
+                self._fds.append(fd)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise AlertsLocked(_locked_message(path)) from None
+            with contextlib.suppress(OSError):  # only informative: a full disk must not stop alerts
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
         """Closing releases both flocks."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if self._dir_fd >= 0:
-            os.close(self._dir_fd)
-            self._dir_fd = -1
+        while self._fds:
+            os.close(self._fds.pop())
 
 
 def _locked_message(path: Path) -> str:

@@ -111,6 +111,18 @@ class SnapshotCollector(Collector):
             "Notifications waiting in the outbox (not yet delivered).",
             value=view.queued,
         )
+        yield CounterMetricFamily(
+            f"{PREFIX}alert_state_write_errors",
+            "Writes to the alert outbox the state dir refused (full disk, read-only, I/O error),"
+            " retries included.",
+            value=view.write_errors,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}alert_unpersisted_changes",
+            "Alert outbox changes held in memory only because the state dir refuses writes;"
+            " 0 when everything is saved.",
+            value=view.unpersisted,
+        )
 
 
 class PrometheusExporter:

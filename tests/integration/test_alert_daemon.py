@@ -42,12 +42,12 @@ webhook_url = "${SLACK_WEBHOOK_URL}"
 
 
 class Daemon:
-    def __init__(self, config: Path, log: Path, webhook_url: str) -> None:
+    def __init__(self, config: Path, log: Path, webhook_url: str, *extra: str) -> None:
         env = {**os.environ, "SLACK_WEBHOOK_URL": webhook_url, "CACHETOP_LOG": "info"}
         self.log = log
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cachetop", "daemon", "-c", str(config)],
+                [sys.executable, "-m", "cachetop", "daemon", "-c", str(config), *extra],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

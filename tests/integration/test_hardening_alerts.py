@@ -5,14 +5,18 @@ a /metrics port flooded with idle connections."""
 from __future__ import annotations
 
 import signal
+import socket
+import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from cachetop.servers import LocalServer
+from cachetop.servers import LocalServer, free_port
 from tests.alert_servers import SlackStandIn
-from tests.conftest import wait_until
+from tests.conftest import TinyFs, wait_until
 from tests.integration.test_alert_daemon import Daemon, outbox_rows, write_config
+from tests.monitoring import one_instance_toml
 
 pytestmark = pytest.mark.slow
 
@@ -44,3 +48,77 @@ def test_deleting_the_lock_file_does_not_let_a_second_daemon_start(
         first.stop()
     assert len(slack.delivered) == 1  # one daemon, one page
     assert [(kind, state) for _, kind, state, _ in outbox_rows(tmp_path)] == [("firing", "delivered")]
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The unlabelled samples of /metrics, by name."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if line and not line.startswith("#") and "{" not in name:
+            samples[name] = float(value)
+    return samples
+
+
+def test_a_full_state_dir_loses_no_notice_and_saves_it_when_space_comes_back(
+    tmp_path: Path, redis: LocalServer, slack: SlackStandIn, tiny_fs: TinyFs
+) -> None:
+    # Room for a fresh outbox (its WAL and shared-memory files take ~64 KiB), so the disk fills
+    # while the daemon runs, as in the report; the fixture's 64 KiB would fail it at start-up.
+    subprocess.run(["mount", "-o", "remount,size=1m", str(tiny_fs.path)], check=True, timeout=10)
+    state = tiny_fs.path / "state"
+    config = tmp_path / "cachetop.toml"
+    config.write_text(
+        one_instance_toml(tmp_path, redis.url).replace(str(tmp_path / "state"), str(state))
+        + """
+[[rule]]
+name = "many-clients"
+metric = "connections"
+op = ">="
+threshold = 20
+channels = ["ops-slack"]
+
+[channel.ops-slack]
+type = "slack"
+webhook_url = "${SLACK_WEBHOOK_URL}"
+"""
+    )
+    port = free_port()
+    daemon = Daemon(
+        config, tmp_path / "daemon.log", slack.webhook_url, "--metrics-port", str(port), "--metrics-addr",
+        "127.0.0.1",
+    )  # fmt: skip
+    clients: list[socket.socket] = []
+    try:
+        wait_until(lambda: "Prometheus metrics on" in daemon.text(), 20, "the daemon to start")
+        tiny_fs.fill()  # the state dir's file system is now full
+        clients = [socket.create_connection(("127.0.0.1", redis.port)) for _ in range(25)]
+        # The notice does not wait for the disk: it is delivered from memory.
+        wait_until(lambda: "delivered message #1 (firing)" in daemon.text(), 20, "the firing notice")
+        assert len(slack.delivered) == 1
+        log = daemon.text()
+        assert (
+            f"ERROR cachetop.alerts: cannot write the alert outbox {state / 'alerts.sqlite3'}"
+            " (database or disk is full): alert state is kept in memory" in log
+        )
+        metrics = scrape(port)
+        assert metrics["cachetop_alert_state_write_errors_total"] >= 1
+        # The message, the engine's firing state, sending, delivered: all in memory only.
+        assert metrics["cachetop_alert_unpersisted_changes"] == 4
+        assert outbox_rows(state.parent) == []  # nothing reached the file (yet)
+
+        tiny_fs.free()
+        wait_until(lambda: "change(s) kept in memory" in daemon.text(), 20, "the write-back")
+        assert f"alert outbox {state / 'alerts.sqlite3'} written again: 4 change(s)" in daemon.text()
+        assert scrape(port)["cachetop_alert_unpersisted_changes"] == 0
+        assert outbox_rows(state.parent) == [(1, "firing", "delivered", 1)]
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.proc.wait(10) == 0
+    finally:
+        for client in clients:
+            client.close()
+        daemon.stop()
+    assert len(slack.delivered) == 1
+    assert "Traceback" not in daemon.text()

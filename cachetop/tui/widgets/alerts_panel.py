@@ -78,6 +78,8 @@ def problems_line(view: Any) -> str:
     if view is None:
         return "alerts are not running (no [[rule]] or [alerts] in the config)"
     line = f"{view.firing} firing · {view.pending} pending · {view.queued} message(s) queued"
+    if getattr(view, "storage_problem", None):
+        line = f"⚠ {view.storage_problem}\n{line}"
     for p in view.problems[:3]:
         line += f"\n{p.state} {p.kind} to {display_key(p.channel, 30)} after {p.attempts} attempt(s)"
         if p.error:

@@ -21,6 +21,8 @@ def alerts_badge(alerts: Any) -> tuple[str, str]:
     problems = len(getattr(alerts, "problems", ()) or ())
     if firing:
         return f" ▲ {firing} firing ", "error"
+    if getattr(alerts, "storage_problem", None):
+        return " ⚠ alert state not saved ", "error"
     if pending:
         return f" △ {pending} pending ", "warning"
     if problems:
