@@ -9,6 +9,7 @@ monitor_max_lines = 50000   # ...or stop the phase sooner, once this many lines 
 watch_on = "10s"          # memcached watch duty cycle (watch_off = 0: continuous)
 watch_off = "0s"
 omem_limit = "8MiB"       # stop MONITOR before its output buffer passes this
+monitor_stall = "0.5s"    # the guardian ends a MONITOR that cachetop has not read for this long
 min_share = 1.0           # a key is hot at >= 1% of the instance's sampled ops...
 min_ops = 100             # ...and >= 100 ops/s
 separators = ":"          # prefix roll-up: user:123:cart -> user:*:cart
@@ -47,6 +48,9 @@ class HotKeySettings:
     # for a sample big enough for the shares (50k lines: a 30% share within ±0.4 points, a 1%
     # share within ±0.1, at 95%), not for a whole second of MONITOR.
     monitor_max_lines: int = 50_000
+    # The guardian process ends a MONITOR that cachetop has not read for this long (suspended,
+    # stopped, stalled): at 20 MB/s of MONITOR output, 0.5 s leaves about 10 MB on the server.
+    monitor_stall: float = 0.5
     min_share: float = 1.0  # percent
     min_ops: float = 100.0
     separators: str = ":"
@@ -58,6 +62,7 @@ class HotKeySettings:
 
 
 KEYS = tuple(HotKeySettings.__dataclass_fields__)
+STALL_MIN_S, STALL_MAX_S = 0.3, 10.0
 # Keys an earlier cachetop accepted: still allowed, ignored with a warning that says what to do.
 RETIRED = {
     "monitor_parse_budget": "monitor_parse_budget is ignored and can be removed: a MONITOR phase now"
@@ -101,6 +106,15 @@ def parse_hotkeys_section(value: Any, ctx: ConfigContext) -> HotKeySettings:
     for name in ("monitor_off", "watch_off"):
         if name in table:
             s = replace(s, **{name: ctx.duration(table[name], (*path, name), allow_zero=True)})
+    if "monitor_stall" in table:
+        stall = ctx.duration(table["monitor_stall"], (*path, "monitor_stall"))
+        if not STALL_MIN_S <= stall <= STALL_MAX_S:
+            ctx.fail(
+                (*path, "monitor_stall"),
+                f"monitor_stall must be from {STALL_MIN_S:g}s (the heartbeat comes every 0.1s) to"
+                f" {STALL_MAX_S:g}s (longer lets the server buffer too much)",
+            )
+        s = replace(s, monitor_stall=stall)
     if "omem_limit" in table:
         try:
             limit = parse_size(table["omem_limit"])

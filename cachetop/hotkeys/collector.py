@@ -194,6 +194,7 @@ class HotKeyCollector:
             "off_s": s.monitor_off,
             "omem_limit": s.omem_limit,
             "max_lines": s.monitor_max_lines,
+            "stall": s.monitor_stall,
             **self.monitor_options,
         }
         sampler = MonitorSampler(

@@ -5,23 +5,36 @@ The server never slows down for a watcher, and drops lines in two places: when w
 (the stream says nothing; `stats` counts them in log_worker_dropped, read every STATS_EVERY_S
 on a side connection). Both go into the drop rate. The stream may run continuously (off_s = 0,
 the default) or on a duty cycle like MONITOR. The connections are closed in `finally`.
+
+A watcher that stops reading costs the server little: memcached 1.6 keeps at most 256 KiB per
+watcher (LOGGER_WATCHER_BUF_SIZE) and skips lines beyond it, so no guardian process is needed as
+for MONITOR. Still, a stop signal (SIGTSTP...) ends the watch connection before the process stops
+(suspend.py), since the server keeps formatting lines for a watcher nobody reads; the stream
+starts again when the process continues.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cachetop.config import InstanceConfig
+from cachetop.hotkeys import suspend
 from cachetop.hotkeys.conn import HotKeysError, close_stream, open_stream
+from cachetop.hotkeys.linecap import LineCap
 from cachetop.hotkeys.watch_parser import WatchParser, WatchResult
 
 CHUNK = 1 << 18
 _WORKER_DROPPED = re.compile(rb"STAT log_worker_dropped (\d+)")
 STATS_EVERY_S = 1.0
+# A watch line is under 400 bytes (keys are at most 250); a longer one is cut, so a peer that never
+# sends a newline cannot grow the reader.
+MAX_LINE = 4096
 
 
 @dataclass(slots=True)
@@ -30,6 +43,8 @@ class WatchStats:
     lines: int = 0
     skipped: int = 0  # dropped on the way to us: `skipped=N` lines
     worker_dropped: int = 0  # dropped by worker threads (log_worker_dropped; server-wide)
+    long_lines: int = 0  # lines longer than MAX_LINE: cut (not a watch line), not counted
+    stops_for_suspend: int = 0  # streams ended because the process was being suspended
     connected: bool = False
 
     @property
@@ -70,6 +85,8 @@ class WatchSampler:
         self.phase = "starting"
         self._side: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._worker_dropped: int | None = None  # the last log_worker_dropped read
+        self._writer: asyncio.StreamWriter | None = None  # the watch connection, while open
+        self._suspended = False
 
     @property
     def open_connections(self) -> int:
@@ -109,9 +126,22 @@ class WatchSampler:
             self.stats.worker_dropped += total - self._worker_dropped
         self._worker_dropped = total
 
+    def end_for_suspend(self, signum: int) -> None:
+        """Called from the stop-signal handler (suspend.py): ends the watch connection now."""
+        writer = self._writer
+        if writer is None:
+            return
+        self._suspended = True
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     async def _sample_once(self) -> None:
         reader, writer = await open_stream(self.inst, self.timeout)
         self.stats.connected = True
+        self._writer, self._suspended = writer, False
+        suspend.protect(self)
         try:
             writer.write(b"watch fetchers mutations\r\n")
             ok = await asyncio.wait_for(reader.readline(), self.timeout)
@@ -121,15 +151,24 @@ class WatchSampler:
             self.stats.phases += 1
             await self._count_worker_drops()  # the baseline
             await self._read(reader)
+        except Exception:
+            if not self._suspended:
+                raise
         finally:
+            suspend.release(self)
+            self._writer = None
             await close_stream(writer)
             self.stats.connected = False
+        if self._suspended:
+            # Continued after a suspension: the next stream starts now (run's loop).
+            self.stats.stops_for_suspend += 1
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         parser = WatchParser()
         started = last = self.clock()
         next_stats = started + STATS_EVERY_S
         pending = b""
+        cap = LineCap(MAX_LINE)
         # With off_s = 0 the phase never ends: the loop only returns by cancellation.
         while self.off_s <= 0 or self.clock() - started < self.on_s:
             try:
@@ -139,8 +178,16 @@ class WatchSampler:
             now = self.clock()
             out = WatchResult()
             if data:
+                data = cap.skip(data)
                 pending = parser.feed(pending + data if pending else data, out)
+                head = cap.cut_if_long(pending)
+                if head is not None:
+                    parser.feed(head, out)
+                    pending = b""
+                    self.stats.long_lines += 1
             elif reader.at_eof():
+                if self._suspended:
+                    return
                 raise HotKeysError("the server closed the watch connection")
             else:
                 parser.flush(out)  # quiet for a tick: pending lookups were plain reads

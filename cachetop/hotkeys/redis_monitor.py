@@ -14,7 +14,14 @@ default; a forgotten MONITOR has OOM-killed servers). So:
 * if that watchdog cannot get an answer within the timeout (the server is stuck), the monitor
   connection is closed too: we can no longer see what it costs;
 * the connection is closed in `finally`, so a normal stop, Ctrl-C (task cancellation) and a crash
-  all close it; if cachetop is SIGKILLed the kernel closes the socket and Redis frees the client.
+  all close it; if cachetop is SIGKILLed the kernel closes the socket and Redis frees the client;
+* none of the above runs while cachetop is not scheduled (Ctrl-Z, SIGSTOP, a debugger, a stalled
+  event loop), so a guard outside the process does: the guardian (guardian.py) is armed with the
+  monitor's CLIENT ID before MONITOR is turned on, hears a heartbeat from the loop that reads the
+  output, and ends the MONITOR with CLIENT KILL when the heartbeat stops for `stall` seconds. If
+  the guardian cannot be started or goes away, MONITOR is not run (the status line says why);
+* a stop signal that can be caught (SIGTSTP, SIGTTIN, SIGTTOU) ends the monitor connection
+  before the process stops (suspend.py); sampling resumes on the next phase after SIGCONT.
 
 Lines from cachetop's own connections (named `cachetop*`) are left out of the counts.
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,6 +39,7 @@ from typing import Any
 
 from cachetop.aio import OwnTrafficGate, cancel_and_wait
 from cachetop.config import InstanceConfig
+from cachetop.hotkeys import suspend
 from cachetop.hotkeys.conn import (
     HotKeysError,
     client_connected,
@@ -42,12 +51,17 @@ from cachetop.hotkeys.conn import (
     redis_hello,
     resp_command,
 )
+from cachetop.hotkeys.guardian_link import BEAT_S, GuardianLink, shared_guardian
+from cachetop.hotkeys.linecap import LineCap
 from cachetop.hotkeys.monitor_parser import MonitorParser, ParseResult, command_table_from_redis
 
 CHUNK = 1 << 18
 # With a line cap, received chunks are parsed in batches this old or this big (see _read).
 HOLD_S = 0.25
 HOLD_BYTES = 4 << 20
+# A MONITOR line longer than this is cut (its head, with the command and the key, still counts):
+# a value of many megabytes, or a peer that never sends a newline, must not grow the reader.
+MAX_LINE = 256 << 10
 
 
 @dataclass(slots=True)
@@ -59,6 +73,9 @@ class MonitorStats:
     stops_for_omem: int = 0
     stops_for_timeout: int = 0
     stops_for_lines: int = 0  # phases that ended early with max_lines read
+    long_lines: int = 0  # lines longer than MAX_LINE: cut, only their head parsed
+    stops_for_stall: int = 0  # phases the guardian ended: cachetop did not read for `stall` s
+    stops_for_suspend: int = 0  # phases ended because the process was being suspended
     own_commands: int = 0  # commands cachetop sent (they count in total_commands_processed)
     own_by_command: Counter[str] = field(default_factory=Counter)  # the same, per command name
     connected: bool = False  # a MONITOR connection is open right now
@@ -87,8 +104,12 @@ class MonitorSampler:
         consumer_delay: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         gate: OwnTrafficGate | None = None,
+        stall: float = 0.5,
+        guardian: GuardianLink | None = None,
     ) -> None:
         self.inst = inst
+        self.stall = stall  # the guardian ends a MONITOR not read for this long
+        self._guardian = guardian  # None: the process's shared guardian
         self.gate = gate
         self.sink = sink
         self.on_s = on_s
@@ -105,9 +126,17 @@ class MonitorSampler:
         self.phase = "starting"  # sampling | waiting | starting
         self._parser = MonitorParser()
         self._held: list[tuple[bytes, float]] = []  # chunks received, not parsed yet, and when
-        self._pending = b""  # a partial last line
+        self._pending = b""  # a partial last line, at most MAX_LINE bytes (see linecap.py)
+        self._cap = LineCap(MAX_LINE)
         self._side: Any = None  # the redis-py client for CLIENT LIST
         self._last = 0.0  # when the last parsed chunk arrived
+        # The phase's monitor connection and guardian registration, for end_for_suspend.
+        self._writer: asyncio.StreamWriter | None = None
+        self._link: GuardianLink | None = None
+        self._token = ""
+        self._suspended = False  # a stop signal ended this phase's connection
+        self._ended_by: str | None = None  # why this phase's connection ended, if not the server
+        self._phase_on_s = 0.0  # how long MONITOR was on in the last phase
 
     async def run(self) -> None:
         side = self._side = redis_client(self.inst, self.timeout, count=self._count, gate=self.gate)
@@ -121,6 +150,11 @@ class MonitorSampler:
                 # Continuous sampling (off_s = 0) still backs off after the watchdog stopped it.
                 if self.off_s > 0:
                     rest = started + self.on_s + self.off_s - self.clock()
+                    if self._ended_by:
+                        # Ended by a suspension or a stall, not by the server: rest in proportion
+                        # to the on-time the server paid for, so a resumed `cachetop hotkeys`
+                        # (one long phase) samples again soon, still within the duty cycle.
+                        rest = min(rest, self._phase_on_s * self.off_s / self.on_s)
                 else:
                     rest = 1.0 if self.stats.last_stop else 0.0
                 await asyncio.sleep(max(rest, 0.0))
@@ -169,7 +203,16 @@ class MonitorSampler:
             self._parser.own_clients = await asyncio.wait_for(self._own_clients(side), self.timeout)
         except Exception as exc:
             raise HotKeysError(f"CLIENT LIST failed: {redis_error_text(self.inst, exc)}") from None
-        reader, writer, client_id, on_at = await self._open_monitor()
+        self._suspended = False
+        self._ended_by = None
+        self._phase_on_s = 0.0
+        try:
+            reader, writer, client_id, on_at = await self._open_monitor()
+        except Exception:
+            if self._suspended:  # the connection was ended for a suspension while it opened
+                self._stop_for_suspend()
+                return
+            raise
         stop = asyncio.Event()
         watchdog = asyncio.create_task(self._watch(side, client_id, writer, stop))
         try:
@@ -179,39 +222,128 @@ class MonitorSampler:
             off_at = self.clock()
             await close_stream(writer)  # MONITOR off first: the server stops paying for it
             self.stats.connected = False
+            self._phase_on_s = off_at - on_at
             self.stats.on_seconds += off_at - on_at
             self._parse_held()
+            await self._why_ended()
         finally:
             if self.stats.connected:
                 await close_stream(writer)
                 self.stats.connected = False
-                self.stats.on_seconds += self.clock() - on_at
+                self._phase_on_s = self.clock() - on_at
+                self.stats.on_seconds += self._phase_on_s
+            self._end_guard()
             await cancel_and_wait([watchdog])
+
+    def end_for_suspend(self, signum: int) -> None:
+        """Called from the stop-signal handler (suspend.py): ends the monitor connection now.
+        shutdown(2) sends the FIN at once; the event loop closes the transport after SIGCONT."""
+        writer = self._writer
+        if writer is None:
+            return
+        self._suspended = True
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._link is not None and self._token:
+            self._link.disarm(self._token)  # the guardian has nothing left to end
+
+    def _stop_for_suspend(self) -> None:
+        self.stats.stops_for_suspend += 1
+        self._ended_by = "suspend"
+        self.stats.last_stop = "cachetop was suspended: MONITOR was ended first, and resumes after it"
+
+    async def _why_ended(self) -> bool:
+        """After the connection ended: if a suspension or the guardian ended it (not the server),
+        says so in last_stop and returns True. Waits briefly for the guardian's report: the
+        server drops the client before it answers the guardian's CLIENT KILL."""
+        if self._ended_by:
+            return True
+        if self._suspended:
+            self._stop_for_suspend()
+            return True
+        link, token = self._link, self._token
+        if link is None or not token:
+            return False
+        deadline = self.clock() + min(self.timeout, 1.0)
+        report = link.killed(token)
+        while report is None and link.alive() and self.clock() < deadline and not self.stats.connected:
+            await asyncio.sleep(0.01)
+            report = link.killed(token)
+        if report is None:
+            return False
+        result, sent, _reason = report
+        if sent:  # its commands count in total_commands_processed like ours: report them
+            for command in ("auth",) * bool(self.inst.target.password) + ("client|setname", "client|kill"):
+                self._count(command)
+        if result == "error":
+            return False  # it could not end it: whatever closed the connection, it was not us
+        self.stats.stops_for_stall += 1
+        self._ended_by = "stall"
+        self.stats.last_stop = (
+            f"cachetop did not read MONITOR for over {self.stall:g}s (suspended or stalled):"
+            " the guardian ended it"
+        )
+        return True
+
+    def _end_guard(self) -> None:
+        """The monitor connection is closed: nothing for the guardian or a suspension to end."""
+        suspend.release(self)
+        self._writer = None
+        if self._link is not None and self._token:
+            self._link.disarm(self._token)
+        self._token = ""
 
     async def _open_monitor(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int, float]:
         """Connects, names the connection and turns MONITOR on; returns when it is on."""
         # Counted before they are sent, like every command of ours (see backends/redis.py), and
         # answered before the poller's next INFO runs (the gate).
         # The connect (TCP, TLS) sends no command: outside the gate, so a slow one holds up no poll.
+        link = self._guardian or shared_guardian()
         reader, writer = await open_stream(self.inst, self.timeout)
         self.stats.connected = True
+        self._writer = writer
+        suspend.protect(self)  # from here a stop signal ends this connection first
         try:
             async with self.gate.shared() if self.gate is not None else contextlib.nullcontext():
                 if self.inst.target.password:
                     self._count("auth")
-                for command in ("client|setname", "client|id", "monitor"):
+                for command in ("client|setname", "client|id"):
                     self._count(command)
                 client_id = await redis_hello(self.inst, reader, writer, self.timeout)
+            # The guardian must hold this client's ID before MONITOR is on; if it cannot,
+            # GuardianError ends the phase with MONITOR never turned on.
+            self._link, self._token = link, link.new_token()
+            await link.arm(self._token, self.inst, client_id, self.stall, self.timeout)
+            async with self.gate.shared() if self.gate is not None else contextlib.nullcontext():
+                self._count("monitor")
                 on_at = self.clock()
                 writer.write(resp_command("MONITOR"))
-                ok = await asyncio.wait_for(reader.readline(), self.timeout)
+                ok = await self._reply_while_beating(reader)
             if not ok.startswith(b"+OK"):
                 raise HotKeysError(f"MONITOR refused: {ok[:200].decode(errors='replace').strip()}")
         except BaseException:
             await close_stream(writer)
             self.stats.connected = False
+            self._end_guard()
             raise
         return reader, writer, client_id, on_at
+
+    async def _reply_while_beating(self, reader: asyncio.StreamReader) -> bytes:
+        """MONITOR's +OK: a slow server is not a stalled reader, so the heartbeat goes on."""
+        deadline = self.clock() + self.timeout
+        while True:
+            self._beat()
+            try:
+                return await asyncio.wait_for(reader.readline(), min(BEAT_S, self.timeout))
+            except TimeoutError:
+                if self.clock() >= deadline:
+                    raise
+
+    def _beat(self) -> None:
+        if self._link is not None and self._token:
+            self._link.beat(self._token)
 
     async def _read(self, reader: asyncio.StreamReader, stop: asyncio.Event) -> None:
         """Reads until on_s has passed, max_lines lines have arrived, or the watchdog says stop.
@@ -221,6 +353,7 @@ class MonitorSampler:
         max_lines, not until we have counted them."""
         self._last = self.clock()
         self._pending = b""
+        self._cap.new_stream()
         self._held = []
         held_bytes = 0
         deadline = self._last + self.on_s
@@ -229,9 +362,12 @@ class MonitorSampler:
             left = deadline - self.clock()
             if left <= 0:
                 break
+            # The heartbeat comes from this loop, so a reader that stops reading (a suspended
+            # process, a blocked event loop) stops it, and the guardian ends the MONITOR.
+            self._beat()
             try:
                 # held chunks wait at most HOLD_S for the next one, also when none comes
-                wait = min(left, HOLD_S) if self.max_lines else left
+                wait = min(left, HOLD_S, BEAT_S) if self.max_lines else min(left, BEAT_S)
                 data = await asyncio.wait_for(reader.read(self.chunk), wait)
             except TimeoutError:
                 data = b""
@@ -239,6 +375,8 @@ class MonitorSampler:
                 break
             if not data and reader.at_eof():
                 self._parse_held()  # what arrived before the close is still a sample
+                if await self._why_ended():
+                    return
                 raise HotKeysError("the server closed the MONITOR connection")
             self._held.append((data, self.clock()))
             held_bytes += len(data)
@@ -262,8 +400,14 @@ class MonitorSampler:
         listened, and the stampede detector sees arrival times."""
         for data, at in self._held:
             out = ParseResult()
+            data = self._cap.skip(data)
             if data:
                 self._pending = self._parser.feed(self._pending + data if self._pending else data, out)
+                head = self._cap.cut_if_long(self._pending)
+                if head is not None:
+                    self._parser.feed(head, out)
+                    self._pending = b""
+                    self.stats.long_lines += 1
             self.stats.lines += out.lines
             self.stats.own_lines += out.own
             self.sink(out, at - self._last, at)
@@ -282,6 +426,7 @@ class MonitorSampler:
                 self.stats.last_stop = "no answer from CLIENT LIST: sampling stopped"
                 break
             if omem is None:
+                # (a suspension or the guardian may have ended it: _why_ended says so after)
                 self.stats.last_stop = "the server closed the MONITOR connection"
                 break
             self.stats.max_omem = max(self.stats.max_omem, omem)
