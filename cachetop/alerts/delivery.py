@@ -4,25 +4,39 @@ Each channel delivers its messages in order (so a resolved notice never overtake
 notice), at most one every `min_interval_s` (Slack: 1 s), with exponential backoff and jitter
 between failed attempts, Retry-After honoured on 429, and a deadline after which it gives up.
 Senders block, so they run in a thread; the database is only touched from the event loop.
+
+Stopping is bounded: a send in progress gets STOP_GRACE_S to finish and be recorded, then it is
+aborted (its sockets are shut down, see notify.deadline), and its message stays pending in the
+outbox for the next start. Sends run in daemon threads, so even a plugin that ignores the abort
+cannot keep the process alive; its row stays `sending` and is retried after the restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cachetop.aio import cancel_and_wait
-from cachetop.alerts.notify import Delivered, Notifier, Outcome, Permanent, Retry
+from cachetop.alerts.notify import Abortable, Delivered, Notifier, Outcome, Permanent, Retry
 from cachetop.alerts.outbox import DELIVERED, EXPIRED, FAILED, SKIPPED, Message, Outbox
+
+log = logging.getLogger("cachetop.alerts")
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = (
     300.0  # never more than 5 minutes between attempts: no 200 retries in 10 minutes, no hour-long gaps
 )
+# On stop: how long a send in progress may still finish on its own (a Slack answer takes well
+# under a second), then how long an aborted one has to record its outcome. Together they bound
+# the daemon's shutdown (documented in docs/alerts.md as "within 5 s").
+STOP_GRACE_S = 2.0
+ABORT_GRACE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +95,19 @@ class DeliveryWorker:
         for event in self._wake.values():
             event.set()
 
-    async def stop(self, grace_s: float = 15.0) -> None:
-        """Lets a send in progress finish and be recorded, so it is not sent again after restart."""
+    async def stop(self, grace_s: float = STOP_GRACE_S, abort_grace_s: float = ABORT_GRACE_S) -> None:
+        """Lets a send in progress finish and be recorded, so it is not sent again after restart;
+        one that takes longer is aborted and stays pending. Returns within about
+        grace_s + abort_grace_s, whatever the peer does."""
         self._stopping = True
         self.wake()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=grace_s)
+            if pending:
+                for notifier in self.notifiers.values():
+                    if isinstance(notifier, Abortable):
+                        notifier.abort()
+                _done, pending = await asyncio.wait(pending, timeout=abort_grace_s)
             await cancel_and_wait(pending)
         self._tasks.clear()
 
@@ -125,12 +146,16 @@ class DeliveryWorker:
         self._last_attempt[channel] = now
         attempts = message.attempts + 1
         try:
-            outcome: Outcome = await asyncio.to_thread(self.notifiers[channel].send, message, thread_id)
+            outcome: Outcome = await _in_daemon_thread(self.notifiers[channel], message, thread_id)
         except Exception as exc:  # a sender bug must not stop delivery for good
             outcome = Retry(f"{channel}: {type(exc).__name__}")
         if isinstance(outcome, Delivered):
             self.outbox.mark_delivered(message.id, outcome.remote_id)
-            return self._emit(DeliveryEvent(message.id, channel, message.kind, "delivered", attempts))
+            if outcome.note:  # delivered, but not to everyone: a person should hear about it
+                log.warning("message #%d (%s) to %s: %s", message.id, message.kind, channel, outcome.note)
+            return self._emit(
+                DeliveryEvent(message.id, channel, message.kind, "delivered", attempts, outcome.note)
+            )
         if isinstance(outcome, Permanent):
             return self._finish(message, FAILED, outcome.error, attempts)
         delay = outcome.after if outcome.after is not None else self._backoff(attempts)
@@ -169,3 +194,29 @@ class DeliveryWorker:
         if self.on_event is not None:
             self.on_event(event)
         return event
+
+
+async def _in_daemon_thread(notifier: Notifier, message: Message, thread_id: str | None) -> Outcome:
+    """notifier.send in a daemon thread: unlike asyncio.to_thread's pool, which the interpreter
+    joins at exit, a send that never returns cannot hold the process after it stopped."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Outcome] = loop.create_future()
+
+    def report(outcome: Outcome | None, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(outcome)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result: tuple[Outcome | None, BaseException | None] = (notifier.send(message, thread_id), None)
+        except Exception as exc:
+            result = (None, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(report, *result)
+
+    threading.Thread(target=run, name=f"alerts-send-{message.channel}", daemon=True).start()
+    return await done

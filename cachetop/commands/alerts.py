@@ -26,6 +26,8 @@ DESCRIPTION = """\
 test CHANNEL   send one test message to [channel.CHANNEL] now and report what happened
 list           print every rule in force: built-in, preset ([alerts] preset) and [[rule]] tables"""
 EPILOG = """\
+The attempt is bounded by the channel's `timeout` (default 10s), connect and answer together.
+
 exit status: 0 sent (or listed), 1 the channel refused or could not be reached, 2 config error.
 """
 
@@ -71,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     outcome = make_notifier(channels[args.channel], plugin_paths_of(config)).send(message, None)
     if isinstance(outcome, Delivered):
         print(f"sent a test message to {args.channel}")
+        if outcome.note:
+            print(f"cachetop: {args.channel}: {scrub(outcome.note)}", file=sys.stderr)
         return 0
     kind = "refused (permanent)" if isinstance(outcome, Permanent) else "failed (would be retried)"
     print(f"cachetop: test message to {args.channel} {kind}: {scrub(outcome.error)}", file=sys.stderr)

@@ -114,7 +114,7 @@ async def test_other_4xx_is_permanent_and_the_resolved_notice_is_skipped(
     await worker.stop()
     assert [r.status for r in slack.requests] == [404]  # no retry, and no orphan resolved message
     assert [(e.result, e.error) for e in events] == [
-        ("failed", "slack webhook: HTTP 404"),
+        ("failed", "slack webhook: HTTP 404: no_service"),
         ("skipped", "the firing notice never reached this channel"),
     ]
     assert slack.webhook_url not in str(events)
@@ -276,7 +276,7 @@ to = "oncall@example.com"
     slack.script = [(403, {})]
     assert main(["alerts", "test", "ops-slack", "-c", str(path)]) == 1
     err = capsys.readouterr().err
-    assert err == "cachetop: test message to ops-slack refused (permanent): slack webhook: HTTP 403\n"
+    assert err == "cachetop: test message to ops-slack refused (permanent): slack webhook: HTTP 403: error\n"
     assert main(["alerts", "test", "pager", "-c", str(path)]) == 2
     assert capsys.readouterr().err.endswith(
         "alerts test: no channel 'pager' in " + str(path) + " (mail, ops-slack)\n"
