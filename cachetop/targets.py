@@ -187,12 +187,14 @@ def _shown(split: _Split) -> str:
         auth = f"{user}:***@" if colon else "***@"
     scheme = f"{split.scheme}://" if split.scheme is not None else ""
     path = f"/{split.path}" if split.path else ""
-    return f"{scheme}{auth}{_mask_ports(split.netloc)}{path}" + ("?…" if split.query else "")
+    # With no "@", a "port" that is not a number is often a password whose "@" was forgotten
+    # (redis://:secret/host): it is shown as ***. After an "@", the password is already cut out.
+    netloc = split.netloc if split.auth is not None else _mask_ports(split.netloc)
+    return f"{scheme}{auth}{netloc}{path}" + ("?…" if split.query else "")
 
 
 def _mask_ports(netloc: str) -> str:
-    """A "port" that is not a number is often a password whose "@" was forgotten
-    (redis://:secret/host): it is shown as ***."""
+    """host:***, for each host:port whose port is not a number."""
     out = []
     for part in netloc.split(","):
         host, colon, port = part.rpartition(":") if not part.endswith("]") else (part, "", "")
@@ -235,13 +237,15 @@ def _credentials(auth: str | None) -> tuple[str | None, str | None]:
 
 
 def _register_secrets(split: _Split) -> None:
-    """Registers anything that may be a password, before any validation can echo it: the user
-    information (both halves when there is no ":"), and a "port" that is not a number."""
+    """Registers anything that may be a password, before any validation can echo it: the
+    password and the whole user information (all of it when it has no ":"), or, with no "@",
+    a "port" that is not a number."""
     if split.auth is not None:
         user, colon, password = split.auth.partition(":")
         for value in (password, split.auth) if colon else (user,):
             register_secret(value)
             register_secret(unquote(value))
+        return
     for part in split.netloc.split(","):
         port = part.rpartition(":")[2]
         if port and not port.isdigit() and ":" in part and not part.endswith("]"):
