@@ -41,6 +41,7 @@ from cachetop.backends.redis_info import (
     parse_latency_histogram,
     persistence_summary,
 )
+from cachetop.backends.reply_cap import CappedAsyncParser, ReplyTooLarge, cap_for, reply_cap
 from cachetop.config import InstanceConfig
 from cachetop.model import Sample, Status
 
@@ -144,6 +145,7 @@ class RedisBackend:
 
         pool = aioredis.ConnectionPool(
             connection_class=CountingConnection,
+            parser_class=CappedAsyncParser,
             max_connections=2,
             retry=Retry(NoBackoff(), 0),  # _exchange retries once itself, only where it helps
             **{
@@ -208,6 +210,8 @@ class RedisBackend:
             if is_db_out_of_range(exc):
                 raise BackendError(Status.DOWN, await self._db_missing()) from None
             raise BackendError(Status.DOWN, f"server error: {text.split(chr(10))[0][:60]}") from None
+        except ReplyTooLarge as exc:
+            raise BackendError(Status.DOWN, str(exc)) from None
         except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
             raise BackendError(Status.DOWN, _reason(exc, self.timeout)) from None
         except RedisError as exc:
@@ -260,7 +264,8 @@ class RedisBackend:
                 replies: list[Any] = []
                 for name in names:
                     try:
-                        replies.append(await conn.read_response(disable_decoding=True))
+                        with reply_cap(cap_for(name)):
+                            replies.append(await conn.read_response(disable_decoding=True))
                     except ResponseError as exc:
                         replies.append(exc)
                         self.own_commands[name] -= 1

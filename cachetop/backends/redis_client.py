@@ -5,7 +5,8 @@ discovery's, the detail view's and the actions'. One place, so every connection 
 - quiet: RESP2, no CLIENT SETINFO (an error reply on Redis < 7.2) and no maintenance
   notifications handshake, so it never adds to the error counters we report,
 - never retried behind our back (redis-py 8 retries connects with backoff by default),
-- verified TLS with the instance's CA, client certificate and key.
+- verified TLS with the instance's CA, client certificate and key,
+- capped: no reply may grow cachetop past a size that fits its command (backends/reply_cap.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import redis
+import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry as SyncRetry
 
 from cachetop.aio import OwnTrafficGate
+from cachetop.backends.reply_cap import CappedAsyncParser, CappedParser, cap_for, reply_cap
 from cachetop.config import InstanceConfig
 
 
@@ -108,10 +112,8 @@ def async_client(
     to it when sent (handshakes, commands, pipelines), so the poller can take them out; with
     `gate` too, each is sent and answered while no poll's INFO runs (see OwnTrafficGate).
     """
-    import redis.asyncio as aioredis
-
     where = {k: kwargs.pop(k) for k in ("host", "port", "db", "auth") if k in kwargs}
-    cls = aioredis.Redis if count is None else _counting_class(count, gate or _NO_GATE)
+    cls = _CappedRedis if count is None else _counting_class(count, gate or _NO_GATE)
     if count is not None:
         hello = handshake(inst, where.get("db"))
 
@@ -121,12 +123,14 @@ def async_client(
             await conn.on_connect()
 
         kwargs["redis_connect_func"] = connect
-    return cls(
+    client = cls(
         **connection_kwargs(inst, timeout, name, **where),
         ssl=inst.target.tls,
         retry=AsyncRetry(NoBackoff(), 0),
         **kwargs,
     )
+    client.connection_pool.connection_kwargs["parser_class"] = CappedAsyncParser
+    return client
 
 
 class _NoGate:
@@ -138,10 +142,22 @@ class _NoGate:
 _NO_GATE = _NoGate()
 
 
-def _counting_class(count: Count, gate: OwnTrafficGate | _NoGate) -> type:
-    import redis.asyncio as aioredis
+class _CappedRedis(aioredis.Redis):  # type: ignore[misc]
+    """Each command's reply is held to its command's cap (reply_cap.py)."""
 
-    class CountingRedis(aioredis.Redis):  # type: ignore[misc]
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        with reply_cap(cap_for(command_name(args))):
+            return await super().execute_command(*args, **options)
+
+
+class _CappedSyncRedis(redis.Redis):  # type: ignore[misc]
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        with reply_cap(cap_for(command_name(args))):
+            return super().execute_command(*args, **options)
+
+
+def _counting_class(count: Count, gate: OwnTrafficGate | _NoGate) -> type:
+    class CountingRedis(_CappedRedis):  # type: ignore[misc]
         cachetop_count = staticmethod(count)
         cachetop_gate = gate
 
@@ -169,14 +185,20 @@ def _counting_class(count: Count, gate: OwnTrafficGate | _NoGate) -> type:
     return CountingRedis
 
 
-def sync_client(inst: InstanceConfig, timeout: float, name: str, **kwargs: Any) -> Any:
+def sync_client(
+    inst: InstanceConfig, timeout: float, name: str, *, single_connection_client: bool = False, **kwargs: Any
+) -> Any:
     """A blocking client, for the actions (evict, warm) that run in a thread."""
-    import redis
-
     where = {k: kwargs.pop(k) for k in ("host", "port", "db", "auth") if k in kwargs}
-    return redis.Redis(
-        **connection_kwargs(inst, timeout, name, **where),
-        ssl=inst.target.tls,
+    # Our own pool, because redis.Redis connects a single connection in its constructor, before
+    # a parser_class set on its pool afterwards could apply (the asyncio client connects lazily).
+    pool = redis.ConnectionPool(
+        connection_class=redis.SSLConnection if inst.target.tls else redis.Connection,
+        parser_class=CappedParser,
         retry=SyncRetry(NoBackoff(), 0),
+        **connection_kwargs(inst, timeout, name, **where),
         **kwargs,
     )
+    client = _CappedSyncRedis(connection_pool=pool, single_connection_client=single_connection_client)
+    client.auto_close_connection_pool = True  # as Redis.from_pool: closing the client closes its pool
+    return client

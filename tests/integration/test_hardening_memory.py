@@ -1,0 +1,201 @@
+"""Memory stays bounded against any server: hostile peers that announce a huge reply and stream it.
+
+Each fake server here is a real loopback TCP peer, purpose-built to be hostile: it speaks just
+enough RESP (or memcached text) for cachetop's handshake, then answers the command under test
+with something no cache would send. The real `cachetop` runs against it as a subprocess, and its
+peak RSS is sampled (psutil) while it runs. The peers stop streaming after STREAM_MAX bytes,
+so cachetop without the caps grows past the bound without taking the test machine down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import wait_until
+
+RSS_BOUND = 200 * 1024 * 1024  # bytes: cachetop idles at ~60 MB; the caps add at most a few tens
+STREAM_MAX = 768 * 1024 * 1024  # what a hostile peer sends at most on one connection
+STREAM_SECONDS = 10.0  # ... and for at most this long
+CHUNK = b"x" * (256 * 1024)
+
+Reply = Callable[[socket.socket], None]
+
+
+def stream_forever(sock: socket.socket, head: bytes) -> None:
+    """Announces something huge (`head`) and streams bytes until the client hangs up."""
+    sock.sendall(head)
+    sent, end = 0, time.monotonic() + STREAM_SECONDS
+    with contextlib.suppress(OSError):
+        while sent < STREAM_MAX and time.monotonic() < end:
+            sock.sendall(CHUNK)
+            sent += len(CHUNK)
+
+
+def bulk_bomb(sock: socket.socket) -> None:
+    stream_forever(sock, b"$2000000000\r\n")
+
+
+def big_info(size: int) -> bytes:
+    """A syntactically valid INFO reply of about `size` bytes: real fields, then many more."""
+    head = (
+        b"# Server\r\nredis_version:7.2.4\r\nrun_id:0123456789\r\n# Stats\r\ntotal_commands_processed:1\r\n"
+    )
+    filler = b"".join(b"field_%08d:%08d\r\n" % (i, i) for i in range(size // 25))
+    body = head + filler
+    return b"$%d\r\n%s\r\n" % (len(body), body)
+
+
+class HostileRedis:
+    """A RESP peer on a free loopback port: CLIENT SETNAME / CLIENT ID / AUTH / SELECT / PING are
+    answered as Redis would; any command in `hostile` gets `hostile[name](sock)`; others +OK."""
+
+    def __init__(self, hostile: dict[str, Reply]) -> None:
+        self.hostile = hostile
+        self.seen: list[str] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self._conns.append(sock)
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        with contextlib.suppress(OSError, ValueError), sock, sock.makefile("rb") as rfile:
+            while True:
+                args = read_command(rfile)
+                if args is None:
+                    return
+                name = args[0].lower().decode()
+                if name in ("client", "config", "command", "cluster", "latency", "memory") and len(args) > 1:
+                    name += "|" + args[1].lower().decode()
+                self.seen.append(name)
+                if name in self.hostile:
+                    self.hostile[name](sock)
+                    return
+                if name == "ping":
+                    sock.sendall(b"+PONG\r\n")
+                elif name == "client|id":
+                    sock.sendall(b":7\r\n")
+                else:
+                    sock.sendall(b"+OK\r\n")
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self._conns:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def read_command(rfile: object) -> list[bytes] | None:
+    line = rfile.readline()  # type: ignore[attr-defined]
+    if not line:
+        return None
+    if not line.startswith(b"*"):
+        return line.split()  # an inline command
+    args = []
+    for _ in range(int(line[1:])):
+        size = int(rfile.readline()[1:])  # type: ignore[attr-defined]
+        args.append(rfile.read(size + 2)[:-2])  # type: ignore[attr-defined]
+    return args
+
+
+@pytest.fixture
+def hostile_redis() -> Iterator[Callable[[dict[str, Reply]], HostileRedis]]:
+    servers: list[HostileRedis] = []
+
+    def make(hostile: dict[str, Reply]) -> HostileRedis:
+        servers.append(HostileRedis(hostile))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def cachetop_exe() -> str:
+    return shutil.which("cachetop", path=str(Path(sys.executable).parent)) or "cachetop"
+
+
+class Run:
+    """A cachetop subprocess whose RSS is sampled every few milliseconds until it ends."""
+
+    def __init__(self, *args: str, cwd: Path | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [cachetop_exe(), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        self.peak = 0
+        self._ps = psutil.Process(self.proc.pid)
+
+    def sample(self) -> bool:
+        """Samples RSS; True once the process has ended."""
+        with contextlib.suppress(psutil.Error):
+            self.peak = max(self.peak, self._ps.memory_info().rss)
+        return self.proc.poll() is not None
+
+    def wait(self, deadline_s: float = 30.0) -> tuple[int, str, str]:
+        try:
+            wait_until(self.sample, deadline_s, "cachetop to end")
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        out, err = self.proc.communicate()
+        print(f"cachetop {' '.join(self.proc.args[1:3])}: peak RSS {mb(self.peak)}")  # for -s runs
+        return self.proc.returncode, out, err
+
+
+def mb(n: int) -> str:
+    return f"{n / 1e6:.0f} MB"
+
+
+def test_snapshot_against_a_huge_bulk_reply_stays_small_and_says_why(hostile_redis) -> None:  # type: ignore[no-untyped-def]
+    server = hostile_redis({"info": bulk_bomb})
+    run = Run("snapshot", "--json", "--window", "0.5", "--timeout", "5s", server.url)
+    code, out, err = run.wait()
+    assert run.peak < RSS_BOUND, f"peak RSS {mb(run.peak)}"
+    assert code == 1, err  # an instance that did not answer: exit 1, no traceback
+    assert "Traceback" not in err
+    (inst,) = json.loads(out)["instances"]
+    assert inst["status"] == "down"
+    assert inst["error"] == "reply to INFO exceeded 4 MiB: not a cache server, or a hostile one"
+    assert "info" in server.seen
+
+
+def test_snapshot_against_a_50_mb_info_stays_small(hostile_redis) -> None:  # type: ignore[no-untyped-def]
+    reply = big_info(50 * 1024 * 1024)
+    server = hostile_redis({"info": lambda sock: sock.sendall(reply)})
+    run = Run("snapshot", "--json", "--window", "0.5", "--timeout", "5s", server.url)
+    code, out, err = run.wait()
+    assert run.peak < 120 * 1024 * 1024, f"peak RSS {mb(run.peak)}"
+    assert code == 1 and "Traceback" not in err, err
+    (inst,) = json.loads(out)["instances"]
+    assert (inst["status"], inst["error"]) == (
+        "down",
+        "reply to INFO exceeded 4 MiB: not a cache server, or a hostile one",
+    )
