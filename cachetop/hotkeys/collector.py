@@ -25,9 +25,9 @@ from cachetop.aio import OwnTrafficGate, cancel_and_wait
 from cachetop.config import InstanceConfig
 from cachetop.hotkeys import server_hotkeys
 from cachetop.hotkeys.conn import HotKeysError, client_connected, redis_client, redis_error_text
-from cachetop.hotkeys.memcached_watch import WatchSampler
+from cachetop.hotkeys.memcached_watch import WatchSampler, WatchStats
 from cachetop.hotkeys.monitor_parser import READ, ParseResult, unquote
-from cachetop.hotkeys.redis_monitor import MonitorSampler
+from cachetop.hotkeys.redis_monitor import MonitorSampler, MonitorStats
 from cachetop.hotkeys.scan import ThrottledScan, keysizes, lfu_policy
 from cachetop.hotkeys.stampede import StampedeDetector
 from cachetop.hotkeys.view import BigKey, HotKey, HotKeysView, PrefixStat, StampedeEvent, show_key
@@ -378,13 +378,33 @@ class HotKeyCollector:
             cycle = f"MONITOR {s.monitor_on:g}s on / {s.monitor_off:g}s off"
             if sampler.max_lines:
                 cycle += f", at most {sampler.max_lines:,} lines"
+            cycle += _stream_notes(sampler.stats)
+            if sampler.stats.stops_for_stall:
+                cycle += (
+                    f"; the guardian ended MONITOR {_times(sampler.stats.stops_for_stall)}:"
+                    f" cachetop did not read it for over {sampler.stall:g}s"
+                )
             if sampler.stats.last_stop and sampler.phase == "waiting":
                 return "paused", f"{cycle}; {sampler.stats.last_stop}"
             return sampler.phase, cycle
         if isinstance(sampler, WatchSampler):
-            return sampler.phase, "memcached watch fetchers mutations"
+            return sampler.phase, "memcached watch fetchers mutations" + _stream_notes(sampler.stats)
         if isinstance(sampler, ThrottledScan):
             return "sampling", f"LFU counters via SCAN + OBJECT FREQ, {s.scan_budget} keys/s"
         if sampler is not None:
             return getattr(sampler, "phase", "sampling"), "server-side HOTKEYS"
         return self.status, ""
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
+
+
+def _stream_notes(stats: MonitorStats | WatchStats) -> str:
+    """What happened to a MONITOR or watch stream that the user should know about."""
+    notes = ""
+    if stats.stops_for_suspend:
+        notes += f"; ended {_times(stats.stops_for_suspend)} before cachetop was suspended"
+    if stats.long_lines:
+        notes += f"; {stats.long_lines:,} over-long lines cut"
+    return notes
