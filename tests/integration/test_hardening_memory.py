@@ -26,6 +26,7 @@ import psutil
 import pytest
 
 from tests.conftest import wait_until
+from tests.monitoring import one_instance_toml
 
 RSS_BOUND = 200 * 1024 * 1024  # bytes: cachetop idles at ~60 MB; the caps add at most a few tens
 STREAM_MAX = 768 * 1024 * 1024  # what a hostile peer sends at most on one connection
@@ -59,12 +60,16 @@ def big_info(size: int) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(body), body)
 
 
-class HostileRedis:
-    """A RESP peer on a free loopback port: CLIENT SETNAME / CLIENT ID / AUTH / SELECT / PING are
-    answered as Redis would; any command in `hostile` gets `hostile[name](sock)`; others +OK."""
+HANDSHAKE = frozenset({"client|setname", "client|id", "auth", "select", "ping"})
 
-    def __init__(self, hostile: dict[str, Reply]) -> None:
+
+class HostileRedis:
+    """A RESP peer on a free loopback port: the handshake (HANDSHAKE) is answered as Redis would;
+    a command in `hostile` gets `hostile[name](sock)`, any other `otherwise(sock)` (default +OK)."""
+
+    def __init__(self, hostile: dict[str, Reply], otherwise: Reply | None = None) -> None:
         self.hostile = hostile
+        self.otherwise = otherwise
         self.seen: list[str] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -91,8 +96,9 @@ class HostileRedis:
                 if name in ("client", "config", "command", "cluster", "latency", "memory") and len(args) > 1:
                     name += "|" + args[1].lower().decode()
                 self.seen.append(name)
-                if name in self.hostile:
-                    self.hostile[name](sock)
+                reply = self.hostile.get(name) or (None if name in HANDSHAKE else self.otherwise)
+                if reply is not None:
+                    reply(sock)
                     return
                 if name == "ping":
                     sock.sendall(b"+PONG\r\n")
@@ -121,12 +127,15 @@ def read_command(rfile: object) -> list[bytes] | None:
     return args
 
 
+MakeRedis = Callable[..., HostileRedis]
+
+
 @pytest.fixture
-def hostile_redis() -> Iterator[Callable[[dict[str, Reply]], HostileRedis]]:
+def hostile_redis() -> Iterator[MakeRedis]:
     servers: list[HostileRedis] = []
 
-    def make(hostile: dict[str, Reply]) -> HostileRedis:
-        servers.append(HostileRedis(hostile))
+    def make(hostile: dict[str, Reply], otherwise: Reply | None = None) -> HostileRedis:
+        servers.append(HostileRedis(hostile, otherwise))
         return servers[-1]
 
     yield make
@@ -139,17 +148,20 @@ def cachetop_exe() -> str:
 
 
 class Run:
-    """A cachetop subprocess whose RSS is sampled every few milliseconds until it ends."""
+    """A cachetop subprocess whose RSS is sampled every few milliseconds until it ends. Its output
+    goes to files in `where`, so a long-running one (the daemon) can be read while it runs."""
 
-    def __init__(self, *args: str, cwd: Path | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [cachetop_exe(), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=cwd,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
+    def __init__(self, where: Path, *args: str) -> None:
+        self.out_path, self.err_path = where / "stdout", where / "stderr"
+        with self.out_path.open("w") as out, self.err_path.open("w") as err:
+            self.proc = subprocess.Popen(
+                [cachetop_exe(), *args],
+                stdout=out,
+                stderr=err,
+                text=True,
+                env={**os.environ, "NO_COLOR": "1", "CACHETOP_LOG": "INFO"},
+            )
+        self.what = " ".join(args[:1])
         self.peak = 0
         self._ps = psutil.Process(self.proc.pid)
 
@@ -159,24 +171,29 @@ class Run:
             self.peak = max(self.peak, self._ps.memory_info().rss)
         return self.proc.poll() is not None
 
+    def stderr(self) -> str:
+        return self.err_path.read_text()
+
     def wait(self, deadline_s: float = 30.0) -> tuple[int, str, str]:
         try:
-            wait_until(self.sample, deadline_s, "cachetop to end")
+            wait_until(self.sample, deadline_s, f"cachetop {self.what} to end")
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
-        out, err = self.proc.communicate()
-        print(f"cachetop {' '.join(self.proc.args[1:3])}: peak RSS {mb(self.peak)}")  # for -s runs
-        return self.proc.returncode, out, err
+                self.proc.wait()
+        print(f"cachetop {self.what}: peak RSS {mb(self.peak)}")  # shown with pytest -s
+        return self.proc.returncode, self.out_path.read_text(), self.stderr()
 
 
 def mb(n: int) -> str:
     return f"{n / 1e6:.0f} MB"
 
 
-def test_snapshot_against_a_huge_bulk_reply_stays_small_and_says_why(hostile_redis) -> None:  # type: ignore[no-untyped-def]
+def test_snapshot_against_a_huge_bulk_reply_stays_small_and_says_why(
+    hostile_redis: MakeRedis, tmp_path: Path
+) -> None:
     server = hostile_redis({"info": bulk_bomb})
-    run = Run("snapshot", "--json", "--window", "0.5", "--timeout", "5s", server.url)
+    run = Run(tmp_path, "snapshot", "--json", "--window", "0.5", "--timeout", "5s", server.url)
     code, out, err = run.wait()
     assert run.peak < RSS_BOUND, f"peak RSS {mb(run.peak)}"
     assert code == 1, err  # an instance that did not answer: exit 1, no traceback
@@ -187,10 +204,10 @@ def test_snapshot_against_a_huge_bulk_reply_stays_small_and_says_why(hostile_red
     assert "info" in server.seen
 
 
-def test_snapshot_against_a_50_mb_info_stays_small(hostile_redis) -> None:  # type: ignore[no-untyped-def]
+def test_snapshot_against_a_50_mb_info_stays_small(hostile_redis: MakeRedis, tmp_path: Path) -> None:
     reply = big_info(50 * 1024 * 1024)
     server = hostile_redis({"info": lambda sock: sock.sendall(reply)})
-    run = Run("snapshot", "--json", "--window", "0.5", "--timeout", "5s", server.url)
+    run = Run(tmp_path, "snapshot", "--json", "--window", "0.5", "--timeout", "5s", server.url)
     code, out, err = run.wait()
     assert run.peak < 120 * 1024 * 1024, f"peak RSS {mb(run.peak)}"
     assert code == 1 and "Traceback" not in err, err
@@ -199,3 +216,38 @@ def test_snapshot_against_a_50_mb_info_stays_small(hostile_redis) -> None:  # ty
         "down",
         "reply to INFO exceeded 4 MiB: not a cache server, or a hostile one",
     )
+
+
+def test_hotkeys_against_a_server_that_bombs_every_command(hostile_redis: MakeRedis, tmp_path: Path) -> None:
+    server = hostile_redis({}, otherwise=bulk_bomb)
+    run = Run(tmp_path, "hotkeys", "--duration", "2", "--timeout", "5s", "--json", server.url)
+    code, out, err = run.wait()
+    assert run.peak < RSS_BOUND, f"peak RSS {mb(run.peak)}"
+    assert code == 1 and "Traceback" not in err, err
+    (inst,) = json.loads(out)["instances"]
+    assert (inst["status"], inst["error"]) == (
+        "error",
+        "reply to INFO exceeded 4 MiB: not a cache server, or a hostile one",
+    )
+    assert "command|docs" in server.seen  # capped too (32 MiB), and read past
+
+
+def test_daemon_with_hot_keys_stays_small_and_keeps_polling(hostile_redis: MakeRedis, tmp_path: Path) -> None:
+    server = hostile_redis({}, otherwise=bulk_bomb)
+    config = tmp_path / "cachetop.toml"
+    config.write_text(
+        one_instance_toml(tmp_path, server.url)
+        + '\n[[rule]]\nname = "stampedes"\nmetric = "stampede_events"\nop = ">"\nthreshold = 0\n'
+    )
+    run = Run(tmp_path, "daemon", "-c", str(config))
+    try:
+        # It goes on polling (a new connection, a new capped INFO each time) and says why it is down.
+        wait_until(lambda: run.sample() or server.seen.count("info") >= 5, 30, "5 polls")
+        assert run.proc.poll() is None, run.stderr()
+        reason = "reply to INFO exceeded 4 MiB: not a cache server, or a hostile one"
+        assert f"cache-1: down ({reason})" in run.stderr()
+    finally:
+        run.proc.send_signal(signal.SIGTERM)
+    code, _, err = run.wait()
+    assert run.peak < RSS_BOUND, f"peak RSS {mb(run.peak)}"
+    assert code == 0 and "Traceback" not in err, err
