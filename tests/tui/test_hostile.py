@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import redis as redis_py
 
 from cachetop.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.hotkeys_config import HotKeySettings
+from cachetop.live import LiveSources
 from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
@@ -67,3 +72,49 @@ async def test_hostile_names_show_literally_in_the_app(redis: LocalServer) -> No
             await until(lambda: f"{MARKUP}" in text(app), what="client name literal")
             assert app._exception is None
     app_client.close()
+
+
+async def _hot_traffic(port: int, key: bytes, stop: asyncio.Event) -> None:
+    client = redis_py.asyncio.Redis(port=port, protocol=2)
+    try:
+        while not stop.is_set():
+            pipe = client.pipeline(transaction=False)
+            for i in range(50):
+                pipe.get(key if i % 5 < 3 else f"cold:{i}")
+            await pipe.execute()
+            await asyncio.sleep(0.01)
+    finally:
+        await client.aclose()
+
+
+async def test_a_hot_key_with_an_escape_is_escaped_once_in_the_hot_keys_tab(redis: LocalServer) -> None:
+    """The CLI shows ESC as \\x1b; the Hot keys tab once showed \\\\x1b (escaped a second time)."""
+    config = Config(
+        path=None,
+        settings=Settings(interval=0.25, window=4.0, timeout=1.0),
+        instances=(InstanceConfig(name="r1", target=parse_target(redis.url)),),
+        sections={"hotkeys": HotKeySettings(monitor_on=0.5, monitor_off=0.5, big_keys=False)},
+    )
+    stop = asyncio.Event()
+    async with Monitor(config) as mon:
+        app = CachetopApp(config, monitor=mon)
+        async with LiveSources(config, mon), app.run_test(size=(120, 32)):
+            load = asyncio.create_task(_hot_traffic(redis.port, b"\x1b[2Jhot\\k", stop))
+            try:
+                await until(lambda: "♨" in cell(app, "r1", "name"), deadline_s=15, what="hot badge")
+                table = app.screen.query_one("FleetTable")
+                table.move_cursor(row=table.get_row_index("r1"))
+                await keys(app, "enter")
+                await until(lambda: isinstance(app.screen, DetailScreen), what="detail")
+                await open_tab(app, "tab-hotkeys")
+                await until(lambda: "Jhot" in text(app), deadline_s=10, what="the hot key in the panel")
+                hot_table = app.screen.query_one("#hotkeys-table")
+                # Exactly once: ESC as \x1b, the key's own backslash as \\.
+                assert hot_table.get_row_at(0)[1].plain == "\\x1b[2Jhot\\\\k"
+                screen = text(app)
+                assert "\\x1b[2Jhot\\\\k" in screen and "\\\\x1b" not in screen
+                assert "\x1b" not in screen
+            finally:
+                stop.set()
+                with contextlib.suppress(Exception):
+                    await load
