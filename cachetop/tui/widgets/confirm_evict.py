@@ -8,13 +8,20 @@ never stalls; they reach widgets only through call_from_thread. The modal shows 
 count and examples (escaped, as Text), asks for the instance name to be typed above
 TYPE_NAME_ABOVE keys, then shows a progress bar with rate and ETA and a Cancel that stops after
 the batch in flight, so the final message says exactly what was removed. Every outcome
-(refused, declined, done, cancelled, failed) goes to the audit log with source "tui".
+(refused, declined, done, cancelled, failed) goes to the audit log with source "tui", and an
+intent line before the first key goes: when it cannot be written the evict does not start.
+Leaving the app mid-evict (q, SIGTERM, SIGHUP) cancels like the Cancel button, so the outcome
+line still says exactly what was removed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from textual import on
@@ -24,7 +31,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, ProgressBar, Static
 
-from cachetop.actions.audit import AuditLog, ReadOnlyError, check_writable
+from cachetop.actions.audit import AuditError, AuditLog, ReadOnlyError, check_writable
 from cachetop.actions.console import TYPE_NAME_ABOVE
 from cachetop.actions.evict import DEFAULT_RATE, EvictRequest, EvictResult, RedisEvictor, summary
 from cachetop.actions.memcached_evict import MemcachedEvictor
@@ -40,6 +47,17 @@ def _instance(app: Any, name: str) -> InstanceConfig | None:
 
 def _audit(app: Any) -> AuditLog:
     return AuditLog(app.config.settings.state_dir, source="tui")
+
+
+def _note(app: Any, inst: InstanceConfig, outcome: str, **fields: Any) -> bool:
+    """An audit line that must not crash the dashboard: a failure becomes an error toast."""
+    try:
+        _audit(app).record("evict", inst, outcome=outcome, **fields)
+    except AuditError as exc:
+        app.notify(f"{exc}: this {outcome} outcome is not in it", title="audit", severity="error",
+                   markup=False, timeout=15)  # fmt: skip
+        return False
+    return True
 
 
 def _run(
@@ -71,7 +89,7 @@ def request_evict(app: App[Any], instance: str, request: EvictRequest) -> None:
     try:
         check_writable(inst, read_only=bool(cfg.read_only), action="evict", config_path=cfg.config.path)
     except ReadOnlyError as exc:
-        _audit(cfg).record("evict", inst, outcome="refused", reason=str(exc), what=request.describe())
+        _note(cfg, inst, "refused", reason=str(exc), what=request.describe())
         app.notify(str(exc), title="read-only", severity="error", markup=False, timeout=8)
         return
     timeout = max(cfg.config.timeout_of(inst), 5.0)
@@ -139,6 +157,9 @@ class ConfirmEvictScreen(ModalScreen[EvictResult | None]):
         self.running = False
         self.must_type = preview.matched > TYPE_NAME_ABOVE
         self._started = 0.0
+        self.run_id = os.urandom(6).hex()  # pairs the intent line with its outcome line
+        self._owner: Any = None  # the app, kept for the worker: the screen may be gone by its end
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def compose(self) -> ComposeResult:
         name = display_key(self.inst.name, 40)
@@ -182,14 +203,30 @@ class ConfirmEvictScreen(ModalScreen[EvictResult | None]):
             self.cancel_event.set()  # the worker stops after its batch and reports
             self.query_one("#evict-rate", Static).update("cancelling after the batch in flight…")
             return
-        _audit(self.app).record(
-            "evict", self.inst, outcome="declined", what=self.request.describe(), matched=self.preview.matched
-        )
+        _note(self.app, self.inst, "declined", what=self.request.describe(), matched=self.preview.matched)
         self.dismiss(None)
+
+    def on_unmount(self) -> None:
+        # The app is closing (q, SIGTERM, SIGHUP) mid-evict: stop after the batch in flight, so
+        # the worker still writes the exact outcome before the process ends.
+        self.cancel_event.set()
 
     def _start(self) -> None:
         if self.running:
             return
+        try:
+            _audit(self.app).record(
+                "evict", self.inst, outcome="intent", run=self.run_id, what=self.request.describe(),
+                matched=self.preview.matched, dry_run=False,
+            )  # fmt: skip
+        except AuditError as exc:
+            app = self.app
+            self.dismiss(None)
+            app.notify(f"refused: {exc}; nothing was evicted", title="evict", severity="error",
+                       markup=False, timeout=15)  # fmt: skip
+            return
+        self._owner = self.app
+        self._loop = asyncio.get_running_loop()
         self.running = True
         self.add_class("running")
         self._started = time.monotonic()
@@ -197,7 +234,7 @@ class ConfirmEvictScreen(ModalScreen[EvictResult | None]):
 
     def _evict(self) -> None:
         def progress(result: EvictResult) -> None:
-            self.app.call_from_thread(self._progress, result.matched, result.evicted)
+            self._tell(self._progress, result.matched, result.evicted)
 
         try:
             result = _run(
@@ -207,11 +244,39 @@ class ConfirmEvictScreen(ModalScreen[EvictResult | None]):
         except ActionError as exc:
             result = EvictResult(dry_run=False, error=str(exc))
         outcome = "cancelled" if result.cancelled else "failed" if result.error else "done"
-        fields: dict[str, Any] = {"matched": result.matched, "evicted": result.evicted, "dry_run": False}
+        fields: dict[str, Any] = {
+            "matched": result.matched,
+            "evicted": result.evicted,
+            "dry_run": False,
+            "complete": result.complete,
+            "run": self.run_id,
+        }
+        if result.node_reports:
+            fields["nodes"] = {a: r.as_json() for a, r in result.node_reports.items()}
         if result.error:
             fields["error"] = result.error
-        _audit(self.app).record("evict", self.inst, outcome=outcome, what=self.request.describe(), **fields)
-        self.app.call_from_thread(self._finish, result)
+        try:
+            _audit(self._owner).record(
+                "evict", self.inst, outcome=outcome, what=self.request.describe(), **fields
+            )
+        except AuditError as exc:
+            text = f"{exc}: this {outcome} outcome is not in it"
+            self._tell(self._owner.notify, text, title="audit", severity="error", markup=False, timeout=15)
+        self._tell(self._finish, result)
+
+    def _tell(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """From the worker to the screen, without waiting: call_from_thread would block for good
+        once the app has stopped handling messages (quit mid-evict), and the outcome line would
+        never be written. A screen that is gone is not updated; the evict goes on regardless."""
+
+        def deliver() -> None:
+            with contextlib.suppress(Exception):
+                fn(*args, **kwargs)
+
+        if self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: no one is left to tell
+            self._loop.call_soon_threadsafe(deliver)
 
     def _progress(self, matched: int, evicted: int) -> None:
         bar = self.query_one("#evict-progress", ProgressBar)
