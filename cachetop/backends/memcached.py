@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from cachetop.backends.base import BackendError, reason_from_oserror
 from cachetop.backends.probe import AsyncProbe
@@ -48,6 +48,14 @@ SETTINGS_FACTS = ("maxbytes", "maxconns", "evictions", "item_size_max", "lru_cra
 
 _NUMBER = re.compile(rb"^-?\d+(\.\d+)?$")
 
+# How much of one reply we read (see "Limits" in docs/configuration.md). A real `stats` or
+# `stats settings` is 2-5 KiB; `stats conns` is about 250 bytes a connection (counted as it
+# streams, never held). A peer that sends more is not memcached, or is a hostile one.
+MIB = 1 << 20
+STATS_MAX = 1 * MIB
+CONNS_MAX = 64 * MIB
+LINE_MAX = 64 * 1024  # asyncio's default stream limit: no line may be longer
+
 
 def parse_stats(raw: bytes) -> dict[str, bytes]:
     """`STAT name value` lines -> {name: value}."""
@@ -66,6 +74,15 @@ def _num(stats: dict[str, bytes], name: str) -> int:
     return int(float(value))
 
 
+class _ServerError(BackendError):
+    """The server answered ERROR / CLIENT_ERROR / SERVER_ERROR."""
+
+
+def _too_large(what: str, limit: int) -> str:
+    size = f"{limit // MIB} MiB" if limit >= MIB else f"{limit // 1024} KiB"
+    return f"{what} exceeded {size}: not a cache server, or a hostile one"
+
+
 class MemcachedBackend:
     def __init__(self, inst: InstanceConfig, timeout: float) -> None:
         self.inst = inst
@@ -82,34 +99,48 @@ class MemcachedBackend:
         self._extra_listeners = 0
 
     async def _connect(self) -> None:
-        self._reader, self._writer = await asyncio.open_connection(self.target.host, self.target.port)
+        self._reader, self._writer = await asyncio.open_connection(
+            self.target.host, self.target.port, limit=LINE_MAX
+        )
         settings = parse_stats(await self._command(b"stats settings\r\n"))
         self._settings = {k: settings[k].decode("utf-8", "replace") for k in SETTINGS_FACTS if k in settings}
         # curr_connections counts the listening sockets but one (memcached reports curr - 1), and
         # UDP sockets: a server bound to IPv4 and IPv6 shows one more connection than it serves.
         try:
-            conns = await self._command(b"stats conns\r\n")
-            listening = conns.count(b":state conn_listening")
-            self._extra_listeners = max(0, listening - 1) + conns.count(b":addr udp")  # udp: and udp6:
-        except BackendError:  # a memcached too old for `stats conns`
+            listening = udp = 0
+            async for line in self._lines(b"stats conns\r\n", CONNS_MAX, "stats conns"):
+                listening += b":state conn_listening" in line
+                udp += b":addr udp" in line  # udp: and udp6:
+            self._extra_listeners = max(0, listening - 1) + udp
+        except _ServerError:  # a memcached too old for `stats conns`
             self._extra_listeners = 0
 
     async def _command(self, request: bytes) -> bytes:
+        return b"".join([line async for line in self._lines(request, STATS_MAX, request.decode().strip())])
+
+    async def _lines(self, request: bytes, limit: int, what: str) -> AsyncIterator[bytes]:
+        """The `STAT ...` lines of one reply, up to END; at most `limit` bytes of them."""
         assert self._reader is not None and self._writer is not None
         self._writer.write(request)
         await self._writer.drain()
-        lines = []
+        read = 0
         while True:
-            line = await self._reader.readuntil(b"\r\n")
+            try:
+                line = await self._reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError:
+                raise BackendError(Status.DOWN, _too_large(f"a line of {what}", LINE_MAX)) from None
             if line == b"END\r\n":
-                return b"".join(lines)
+                return
             if line.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")):
                 text = line[:80].decode("utf-8", "replace").strip()
-                raise BackendError(Status.DOWN, f"server error: {text}")
+                raise _ServerError(Status.DOWN, f"server error: {text}")
             if not line.startswith(b"STAT "):
                 # Not memcached's text protocol: something else listens on this port.
                 raise BackendError(Status.DOWN, "not a memcached server? (unexpected reply)")
-            lines.append(line)
+            read += len(line)
+            if read > limit:
+                raise BackendError(Status.DOWN, _too_large(f"reply to {what}", limit))
+            yield line
 
     def add_own_source(
         self, name: str, *_counts: object, connections: Callable[[], int] | None = None, **_reads: object

@@ -20,10 +20,18 @@ import time
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 KERNEL_STAMPS = sys.platform.startswith("linux")
 _ANC_SIZE = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
+# A probe's replies are one short line (+PONG, MN, VERSION 1.6.21, -NOAUTH ...): a peer that sends
+# more without ending the line is not a cache server, and is not read any further.
+PROBE_REPLY_MAX = 4096
 
 
 class ProbeRejected(OSError):
     """The server answered the probe with an error (NOAUTH, LOADING...)."""
+
+
+class ProbeReplyTooLong(OSError):
+    def __init__(self) -> None:
+        super().__init__(f"probe reply longer than {PROBE_REPLY_MAX} bytes: not a cache server")
 
 
 class AsyncProbe:
@@ -115,6 +123,8 @@ class AsyncProbe:
             if not chunk:
                 raise ConnectionResetError("server closed the connection")
             data += chunk
+            if len(data) > PROBE_REPLY_MAX:
+                raise ProbeReplyTooLong()
         return data
 
     def _check(self, reply: bytes, expected: bytes) -> None:
@@ -149,6 +159,8 @@ class AsyncProbe:
         self._reply += data
         if self._reply.endswith(b"\r\n"):
             waiter.set_result(self._reply)
+        elif len(self._reply) > PROBE_REPLY_MAX:
+            waiter.set_exception(ProbeReplyTooLong())
 
     async def _probe_socket(self, sock: socket.socket) -> float:
         loop = asyncio.get_running_loop()

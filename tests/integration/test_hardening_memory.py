@@ -251,3 +251,97 @@ def test_daemon_with_hot_keys_stays_small_and_keeps_polling(hostile_redis: MakeR
     code, _, err = run.wait()
     assert run.peak < RSS_BOUND, f"peak RSS {mb(run.peak)}"
     assert code == 0 and "Traceback" not in err, err
+
+
+def test_a_probe_reply_that_never_ends_is_not_a_latency(hostile_redis: MakeRedis, tmp_path: Path) -> None:
+    """PING answered by an endless line: the probe gives up at 4 KiB, at once, and reports no
+    latency (it used to read until its timeout and report the timeout as the latency)."""
+    server = hostile_redis({"ping": lambda sock: stream_forever(sock, b"+")})
+    run = Run(tmp_path, "snapshot", "--json", "--window", "0.5", "--timeout", "5s", server.url)
+    code, out, err = run.wait()
+    assert run.peak < RSS_BOUND, f"peak RSS {mb(run.peak)}"
+    assert code == 0 and "Traceback" not in err, err
+    (inst,) = json.loads(out)["instances"]
+    assert inst["status"] == "up"  # INFO answered +OK: a server with no figures, but up
+    assert inst["metrics"]["latency_p50_ms"] is None
+
+
+# --- memcached ---------------------------------------------------------------------------------------
+
+SMALL_STATS = b"STAT pid 1\r\nSTAT uptime 10\r\nSTAT version 1.6.21\r\nEND\r\n"
+LONG_STAT = b"STAT filler " + b"a" * 60_000 + b"\r\n"  # each line under asyncio's 64 KiB line limit
+
+
+def endless_stats(sock: socket.socket) -> None:
+    """`stats` answered with STAT lines that never reach END."""
+    sent, end = 0, time.monotonic() + STREAM_SECONDS
+    block = LONG_STAT * 4
+    with contextlib.suppress(OSError):
+        while sent < STREAM_MAX and time.monotonic() < end:
+            sock.sendall(block)
+            sent += len(block)
+
+
+def endless_line(sock: socket.socket) -> None:
+    stream_forever(sock, b"STAT pid ")
+
+
+class HostileMemcached:
+    """A memcached text-protocol peer: `mn`, `version`, `stats settings` and `stats conns` answered
+    as memcached would; `stats` by `on_stats(sock)`."""
+
+    def __init__(self, on_stats: Reply) -> None:
+        self.on_stats = on_stats
+        self.seen: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"memcached://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        with contextlib.suppress(OSError, ValueError), sock, sock.makefile("rb") as rfile:
+            while line := rfile.readline():
+                command = line.strip()
+                self.seen.append(command)
+                if command == b"stats":
+                    self.on_stats(sock)
+                    return
+                if command == b"mn":
+                    sock.sendall(b"MN\r\n")
+                elif command == b"version":
+                    sock.sendall(b"VERSION 1.6.21\r\n")
+                else:
+                    sock.sendall(SMALL_STATS)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize(
+    ("on_stats", "reason"),
+    [
+        (endless_stats, "reply to stats exceeded 1 MiB: not a cache server, or a hostile one"),
+        (endless_line, "a line of stats exceeded 64 KiB: not a cache server, or a hostile one"),
+    ],
+    ids=["endless-stat-list", "endless-line"],
+)
+def test_snapshot_against_a_memcached_that_never_ends_stats(
+    tmp_path: Path, on_stats: Reply, reason: str
+) -> None:
+    server = HostileMemcached(on_stats)
+    try:
+        run = Run(tmp_path, "snapshot", "--json", "--window", "0.5", "--timeout", "5s", server.url)
+        code, out, err = run.wait()
+    finally:
+        server.close()
+    assert run.peak < RSS_BOUND, f"peak RSS {mb(run.peak)}"
+    assert code == 1 and "Traceback" not in err, err
+    (inst,) = json.loads(out)["instances"]
+    assert (inst["status"], inst["error"]) == ("down", reason)
