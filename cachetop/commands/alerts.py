@@ -20,6 +20,7 @@ from cachetop.config import resolve_config
 from cachetop.configfile import ConfigError
 from cachetop.plugins import plugin_paths_of
 from cachetop.redact import scrub
+from cachetop.safe_text import display_key
 
 HELP = "send a test message to a channel (`alerts test CHANNEL`), or list the rules in force"
 DESCRIPTION = """\
@@ -74,21 +75,26 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(outcome, Delivered):
         print(f"sent a test message to {args.channel}")
         if outcome.note:
-            print(f"cachetop: {args.channel}: {scrub(outcome.note)}", file=sys.stderr)
+            print(f"cachetop: {args.channel}: {display_key(scrub(outcome.note), 300)}", file=sys.stderr)
         return 0
     kind = "refused (permanent)" if isinstance(outcome, Permanent) else "failed (would be retried)"
-    print(f"cachetop: test message to {args.channel} {kind}: {scrub(outcome.error)}", file=sys.stderr)
+    # A remote server wrote the error: escaped, so its control characters cannot reach the terminal.
+    print(
+        f"cachetop: test message to {args.channel} {kind}: {display_key(scrub(outcome.error), 300)}",
+        file=sys.stderr,
+    )
     return 1
 
 
 def _list(config: object) -> int:
     console = Console(highlight=False, soft_wrap=True)
     for rule in effective_rules(config):
-        line = Text(f"{rule.name:<20} ")
+        line = Text(f"{display_key(rule.name, 60):<20} ")
         line.append(f"{rule.metric} {rule.op} {format_threshold(rule.threshold)}")
         if rule.clear_threshold is not None:
             line.append(f" (clears at {format_threshold(rule.clear_threshold)})")
         line.append(f"  for {rule.for_s:g}s  cooldown {rule.cooldown_s:g}s  {rule.severity}")
-        line.append(f"  -> {', '.join(rule.channels or ()) or 'no channel'}  [{rule.origin}]")
+        channels = ", ".join(display_key(c, 60) for c in rule.channels or ())
+        line.append(f"  -> {channels or 'no channel'}  [{rule.origin}]")
         console.print(line)
     return 0

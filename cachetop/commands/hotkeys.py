@@ -112,9 +112,11 @@ def _print_tables(views: list[HotKeysView]) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from cachetop.safe_text import display_key
+
     console = Console(highlight=False)
     for view in views:
-        title = Text(f"{view.name}  ", style="bold")
+        title = Text(f"{display_key(view.name, 60)}  ", style="bold")
         title.append(f"source: {view.source}", style="dim")
         if view.sampled_s:
             title.append(f"  sampled {view.sampled_s:.1f}s, {view.total_events} events", style="dim")
@@ -149,6 +151,6 @@ def _print_tables(views: list[HotKeysView]) -> None:
                 line.append(f"{p.display} {p.share:.0%}  ")
             console.print(line)
         if view.error:
-            console.print(Text(f"  {view.error}", style="red"))
+            console.print(Text(f"  {display_key(view.error, 200)}", style="red"))
         elif not view.keys:
             console.print(Text("  no key traffic seen", style="dim"))
