@@ -9,16 +9,24 @@ AlertService attached, every (rule, instance) pair the rule selects gets its sta
     exporter = PrometheusExporter()
     monitor.subscribe(exporter.on_snapshot)
     exporter.serve(9150)
+
+The HTTP side is one thread running its own asyncio loop (scrapes never wait on the monitor's
+loop, and a slow collect never stalls polling): at most MAX_CONNECTIONS sockets open, each
+with REQUEST_TIMEOUT_S to send its request, so idle or trickling connections cost no thread and
+cannot lock a real scraper out (a new connection closes the oldest one still idle).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from cachetop.model import METRICS, InstanceMetrics, Snapshot, Status
@@ -26,6 +34,10 @@ from cachetop.model import METRICS, InstanceMetrics, Snapshot, Status
 PREFIX = "cachetop_"
 LABELS = ("instance", "kind", "address", "role", "shard")
 ALERT_STATES = ("ok", "pending", "firing")
+MAX_CONNECTIONS = 64
+REQUEST_TIMEOUT_S = 10.0  # to send the request line and headers, in all (not per read)
+WRITE_TIMEOUT_S = 30.0  # for the client to take the answer
+MAX_REQUEST_BYTES = 16 * 1024
 
 
 def instance_labels(inst: InstanceMetrics) -> list[str]:
@@ -132,22 +144,107 @@ class PrometheusExporter:
         self.collector = SnapshotCollector(alerts)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
-        self._server: Any = None
+        self.port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        # Open connections, oldest first; True once its request has arrived (it is being answered).
+        self._connections: dict[asyncio.StreamWriter, bool] = {}
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         self.collector.on_snapshot(snapshot)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> int:
-        """Starts /metrics in a daemon thread; returns the port (useful with port 0)."""
-        self._server, self._thread = start_http_server(port, addr=addr, registry=self.registry)
-        return int(self._server.server_address[1])
+        """Starts /metrics in a daemon thread; returns the port (useful with port 0).
+        OSError (e.g. the port is taken) is raised here."""
+        started: dict[str, Any] = {}
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            try:
+                server = loop.run_until_complete(
+                    asyncio.start_server(self._handle, addr, port, limit=MAX_REQUEST_BYTES, backlog=128)
+                )
+            except OSError as exc:
+                started["error"] = exc
+                ready.set()
+                loop.close()
+                return
+            self._loop = loop
+            started["port"] = server.sockets[0].getsockname()[1]
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                server.close()
+                for writer in list(self._connections):
+                    writer.close()
+                loop.run_until_complete(asyncio.sleep(0))  # let the handlers see their sockets close
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="cachetop-metrics", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if "error" in started:
+            self._thread.join()
+            self._thread = None
+            raise started["error"]
+        self.port = int(started["port"])
+        return self.port
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= MAX_CONNECTIONS:
+            idle = next((w for w, busy in self._connections.items() if not busy), None)
+            if idle is None:  # all busy answering: this one waits for nobody
+                writer.close()
+                return
+            idle.close()  # its handler sees the end of the stream and forgets it
+            self._connections.pop(idle, None)
+        self._connections[writer] = False
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
+            self._connections[writer] = True
+            writer.write(self._answer(head))
+            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass  # a client that went away, or never said what it wanted
+        finally:
+            self._connections.pop(writer, None)
+            writer.close()
+
+    def _answer(self, head: bytes) -> bytes:
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            return _response(400, "text/plain", b"bad request\n")
+        method = parts[0]
+        if method not in ("GET", "HEAD"):
+            return _response(405, "text/plain", b"only GET and HEAD\n")
+        accept = ""
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "accept":
+                accept = value.strip()
+        encoder, content_type = choose_encoder(accept)
+        body = encoder(self.registry)
+        return _response(200, content_type, body, head_only=method == "HEAD")
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed"}
+
+
+def _response(status: int, content_type: str, body: bytes, *, head_only: bool = False) -> bytes:
+    head = (
+        f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + (b"" if head_only else body)

@@ -4,14 +4,18 @@ a /metrics port flooded with idle connections."""
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
+from cachetop.exporters.prometheus import MAX_CONNECTIONS
 from cachetop.servers import LocalServer, free_port
 from tests.alert_servers import SlackStandIn
 from tests.conftest import TinyFs, wait_until
@@ -122,3 +126,37 @@ webhook_url = "${SLACK_WEBHOOK_URL}"
         daemon.stop()
     assert len(slack.delivered) == 1
     assert "Traceback" not in daemon.text()
+
+
+def test_a_thousand_idle_connections_to_metrics_cost_no_threads_and_a_scrape_still_answers(
+    tmp_path: Path, redis: LocalServer, slack: SlackStandIn
+) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:  # this test's own sockets
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    port = free_port()
+    daemon = Daemon(
+        write_config(tmp_path, redis), tmp_path / "daemon.log", slack.webhook_url,
+        "--metrics-port", str(port), "--metrics-addr", "127.0.0.1",
+    )  # fmt: skip
+    idle: list[socket.socket] = []
+    try:
+        wait_until(lambda: "Prometheus metrics on" in daemon.text(), 20, "the daemon to start")
+        process = psutil.Process(daemon.proc.pid)
+        threads_before = process.num_threads()
+        for _ in range(1000):  # connect, say nothing
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        started = time.monotonic()
+        samples = scrape(port)
+        assert time.monotonic() - started < 2.0
+        assert samples["cachetop_snapshots_total"] >= 1
+        # Idle connections hold no thread, and at most MAX_CONNECTIONS sockets stay open.
+        assert process.num_threads() <= threads_before + 1
+        open_sockets = [c for c in process.net_connections("tcp") if c.laddr.port == port]
+        assert len(open_sockets) <= MAX_CONNECTIONS + 1  # + the listening socket
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.proc.wait(10) == 0
+    finally:
+        for sock in idle:
+            sock.close()
+        daemon.stop()

@@ -92,7 +92,7 @@ async def test_metrics_match_the_json_snapshot_and_alert_states(tmp_path: Path, 
         async with AlertService(config) as alerts, Monitor(config) as monitor:
             alerts.attach(monitor)
             async with attach_outputs(monitor, alerts, metrics_port=0, metrics_addr="127.0.0.1") as out:
-                port = out["exporter"]._server.server_address[1]
+                port = out["exporter"].port
                 await monitor.wait_snapshot(
                     lambda s: (
                         s.instances[0].metrics.get("ops_per_sec")
