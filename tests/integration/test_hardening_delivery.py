@@ -108,8 +108,9 @@ def test_alerts_test_gives_up_on_a_slow_peer_at_the_channel_timeout(
     no_secret(done.stderr)
     assert peer.sent >= 1  # the peer was answering, slowly: no per-read timeout could fire
     # The attempt ended at its 3 s limit (measured on the peer's side, from accept to hang-up).
+    wait_until(lambda: peer.closed, 2.0, "the peer to see the connection closed")
     [accepted], [closed] = peer.accepted, peer.closed
-    assert 2.9 <= closed - accepted < 4.0
+    assert 2.9 <= closed - accepted < 4.0, (accepted, closed)
     assert elapsed < 10  # interpreter start-up on a loaded machine, plus the 3 s
 
 
@@ -176,6 +177,7 @@ channels = ["ops"]
     assert re.search(retried, log), log
     assert log.rstrip().endswith("stopped")
     no_secret(log)
+    wait_until(lambda: peer.closed, 2.0, "the peer to see the connection closed")
     assert len(peer.closed) == len(peer.accepted) == 1
 
 
@@ -254,15 +256,15 @@ def test_chat_post_message_needs_ok_true(slack: SlackStandIn) -> None:
                   None, None)  # fmt: skip
     api = "slack chat.postMessage"
     cases = [
-        ((200, {}, b'{"ok": false, "error": "channel_not_found"}'), Permanent(f"{api}: channel_not_found")),
-        ((200, {}, b"<html>login</html>"), Permanent(f"{api}: HTTP 200 without ok=true: <html>login</html>")),
-        ((200, {}, b'{"ts": "1.2"}'), Permanent(f'{api}: HTTP 200 without ok=true: {{"ts": "1.2"}}')),
         (
             (302, {"Location": "https://login.example.com/sso?next=x"}, b""),
             Permanent(
                 f"{api}: HTTP 302 redirect to https://login.example.com/… (not followed: update the URL)"
             ),
         ),
+        ((200, {}, b'{"ok": false, "error": "channel_not_found"}'), Permanent(f"{api}: channel_not_found")),
+        ((200, {}, b"<html>login</html>"), Permanent(f"{api}: HTTP 200 without ok=true: <html>login</html>")),
+        ((200, {}, b'{"ts": "1.2"}'), Permanent(f'{api}: HTTP 200 without ok=true: {{"ts": "1.2"}}')),
         ((200, {}, b'{"ok": false, "error": "ratelimited"}'), Retry(f"{api}: ratelimited")),
     ]
     for step, expected in cases:
