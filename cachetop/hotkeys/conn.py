@@ -47,8 +47,14 @@ def resp_command(*args: bytes | str | int) -> bytes:
 
 
 async def read_simple_reply(reader: asyncio.StreamReader) -> bytes:
-    """Reads one +OK / :123 / -ERR reply line; an error reply raises HotKeysError."""
-    line = await reader.readline()
+    """Reads one +OK / :123 / -ERR reply line; an error reply raises HotKeysError. A line longer
+    than the stream's limit (STREAM_LIMIT) is refused: no such reply comes from a cache server."""
+    try:
+        line = await reader.readline()
+    except ValueError:  # what readline raises past the limit
+        raise HotKeysError(
+            f"a reply line exceeded {STREAM_LIMIT >> 20} MiB: not a cache server, or a hostile one"
+        ) from None
     if not line:
         raise HotKeysError("the server closed the connection")
     if line.startswith(b"-"):
@@ -173,14 +179,16 @@ def parse_client_list(raw: bytes) -> list[dict[bytes, bytes]]:
 async def raw_call(client: Any, *args: Any) -> Any:
     """A command whose reply redis-py would mis-parse (COMMAND DOCS, HOTKEYS): no reply callback.
     Only for a client no other task uses at the same time."""
+    from cachetop.backends.redis_client import command_name
+    from cachetop.backends.reply_cap import cap_for, reply_cap
+
     gate = getattr(client, "cachetop_gate", None)
     async with gate.shared() if gate is not None else contextlib.nullcontext():
         await client.initialize()
         count = getattr(client, "cachetop_count", None)
         if count is not None:
-            from cachetop.backends.redis_client import command_name
-
             count(command_name(args), 1)
         conn = client.connection
         await conn.send_command(*args)
-        return await conn.read_response()
+        with reply_cap(cap_for(command_name(args))):
+            return await conn.read_response()
