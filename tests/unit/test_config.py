@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,72 @@ def test_line_numbers_for_dotted_keys_sub_tables_and_quotes(
     path.write_text(text.replace("tls_verify.x = 1\n", "[instance.extra]\nfoo = 1\n"))
     code, err = check(path, capsys)
     assert err.startswith(f"cachetop: {path}:10: unknown key 'extra' in [instance]"), err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # An array left open: tomllib stops at the next header, or at the end of the file.
+        ('a = 1\ntags = ["x",\n  "y"\n\n[b]\nc = 2\n', "2: invalid TOML: this list is never closed (add ])"),
+        ("a = 1\nx = [1,\n2,\n", "2: invalid TOML: this list is never closed (add ])"),
+        ('a = 1\ns = """abc\n\n', '2: invalid TOML: this string is never closed (add """)'),
+        ("t = {a = 1\n", "1: invalid TOML: this inline table is never closed (add })"),
+        # A list that IS closed later: the bad value's own line, not where the list opened.
+        ("x = [ 1,\n 2,\n bad ]\n", "3: invalid TOML: Invalid value (see https://toml.io)"),
+        # Brackets inside strings and comments do not count.
+        ('x = [ "]", # ]\n  "[" ,\n bad ]\n', "3: invalid TOML: Invalid value (see https://toml.io)"),
+    ],
+)
+def test_syntax_errors_point_at_the_line_to_fix(text: str, expected: str) -> None:
+    from cachetop.configfile import syntax_error_message
+
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        assert syntax_error_message(text, str(exc)).startswith(expected)
+    else:
+        pytest.fail("the text parsed")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "infinity", float("nan"), float("inf"), "1e400"])
+def test_durations_are_finite(value: object) -> None:
+    with pytest.raises(ValueError, match="is not a finite duration"):
+        parse_duration(value)
+
+
+def test_every_default_is_inside_its_bounds() -> None:
+    """The defaults a user gets without writing a key must pass the check a written key gets."""
+    from cachetop.alerts.presets import AlertSettings
+    from cachetop.alerts.rules import DEFAULT_COOLDOWN
+    from cachetop.config import Settings
+    from cachetop.configfile import DURATION_BOUNDS, bounds_for
+    from cachetop.hotkeys_config import HotKeySettings
+
+    settings, hot, alerts = Settings(), HotKeySettings(), AlertSettings()
+    defaults = {
+        "interval": settings.interval,
+        "window": settings.window,
+        "timeout": settings.timeout,
+        "cooldown": DEFAULT_COOLDOWN,
+        "instance_down_for": alerts.instance_down_for,
+        "delivery_deadline": alerts.delivery_deadline,
+        **{name: getattr(hot, name) for name in ("monitor_on", "monitor_off", "watch_on", "watch_off")},
+        "stampede_window": hot.stampede_window,
+    }
+    for name, seconds in defaults.items():
+        assert name in DURATION_BOUNDS
+        assert bounds_for(name).problem(seconds) is None, (name, seconds)
+
+
+def test_a_hostile_name_in_an_error_is_escaped_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        '[[instance]]\nname = "x\\u001b[2J"\nurl = "redis://h:1"\n\n'
+        '[[instance]]\nname = "x\\u001b[2J"\nurl = "redis://h:2"\n',
+    )
+    code, err = check(path, capsys)
+    assert code == 2
+    assert "duplicate instance name 'x\\x1b[2J'" in err
+    assert "\x1b" not in err

@@ -21,6 +21,12 @@ from cachetop.targets import _redact, parse_target
         ("redis://admin:s3cret@h:1/x", "redis://admin:***@h:1/x"),
         ("redis://onlyone@h:1", "redis://***@h:1"),
         ("redis://h:1", "redis://h:1"),
+        # Everything before the LAST "@" is user information, whatever it holds.
+        ("redis://:Hunter2?secretX@host:1", "redis://:***@host:1"),
+        ("redis://u:a#b/c[d]@e@[::1]:7/2", "redis://u:***@[::1]:7/2"),
+        # No "@": a "port" that is not a number may be a password whose "@" was forgotten.
+        ("redis://:s3cret/h:1", "redis://:***/h:1"),
+        ("redis-cluster://a:1,b:pw99", "redis-cluster://a:1,b:***"),
     ],
 )
 def test_malformed_urls_are_redacted(url: str, shown: str) -> None:
@@ -60,3 +66,23 @@ def test_json_scrubbing_keeps_numbers_intact() -> None:
     assert json.dumps(scrub_json(doc)) == (
         '{"time": 1716912345.123, "error": "auth *** refused", "items": ["x***y", 1234]}'
     )
+
+
+@pytest.mark.parametrize(
+    "char", [*":/?#[]@!$&'()*+,;=%", " ", '"', "\\", "<", ">", "{", "}", "|", "^", "`", "\t"]
+)
+def test_a_password_may_hold_any_reserved_character(char: str) -> None:
+    password = f"Hunter2{char}secretX"
+    target = parse_target(f"redis://user:{password}@h:7/3")
+    assert (target.host, target.port, target.db, target.username, target.password) == (
+        "h",
+        7,
+        3,
+        "user",
+        password,
+    )
+    assert target.redacted_url == "redis://user:***@h:7/3"
+    with pytest.raises(ValueError) as info:
+        parse_target(f"redis://user:{password}@h:0")
+    assert str(info.value) == "'redis://user:***@h:0': port 0 is out of range (allowed: 1-65535)"
+    assert scrub(f"x {password} y") == "x *** y"

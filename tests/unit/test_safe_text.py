@@ -1,4 +1,7 @@
-from cachetop.safe_text import display_key
+import io
+import logging
+
+from cachetop.safe_text import EscapeControlsFilter, display_key, escape_controls
 
 
 def test_plain_key_is_unchanged() -> None:
@@ -36,3 +39,33 @@ def test_long_keys_are_cut_with_an_ellipsis() -> None:
 
 def test_escapes_count_towards_the_length() -> None:
     assert display_key(b"\x00" * 10, max_len=9) == "\\x00\\x00…"
+
+
+def test_escape_controls_leaves_escaped_text_alone() -> None:
+    """The log's last line of defence never escapes a second time what display_key escaped."""
+    raw = "evil\x1b[31m\u202e\\k"
+    once = display_key(raw)
+    assert escape_controls(once) == once == "evil\\x1b[31m\\u202e\\\\k"
+    assert escape_controls(raw) == "evil\\x1b[31m\\u202e\\k"
+    assert escape_controls("a\nb\tc") == "a\\x0ab\\x09c"
+    assert escape_controls("a\nb\tc", keep_lines=True) == "a\nb\tc"
+
+
+def test_log_records_with_control_characters_are_escaped_and_stay_one_line() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(EscapeControlsFilter())
+    log = logging.getLogger("cachetop.test.safe_text")
+    log.addHandler(handler)
+    try:
+        log.warning("%s: down (%s)", "evil\x1b]0;title\x07", "line1\nFAKE line")
+        try:
+            raise RuntimeError("boom\x1b[2J")
+        except RuntimeError:
+            log.exception("poll failed")
+    finally:
+        log.removeHandler(handler)
+    text = stream.getvalue()
+    assert text.splitlines()[0] == "evil\\x1b]0;title\\x07: down (line1\\x0aFAKE line)"
+    assert "RuntimeError: boom\\x1b[2J" in text
+    assert "\x1b" not in text and "\x07" not in text
