@@ -234,7 +234,7 @@ class Outbox:
             f" for {held:.0f}s are saved",
             logging.WARNING,
         )
-        self._memory.close()
+        # Not closed here: a scrape in another thread may still be reading it; it closes when dropped.
         self._memory = None
         self._journal.clear()
         self.storage_error = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +31,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from cachetop.model import METRICS, InstanceMetrics, Snapshot, Status
+
+log = logging.getLogger("cachetop.exporters")
 
 PREFIX = "cachetop_"
 LABELS = ("instance", "kind", "address", "role", "shard")
@@ -226,7 +229,11 @@ class PrometheusExporter:
             if name.strip().lower() == "accept":
                 accept = value.strip()
         encoder, content_type = choose_encoder(accept)
-        body = encoder(self.registry)
+        try:
+            body = encoder(self.registry)
+        except Exception as exc:  # a bug in a collector: say so to the scraper, keep serving
+            log.error("/metrics: collecting failed: %s", type(exc).__name__)
+            return _response(500, "text/plain", f"collecting failed: {type(exc).__name__}\n".encode())
         return _response(200, content_type, body, head_only=method == "HEAD")
 
     def close(self) -> None:
@@ -239,7 +246,7 @@ class PrometheusExporter:
             self._thread = None
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed"}
+_REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed", 500: "Internal Server Error"}
 
 
 def _response(status: int, content_type: str, body: bytes, *, head_only: bool = False) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
 import time
 import urllib.request
@@ -13,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cachetop.alerts.service import AlertService
 from cachetop.config import load_config
+from cachetop.exporters import prometheus
 from cachetop.exporters.outputs import attach_outputs
 from cachetop.model import METRICS, Status
 from cachetop.monitor import Monitor
@@ -144,3 +147,36 @@ async def test_metrics_match_the_json_snapshot_and_alert_states(tmp_path: Path, 
     for state, value in (("firing", 1.0), ("pending", 0.0), ("ok", 0.0)):
         assert samples[("cachetop_alert_state", tuple(sorted({**alert, "state": state}.items())))] == value
     assert not any(name == "cachetop_alert_state" and ("instance", "gone") in lbl for name, lbl in samples)
+
+
+def test_a_client_that_trickles_its_request_is_cut_off_at_the_total_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A byte every 0.1 s never trips a per-read timeout; the request deadline is for the whole."""
+    monkeypatch.setattr(prometheus, "REQUEST_TIMEOUT_S", 0.5)
+    exporter = prometheus.PrometheusExporter()
+    port = exporter.serve(0, "127.0.0.1")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+            started = time.monotonic()
+            closed_after = None
+            for byte in b"GET /metrics HTTP/1.1\r\nHost: x\r\n" * 10:
+                try:
+                    slow.sendall(bytes([byte]))
+                except OSError:  # reset: the server has closed it
+                    closed_after = time.monotonic() - started
+                    break
+                ready, _, _ = select.select([slow], [], [], 0.1)
+                if ready and slow.recv(100) == b"":  # the server closed it
+                    closed_after = time.monotonic() - started
+                    break
+            assert closed_after is not None and 0.5 <= closed_after < 1.5
+        # The server is still there for a scraper that says what it wants.
+        assert "cachetop_snapshots_total 0.0" in scrape_text(port)
+    finally:
+        exporter.close()
+
+
+def scrape_text(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        return str(answer.read().decode())
