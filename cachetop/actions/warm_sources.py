@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cachetop.actions.warm import check_ttl
 from cachetop.configfile import parse_duration
 from cachetop.plugins import Warmer, WarmItem
 
@@ -20,10 +21,10 @@ def _ttl_option(options: Mapping[str, str], name: str = "ttl") -> float | None:
     if raw in (None, ""):
         return None
     try:
-        seconds = parse_duration(str(raw))
+        return check_ttl(parse_duration(str(raw)), f"option {name}={raw}")
     except ValueError as exc:
-        raise ValueError(f"option {name}={raw!r}: {exc}") from None
-    return seconds
+        text = str(exc)
+        raise ValueError(text if text.startswith("option ") else f"option {name}={raw!r}: {text}") from None
 
 
 class FileWarmer:
@@ -67,8 +68,11 @@ class FileWarmer:
         else:
             raise ValueError(f'{where}: needs a string "value" or "value_b64" ({FILE_FORMAT})')
         ttl = row.get("ttl")
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
-            raise ValueError(f"{where}: ttl must be a positive number of seconds or null, not {ttl!r}")
+        if ttl is not None:
+            try:
+                check_ttl(ttl, f"{where}: ttl")
+            except ValueError as exc:
+                raise ValueError(f"{exc}; or null for no expiry") from None
         unknown = set(row) - {"key", "value", "value_b64", "ttl"}
         if unknown:
             raise ValueError(

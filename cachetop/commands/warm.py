@@ -7,7 +7,7 @@ import json
 import sys
 import threading
 
-from cachetop.actions.audit import AuditLog, ReadOnlyError, check_writable
+from cachetop.actions.audit import AuditError, AuditLog, ReadOnlyError, check_writable
 from cachetop.actions.console import (
     EXIT_FAILED,
     EXIT_OK,
@@ -19,10 +19,22 @@ from cachetop.actions.console import (
     progress_bar,
 )
 from cachetop.actions.redis_nodes import ActionError
-from cachetop.actions.warm import DEFAULT_BATCH, DEFAULT_LOCK_TTL_S, DEFAULT_RATE, RedisWarmer, warm_summary
+from cachetop.actions.warm import (
+    DEFAULT_BATCH,
+    DEFAULT_LOCK_TTL_S,
+    DEFAULT_RATE,
+    MAX_LOCK_TTL_S,
+    MAX_TTL_S,
+    MIN_LOCK_TTL_S,
+    MIN_TTL_S,
+    RedisWarmer,
+    check_ttl,
+    warm_summary,
+)
 from cachetop.actions.warm_sources import create_warmer
 from cachetop.cli import add_target_arguments
 from cachetop.commands.common import config_from_args
+from cachetop.config import InstanceConfig
 from cachetop.configfile import ConfigError, parse_duration
 from cachetop.plugins import PluginFailed, PluginNotFound, discover, plugin_paths_of
 from cachetop.redact import scrub
@@ -81,13 +93,15 @@ def _options(args: argparse.Namespace) -> dict[str, str]:
     return options
 
 
-def _duration(value: str | None, flag: str) -> float | None:
+def _duration(value: str | None, flag: str, low: float = MIN_TTL_S, high: float = MAX_TTL_S) -> float | None:
+    """A --ttl / --lock-ttl: a duration, finite and within bounds (1e400 is infinity: refused)."""
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        return check_ttl(parse_duration(value), flag, low, high)
     except ValueError as exc:
-        raise ConfigError(f"{flag}: {exc}") from None
+        text = str(exc)
+        raise ConfigError(text if text.startswith(flag) else f"{flag}: {text}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             check_writable(inst, read_only=args.read_only, action="warm", config_path=config.path)
         except ReadOnlyError as exc:
-            audit.record("warm", inst, outcome="refused", reason=str(exc), what=what)
+            _note(audit, inst, "refused", reason=str(exc), what=what)
             print(f"cachetop: {exc}", file=sys.stderr)
             return EXIT_REFUSED
     registry = discover(plugin_paths_of(config))
@@ -123,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
         timeout=max(config.timeout_of(inst), 5.0),
         rate=rate,
         batch=args.batch,
-        lock_ttl_s=_duration(args.lock_ttl, "--lock-ttl") or DEFAULT_LOCK_TTL_S,
+        lock_ttl_s=_duration(args.lock_ttl, "--lock-ttl", MIN_LOCK_TTL_S, MAX_LOCK_TTL_S)
+        or DEFAULT_LOCK_TTL_S,
         default_ttl=_duration(args.ttl, "--ttl"),
         overwrite=args.overwrite,
         cancel=cancel,
@@ -131,11 +146,14 @@ def run(args: argparse.Namespace) -> int:
     show_bar = is_terminal(sys.stderr) and not args.json and not args.dry_run
     total = getattr(warmer, "total", None)
     try:
-        with cancel_on_interrupt(cancel, sys.stderr), progress_bar(show_bar, "warming", total) as update:
+        with (
+            cancel_on_interrupt(cancel, sys.stderr) as interruption,
+            progress_bar(show_bar, "warming", total) as update,
+        ):
             runner.progress = lambda r: update(r.planned, total)
             result = runner.run(dry_run=args.dry_run)
     except ActionError as exc:
-        audit.record("warm", inst, outcome="failed", error=str(exc), what=what)
+        _note(audit, inst, "failed", error=str(exc), what=what)
         print(f"cachetop: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     outcome = (
@@ -147,11 +165,22 @@ def run(args: argparse.Namespace) -> int:
         if result.error
         else "done"
     )
-    audit.record("warm", inst, outcome=outcome, what=what, **result.as_json(), error=result.error)
+    fields = {**result.as_json(), "error": result.error, "signal": interruption.signal}
+    noted = _note(audit, inst, outcome, what=what, **fields)
     if args.json:
         print(json.dumps(result.as_json()))
         if result.error:
             print(f"cachetop: {scrub(result.error)}", file=sys.stderr)
     else:
         print(scrub(warm_summary(result, inst.name)))
-    return EXIT_FAILED if result.cancelled or result.error else EXIT_OK
+    return EXIT_FAILED if result.cancelled or result.error or not noted else EXIT_OK
+
+
+def _note(audit: AuditLog, inst: InstanceConfig, outcome: str, **fields: object) -> bool:
+    """The outcome line; when the log cannot be written, one line says so (no traceback)."""
+    try:
+        audit.record("warm", inst, outcome=outcome, **fields)
+    except AuditError as exc:
+        print(f"cachetop: {exc}: this {outcome} outcome is not in it", file=sys.stderr)
+        return False
+    return True
