@@ -22,7 +22,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry as SyncRetry
 
 from cachetop.aio import OwnTrafficGate
-from cachetop.backends.reply_cap import CappedAsyncParser, CappedParser, cap_for, reply_cap
+from cachetop.backends.reply_cap import (
+    DEFAULT_CAP,
+    CappedAsyncParser,
+    CappedParser,
+    ReplyCap,
+    cap_for,
+    reply_cap,
+)
 from cachetop.config import InstanceConfig
 
 
@@ -142,6 +149,13 @@ class _NoGate:
 _NO_GATE = _NoGate()
 
 
+def pipeline_cap(stack: Sequence[tuple[Sequence[Any], Any]]) -> ReplyCap:
+    """A pipeline's replies are each held to the largest cap among its commands."""
+    return max(
+        (cap_for(command_name(args)) for args, _ in stack), key=lambda cap: cap.limit, default=DEFAULT_CAP
+    )
+
+
 class _CappedRedis(aioredis.Redis):  # type: ignore[misc]
     """Each command's reply is held to its command's cap (reply_cap.py)."""
 
@@ -149,11 +163,33 @@ class _CappedRedis(aioredis.Redis):  # type: ignore[misc]
         with reply_cap(cap_for(command_name(args))):
             return await super().execute_command(*args, **options)
 
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
+
+        async def capped(raise_on_error: bool = True) -> Any:
+            with reply_cap(pipeline_cap(pipe.command_stack)):
+                return await execute(raise_on_error)
+
+        pipe.execute = capped
+        return pipe
+
 
 class _CappedSyncRedis(redis.Redis):  # type: ignore[misc]
     def execute_command(self, *args: Any, **options: Any) -> Any:
         with reply_cap(cap_for(command_name(args))):
             return super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
+
+        def capped(raise_on_error: bool = True) -> Any:
+            with reply_cap(pipeline_cap(pipe.command_stack)):
+                return execute(raise_on_error)
+
+        pipe.execute = capped
+        return pipe
 
 
 def _counting_class(count: Count, gate: OwnTrafficGate | _NoGate) -> type:

@@ -291,6 +291,24 @@ def test_hotkeys_monitor_handshake_answered_by_an_endless_line(
     )
 
 
+def test_evict_against_a_huge_scan_reply_fails_cleanly(hostile_redis: MakeRedis, tmp_path: Path) -> None:
+    """The actions' blocking connections are capped too: SCAN at 64 MiB, reported, nothing done."""
+    server = hostile_redis({"scan": bulk_bomb})
+    run = Run(tmp_path, "evict", server.url, "--pattern", "sess:*", "--dry-run", "--json", "--timeout", "5s")
+    code, out, err = run.wait()
+    assert run.peak < RSS_BOUND, f"peak RSS {mb(run.peak)}"
+    assert code == 1 and "Traceback" not in err, err
+    report = json.loads(out)
+    reason = f"{server.url}: reply to SCAN exceeded 64 MiB: not a cache server, or a hostile one"
+    assert (report["matched"], report["evicted"], report["complete"], report["error"]) == (
+        0,
+        0,
+        False,
+        reason,
+    )
+    assert "unlink" not in server.seen
+
+
 def test_a_probe_reply_that_never_ends_is_not_a_latency(hostile_redis: MakeRedis, tmp_path: Path) -> None:
     """PING answered by an endless line: the probe gives up at 4 KiB, at once, and reports no
     latency (it used to read until its timeout and report the timeout as the latency)."""
