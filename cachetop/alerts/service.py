@@ -122,7 +122,7 @@ class AlertService:
         self._lock: _StateDirLock | None = None
         self.outbox: Outbox | None = None
         self.worker: DeliveryWorker | None = None
-        self._next_persist = 0.0
+        self._persist_due: float | None = None  # monotonic: the next write-back attempt
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -195,10 +195,13 @@ class AlertService:
     def _retry_persist(self) -> None:
         """While the state dir refuses writes, tries every PERSIST_RETRY_S to write the outbox back."""
         if self.outbox is None or self.outbox.unpersisted_since is None:
+            self._persist_due = None
             return
         now = time.monotonic()
-        if now >= self._next_persist:
-            self._next_persist = now + PERSIST_RETRY_S
+        if self._persist_due is None:  # it has just failed: not again in the same tick
+            self._persist_due = now + PERSIST_RETRY_S
+        elif now >= self._persist_due:
+            self._persist_due = now + PERSIST_RETRY_S
             self.outbox.persist()
 
     def _enqueue(self, notifications: tuple[Notification, ...]) -> None:

@@ -3,6 +3,8 @@ message, the one-process-per-state_dir lock, the read API for screens, and the b
 
 from __future__ import annotations
 
+import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,9 @@ from cachetop.alerts.rules import Rule
 from cachetop.alerts.service import AlertService, AlertsLocked
 from cachetop.config import Config, Settings
 from cachetop.model import InstanceMetrics, Snapshot, Status
+from cachetop.tui.widgets.alerts_panel import problems_line
+from cachetop.tui.widgets.header import alerts_badge
+from tests.conftest import TinyFs
 
 WALL0 = 1_800_000_000.0
 
@@ -133,3 +138,39 @@ def test_backoff_doubles_with_equal_jitter_and_a_cap() -> None:
     high = [backoff_delay(n, 1.0, 300.0, lambda: 1.0) for n in range(1, 12)]
     assert low == [0.5, 1, 2, 4, 8, 16, 32, 64, 128, 150, 150]
     assert high == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+
+
+async def test_a_full_state_dir_keeps_notices_in_memory_and_says_so(
+    tmp_path: Path, tiny_fs: TinyFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real full tmpfs under state_dir: nothing is lost, the screens are told, and the outbox is
+    written back (with the same message ids) when space returns."""
+    subprocess.run(["mount", "-o", "remount,size=1m", str(tiny_fs.path)], check=True, timeout=10)
+    base = config(tmp_path)
+    cfg = replace(base, settings=replace(base.settings, state_dir=tiny_fs.path / "state"))
+    service = AlertService(cfg, clock=Clock(), notifiers={})  # no senders: rows stay queued
+    async with service:
+        monkeypatch.setattr("cachetop.alerts.service.PERSIST_RETRY_S", 0.0)  # every tick
+        tiny_fs.fill()
+        service.on_snapshot(snap(0, c1=(10.0, 5.0)))  # low-hit fires: a message to a and to b
+        view = service.state()
+        assert (view.firing, view.queued, view.unpersisted) == (1, 2, 3)  # + the engine's state
+        assert view.write_errors == 1
+        assert view.storage_problem is not None
+        assert "(database or disk is full): 3 change(s) in memory only, retrying" in view.storage_problem
+        assert problems_line(view).startswith("⚠ alert state not saved since ")
+        assert alerts_badge(replace(view, firing=0)) == (" ⚠ alert state not saved ", "error")
+        # Resolved notices still find their firing message, in memory.
+        service.on_snapshot(snap(1, c1=(90.0, 5.0)))
+        view = service.state()
+        assert (view.unpersisted, view.write_errors) == (6, 2)  # and the write-back failed again
+        on_file = Outbox(tiny_fs.path / "state" / "alerts.sqlite3")
+        assert on_file.counts() == {}
+        tiny_fs.free()
+        service.on_snapshot(snap(2, c1=(90.0, 5.0)))
+        view = service.state()
+        assert (view.storage_problem, view.unpersisted, view.write_errors) == (None, 0, 2)
+        rows = [(m.id, m.channel, m.kind, m.thread_of) for m in reversed(on_file.recent())]
+        assert rows == [(1, "a", "firing", None), (2, "b", "firing", None), (3, "a", "resolved", 1),
+                        (4, "b", "resolved", 2)]  # fmt: skip
+        on_file.close()
