@@ -77,9 +77,12 @@ CANCEL_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # each ends an action the same
 
 @dataclass(slots=True)
 class Interruption:
-    """Which signal cancelled the action (None: none did), for the report and the audit log."""
+    """Which signal cancelled the action (None: none did), for the report and the audit log.
+    While `at_prompt` is set, a signal also interrupts the question (a closed terminal or a
+    `kill` must not leave cachetop waiting for an answer that will never come)."""
 
     signal: str | None = None
+    at_prompt: bool = False
 
 
 @contextlib.contextmanager
@@ -96,6 +99,8 @@ def cancel_on_interrupt(cancel: threading.Event, err: TextIO) -> Iterator[Interr
             raise KeyboardInterrupt
         state.signal = name
         cancel.set()
+        if state.at_prompt:
+            raise KeyboardInterrupt  # confirm() takes it as "no"
         again = "Ctrl-C" if name == "SIGINT" else name
         # The terminal may be gone (SIGHUP): a failed notice must not stop the clean cancel.
         with contextlib.suppress(Exception):

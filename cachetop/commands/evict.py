@@ -219,10 +219,12 @@ def _run(
                     print(f"cachetop: {reason}", file=sys.stderr)
                     return EXIT_REFUSED
                 question = f"Evict {preview.matched:,} keys from {label}?"
-                if (
-                    not confirm(question, label, preview.matched, stdin=sys.stdin, out=sys.stderr)
-                    or cancel.is_set()
-                ):
+                interruption.at_prompt = True
+                try:
+                    confirmed = confirm(question, label, preview.matched, stdin=sys.stdin, out=sys.stderr)
+                finally:
+                    interruption.at_prompt = False
+                if not confirmed or cancel.is_set():
                     audit.note("declined", matched=preview.matched, signal=interruption.signal)
                     print("not confirmed: nothing was evicted", file=sys.stderr)
                     return EXIT_REFUSED

@@ -7,12 +7,13 @@ Against real servers and real faults: a real 3-master Redis Cluster with a maste
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -328,3 +329,61 @@ def test_an_outcome_that_cannot_be_written_is_said_and_fails_the_run(
     assert stdout.startswith(f"evicted {total:,} of {total:,} matched keys")
     assert dbsize(redis.port) == 0
     assert "cannot write the audit log" in stderr and "this done outcome is not in it" in stderr
+
+
+def test_sighup_at_the_confirmation_prompt_evicts_nothing(redis: LocalServer, tmp_path: Path) -> None:
+    """The terminal closes (SIGHUP) while cachetop asks: it must not go on waiting, nor evict."""
+    load_keys(redis.port, [b"k:%d" % i for i in range(50)])
+    main, tty = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cachetop", "evict", redis.url, "--pattern", "k:*"],
+        stdin=tty,
+        stdout=subprocess.PIPE,
+        stderr=tty,
+        env=env_for(tmp_path),
+    )
+    os.close(tty)
+    os.set_blocking(main, False)
+    seen = bytearray()
+    try:
+
+        def asked() -> bool:
+            with contextlib.suppress(BlockingIOError):
+                seen.extend(os.read(main, 4096))
+            return b"[y/N]" in seen
+
+        wait_until(asked, deadline_s=15, what="the question")
+        proc.send_signal(signal.SIGHUP)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+        os.close(main)
+    assert proc.returncode == 3
+    assert dbsize(redis.port) == 50
+    entries = audit_lines(tmp_path)
+    assert [(e["outcome"], e.get("signal")) for e in entries] == [("declined", "SIGHUP")]
+
+
+def test_memcached_pool_with_a_dead_server_evicts_nothing(
+    make_memcached: Callable[..., LocalServer], tmp_path: Path
+) -> None:
+    from pymemcache.client.hash import HashClient
+
+    pool = [make_memcached() for _ in range(3)]
+    app = HashClient([("127.0.0.1", s.port) for s in pool])
+    keys = [f"user:{i}" for i in range(60)]
+    for key in keys:
+        app.set(key, b"v", noreply=False)
+    pool[2].kill()
+    args = [arg for key in keys for arg in ("--key", key)]
+    out = cachetop("evict", *[s.url for s in pool], *args, "--yes", "--json", state=tmp_path)
+    assert out.returncode == 1, out.stderr
+    live = HashClient([("127.0.0.1", s.port) for s in pool[:2]])
+    still = [k for k in keys if any(live.clients[c].get(k) is not None for c in live.clients)]
+    assert len(still) == len([k for k in keys if app.hasher.get_node(k) != f"127.0.0.1:{pool[2].port}"])
+    report = json.loads(out.stdout)
+    assert (report["evicted"], report["complete"]) == (0, False)
+    assert report["nodes"][f"127.0.0.1:{pool[2].port}"]["state"] == "failed"
+    assert "checked before evicting: nothing was removed" in report["error"]
