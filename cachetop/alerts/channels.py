@@ -23,6 +23,9 @@ SLACK_KEYS = ("type", "webhook_url", "token", "channel", "base_url", "timeout")
 EMAIL_KEYS = ("type", "host", "port", "tls", "ca_file", "username", "password", "from", "to", "timeout")
 TLS_MODES = ("starttls", "ssl", "none")
 DEFAULT_SLACK_API = "https://slack.com/api/"
+# `timeout` is the total time one delivery attempt may take: connect, TLS, request and answer.
+DEFAULT_TIMEOUT_S = 10.0
+MAX_TIMEOUT_S = 60.0
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
@@ -34,7 +37,7 @@ class SlackChannel:
     token: str | None = field(default=None, repr=False)
     channel: str | None = None  # "#ops" or a channel id; with a bot token only
     base_url: str = DEFAULT_SLACK_API  # Web API root; tests point it at a loopback server
-    timeout: float = 10.0
+    timeout: float = DEFAULT_TIMEOUT_S  # total, per attempt
     type: str = "slack"
 
     @property
@@ -58,7 +61,7 @@ class EmailChannel:
     ca_file: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    timeout: float = 10.0
+    timeout: float = DEFAULT_TIMEOUT_S  # total, per attempt
     type: str = "email"
 
     @property
@@ -134,7 +137,7 @@ def _slack(name: str, body: Mapping[str, Any], path: KeyPath, ctx: ConfigContext
         base_url = ctx.string(body["base_url"], (*path, "base_url"))
         if not base_url.endswith("/"):
             base_url += "/"
-    timeout = ctx.duration(body["timeout"], (*path, "timeout")) if "timeout" in body else 10.0
+    timeout = _timeout(body, path, ctx)
     return SlackChannel(
         name=name, webhook_url=webhook, token=token, channel=target, base_url=base_url, timeout=timeout
     )
@@ -188,7 +191,7 @@ def _email(name: str, body: Mapping[str, Any], path: KeyPath, ctx: ConfigContext
         ctx.fail(path, f"[channel.{name}] needs both username and password, or neither")
     if password and tls == "none":
         ctx.fail((*path, "tls"), 'tls = "none" would send the password in clear text (use starttls or ssl)')
-    timeout = ctx.duration(body["timeout"], (*path, "timeout")) if "timeout" in body else 10.0
+    timeout = _timeout(body, path, ctx)
     return EmailChannel(
         name=name,
         host=host,
@@ -201,6 +204,23 @@ def _email(name: str, body: Mapping[str, Any], path: KeyPath, ctx: ConfigContext
         password=password,
         timeout=timeout,
     )
+
+
+def _timeout(body: Mapping[str, Any], path: KeyPath, ctx: ConfigContext) -> float:
+    """The total time one attempt may take. Capped tighter than other timeouts: a channel's
+    attempt holds that channel's queue, and the delivery worker gives up waiting at 2 minutes."""
+    if "timeout" not in body:
+        return DEFAULT_TIMEOUT_S
+    seconds = ctx.duration(body["timeout"], (*path, "timeout"))
+    if seconds > MAX_TIMEOUT_S:
+        raw = body["timeout"]
+        shown = f'"{raw}"' if isinstance(raw, str) else str(raw)
+        ctx.fail(
+            (*path, "timeout"),
+            f"timeout = {shown} is too long for one delivery attempt (connect, TLS, request"
+            f" and answer together): allowed 0.1s … {MAX_TIMEOUT_S:g}s",
+        )
+    return seconds
 
 
 def channels_of(config: Any) -> dict[str, Channel]:

@@ -37,6 +37,10 @@ BACKOFF_CAP_S = (
 # the daemon's shutdown (documented in docs/alerts.md as "within 5 s").
 STOP_GRACE_S = 2.0
 ABORT_GRACE_S = 1.0
+# Slack and email bound each attempt themselves (the channel's timeout, at most
+# channels.MAX_TIMEOUT_S); a plugin may not. A send with no outcome after this long is given up
+# on and retried, so a hung plugin cannot wedge its channel; its thread is left to end on its own.
+SEND_WAIT_LIMIT_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,7 @@ class DeliveryWorker:
         backoff_base_s: float = BACKOFF_BASE_S,
         backoff_cap_s: float = BACKOFF_CAP_S,
         on_event: Callable[[DeliveryEvent], None] | None = None,
+        send_wait_limit_s: float = SEND_WAIT_LIMIT_S,
     ) -> None:
         self.outbox = outbox
         self.notifiers = dict(notifiers)
@@ -75,6 +80,7 @@ class DeliveryWorker:
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self.on_event = on_event
+        self.send_wait_limit_s = send_wait_limit_s
         self._wake: dict[str, asyncio.Event] = {}
         self._last_attempt: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -146,7 +152,14 @@ class DeliveryWorker:
         self._last_attempt[channel] = now
         attempts = message.attempts + 1
         try:
-            outcome: Outcome = await _in_daemon_thread(self.notifiers[channel], message, thread_id)
+            outcome: Outcome = await asyncio.wait_for(
+                _in_daemon_thread(self.notifiers[channel], message, thread_id), self.send_wait_limit_s
+            )
+        except TimeoutError:
+            limit = self.send_wait_limit_s
+            outcome = Retry(
+                f"{channel}: the sender gave no outcome within {limit:g}s (retried; it may still end)"
+            )
         except Exception as exc:  # a sender bug must not stop delivery for good
             outcome = Retry(f"{channel}: {type(exc).__name__}")
         if isinstance(outcome, Delivered):

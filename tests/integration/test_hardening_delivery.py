@@ -5,11 +5,13 @@ nor a daemon's shutdown past its bound; and only a real success counts as delive
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +19,13 @@ from pathlib import Path
 import pytest
 
 from cachetop.alerts.channels import SlackChannel
-from cachetop.alerts.delivery import DeliveryEvent, DeliveryWorker
-from cachetop.alerts.notify import Permanent, Retry
+from cachetop.alerts.delivery import ABORT_GRACE_S, STOP_GRACE_S, DeliveryEvent, DeliveryWorker
+from cachetop.alerts.notify import Delivered, Permanent, Retry
 from cachetop.alerts.notify.email import EmailNotifier
 from cachetop.alerts.notify.slack import SlackNotifier
 from cachetop.alerts.outbox import Message, Outbox
+from cachetop.config import load_config
+from cachetop.configfile import ConfigError
 from cachetop.servers import LocalServer
 from tests.alert_servers import BOT_TOKEN, WEBHOOK_PATH, SlackStandIn, SlowPeer, SmtpServer
 from tests.conftest import until, wait_until
@@ -188,8 +192,6 @@ def deliver_once(
     tmp_path: Path, notifier: SlackNotifier | EmailNotifier
 ) -> tuple[Message, list[DeliveryEvent]]:
     """Runs a delivery worker until the one message leaves `pending` for good or is retried."""
-    import asyncio
-
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     events: list[DeliveryEvent] = []
 
@@ -301,3 +303,76 @@ def test_smtp_partial_recipient_refusal_is_reported(
     assert [(e.result, e.error) for e in events] == [("delivered", note)]
     assert f"message #1 (firing) to ops: {note}" in caplog.text
     assert [e.rcpt_tos for e in smtp.envelopes] == [["oncall@example.com"]]
+
+
+# ---- a notifier plugin that never returns -----------------------------------------------------------
+
+
+class HungPlugin:
+    """A notifier plugin whose send never returns (a library blocked in a read with no timeout)."""
+
+    min_interval_s = 0.0
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+
+    def send(self, message: Message, thread_id: str | None) -> Delivered:
+        self.calls += 1
+        self.release.wait()
+        return Delivered()
+
+
+def run_hung(tmp_path: Path, limit_s: float, attempts: int) -> tuple[Outbox, list[DeliveryEvent], float]:
+    """A worker on a hung plugin until `attempts` sends started; then stopped. Returns the stop's time."""
+    plugin = HungPlugin()
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    events: list[DeliveryEvent] = []
+
+    async def run() -> float:
+        worker = DeliveryWorker(
+            outbox, {"ops": plugin}, backoff_base_s=0.05, send_wait_limit_s=limit_s, on_event=events.append
+        )
+        outbox.enqueue("ops", "firing", {"alerts": [alert()]}, deadline_s=60)
+        worker.start()
+        await until(lambda: plugin.calls >= attempts, what=f"{attempts} attempt(s)")
+        stopping = time.monotonic()
+        await worker.stop()
+        return time.monotonic() - stopping
+
+    try:
+        took = asyncio.run(run())
+    finally:
+        plugin.release.set()
+    return outbox, events, took
+
+
+def test_a_hung_plugin_does_not_wedge_its_channel(tmp_path: Path) -> None:
+    outbox, events, _ = run_hung(tmp_path, 0.5, 2)
+    error = "ops: the sender gave no outcome within 0.5s (retried; it may still end)"
+    assert [(e.result, e.error) for e in events][:1] == [("retry", error)]
+    outbox.close()
+
+
+def test_a_hung_plugin_does_not_hold_the_stop(tmp_path: Path) -> None:
+    outbox, events, took = run_hung(tmp_path, 120, 1)
+    assert took < STOP_GRACE_S + ABORT_GRACE_S + 1.0  # before: 15 s, then a hang at exit
+    assert events == []
+    # Left `sending` by the stop (its outcome is unknown): the next start sends it again.
+    assert outbox.recover() == 1
+    assert [(m.state, m.attempts) for m in outbox.recent()] == [("pending", 1)]
+    outbox.close()
+
+
+@pytest.mark.parametrize("value", ['"61s"', '"5m"'])
+def test_a_channel_timeout_beyond_a_minute_is_refused(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "cachetop.toml"
+    body = f'[channel.ops]\ntype = "slack"\nwebhook_url = "https://hooks.example.com/x"\ntimeout = {value}\n'
+    path.write_text(one_instance_toml(tmp_path, "redis://127.0.0.1:6379") + body)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    line = path.read_text().splitlines().index(f"timeout = {value}") + 1
+    assert str(info.value) == (
+        f"{path}:{line}: timeout = {value} is too long for one delivery attempt (connect, TLS, request"
+        " and answer together): allowed 0.1s … 60s"
+    )
