@@ -183,6 +183,9 @@ class AlertService:
         for transition in result.transitions:
             self._history.appendleft(transition)
             self._say(_describe_transition(transition))
+        for n in result.notifications:
+            if n.kind == "flapping" or (n.reason or "").startswith("stopped flapping"):
+                self._say(f"alert {n.rule} on {display_key(n.instance)}: {n.reason}", logging.WARNING)
         if result.notifications and self.outbox is not None:
             self._enqueue(result.notifications)
             if self.worker is not None:

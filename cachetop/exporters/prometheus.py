@@ -111,6 +111,11 @@ class SnapshotCollector(Collector):
             "1 for each alert's current state (ok, pending, firing), per rule and instance.",
             labels=("rule", "instance", "severity", "state"),
         )
+        flapping = GaugeMetricFamily(
+            f"{PREFIX}alert_flapping",
+            "1 while an alert is flapping (its notices are held back until it settles).",
+            labels=("rule", "instance", "severity"),
+        )
         for rule in rules:
             for inst in snap.instances:
                 if not rule.selects(inst):
@@ -119,7 +124,10 @@ class SnapshotCollector(Collector):
                 now = "ok" if now == "resolved" else now
                 for name in ALERT_STATES:
                     state.add_metric([rule.name, inst.name, rule.severity, name], 1.0 if now == name else 0.0)
+                flaps = 1.0 if engine.flapping(rule.name, inst.name) else 0.0
+                flapping.add_metric([rule.name, inst.name, rule.severity], flaps)
         yield state
+        yield flapping
         view = self.alerts.state(history=0, problems=0)
         yield GaugeMetricFamily(
             f"{PREFIX}alert_notifications_queued",

@@ -146,6 +146,7 @@ async def test_metrics_match_the_json_snapshot_and_alert_states(tmp_path: Path, 
     alert = {"rule": "low-hit-ratio", "instance": "cache-1", "severity": "critical"}
     for state, value in (("firing", 1.0), ("pending", 0.0), ("ok", 0.0)):
         assert samples[("cachetop_alert_state", tuple(sorted({**alert, "state": state}.items())))] == value
+    assert samples[("cachetop_alert_flapping", tuple(sorted(alert.items())))] == 0.0
     assert not any(name == "cachetop_alert_state" and ("instance", "gone") in lbl for name, lbl in samples)
 
 
