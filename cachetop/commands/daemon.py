@@ -21,7 +21,9 @@ HELP = "watch and alert headless (for systemd): one log line per event, stops on
 DESCRIPTION = """\
 Run the monitor and the alert engine without a screen. Rules and channels come from the config
 file ([[rule]], [channel.NAME], [alerts]); notifications go through the outbox in
-[settings] state_dir, so a restart delivers what was still queued. Logs go to stderr, one line
+[settings] state_dir, so a restart delivers what was still queued (a full state dir delays
+no notification: the outbox carries on in memory, says so, and is written back when space
+returns). One daemon per state_dir: a second one exits with status 1. Logs go to stderr, one line
 per event (state changes, deliveries, retries, failures). SIGTERM or SIGINT stops it cleanly:
 a message being sent is finished and recorded first."""
 EPILOG = """\
