@@ -13,9 +13,9 @@ next phase on its own schedule.
 SIGSTOP cannot be caught; the guardian process covers that case.
 
 The handlers are installed by `protect()`, which samplers call when a stream starts (signal
-handlers can only be set from the main thread; elsewhere it does nothing). It keeps the handler
-it replaces and chains to it, and re-installs itself if something (Textual's driver starts after
-the first sample in some paths) replaced it since.
+handlers can only be set from the main thread; elsewhere it does nothing), and by `install()`,
+which the dashboard calls once Textual's driver has put its SIGTSTP handler in place. Each keeps
+the handler it replaces and chains to it, and re-installs ours if something replaced it since.
 """
 
 from __future__ import annotations
@@ -64,6 +64,12 @@ def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
 def protect(stream: Suspendable) -> None:
     """Ends `stream` before this process is suspended by a stop signal, until `release`."""
     _streams.add(stream)
+    install()
+
+
+def install() -> None:
+    """Puts the handler in place (again), chaining to the one there now. The dashboard calls it
+    once Textual's driver has set its own SIGTSTP handler, so the first sample is covered too."""
     if threading.current_thread() is not threading.main_thread():
         return
     for signum in STOP_SIGNALS:

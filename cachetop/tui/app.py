@@ -96,7 +96,12 @@ class CachetopApp(App[int]):
     # --- lifecycle ----------------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        from cachetop.hotkeys import suspend
         from cachetop.tui.screens.overview import OverviewScreen
+
+        # Textual's driver has its SIGTSTP handler now: ours goes in front of it, so a Ctrl-Z or
+        # kill -TSTP ends MONITOR and watch streams before the process stops.
+        suspend.install()
 
         self.push_screen(OverviewScreen())
         for notice in self.startup_notices:
