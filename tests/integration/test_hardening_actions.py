@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import redis as redis_py
 
+from cachetop.actions.audit import AUDIT_FILE, AuditError, AuditLog
 from cachetop.actions.evict import EvictRequest, EvictResult, RedisEvictor, node_lines, summary
 from cachetop.config import InstanceConfig, parse_target
 from cachetop.servers import LocalServer
@@ -387,3 +388,18 @@ def test_memcached_pool_with_a_dead_server_evicts_nothing(
     assert (report["evicted"], report["complete"]) == (0, False)
     assert report["nodes"][f"127.0.0.1:{pool[2].port}"]["state"] == "failed"
     assert "checked before evicting: nothing was removed" in report["error"]
+
+
+def test_a_partly_written_audit_line_is_taken_back(tiny_fs: TinyFs) -> None:
+    """On a nearly full disk a line may land only in part: it is taken back, so the log stays
+    one whole JSON object per line, and the write is reported as failed."""
+    path = tiny_fs.path / AUDIT_FILE
+    first = b'{"pad": "' + b"x" * (4096 - 100 - 12) + b'"}\n'  # 100 bytes short of a page
+    path.write_bytes(first)
+    tiny_fs.fill()  # the audit file's last page still has 100 free bytes: a longer line is cut
+    with pytest.raises(AuditError, match="No space left on device"):
+        AuditLog(tiny_fs.path).record("evict", None, outcome="intent", what={"pattern": "p" * 300})
+    assert path.read_bytes() == first
+    tiny_fs.free()
+    AuditLog(tiny_fs.path).record("evict", None, outcome="intent", what={"pattern": "p"})
+    assert [json.loads(line)["outcome"] for line in path.read_text().splitlines()[1:]] == ["intent"]
