@@ -3,11 +3,13 @@ the notifications expected after each evaluation. No sleeps: the clock is a numb
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import pytest
 
 from cachetop.alerts.engine import AlertEngine, State
+from cachetop.alerts.notify.render import fields, subject
 from cachetop.alerts.rules import Rule
 from cachetop.model import InstanceMetrics, Snapshot, Status
 
@@ -289,3 +291,15 @@ def test_firings_further_apart_than_the_cooldown_are_not_flapping() -> None:
         ]
     # A firing every 5 s is two per 10 s cooldown (the window is (t - 10 s, t]), never three.
     assert kinds == ["firing", "resolved"] * 8
+
+
+def test_the_flapping_notice_is_titled_flapping_and_says_why() -> None:
+    engine = AlertEngine([FLAPPY])
+    notices = []
+    for step in range(5):
+        t = step * 2.5
+        value = 80.0 if step % 2 == 0 else 95.0
+        notices += engine.evaluate(Snapshot(WALL0 + t, 10.0, (inst(value),)), now=t).notifications
+    payload = {"alerts": [dataclasses.asdict(notices[-1])]}  # what the outbox stores, and channels
+    assert subject(payload) == "[FLAPPING] low-hit on cache-1"
+    assert ("Reason", notices[-1].reason) in fields(payload["alerts"][0])

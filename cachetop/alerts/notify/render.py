@@ -25,6 +25,7 @@ def subject(payload: Mapping[str, Any]) -> str:
         return display_key(payload.get("title", "cachetop"), 150)
     kinds = {a["kind"] for a in alerts}
     label = "RESOLVED" if kinds == {"resolved"} else "FIRING" if "firing" in kinds else "STILL FIRING"
+    label = "FLAPPING" if kinds == {"flapping"} else label
     if len(alerts) == 1:
         a = alerts[0]
         return f"[{label}] {display_key(a['rule'], 60)} on {display_key(a['instance'], 60)}"
