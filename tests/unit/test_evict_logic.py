@@ -155,3 +155,56 @@ def test_read_only_guard_and_audit_log(tmp_path: Path) -> None:
     raw = (tmp_path / "state" / "audit.jsonl").read_text()
     assert "s3cretpass" not in raw and json.loads(raw.splitlines()[0])["note"] == "pw ***"
     assert (tmp_path / "state" / "audit.jsonl").stat().st_mode & 0o777 == 0o600
+
+
+def test_node_states_after_a_failure_a_cancel_and_a_complete_run() -> None:
+    failed = EvictResult(dry_run=False)
+    failed.set_nodes(["a:1", "b:2", "c:3"])
+    failed.start_node("a:1")
+    failed.add_evicted("a:1", 10)
+    failed.finish_node("a:1")
+    failed.start_node("b:2")
+    failed.add_evicted("b:2", 4)
+    failed.fail_node("b:2", "b:2: Timeout reading from socket", uncertain=3)
+    failed.settle()
+    assert failed.as_json() == {
+        "matched": 0,
+        "evicted": 14,
+        "dry_run": False,
+        "complete": False,
+        "cancelled": False,
+        "error": "b:2: Timeout reading from socket",
+        "uncertain": 3,
+        "nodes": {
+            "a:1": {"state": "done", "evicted": 10},
+            "b:2": {
+                "state": "failed",
+                "evicted": 4,
+                "uncertain": 3,
+                "error": "b:2: Timeout reading from socket",
+            },
+            "c:3": {"state": "not_started", "evicted": 0},
+        },
+    }
+    cancelled = EvictResult(dry_run=False, cancelled=True)
+    cancelled.set_nodes(["a:1", "b:2"])
+    cancelled.start_node("a:1")
+    cancelled.settle()
+    assert {a: r.state for a, r in cancelled.node_reports.items()} == {
+        "a:1": "cancelled",
+        "b:2": "not_started",
+    }
+    done = EvictResult(dry_run=False)
+    done.set_nodes(["a:1", "b:2"])  # b:2 held none of the keys: it is done too
+    done.start_node("a:1")
+    done.settle()
+    assert {r.state for r in done.node_reports.values()} == {"done"} and done.complete
+
+
+def test_a_stopped_node_is_one_another_node_s_failure_interrupted() -> None:
+    pool = EvictResult(dry_run=False)
+    pool.set_nodes(["a:1", "b:2"])
+    pool.start_node("a:1")
+    pool.fail_node("b:2", "memcached://b:2: ConnectionRefusedError")
+    pool.settle()
+    assert {a: r.state for a, r in pool.node_reports.items()} == {"a:1": "stopped", "b:2": "failed"}
