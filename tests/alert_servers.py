@@ -316,3 +316,72 @@ class SlowPeer:
                     raise EOFError
             conn.sendall(bytes([byte]))
             self.sent += 1
+
+
+@dataclass
+class ConnectProxy:
+    """An HTTP proxy that only tunnels (CONNECT), as corporate proxies in front of Slack do. It
+    notes each request line and Proxy-Authorization header, then pipes bytes both ways."""
+
+    port: int = 0
+    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (request line, auth)
+    _listener: socket.socket | None = None
+
+    def start(self) -> ConnectProxy:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(conn,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            lines = head.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+            auth = next(
+                (
+                    ln.split(":", 1)[1].strip()
+                    for ln in lines[1:]
+                    if ln.lower().startswith("proxy-authorization:")
+                ),
+                None,
+            )
+            self.requests.append((lines[0], auth))
+            method, target, _ = lines[0].split(" ", 2)
+            if method != "CONNECT":
+                client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                return
+            host, port = target.rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=10) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                self._pipe(client, upstream)
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        peers = {a: b, b: a}
+        while True:
+            readable, _, _ = select.select(list(peers), [], [], 10)
+            if not readable:
+                return
+            for sock in readable:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                peers[sock].sendall(data)

@@ -27,7 +27,7 @@ from cachetop.alerts.outbox import Message, Outbox
 from cachetop.config import load_config
 from cachetop.configfile import ConfigError
 from cachetop.servers import LocalServer
-from tests.alert_servers import BOT_TOKEN, WEBHOOK_PATH, SlackStandIn, SlowPeer, SmtpServer
+from tests.alert_servers import BOT_TOKEN, WEBHOOK_PATH, ConnectProxy, SlackStandIn, SlowPeer, SmtpServer
 from tests.conftest import until, wait_until
 from tests.integration.test_alert_daemon import Daemon, outbox_rows
 from tests.integration.test_alert_delivery import alert, email_channel, webhook_channel
@@ -376,3 +376,26 @@ def test_a_channel_timeout_beyond_a_minute_is_refused(tmp_path: Path, value: str
         f"{path}:{line}: timeout = {value} is too long for one delivery attempt (connect, TLS, request"
         " and answer together): allowed 0.1s … 60s"
     )
+
+
+def test_the_webhook_goes_through_an_environment_proxy(
+    slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY was honoured when slack-sdk (urllib) sent; it still is, through CONNECT."""
+    proxy = ConnectProxy().start()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://alice:pr%40xy@127.0.0.1:{proxy.port}")
+        row = Message(1, "ops", "firing", {"alerts": [alert()]}, WALL, WALL + 60, "sending", 0, WALL, None,
+                      None, None, None)  # fmt: skip
+        assert SlackNotifier(webhook_channel(slack)).send(row, None) == Delivered()
+        # The request line's HTTP version is http.client's (1.0 on Python 3.11, 1.1 later).
+        [(line, auth)] = proxy.requests
+        assert (line.rsplit(" ", 1)[0], auth) == (f"CONNECT 127.0.0.1:{slack.port}", "Basic YWxpY2U6cHJAeHk=")
+        assert len(slack.delivered) == 1
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        assert SlackNotifier(webhook_channel(slack)).send(row, None) == Delivered()
+        assert len(proxy.requests) == 1 and len(slack.delivered) == 2
+    finally:
+        proxy.stop()
