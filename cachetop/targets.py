@@ -120,8 +120,10 @@ def parse_target(url: str) -> Target:
     host, port = _host_port(split.netloc, DEFAULT_PORTS[kind], split, URL_FORMS)
     db = 0
     path = split.path.strip("/")
+    if path and kind == "memcached":
+        raise ValueError(f"{_quoted(split.shown)}: memcached has no databases (remove the path)")
     if path:
-        if kind == "memcached" or not re.fullmatch(r"[0-9]+", path):
+        if not re.fullmatch(r"[0-9]+", path):
             raise ValueError(
                 f"{_quoted(split.shown)}: the path must be a database number like /0, "
                 f"0-{MAX_DB} (allowed: {URL_FORMS})"
