@@ -114,7 +114,7 @@ def test_alerts_test_gives_up_on_a_slow_peer_at_the_channel_timeout(
     # The attempt ended at its 3 s limit (measured on the peer's side, from accept to hang-up).
     wait_until(lambda: peer.closed, 2.0, "the peer to see the connection closed")
     [accepted], [closed] = peer.accepted, peer.closed
-    assert 2.9 <= closed - accepted < 4.0, (accepted, closed)
+    assert 2.5 <= closed - accepted < 4.0, (accepted, closed)  # the limit runs from before connect
     assert elapsed < 10  # interpreter start-up on a loaded machine, plus the 3 s
 
 
