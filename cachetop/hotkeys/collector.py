@@ -378,6 +378,7 @@ class HotKeyCollector:
             cycle = f"MONITOR {s.monitor_on:g}s on / {s.monitor_off:g}s off"
             if sampler.max_lines:
                 cycle += f", at most {sampler.max_lines:,} lines"
+            cycle += f"; server limit on its buffer: {sampler.server_limit}"
             cycle += _stream_notes(sampler.stats)
             if sampler.stats.stops_for_stall:
                 cycle += (

@@ -39,6 +39,7 @@ from typing import Any
 
 from cachetop.aio import OwnTrafficGate, cancel_and_wait
 from cachetop.config import InstanceConfig
+from cachetop.format import size
 from cachetop.hotkeys import suspend
 from cachetop.hotkeys.conn import (
     HotKeysError,
@@ -137,11 +138,14 @@ class MonitorSampler:
         self._suspended = False  # a stop signal ended this phase's connection
         self._ended_by: str | None = None  # why this phase's connection ended, if not the server
         self._phase_on_s = 0.0  # how long MONITOR was on in the last phase
+        # What the server itself does about a MONITOR's output buffer (see server_buffer_limit).
+        self.server_limit = "unknown"
 
     async def run(self) -> None:
         side = self._side = redis_client(self.inst, self.timeout, count=self._count, gate=self.gate)
         try:
             await self._load_command_table(side)
+            self.server_limit = await server_buffer_limit(side)
             while True:
                 started = self.clock()
                 await self._sample_once(side)
@@ -437,3 +441,31 @@ class MonitorSampler:
             await asyncio.sleep(self.check_s)
         stop.set()
         await close_stream(writer)
+
+
+async def server_buffer_limit(side: Any) -> str:
+    """The server's own bound on a MONITOR's output buffer, in a few words for the status line.
+
+    MONITOR clients are in the `normal` class (networking.c getClientType: a replica flag with
+    the monitor flag is not a replica), so `client-output-buffer-limit normal <hard> ...` ends
+    one whose buffer passes <hard>; `maxmemory-clients` (Redis 7+, Valkey) evicts clients once
+    all of them together use more. Both are 0 by default: no bound. This is what still protects
+    the server when cachetop and its guardian are frozen together (a suspended VM)."""
+    try:
+        limits = await side.config_get("client-output-buffer-limit")
+        clients = await side.config_get("maxmemory-clients")
+    except Exception:  # CONFIG denied by ACL or renamed: we cannot tell
+        return "unknown"
+    text = _config_value(limits, "client-output-buffer-limit").split()
+    for i in range(0, len(text) - 3, 4):
+        if text[i] == "normal" and text[i + 1].isdigit() and int(text[i + 1]) > 0:
+            return f"{size(int(text[i + 1]))} (client-output-buffer-limit normal)"
+    evict = _config_value(clients, "maxmemory-clients")
+    if evict and evict not in ("0", "0%"):
+        return f"maxmemory-clients {evict}"
+    return "none"
+
+
+def _config_value(reply: Any, name: str) -> str:
+    value = reply.get(name, reply.get(name.encode(), "")) if isinstance(reply, dict) else ""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)

@@ -290,3 +290,26 @@ def test_the_password_reaches_the_guardian_only_through_its_pipe(
         os.kill(proc.pid, signal.SIGCONT)
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("extra", "shown"),
+    [
+        ((), "none"),
+        (("--client-output-buffer-limit", "normal 32mb 0 0"), "32.0M (client-output-buffer-limit normal)"),
+        (("--maxmemory-clients", "10%"), "maxmemory-clients 10%"),
+    ],
+)
+async def test_the_status_line_says_what_bounds_monitor_on_the_server(
+    make_redis: Callable[..., LocalServer], extra: tuple[str, ...], shown: str
+) -> None:
+    # What still protects a server when cachetop and its guardian freeze together (a suspended VM).
+    server = make_redis(*extra)
+    collector = HotKeyCollector(inst_for(server, "monitor"), HotKeySettings(big_keys=False))
+    await collector.start()
+    try:
+        await until(lambda: collector.snapshot().status == "sampling", what="a MONITOR phase")
+        detail = collector.snapshot().detail
+    finally:
+        await collector.stop()
+    assert detail == f"MONITOR 1s on / 9s off, at most 50,000 lines; server limit on its buffer: {shown}"

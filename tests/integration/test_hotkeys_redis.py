@@ -91,7 +91,7 @@ async def test_throttled_consumer_never_lets_omem_pass_the_limit(redis: LocalSer
         stderr=subprocess.DEVNULL,
     )
     try:
-        await until(lambda: sampler.stats.connected, what="MONITOR")
+        await until(lambda: sampler.phase == "sampling", what="MONITOR on")
         end = time.monotonic() + 15
         while time.monotonic() < end and sampler.stats.stops_for_omem == 0:
             seen.extend(int(c[b"omem"]) for c in await asyncio.to_thread(monitor_clients, redis.port))
@@ -115,7 +115,7 @@ async def test_a_crash_in_the_consumer_closes_the_monitor_connection(redis: Loca
 
     sampler = MonitorSampler(inst_for(redis), crash, on_s=30, off_s=1)
     task = asyncio.create_task(sampler.run())
-    await until(lambda: sampler.stats.connected, what="MONITOR")
+    await until(lambda: sampler.phase == "sampling", what="MONITOR on")
     assert len(monitor_clients(redis.port)) == 1
     redis_py.Redis(port=redis.port).get("x")
     with pytest.raises(RuntimeError, match="boom"):
@@ -130,7 +130,7 @@ async def test_a_stuck_server_makes_the_watchdog_close_monitor(
     sampler = MonitorSampler(inst_for(server), lambda *_: None, on_s=30, off_s=60, timeout=0.3)
     task = asyncio.create_task(sampler.run())
     try:
-        await until(lambda: sampler.stats.connected, what="MONITOR")
+        await until(lambda: sampler.phase == "sampling", what="MONITOR on")
         sleeper = asyncio.to_thread(redis_py.Redis(port=server.port).execute_command, "DEBUG", "SLEEP", "1.5")
         await sleeper
         await until(lambda: sampler.stats.stops_for_timeout == 1, 5, "the watchdog timeout")
