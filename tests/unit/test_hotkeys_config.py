@@ -18,6 +18,7 @@ def test_defaults_match_the_issue() -> None:
     assert (s.monitor_on, s.monitor_off, s.omem_limit) == (1.0, 9.0, 8 * 1024 * 1024)
     assert (s.min_share, s.min_ops, s.separators) == (1.0, 100.0, ":")
     assert s.monitor_max_lines == 50_000
+    assert s.monitor_stall == 0.5
 
 
 def test_section_is_parsed(tmp_path: Path) -> None:
@@ -53,6 +54,11 @@ def test_section_is_parsed(tmp_path: Path) -> None:
         ('[hotkeys]\nmonitor_on = "0s"\n', ":2: monitor_on must be positive"),
         ("[hotkeys]\nmonitor_max_lines = 500\n", ":2: monitor_max_lines must be 0 (no cap) or at least 1000"),
         ("[hotkeys]\nmonitor_max_lines = -1\n", ":2: monitor_max_lines must be at least 0, not -1"),
+        (
+            '[hotkeys]\nmonitor_stall = "100ms"\n',
+            ":2: monitor_stall must be from 0.3s (the heartbeat comes every 0.1s) to 10s",
+        ),
+        ('[hotkeys]\nmonitor_stall = "1m"\n', ":2: monitor_stall must be from 0.3s"),
     ],
 )
 def test_mistakes_point_at_the_line(tmp_path: Path, body: str, message: str) -> None:
