@@ -59,11 +59,14 @@ def run(args: argparse.Namespace) -> int:
     if len(recording) == 0:
         raise ConfigError(f"{args.file}: the recording holds no frames")
     first = start_index(recording, args.at)
-    if args.json:
-        for index in range(first, len(recording)):
-            sys.stdout.write(json.dumps(recording[index].to_json(), separators=(",", ":")) + "\n")
-        return 0
-    return asyncio.run(_dashboard(recording, first, args))
+    try:
+        if args.json:
+            for index in range(first, len(recording)):
+                sys.stdout.write(json.dumps(recording[index].to_json(), separators=(",", ":")) + "\n")
+            return 0
+        return asyncio.run(_dashboard(recording, first, args))
+    except RecordingError as exc:  # a frame past the limits, or damaged: what was good is shown
+        raise ConfigError(str(exc)) from None
 
 
 async def _dashboard(recording: Recording, first: int, args: argparse.Namespace) -> int:

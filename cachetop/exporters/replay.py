@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cachetop.aio import Callbacks, cancel_and_wait
-from cachetop.exporters.recorder import Recording
+from cachetop.exporters.recorder import Recording, RecordingError
 from cachetop.model import Snapshot
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ class ReplayPlayer:
         self.speed = speed
         self.position = -1  # index of the frame last published
         self.latest: Snapshot | None = None
+        self.error: str | None = None  # a frame that could not be read: playback stops before it
         self.pollers: list[Any] = []  # no live instances behind a replay
         gaps = [b - a for a, b in zip(recording.times, recording.times[1:], strict=False) if b > a]
         self.recorded_interval = statistics.median(gaps) if gaps else 1.0
@@ -89,7 +90,17 @@ class ReplayPlayer:
         return self._publish(min(max(index, 0), len(self.recording) - 1))
 
     def _publish(self, index: int) -> Snapshot:
-        snap = self.recording[index]
+        try:
+            snap = self.recording[index]
+        except RecordingError as exc:
+            # A damaged or oversized frame (see recorder.STATE_MAX): stay on the last good one.
+            self.pause()
+            if self.error is None:
+                log.error("%s", exc)
+            self.error = str(exc)
+            if self.latest is None:
+                raise
+            return self.latest
         self.position, self.latest = index, snap
         for callback in self._subscribers:
             try:
