@@ -283,6 +283,9 @@ class RedisEvictor:
                         self._scan_node(node, request, result, cluster, clients[node])
                         if result.error or result.cancelled:
                             break
+        except KeyboardInterrupt:  # a second signal: stopped mid-batch, so the run is cancelled
+            result.cancelled = True
+            raise
         finally:
             for client in clients.values():
                 client.close()

@@ -124,6 +124,9 @@ class MemcachedEvictor:
                     result.fail_node(node, error, in_flight)
                     break
                 self.progress(result)
+        except KeyboardInterrupt:  # a second signal: stopped mid-key, so the run is cancelled
+            result.cancelled = True
+            raise
         finally:
             pool.close()
             result.elapsed_s = self.clock() - start

@@ -403,3 +403,22 @@ def test_a_partly_written_audit_line_is_taken_back(tiny_fs: TinyFs) -> None:
     tiny_fs.free()
     AuditLog(tiny_fs.path).record("evict", None, outcome="intent", what={"pattern": "p"})
     assert [json.loads(line)["outcome"] for line in path.read_text().splitlines()[1:]] == ["intent"]
+
+
+def test_a_second_signal_stops_at_once_and_the_result_still_says_cancelled(redis: LocalServer) -> None:
+    load_keys(redis.port, [b"k:%d" % i for i in range(5_000)])
+    seen: list[EvictResult] = []
+
+    def progress(result: EvictResult) -> None:
+        seen[:1] = [result]
+        if result.evicted >= 1_000:
+            raise KeyboardInterrupt  # what the second Ctrl-C / SIGTERM / SIGHUP raises
+
+    with pytest.raises(KeyboardInterrupt):
+        RedisEvictor(instance(redis.url), rate=0, batch=500, progress=progress).run(
+            EvictRequest(pattern=b"k:*"), dry_run=False
+        )
+    result = seen[0]
+    assert result.cancelled and not result.complete
+    assert result.node_reports[redis.address].state == "cancelled"
+    assert result.evicted == 5_000 - dbsize(redis.port)
