@@ -42,7 +42,9 @@ class SlackChannel:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.webhook_url, self.token) if s)
+        # A webhook's path is its token on its own: a server (or a redirect) may echo just that.
+        path = _url_path(self.webhook_url) if self.webhook_url else None
+        return tuple(s for s in (self.webhook_url, path, self.token) if s)
 
     @property
     def threads(self) -> bool:
@@ -93,6 +95,14 @@ class PluginChannel:
 
 
 Channel = SlackChannel | EmailChannel | PluginChannel
+
+
+def _url_path(url: str) -> str | None:
+    """The path and query of a URL, when long enough to be a token rather than "/" or "/hook"."""
+    rest = url.split("://", 1)[-1]
+    cut = rest.find("/")
+    path = rest[cut:] if cut >= 0 else ""
+    return path if len(path) >= 12 else None
 
 
 def parse_channels_section(value: Any, ctx: ConfigContext) -> dict[str, Channel]:

@@ -399,3 +399,22 @@ def test_the_webhook_goes_through_an_environment_proxy(
         assert len(proxy.requests) == 1 and len(slack.delivered) == 2
     finally:
         proxy.stop()
+
+
+def test_a_server_echoing_the_webhook_token_does_not_leak_it(
+    tmp_path: Path, slack: SlackStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cachetop.cli import main
+
+    path = tmp_path / "cachetop.toml"
+    path.write_text(
+        one_instance_toml(tmp_path, "redis://127.0.0.1:6379")
+        + f'[channel.ops]\ntype = "slack"\nwebhook_url = "{slack.webhook_url}"\n'
+    )
+    slack.script = [(400, {}, f"invalid_token: {WEBHOOK_PATH}".encode())]
+    assert main(["alerts", "test", "ops", "-c", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "cachetop: test message to ops refused (permanent): slack webhook: HTTP 400: invalid_token: ***\n"
+    )
