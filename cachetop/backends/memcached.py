@@ -48,7 +48,7 @@ SETTINGS_FACTS = ("maxbytes", "maxconns", "evictions", "item_size_max", "lru_cra
 
 _NUMBER = re.compile(rb"^-?\d+(\.\d+)?$")
 
-# How much of one reply we read (see "Limits" in docs/configuration.md). A real `stats` or
+# How much of one reply we read (see "Limits that protect cachetop" in docs/fleets.md). A real `stats` or
 # `stats settings` is 2-5 KiB; `stats conns` is about 250 bytes a connection (counted as it
 # streams, never held). A peer that sends more is not memcached, or is a hostile one.
 MIB = 1 << 20

@@ -9,7 +9,7 @@ its cap ends the read with ReplyTooLarge, and the connection is dropped.
 
 The cap is chosen by command name (REPLY_CAPS) where cachetop knows which command it is
 reading, and can be set for a block of code with `reply_cap(...)`. Numbers are in
-docs/configuration: "Limits that protect cachetop".
+docs/fleets.md, "Limits that protect cachetop".
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ KEYFRAME_EVERY = 60
 MIB = 1 << 20
 # The most data from one keyframe to the next (and so in one frame), as frame_cost counts it:
 # about what replaying it holds in memory. A fleet of 10,000 instances with 20 commands each
-# makes keyframes of about 130 MiB.
+# makes keyframes of about 115 MiB (measured: 11.7 KiB an instance).
 STATE_MAX = 256 * MIB
 # Each `,` `:` `{` `[` starts a value that costs up to ~80 bytes once parsed (a dict entry, a
 # float, an empty dict): counted at VALUE_COST on top of the text's own bytes.
