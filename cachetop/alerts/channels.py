@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cachetop.configfile import ConfigContext, KeyPath
+from cachetop.configfile import ConfigContext, DurationBounds, KeyPath
 from cachetop.redact import register_secret
 
 CHANNEL_TYPES = ("slack", "email", "plugin")
@@ -228,7 +228,7 @@ def _timeout(body: Mapping[str, Any], path: KeyPath, ctx: ConfigContext) -> floa
         ctx.fail(
             (*path, "timeout"),
             f"timeout = {shown} is too long for one delivery attempt (connect, TLS, request"
-            f" and answer together): allowed 0.1s … {MAX_TIMEOUT_S:g}s",
+            f" and answer together): allowed {DurationBounds(0.1, MAX_TIMEOUT_S)}",
         )
     return seconds
 

@@ -374,7 +374,7 @@ def test_a_channel_timeout_beyond_a_minute_is_refused(tmp_path: Path, value: str
     line = path.read_text().splitlines().index(f"timeout = {value}") + 1
     assert str(info.value) == (
         f"{path}:{line}: timeout = {value} is too long for one delivery attempt (connect, TLS, request"
-        " and answer together): allowed 0.1s … 60s"
+        " and answer together): allowed 0.1s … 1m"
     )
 
 
