@@ -136,8 +136,8 @@ def test_one_attempt_frees_its_thread_and_socket_at_the_deadline(peer: SlowPeer)
     returned = time.monotonic()
     assert isinstance(outcome, Retry) and "within 1.5s (the channel's timeout)" in outcome.error
     assert 1.4 <= returned - started < 2.5
-    wait_until(lambda: peer.closed, 1.0, "the peer to see the connection closed")
-    assert peer.closed[0] - returned < 0.5
+    wait_until(lambda: peer.closed, 2.0, "the peer to see the connection closed")
+    assert peer.closed[0] - returned < 1.0  # the peer polls every 0.1 s; a loaded machine adds some
 
 
 @pytest.mark.slow
