@@ -4,9 +4,11 @@ beyond the test (10 s), so whatever ends the MONITOR within a second is the sign
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -112,3 +114,39 @@ def wait_until_gone(pid: int, seconds: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def log_watchers(server: LocalServer) -> int:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=2) as sock:
+        sock.sendall(b"stats\r\n")
+        reply = b""
+        while not reply.endswith(b"END\r\n"):
+            reply += sock.recv(65536)
+    return int(reply.split(b"STAT log_watchers ")[1].split(b"\r\n")[0])
+
+
+def test_hotkeys_on_memcached_ends_watch_on_sigtstp(memcached: LocalServer) -> None:
+    # memcached bounds what a stalled watcher costs (256 KiB, then it skips lines), but it still
+    # formats every line for it: a suspended cachetop ends its watch first.
+    proc = subprocess.Popen(
+        [CACHETOP, "hotkeys", memcached.url, "--duration", "20", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        process_group=0,
+    )
+    try:
+        wait_until(lambda: log_watchers(memcached) == 1, 15, "the watch connection")
+        os.kill(proc.pid, signal.SIGTSTP)
+        wait_until(lambda: stopped(proc.pid), 5, "the process to stop")
+        wait_until(lambda: log_watchers(memcached) == 0, 2, "watch to end before the stop")
+        assert stopped(proc.pid)
+        os.kill(proc.pid, signal.SIGCONT)
+        wait_until(lambda: log_watchers(memcached) == 1, 8, "watch to start again")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, err
+    [inst] = json.loads(out)["instances"]
+    assert (inst["source"], inst["error"]) == ("watch", None)
