@@ -155,7 +155,10 @@ def test_file_warmer_reads_lines_and_reports_file_line(tmp_path: Path) -> None:
     cases = {
         "not json": "not JSON",
         '{"value": "1"}': 'needs a non-empty string "key"',
-        '{"key": "a", "value": "1", "ttl": -5}': "ttl must be a positive number of seconds or null, not -5",
+        '{"key": "a", "value": "1", "ttl": -5}': (
+            "ttl: -5 is not a usable TTL (allowed: a finite number of seconds from 0.001 to 315,360,000,"
+            " e.g. 3600 or 1h); or null for no expiry"
+        ),
         '{"key": "a", "value": "1", "tll": 5}': "unknown field 'tll' (allowed: key, value, value_b64, ttl)",
         '{"key": "a", "value_b64": "%%"}': "value_b64 is not base64",
     }
