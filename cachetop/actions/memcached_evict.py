@@ -21,6 +21,7 @@ from pymemcache.exceptions import MemcacheError
 from cachetop.actions.budget import RateBudget
 from cachetop.actions.evict import DEFAULT_RATE, EvictResult, ProgressFn
 from cachetop.actions.redis_nodes import ActionError
+from cachetop.backends.capped_socket import CappedSocketModule
 from cachetop.safe_text import display_key
 from cachetop.targets import Target
 
@@ -51,6 +52,7 @@ def pool_client(targets: Sequence[Target], timeout: float) -> HashClient:
         allow_unicode_keys=True,
         retry_attempts=0,
         ignore_exc=False,
+        socket_module=CappedSocketModule(),  # no reply may grow us without bound (capped_socket.py)
     )
 
 

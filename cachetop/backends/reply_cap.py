@@ -49,7 +49,7 @@ REPLY_CAPS: dict[str, ReplyCap] = {
     "slowlog|get": ReplyCap(16 * MIB, "SLOWLOG GET"),
     "command": ReplyCap(32 * MIB, "COMMAND"),
     "command|docs": ReplyCap(32 * MIB, "COMMAND DOCS"),
-    "sentinel|get-master-addr-by-name": ReplyCap(64 * 1024, "SENTINEL GET-MASTER-ADDR-BY-NAME"),
+    "sentinel": ReplyCap(1 * MIB, "SENTINEL"),  # GET-MASTER-ADDR-BY-NAME: two short strings
 }
 
 _current: ContextVar[ReplyCap | None] = ContextVar("cachetop_reply_cap", default=None)

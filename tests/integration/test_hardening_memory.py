@@ -346,8 +346,9 @@ class HostileMemcached:
     """A memcached text-protocol peer: `mn`, `version`, `stats settings` and `stats conns` answered
     as memcached would; `stats` by `on_stats(sock)`."""
 
-    def __init__(self, on_stats: Reply) -> None:
+    def __init__(self, on_stats: Reply, on_meta: Reply | None = None) -> None:
         self.on_stats = on_stats
+        self.on_meta = on_meta  # `me <key>` (evict's look-up), when hostile
         self.seen: list[bytes] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"memcached://127.0.0.1:{self.listener.getsockname()[1]}"
@@ -368,6 +369,9 @@ class HostileMemcached:
                 self.seen.append(command)
                 if command == b"stats":
                     self.on_stats(sock)
+                    return
+                if command.startswith(b"me ") and self.on_meta is not None:
+                    self.on_meta(sock)
                     return
                 if command == b"mn":
                     sock.sendall(b"MN\r\n")
@@ -401,3 +405,21 @@ def test_snapshot_against_a_memcached_that_never_ends_stats(
     assert code == 1 and "Traceback" not in err, err
     (inst,) = json.loads(out)["instances"]
     assert (inst["status"], inst["error"]) == ("down", reason)
+
+
+def test_memcached_evict_against_an_endless_reply_line(tmp_path: Path) -> None:
+    """pymemcache reads a line with no limit, and its timeout is per recv: a steady stream never
+    ends. The evict's sockets allow each request a bounded reply."""
+    server = HostileMemcached(endless_stats, on_meta=lambda sock: stream_forever(sock, b"ME user:42 "))
+    try:
+        run = Run(tmp_path, "evict", server.url, "--key", "user:42", "--dry-run", "--json", "--timeout", "5s")
+        code, out, err = run.wait()
+    finally:
+        server.close()
+    assert run.peak < RSS_BOUND, f"peak RSS {mb(run.peak)}"
+    assert code == 1 and "Traceback" not in err, err
+    report = json.loads(out)
+    address = server.url.removeprefix("memcached://")
+    reason = f"{server.url}: ReplyTooLarge: reply exceeded 64 KiB: not a cache server, or a hostile one"
+    assert (report["matched"], report["evicted"], report["complete"]) == (0, 0, False)
+    assert report["nodes"][address]["error"] == reason
