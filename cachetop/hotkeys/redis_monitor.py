@@ -136,6 +136,7 @@ class MonitorSampler:
         self._link: GuardianLink | None = None
         self._token = ""
         self._suspended = False  # a stop signal ended this phase's connection
+        self._gone = False  # the watchdog found the monitor client gone from the server
         self._ended_by: str | None = None  # why this phase's connection ended, if not the server
         self._phase_on_s = 0.0  # how long MONITOR was on in the last phase
         # What the server itself does about a MONITOR's output buffer (see server_buffer_limit).
@@ -208,6 +209,7 @@ class MonitorSampler:
         except Exception as exc:
             raise HotKeysError(f"CLIENT LIST failed: {redis_error_text(self.inst, exc)}") from None
         self._suspended = False
+        self._gone = False
         self._ended_by = None
         self._phase_on_s = 0.0
         try:
@@ -229,7 +231,8 @@ class MonitorSampler:
             self._phase_on_s = off_at - on_at
             self.stats.on_seconds += off_at - on_at
             self._parse_held()
-            await self._why_ended()
+            if self._suspended or self._gone:  # not a phase that simply ran its course
+                await self._why_ended()
         finally:
             if self.stats.connected:
                 await close_stream(writer)
@@ -272,7 +275,7 @@ class MonitorSampler:
             return False
         deadline = self.clock() + min(self.timeout, 1.0)
         report = link.killed(token)
-        while report is None and link.alive() and self.clock() < deadline and not self.stats.connected:
+        while report is None and link.alive() and self.clock() < deadline:
             await asyncio.sleep(0.01)
             report = link.killed(token)
         if report is None:
@@ -431,6 +434,7 @@ class MonitorSampler:
                 break
             if omem is None:
                 # (a suspension or the guardian may have ended it: _why_ended says so after)
+                self._gone = True
                 self.stats.last_stop = "the server closed the MONITOR connection"
                 break
             self.stats.max_omem = max(self.stats.max_omem, omem)

@@ -25,7 +25,7 @@ import redis as redis_py
 
 from cachetop.hotkeys.collector import HotKeyCollector
 from cachetop.hotkeys.conn import parse_client_list
-from cachetop.hotkeys.guardian_link import GuardianLink
+from cachetop.hotkeys.guardian_link import GuardianLink, shared_guardian
 from cachetop.hotkeys_config import HotKeySettings
 from cachetop.servers import LocalServer
 from tests.conftest import until, wait_until
@@ -313,3 +313,22 @@ async def test_the_status_line_says_what_bounds_monitor_on_the_server(
     finally:
         await collector.stop()
     assert detail == f"MONITOR 1s on / 9s off, at most 50,000 lines; server limit on its buffer: {shown}"
+
+
+async def test_phases_that_run_their_course_do_not_wait_on_the_guardian(redis: LocalServer) -> None:
+    # Only a MONITOR that something else ended asks the guardian whether it was it; and one
+    # guardian serves every phase (no process per phase).
+    link = shared_guardian()
+    collector = HotKeyCollector(
+        inst_for(redis, "monitor"), HotKeySettings(monitor_on=0.2, monitor_off=0.1, big_keys=False)
+    )
+    await collector.start()
+    try:
+        await until(
+            lambda: collector.sampler is not None and collector.sampler.stats.phases >= 6, 4, "6 phases"
+        )
+        stats = collector.sampler.stats
+    finally:
+        await collector.stop()
+    assert (stats.stops_for_stall, stats.stops_for_suspend) == (0, 0)
+    assert shared_guardian() is link and link.alive()
