@@ -7,7 +7,6 @@ import socket
 import sys
 import time
 
-from rich.console import Console
 from rich.text import Text
 
 from cachetop.alerts.channels import channels_of
@@ -20,6 +19,7 @@ from cachetop.config import resolve_config
 from cachetop.configfile import ConfigError
 from cachetop.plugins import plugin_paths_of
 from cachetop.redact import scrub
+from cachetop.render_table import Output
 from cachetop.safe_text import display_key
 
 HELP = "send a test message to a channel (`alerts test CHANNEL`), or list the rules in force"
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(config: object) -> int:
-    console = Console(highlight=False, soft_wrap=True)
+    console = Output(sys.stdout)  # plain text (no colour codes) in a pipe
     for rule in effective_rules(config):
         line = Text(f"{display_key(rule.name, 60):<20} ")
         line.append(f"{rule.metric} {rule.op} {format_threshold(rule.threshold)}")
@@ -96,5 +96,5 @@ def _list(config: object) -> int:
         line.append(f"  for {rule.for_s:g}s  cooldown {rule.cooldown_s:g}s  {rule.severity}")
         channels = ", ".join(display_key(c, 60) for c in rule.channels or ())
         line.append(f"  -> {channels or 'no channel'}  [{rule.origin}]")
-        console.print(line)
+        console.line(line)
     return 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from rich.console import Console
 from rich.text import Text
 
 from cachetop.config import load_config
+from cachetop.render_table import Output
 from cachetop.safe_text import display_key
 
 HELP = "validate a config file (`cachetop config check FILE`)"
@@ -22,33 +23,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.file)
-    console = Console(highlight=False)
+    # One line per fact, never broken by a guessed width; plain text (no colour codes) in a pipe.
+    console = Output(sys.stdout)
     s = config.settings
     # Names, tags and paths come from the file: each is escaped once (display_key) and printed as
     # Text, never markup, so "[bold]" prints literally and "\x1b" never reaches the terminal raw.
-    console.print(Text(f"{display_key(args.file, 200)}: OK", style="bold green"))
-    console.print(
+    console.line(Text(f"{display_key(args.file, 200)}: OK", style="bold green"))
+    console.line(
         Text(
             f"settings: interval {s.interval:g}s, window {s.window:g}s, timeout {s.timeout:g}s, "
             f"state_dir {display_key(str(s.state_dir), 200)}"
         )
     )
-    console.print(Text(f"{len(config.instances)} instance(s):"))
+    console.line(Text(f"{len(config.instances)} instance(s):"))
     for inst in config.instances:
-        line = Text(f"  {display_key(inst.name, 60):<20} ")
+        line = Text(f"  {display_key(inst.name, console.name_max):<20} ")
         line.append(display_key(inst.target.redacted_url, 200))
         if inst.tags:
             line.append(f"  tags: {', '.join(display_key(t, 40) for t in inst.tags)}")
         if inst.interval or inst.timeout:
             line.append(f"  interval {config.interval_of(inst):g}s timeout {config.timeout_of(inst):g}s")
-        console.print(line)
+        console.line(line)
     if any(k in config.sections for k in ("rule", "channel", "alerts")):
         from cachetop.alerts.channels import channels_of
         from cachetop.alerts.presets import effective_rules
 
         rules = effective_rules(config)
         names = ", ".join(display_key(r.name, 60) for r in rules)
-        console.print(Text(f"{len(rules)} alert rule(s) in force: {names}"))
+        console.line(Text(f"{len(rules)} alert rule(s) in force: {names}"))
         channels = ", ".join(display_key(c, 60) for c in channels_of(config))
-        console.print(Text(f"{len(channels_of(config))} channel(s): {channels}"))
+        console.line(Text(f"{len(channels_of(config))} channel(s): {channels}"))
     return 0

@@ -107,16 +107,14 @@ async def _sample(collectors: list[HotKeyCollector], duration: float) -> tuple[l
 
 
 def _print_tables(views: list[HotKeysView]) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
+    from cachetop.render_table import Column, Output
     from cachetop.safe_text import display_key
 
-    console = Console(highlight=False)
+    out = Output(sys.stdout)  # rich tables on a terminal, plain full-width text in a pipe or file
     for view in views:
-        title = Text(f"{display_key(view.name, 60)}  ", style="bold")
+        title = Text(f"{display_key(view.name, out.name_max)}  ", style="bold")
         title.append(f"source: {view.source}", style="dim")
         if view.sampled_s:
             title.append(f"  sampled {view.sampled_s:.1f}s, {view.total_events} events", style="dim")
@@ -124,15 +122,17 @@ def _print_tables(views: list[HotKeysView]) -> None:
             title.append(f"  dropped {view.drop_rate:.1%}", style="yellow")
         # hits/misses only where the source knows them (memcached watch), so 80 columns suffice.
         knows_hits = any(k.hits is not None for k in view.keys)
-        table = Table(title=title, title_justify="left", expand=False, box=box.SIMPLE_HEAD, pad_edge=False)
-        table.add_column("#", justify="right", no_wrap=True)
-        table.add_column("key", min_width=20, overflow="ellipsis", no_wrap=True)
-        for col in ("count" if view.unit == "ops" else view.unit, "ops/s", "share", "reads/writes"):
-            table.add_column(col, justify="right", no_wrap=True)
+        counts = ("count" if view.unit == "ops" else view.unit, "ops/s", "share", "reads/writes")
+        columns = [
+            Column("#", right=True),
+            Column("key", min_width=20),
+            *(Column(c, right=True) for c in counts),
+        ]
         if knows_hits:
-            table.add_column("hits/misses", justify="right", no_wrap=True)
+            columns.append(Column("hits/misses", right=True))
+        rows = []
         for rank, key in enumerate(view.keys, 1):
-            cells = [
+            cells: list[str | Text] = [
                 str(rank),
                 Text(key.display, style="bold red" if key.hot else ""),
                 f"{key.count:,}",
@@ -142,15 +142,15 @@ def _print_tables(views: list[HotKeysView]) -> None:
             ]
             if knows_hits:
                 cells.append(f"{key.hits or 0:,}/{key.misses or 0:,}")
-            table.add_row(*cells)
-        console.print(table)
+            rows.append(cells)
+        out.table(title, columns, rows)
         prefixes = [p for p in view.prefixes[:5] if p.share]
         if prefixes:
             line = Text("  prefixes: ", style="dim")
-            for p in prefixes:
-                line.append(f"{p.display} {p.share:.0%}  ")
-            console.print(line)
+            line.append("  ".join(f"{p.display} {p.share:.0%}" for p in prefixes))
+            out.line(line)
         if view.error:
-            console.print(Text(f"  {display_key(view.error, 200)}", style="red"))
+            out.line(Text(f"  {display_key(view.error, 200)}", style="red"))
         elif not view.keys:
-            console.print(Text("  no key traffic seen", style="dim"))
+            out.line(Text("  no key traffic seen", style="dim"))
+    out.flush()

@@ -14,7 +14,7 @@ from cachetop.configfile import ConfigError
 from cachetop.model import Snapshot, Status
 from cachetop.monitor import Monitor
 from cachetop.redact import scrub_json
-from cachetop.render_table import snapshot_table
+from cachetop.render_table import Output, print_snapshot
 
 HELP = "poll once over a short window and print the numbers (table or --json)"
 DESCRIPTION = """\
@@ -78,6 +78,6 @@ def _print(snap: Snapshot, as_json: bool, count: int) -> None:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
         return
-    from rich.console import Console
-
-    Console(highlight=False).print(snapshot_table(snap))
+    out = Output(sys.stdout)  # a rich table on a terminal, plain full-width text in a pipe or file
+    print_snapshot(snap, out)
+    out.flush()
