@@ -4,8 +4,10 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 APT_PACKAGES := redis-server memcached
+# Only `make test` needs these (tests/integration/test_prometheus_real.py runs a real Prometheus).
+TEST_APT_PACKAGES := prometheus
 
-.PHONY: all test demo bench screenshots lint format servers clean help
+.PHONY: all test demo bench screenshots lint format servers test-tools clean help
 
 help:
 	@echo "make demo         local redis + memcached with a realistic workload, and the dashboard on them"
@@ -41,7 +43,23 @@ servers:
 	  fi; \
 	fi
 
-test: $(STAMP) servers
+# Tools only the tests need, from apt when missing; without them those tests fail (never skip).
+test-tools:
+	@command -v prometheus >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing $(TEST_APT_PACKAGES) for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_APT_PACKAGES) >/dev/null; \
+	  elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then \
+	    echo "installing $(TEST_APT_PACKAGES) with sudo for the tests"; \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_APT_PACKAGES) >/dev/null; \
+	  else \
+	    echo "missing: prometheus (tests/integration/test_prometheus_real.py needs it), e.g." >&2; \
+	    echo "  Debian/Ubuntu: sudo apt-get install prometheus" >&2; \
+	    echo "  macOS:         brew install prometheus" >&2; \
+	  fi; \
+	}
+
+test: $(STAMP) servers test-tools
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

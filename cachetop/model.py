@@ -256,6 +256,9 @@ class InstanceMetrics:
     shard: str | None = None
     # Extra sections other parts of the pipeline attach (hot keys, alerts, ...), keyed by owner.
     extras: Mapping[str, Any] = field(default_factory=dict)
+    # Running totals since cachetop started watching, own traffic removed (metrics/totals.py):
+    # hits, misses, commands, errors, evictions, expired. Prometheus exposes them as counters.
+    counters: Mapping[str, int] = field(default_factory=dict)
 
     def metric(self, name: str) -> float | int | None:
         return self.metrics.get(name)

@@ -15,6 +15,7 @@ from typing import Any
 from cachetop.backends import Backend, BackendError
 from cachetop.config import InstanceConfig
 from cachetop.metrics.latency import QuantileWindow
+from cachetop.metrics.totals import RunningTotals
 from cachetop.metrics.window import CounterWindow, command_stats, server_latency, windowed_metrics
 from cachetop.model import CORE_METRICS, InstanceMetrics, Status
 
@@ -47,6 +48,7 @@ class Poller:
         self.clock, self.wall = clock, wall
         self.poll_slots = poll_slots
         self.window = CounterWindow(window_s)
+        self.totals = RunningTotals()  # counters for Prometheus: never reset by the window
         # About five sketches per window: each snapshot merges them, so more would cost CPU
         # (a fleet of 200 reads 200 windows a second) for a sharper edge nobody sees.
         self.latency = QuantileWindow(window_s, bucket_s=max(interval, window_s / 5, 0.1))
@@ -105,6 +107,7 @@ class Poller:
             self._fail(now, Status.DOWN, f"internal error: {type(exc).__name__} (see the log)")
         else:
             self.window.add(sample)
+            self.totals.add(sample)
             self.status, self.error = Status.UP, None
             self.last_poll_wall = self.wall()
         self.polls += 1
@@ -211,4 +214,5 @@ class Poller:
             role=self.role,
             shard=self.shard,
             extras=dict(self.extras),
+            counters=self.totals.values(),
         )

@@ -3,8 +3,14 @@
 A custom Collector renders whatever Snapshot the Monitor published last, so a scrape costs no
 poll and shows exactly the numbers the dashboard and `snapshot --json` show, in Prometheus
 units: every metric of the registry as `cachetop_<prom_name>` (ratios 0..1, seconds, bytes),
-labelled by instance, kind, address, role and shard. Counters end in `_total`. With an
-AlertService attached, every (rule, instance) pair the rule selects gets its state.
+labelled by cache_instance, kind, address, role and shard, and the running totals of hits,
+misses, commands, errors, evictions and expirations (metrics/totals.py) as counters ending in
+`_total`, for `rate()`. With an AlertService attached, every (rule, instance) pair the rule
+selects gets its state.
+
+The cache is `cache_instance`, never `instance`: Prometheus sets `instance` to the scraped
+target (this exporter's host:port) and, under the default `honor_labels: false`, renames a
+clashing label of ours to `exported_instance`, so queries on `instance` would match nothing.
 
     exporter = PrometheusExporter()
     monitor.subscribe(exporter.on_snapshot)
@@ -30,12 +36,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from cachetop.metrics.totals import COUNTERS, COUNTERS_HELP_SUFFIX
 from cachetop.model import METRICS, InstanceMetrics, Snapshot, Status
 
 log = logging.getLogger("cachetop.exporters")
 
 PREFIX = "cachetop_"
-LABELS = ("instance", "kind", "address", "role", "shard")
+INSTANCE_LABEL = "cache_instance"  # not `instance`: that one is Prometheus's target label
+LABELS = (INSTANCE_LABEL, "kind", "address", "role", "shard")
 ALERT_STATES = ("ok", "pending", "firing")
 MAX_CONNECTIONS = 64
 REQUEST_TIMEOUT_S = 10.0  # to send the request line and headers, in all (not per read)
@@ -98,6 +106,16 @@ class SnapshotCollector(Collector):
                     family.add_metric(instance_labels(inst), float(value) * info.prom_scale)
             if family.samples:
                 yield family
+        for counter in COUNTERS:
+            total = CounterMetricFamily(
+                f"{PREFIX}{counter.prom_name}", counter.help + COUNTERS_HELP_SUFFIX, labels=LABELS
+            )
+            for inst in snap.instances:
+                value = inst.counters.get(counter.name)
+                if value is not None:
+                    total.add_metric(instance_labels(inst), float(value))
+            if total.samples:
+                yield total
         if self.alerts is not None:
             yield from self._alert_families(snap)
 
@@ -109,12 +127,12 @@ class SnapshotCollector(Collector):
         state = GaugeMetricFamily(
             f"{PREFIX}alert_state",
             "1 for each alert's current state (ok, pending, firing), per rule and instance.",
-            labels=("rule", "instance", "severity", "state"),
+            labels=("rule", INSTANCE_LABEL, "severity", "state"),
         )
         flapping = GaugeMetricFamily(
             f"{PREFIX}alert_flapping",
             "1 while an alert is flapping (its notices are held back until it settles).",
-            labels=("rule", "instance", "severity"),
+            labels=("rule", INSTANCE_LABEL, "severity"),
         )
         for rule in rules:
             for inst in snap.instances:

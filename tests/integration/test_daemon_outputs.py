@@ -26,7 +26,7 @@ def scrape(port: int) -> dict[tuple[str, str], float]:
     except OSError:
         return {}
     return {
-        (s.name, s.labels.get("instance", "")): s.value
+        (s.name, s.labels.get("cache_instance", "")): s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }

@@ -68,7 +68,7 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def labels(inst: dict, **extra: str) -> tuple[tuple[str, str], ...]:  # type: ignore[type-arg]
     base = {
-        "instance": inst["name"],
+        "cache_instance": inst["name"],
         "kind": inst["kind"],
         "address": inst["address"],
         "role": "",
@@ -106,6 +106,7 @@ async def test_metrics_match_the_json_snapshot_and_alert_states(tmp_path: Path, 
                 )
                 monitor.pause()  # no new snapshot from here: the scrape and the JSON are the same tick
                 snap = out["exporter"].collector.latest
+                out_totals = dict(snap.instances[0].counters)
                 samples = scrape(port)
     finally:
         stop.set()
@@ -143,11 +144,24 @@ async def test_metrics_match_the_json_snapshot_and_alert_states(tmp_path: Path, 
     assert float(samples[("cachetop_snapshots_total", ())]).is_integer()
     assert all(name.startswith("cachetop_") for name, _ in samples)
     # Each alert's state: one-hot over ok/pending/firing, only for instances the rule selects.
-    alert = {"rule": "low-hit-ratio", "instance": "cache-1", "severity": "critical"}
+    alert = {"rule": "low-hit-ratio", "cache_instance": "cache-1", "severity": "critical"}
     for state, value in (("firing", 1.0), ("pending", 0.0), ("ok", 0.0)):
         assert samples[("cachetop_alert_state", tuple(sorted({**alert, "state": state}.items())))] == value
     assert samples[("cachetop_alert_flapping", tuple(sorted(alert.items())))] == 0.0
-    assert not any(name == "cachetop_alert_state" and ("instance", "gone") in lbl for name, lbl in samples)
+    assert not any(
+        name == "cachetop_alert_state" and ("cache_instance", "gone") in lbl for name, lbl in samples
+    )
+    # `instance` is Prometheus's target label: none of our series carries it (it would be renamed
+    # exported_instance and every documented query would match nothing).
+    assert not any(dict(lbl).keys() & {"instance", "job"} for _, lbl in samples)
+    # The running totals are counters, own polls left out: only misses were sent, never a hit.
+    totals = out_totals
+    assert samples[("cachetop_keyspace_hits_total", labels(cache))] == 0.0
+    assert samples[("cachetop_keyspace_misses_total", labels(cache))] == totals["misses"] > 0
+    assert samples[("cachetop_commands_total", labels(cache))] == totals["commands"] >= totals["misses"]
+    assert samples[("cachetop_errors_total", labels(cache))] == 0.0
+    assert samples[("cachetop_evicted_keys_total", labels(cache))] == 0.0
+    assert samples[("cachetop_expired_keys_total", labels(cache))] == 0.0
 
 
 def test_a_client_that_trickles_its_request_is_cut_off_at_the_total_deadline(
