@@ -20,7 +20,7 @@ from cachetop.configfile import ConfigError
 from cachetop.plugins import plugin_paths_of
 from cachetop.redact import scrub
 from cachetop.render_table import Output
-from cachetop.safe_text import display_key
+from cachetop.safe_text import display_key, escape_controls
 
 HELP = "send a test message to a channel (`alerts test CHANNEL`), or list the rules in force"
 DESCRIPTION = """\
@@ -75,15 +75,19 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(outcome, Delivered):
         print(f"sent a test message to {args.channel}")
         if outcome.note:
-            print(f"cachetop: {args.channel}: {display_key(scrub(outcome.note), 300)}", file=sys.stderr)
+            print(f"cachetop: {args.channel}: {_shown(outcome.note)}", file=sys.stderr)
         return 0
     kind = "refused (permanent)" if isinstance(outcome, Permanent) else "failed (would be retried)"
-    # A remote server wrote the error: escaped, so its control characters cannot reach the terminal.
-    print(
-        f"cachetop: test message to {args.channel} {kind}: {display_key(scrub(outcome.error), 300)}",
-        file=sys.stderr,
-    )
+    print(f"cachetop: test message to {args.channel} {kind}: {_shown(outcome.error)}", file=sys.stderr)
     return 1
+
+
+def _shown(error: str, limit: int = 300) -> str:
+    """An outcome's text for the terminal. Our senders already escape what a server wrote (so the
+    outbox and the log hold it escaped too); escape_controls leaves that as it is and catches a
+    plugin's raw control characters, so nothing is escaped twice."""
+    text = escape_controls(scrub(error))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _list(config: object) -> int:

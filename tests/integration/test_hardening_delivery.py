@@ -228,14 +228,21 @@ def test_a_redirect_is_not_followed_and_is_final(tmp_path: Path, slack: SlackSta
 
 
 @pytest.mark.parametrize(
-    "body", [b"invalid_payload", b"no_service", b"channel_not_found", b"", b"<html>oops"]
+    ("body", "shown"),
+    [
+        (b"invalid_payload", "invalid_payload"),
+        (b"no_service", "no_service"),
+        (b"channel_not_found", "channel_not_found"),
+        (b"", "(empty answer)"),
+        (b"<html>oops", "<html>oops"),
+        (b"\x1b[2Jgone", "\\x1b[2Jgone"),  # a server's text, escaped (once)
+    ],
 )
 def test_a_webhook_200_without_ok_is_a_final_failure(
-    tmp_path: Path, slack: SlackStandIn, body: bytes
+    tmp_path: Path, slack: SlackStandIn, body: bytes, shown: str
 ) -> None:
     slack.script = [(200, {}, body)]
     message, _ = deliver_once(tmp_path, SlackNotifier(webhook_channel(slack)))
-    shown = body.decode() or "(empty answer)"
     assert (message.state, message.last_error) == ("failed", f"slack webhook: HTTP 200 without 'ok': {shown}")
     assert len(slack.requests) == 1  # final: not retried
 
@@ -411,10 +418,10 @@ def test_a_server_echoing_the_webhook_token_does_not_leak_it(
         one_instance_toml(tmp_path, "redis://127.0.0.1:6379")
         + f'[channel.ops]\ntype = "slack"\nwebhook_url = "{slack.webhook_url}"\n'
     )
-    slack.script = [(400, {}, f"invalid_token: {WEBHOOK_PATH}".encode())]
+    slack.script = [(400, {}, f"invalid_token: {WEBHOOK_PATH} \x1b[2J".encode())]
     assert main(["alerts", "test", "ops", "-c", str(path)]) == 1
-    err = capsys.readouterr().err
-    assert (
-        err
-        == "cachetop: test message to ops refused (permanent): slack webhook: HTTP 400: invalid_token: ***\n"
+    # The secret scrubbed, the server's escape sequence escaped once.
+    assert capsys.readouterr().err == (
+        "cachetop: test message to ops refused (permanent): slack webhook: HTTP 400:"
+        " invalid_token: *** \\x1b[2J\n"
     )
