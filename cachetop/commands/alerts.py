@@ -83,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _shown(error: str, limit: int = 300) -> str:
-    """An outcome's text for the terminal. Our senders already escape what a server wrote (so the
-    outbox and the log hold it escaped too); escape_controls leaves that as it is and catches a
-    plugin's raw control characters, so nothing is escaped twice."""
+    """An outcome's text for the terminal: what a server wrote is in it as written (bounded), so
+    its control characters are escaped here, once (escape_controls leaves text that something
+    already escaped as it is)."""
     text = escape_controls(scrub(error))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

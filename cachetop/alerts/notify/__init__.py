@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 from cachetop.alerts.outbox import Message
 from cachetop.redact import scrub
-from cachetop.safe_text import display_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +82,16 @@ def _origin(location: str) -> str:
         return "a path on the same server" if location.strip() else "nowhere (no Location header)"
     origin = f"{parts.scheme or 'http'}://{parts.hostname}" + (f":{port}" if port else "")
     tail = "/…" if (parts.path not in ("", "/") or parts.query) else ""
-    return display_key(scrub(origin), 120) + tail
+    return scrub(origin)[:120] + tail  # escaped where it is shown, like answer_text
 
 
 def answer_text(body: bytes, limit: int = 100) -> str:
-    """A server's answer, fit for an error message: decoded, escaped, bounded, scrubbed."""
-    text = body.decode("utf-8", errors="replace").strip()
-    return display_key(scrub(text), limit) if text else "(empty answer)"
+    """A server's answer for an error message: decoded, bounded and scrubbed, but not escaped:
+    every place that shows an error (the terminal, the log, the dashboard) escapes it, once."""
+    text = scrub(body[: limit * 4].decode("utf-8", errors="replace").strip())
+    if not text:
+        return "(empty answer)"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:
