@@ -18,16 +18,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import redis as redis_py
+import trustme
 
+from cachetop.config import InstanceConfig, parse_target
 from cachetop.hotkeys.collector import HotKeyCollector
 from cachetop.hotkeys.conn import parse_client_list
 from cachetop.hotkeys.guardian_link import GuardianLink, shared_guardian
 from cachetop.hotkeys_config import HotKeySettings
-from cachetop.servers import LocalServer
+from cachetop.servers import LocalServer, free_port
 from tests.conftest import until, wait_until
 from tests.integration.test_hotkeys_redis import inst_for, monitor_clients
 
@@ -332,3 +335,49 @@ async def test_phases_that_run_their_course_do_not_wait_on_the_guardian(redis: L
         await collector.stop()
     assert (stats.stops_for_stall, stats.stops_for_suspend) == (0, 0)
     assert shared_guardian() is link and link.alive()
+
+
+async def test_the_guardian_logs_in_with_tls_and_a_password(
+    tmp_path: Path, make_redis: Callable[..., LocalServer]
+) -> None:
+    # The guardian opens its own connection only when it must act: with the instance's CA, TLS
+    # verification on, and its password (which reached it through the pipe).
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    for i, pem in enumerate(cert.cert_chain_pems):
+        pem.write_to_path(str(cert_file), append=i > 0)
+    cert.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    port = free_port()
+    make_redis(
+        *("--port", "0", "--tls-port", str(port), "--requirepass", "s3cret?x"),
+        *("--tls-cert-file", str(cert_file), "--tls-key-file", str(key_file)),
+        *("--tls-ca-cert-file", str(ca_file), "--tls-auth-clients", "no"),
+        port=port,
+    )
+    inst = InstanceConfig(
+        name="tls",
+        target=parse_target(f"rediss://127.0.0.1:{port}"),
+        hotkeys="monitor",
+        tls_ca_file=str(ca_file),
+    )
+    inst = replace(inst, target=replace(inst.target, password="s3cret?x"))
+    r = redis_py.Redis(host="127.0.0.1", port=port, password="s3cret?x", ssl=True, ssl_ca_certs=str(ca_file))
+
+    def monitors() -> list[dict[bytes, bytes]]:
+        return [
+            c for c in parse_client_list(r.execute_command("CLIENT", "LIST")) if c.get(b"cmd") == b"monitor"
+        ]
+
+    collector = HotKeyCollector(inst, HotKeySettings(monitor_on=600, monitor_off=1, big_keys=False))
+    await collector.start()
+    try:
+        await until(monitors, what="the MONITOR client")
+        time.sleep(STALL_S + 1.0)  # blocks the event loop on purpose: the reader stalls
+        assert not monitors()
+        await until(lambda: collector.sampler.stats.stops_for_stall == 1, 3, "the stall report")
+    finally:
+        await collector.stop()
+    assert commandstat(r, "client|kill") == 1
+    assert collector.own_command_counts["client|kill"] == 1
