@@ -36,6 +36,15 @@ class MetricInfo:
     prom_name: str = ""
     prom_scale: float = 1.0
 
+    @property
+    def decimals(self) -> int:
+        """Digits after the point when a person reads a value (alert messages, the alerts view)."""
+        return UNIT_DECIMALS.get(self.unit, 0)
+
+
+# Precision of each unit for people: 90.0%, 0.04 ms, 1234.5 ops/s; counts and bytes are whole.
+UNIT_DECIMALS = {"%": 1, "ms": 2, "ops/s": 1, "keys/s": 1}
+
 
 def _m(*args: Any, **kwargs: Any) -> tuple[str, MetricInfo]:
     info = MetricInfo(*args, **kwargs)

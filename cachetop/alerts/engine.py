@@ -76,6 +76,7 @@ class Transition:
     time: float  # wall clock
     severity: str
     reason: str | None = None
+    metric: str = ""  # the rule's metric: its unit and precision for people (rules.format_value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,7 @@ class ActiveAlert:
     description: str
     since: float  # wall clock
     reason: str | None = None
+    metric: str = ""  # the rule's metric: its unit and precision for people (rules.format_value)
 
 
 @dataclass
@@ -151,6 +153,7 @@ class AlertEngine:
                 a.rule.describe(),
                 a.since_wall,
                 a.reason,
+                a.rule.metric,
             )
             for a in self._alerts.values()
             if a.state in (State.PENDING, State.FIRING)
@@ -272,7 +275,9 @@ class AlertEngine:
         alert.state = new
         if new != old:
             transitions.append(
-                Transition(rule.name, instance, old, new, alert.value, wall, rule.severity, alert.reason)
+                Transition(
+                    rule.name, instance, old, new, alert.value, wall, rule.severity, alert.reason, rule.metric
+                )
             )
         if new == State.OK:
             del self._alerts[key]

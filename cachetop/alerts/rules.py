@@ -95,6 +95,30 @@ class Rule:
         return f"{self.metric} {self.op} {format_threshold(self.threshold)}"
 
 
+def format_value(metric: str, value: float | str | None) -> str:
+    """A measured value for people, with its unit: rounded to the metric's precision
+    (MetricInfo.decimals), but a value that is not 0 never reads 0 (0.004% stays 0.004%)."""
+    info = METRICS.get(metric)
+    if value is None or isinstance(value, str) or info is None:
+        return format_threshold(value)
+    digits = info.decimals
+    while value and round(value, digits) == 0 and digits < 9:
+        digits += 1
+    return with_unit(f"{value:.{digits}f}", info.unit)
+
+
+def format_limit(metric: str, value: float | str | None) -> str:
+    """A threshold as the rule wrote it (never rounded: 0.005 stays 0.005), with the unit."""
+    info = METRICS.get(metric)
+    if value is None or isinstance(value, str) or info is None:
+        return format_threshold(value)
+    return with_unit(format_threshold(value), info.unit)
+
+
+def with_unit(number: str, unit: str) -> str:
+    return f"{number}%" if unit == "%" else f"{number} {unit}"
+
+
 def format_threshold(value: float | str | None) -> str:
     if value is None:
         return "no data"

@@ -28,7 +28,7 @@ from cachetop.alerts.engine import ActiveAlert, AlertEngine, Notification, State
 from cachetop.alerts.notify import Notifier
 from cachetop.alerts.outbox import EXPIRED, FAILED, PENDING, Message, Outbox
 from cachetop.alerts.presets import alert_settings, effective_rules
-from cachetop.alerts.rules import format_threshold
+from cachetop.alerts.rules import format_value
 from cachetop.configfile import ConfigError
 from cachetop.model import Snapshot
 from cachetop.plugins import plugin_paths_of
@@ -302,7 +302,7 @@ def _problem(m: Message) -> DeliveryProblem:
 
 def _describe_transition(t: Transition) -> str:
     line = f"alert {t.rule} on {display_key(t.instance)}: {t.old} -> {t.new}"
-    line += f" (value {format_threshold(t.value)}, {t.severity})"
+    line += f" (value {format_value(t.metric, t.value)}, {t.severity})"
     if t.reason:
         line += f": {display_key(t.reason, 200)}"  # a server's error text: untrusted
     return line

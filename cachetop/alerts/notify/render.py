@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from cachetop.alerts.rules import format_threshold
-from cachetop.model import METRICS
+from cachetop.alerts.rules import format_limit, format_value
 from cachetop.safe_text import display_key
 
 MAX_ALERTS_SHOWN = 20  # Slack allows 50 blocks; an alert storm becomes "and N more"
@@ -34,11 +33,8 @@ def subject(payload: Mapping[str, Any]) -> str:
 
 
 def value_text(metric: str, value: float | str | None) -> str:
-    if value is None or isinstance(value, str):
-        return format_threshold(value)
-    unit = METRICS[metric].unit if metric in METRICS else ""
-    number = f"{value:.2f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:.4g}"
-    return f"{number} {unit}".strip() if unit not in ("%",) else f"{number}%"
+    """Rounded to the metric's precision (METRICS), with its unit: `0.04 ms`, `90.0%`."""
+    return format_value(metric, value)
 
 
 def duration_text(seconds: float) -> str:
@@ -59,7 +55,7 @@ def fields(alert: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("Instance", display_key(alert["instance"], 80)),
         ("Metric", metric),
         ("Value", value_text(metric, alert["value"])),
-        ("Threshold", f"{alert['op']} {value_text(metric, alert['threshold'])}"),
+        ("Threshold", f"{alert['op']} {format_limit(metric, alert['threshold'])}"),
         ("Duration", f"{held} {duration_text(alert['active_for_s'])}"),
         ("Severity", alert["severity"]),
     ]

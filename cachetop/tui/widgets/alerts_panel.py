@@ -14,6 +14,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from cachetop import format as fmt
+from cachetop.alerts.rules import format_value
 from cachetop.model import Snapshot
 from cachetop.safe_text import display_key
 from cachetop.tui.columns import Column
@@ -25,17 +26,17 @@ ALERT_COLUMNS = (
     Column("sev", "severity", 8, 0, right=False),
     Column("rule", "rule", 20, 0, right=False),
     Column("inst", "instance", 14, 0, right=False),
-    Column("value", "value", 8, 0),
+    Column("value", "value", 10, 0),
     Column("since", "for", 7, 0),
     Column("what", "", 30, 0, right=False),
 )
 SEVERITY_LEVEL = {"critical": "bad", "warning": "warn", "info": None}
 
 
-def _value(value: float | str | None) -> str:
+def _value(metric: str, value: float | str | None) -> str:
     if value is None:
         return fmt.NA
-    return f"{value:.4g}" if isinstance(value, float | int) else display_key(str(value), 12)
+    return format_value(metric, value) if isinstance(value, float | int) else display_key(str(value), 12)
 
 
 def alert_rows(view: Any, instance: str | None, now: float) -> list[Row]:
@@ -50,7 +51,7 @@ def alert_rows(view: Any, instance: str | None, now: float) -> list[Row]:
                     "sev": (a.severity, SEVERITY_LEVEL.get(a.severity), ""),
                     "rule": (display_key(a.rule, 30), None, ""),
                     "inst": (display_key(a.instance, 30), None, ""),
-                    "value": (_value(a.value), None, ""),
+                    "value": (_value(a.metric, a.value), None, ""),
                     "since": (fmt.duration(max(0.0, now - a.since)), None, ""),
                     "what": (display_key(a.reason or a.description, 80), None, "dim"),
                 },
@@ -65,7 +66,7 @@ def alert_rows(view: Any, instance: str | None, now: float) -> list[Row]:
                     "sev": (t.severity, None, "dim"),
                     "rule": (display_key(t.rule, 30), None, "dim"),
                     "inst": (display_key(t.instance, 30), None, "dim"),
-                    "value": (_value(t.value), None, "dim"),
+                    "value": (_value(t.metric, t.value), None, "dim"),
                     "since": (fmt.duration(max(0.0, now - t.time)) + " ago", None, "dim"),
                     "what": (f"{t.old} → {t.new}", None, "dim"),
                 },
