@@ -18,13 +18,17 @@ from typing import Any
 
 from cachetop.aio import cancel_and_wait
 from cachetop.config import Config
-from cachetop.monitor import Monitor
+from cachetop.monitor import CHUNK, CLOSE_DEADLINE_S, Monitor, close_all
 from cachetop.targets import format_address
 
 log = logging.getLogger(__name__)
 
 # Sources that see individual requests, and so can see a stampede.
 STAMPEDE_SOURCES = ("monitor", "watch")
+# Above this many instances, `hotkeys = "auto"` samples nothing: a sampler per instance costs
+# two connections and ~40 KB each, and thousands of MONITORs from one process is a load no
+# one asked for. An instance whose config names a source is still sampled.
+HOTKEYS_AUTO_LIMIT = 200
 
 
 class OwnTotals:
@@ -80,6 +84,7 @@ class LiveSources:
         self._masters: dict[str, tuple[str, int]] = {}  # sentinel instances: the master sampled
         self._own: dict[str, OwnTotals] = {}  # per instance, across the collectors it has had
         self._moving: dict[str, asyncio.Lock] = {}
+        self._auto_hotkeys = True  # False in a fleet above HOTKEYS_AUTO_LIMIT
 
     async def __aenter__(self) -> LiveSources:
         try:
@@ -97,9 +102,8 @@ class LiveSources:
             cleanup()
         self._cleanup.clear()
         await cancel_and_wait(list(self._tasks))
-        for collector in self.collectors.values():
-            with contextlib.suppress(Exception):
-                await collector.stop()
+        # All at once and bounded: one by one, 3,000 collectors took minutes to stop.
+        await close_all([c.stop() for c in self.collectors.values()], CLOSE_DEADLINE_S)
         self.collectors.clear()
         if self.alert_service is not None:
             with contextlib.suppress(Exception):
@@ -112,7 +116,17 @@ class LiveSources:
         from cachetop.hotkeys_config import HotKeySettings
 
         self._hotkey_settings = self.config.sections.get("hotkeys") or HotKeySettings()
-        for poller in self.monitor.pollers:
+        self._auto_hotkeys = len(self.monitor.pollers) <= HOTKEYS_AUTO_LIMIT
+        if not self._auto_hotkeys:
+            skipped = sum(p.inst.hotkeys == "auto" for p in self.monitor.pollers)
+            self.on_notice(
+                f"hot keys: not sampled on {skipped:,} instances in a fleet of more than "
+                f"{HOTKEYS_AUTO_LIMIT} "
+                '(set hotkeys = "monitor" on an instance, or run `cachetop hotkeys NAME`)'
+            )
+        for n, poller in enumerate(self.monitor.pollers, 1):
+            if n % CHUNK == 0:
+                await asyncio.sleep(0)  # a large fleet: keys and signals get through
             await self._start_collector(poller)
         # Cluster nodes come and go after start: give each its own collector, and stop it.
         self._cleanup.append(self.monitor.on_added.add(self._spawn(self._start_collector)))
@@ -131,6 +145,8 @@ class LiveSources:
         # A sentinel target names the sentinels, not the master: _follow_masters starts its
         # collector on the master once the sentinels have named it, and moves it on failover.
         if poller.inst.hotkeys == "off" or poller.inst.target.mode == "sentinel":
+            return
+        if poller.inst.hotkeys == "auto" and not self._auto_hotkeys:
             return
         await self._run_collector(poller, poller.inst)
 
@@ -178,6 +194,8 @@ class LiveSources:
     def _follow_masters(self) -> None:
         for poller in self.monitor.pollers:
             if poller.inst.target.mode != "sentinel" or poller.inst.hotkeys == "off":
+                continue
+            if poller.inst.hotkeys == "auto" and not self._auto_hotkeys:
                 continue
             master = getattr(poller.backend, "master", None)
             if master is not None and self._masters.get(poller.inst.name) != master:

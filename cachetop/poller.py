@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any
 
@@ -39,7 +40,7 @@ class Poller:
         window_s: float,
         clock: Callable[[], float],
         wall: Callable[[], float],
-        poll_slots: asyncio.Semaphore,
+        poll_slots: AbstractAsyncContextManager[object],  # the Monitor's PollSlots
     ) -> None:
         self.inst = inst
         self.backend = backend

@@ -10,16 +10,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import signal
+import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from cachetop.config import Config
-from cachetop.model import Snapshot, Status
+from cachetop.model import InstanceMetrics, Snapshot, Status
 from cachetop.safe_text import display_key
 from cachetop.tui.columns import COLUMNS
 from cachetop.tui.health import Health
@@ -27,6 +30,9 @@ from cachetop.tui.history import History
 from cachetop.tui.overview_rows import ViewState
 
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+MAX_TOASTS = 5  # status changes in one snapshot toasted one by one; more are summed up
+QUIT_DEADLINE_S = 1.0  # after a signal, how long the app may take to end before it is cancelled
+FAST_EXIT_ABOVE = 200  # instances: above, the process ends without freeing memory (end_process)
 THEMES = {"dark": "textual-dark", "light": "textual-light"}
 
 
@@ -91,6 +97,7 @@ class CachetopApp(App[int]):
         self._statuses: dict[str, Status] = {}
         self.alerts: Any = None  # an alerts state source (AlertService) when the alerts build runs
         self.startup_notices: list[str] = []  # said as toasts once the screen is up
+        self._unsubscribe: Any = None
         self.theme = THEMES.get(theme or "dark", "textual-dark")
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -109,9 +116,33 @@ class CachetopApp(App[int]):
         for snap in self._fixed:
             self.on_snapshot(snap, toast=False)
         if self.monitor is not None:
-            self.monitor.subscribe(self.on_snapshot)
-            if self.monitor.latest is not None:
-                self.on_snapshot(self.monitor.latest, toast=False)
+            self.attach_monitor(self.monitor)
+
+    def attach_monitor(self, monitor: Any) -> None:
+        """Starts showing `monitor`'s Snapshots (run_app attaches it once it has started, which
+        for a large fleet is after the first frame)."""
+        self.monitor = monitor
+        self.interval = monitor.interval
+        if self._unsubscribe is not None:
+            return
+        self._unsubscribe = monitor.subscribe(self.on_snapshot)
+        if monitor.latest is not None:
+            self.on_snapshot(monitor.latest, toast=False)
+        self._refresh_chrome()
+
+    def say(self, notice: str) -> None:
+        """A startup notice (hot keys not sampled, alerts locked): a toast once the screen is up."""
+        if self.is_running and self.screen_stack:
+            self.notify(notice, severity="warning", markup=False, timeout=10)
+        else:
+            self.startup_notices.append(notice)
+
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        """Quitting (q, ctrl+c, a signal) first stops new polls: in a large fleet they would keep
+        the loop busy while the app shuts down, and they are about to be cancelled anyway."""
+        if self.monitor is not None and hasattr(self.monitor, "pause"):
+            self.monitor.pause()
+        super().exit(*args, **kwargs)
 
     @property
     def paused(self) -> bool:
@@ -122,6 +153,7 @@ class CachetopApp(App[int]):
         self.latest = snap
         self.snapshots_seen += 1
         self.history.add(snap)
+        self.view.fold_if_large(snap.instances)
         if toast:
             self._toast_changes(snap)
         self._statuses = {i.name: i.status for i in snap.instances}
@@ -133,12 +165,26 @@ class CachetopApp(App[int]):
                 show(snap)
 
     def _toast_changes(self, snap: Snapshot) -> None:
+        changed: list[InstanceMetrics] = []
         for inst in snap.instances:
             before = self._statuses.get(inst.name)
             if before is None or before == inst.status or inst.status == Status.UNKNOWN:
                 continue
+            if inst.status == Status.UP and before == Status.UNKNOWN:
+                continue  # its first poll: nothing came back
+            changed.append(inst)
+        if len(changed) > MAX_TOASTS:  # a rack going down: one toast, not a thousand
+            up = sum(inst.status == Status.UP for inst in changed)
+            down = len(changed) - up
+            parts = [f"{down:,} went down"] if down else []
+            parts += [f"{up:,} came back up"] if up else []
+            self.notify(
+                f"{len(changed):,} instances changed: {', '.join(parts)}", severity="error", timeout=8
+            )
+            return
+        for inst in changed:
             name = display_key(inst.name, 40)
-            if inst.status == Status.UP and before != Status.UNKNOWN:
+            if inst.status == Status.UP:
                 self.notify(f"{name} is back up", title="up", severity="information", markup=False)
             elif inst.status != Status.UP:
                 reason = display_key(inst.error or str(inst.status), 80)
@@ -272,35 +318,38 @@ async def run_app(
     record: str | None = None,
 ) -> int:
     """Runs the app in this loop with a Monitor around it, and stops the Monitor (closing every
-    connection) however the app ends: q, SIGHUP (terminal closed), SIGTERM or an error."""
-    from cachetop.monitor import Monitor
+    connection) however the app ends: q, SIGHUP (terminal closed), SIGTERM or an error.
 
+    The app draws first and the Monitor starts beside it (10,000 instances take seconds to
+    start), so the screen, `q` and the signals work from the first frame; quitting during the
+    start abandons it."""
     loop = asyncio.get_running_loop()
+    stop_asked = asyncio.Event()
+
+    def on_signal() -> None:
+        stop_asked.set()
+        app.exit(0)
+
     for sig in (signal.SIGHUP, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, app.exit, 0)
+            loop.add_signal_handler(sig, on_signal)
     try:
         if not start_monitor:
             await app.run_async()
-        else:
-            from cachetop.exporters.outputs import attach_outputs
-            from cachetop.live import LiveSources
-
-            async with Monitor(config) as monitor:
-                app.monitor = monitor
-                app.interval = monitor.interval
-                async with (
-                    LiveSources(
-                        config,
-                        monitor,
-                        hotkeys=live_sources,
-                        alerts=live_sources,
-                        on_notice=app.startup_notices.append,
-                    ) as live,
-                    attach_outputs(monitor, live.alert_service, record=record),
-                ):
-                    app.alerts = live.alert_service
-                    await app.run_async()
+            return app.return_code or 0
+        async with contextlib.AsyncExitStack() as sources:
+            app_task = asyncio.create_task(app.run_async(), name="dashboard")
+            starting = asyncio.create_task(_start_sources(app, config, sources, live_sources, record))
+            stop_wait = asyncio.create_task(stop_asked.wait())
+            try:
+                await asyncio.wait({app_task, starting}, return_when=asyncio.FIRST_COMPLETED)
+                if starting.done() and starting.exception() is None and not app_task.done():
+                    await asyncio.wait({app_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                await _end(app, app_task, starting, stop_wait)
+            if starting.done() and not starting.cancelled() and starting.exception() is not None:
+                raise starting.exception()  # type: ignore[misc]  # a bad --record, a failed start
+            await app_task  # the app's own error, if it had one
     finally:
         for sig in (signal.SIGHUP, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -308,9 +357,68 @@ async def run_app(
     return app.return_code or 0
 
 
+async def _start_sources(
+    app: CachetopApp,
+    config: Config,
+    sources: contextlib.AsyncExitStack,
+    live_sources: bool,
+    record: str | None,
+) -> None:
+    """The Monitor, hot keys and alerts, and the outputs, entered into `sources` (closed by run_app
+    when the app ends), then handed to the app."""
+    from cachetop.exporters.outputs import attach_outputs
+    from cachetop.live import LiveSources
+    from cachetop.monitor import Monitor
+
+    monitor = await sources.enter_async_context(Monitor(config))
+    app.attach_monitor(monitor)
+    live = await sources.enter_async_context(
+        LiveSources(config, monitor, hotkeys=live_sources, alerts=live_sources, on_notice=app.say)
+    )
+    await sources.enter_async_context(attach_outputs(monitor, live.alert_service, record=record))
+    app.alerts = live.alert_service
+
+
+async def _end(
+    app: CachetopApp, app_task: asyncio.Task[Any], starting: asyncio.Task[None], stop_wait: asyncio.Task[Any]
+) -> None:
+    """Ends the app (if a signal or a failed start ended the run) and a start still under way,
+    each within a bound: quitting must not wait for a large fleet to finish starting."""
+    stop_wait.cancel()
+    if not starting.done():
+        starting.cancel()
+    if not app_task.done():
+        app.exit(app.return_code or 0)
+        _, pending = await asyncio.wait({app_task}, timeout=QUIT_DEADLINE_S)
+        if pending:  # an app that does not end when asked (it never happened; the bound is cheap)
+            app_task.cancel()
+    await asyncio.wait({starting, app_task, stop_wait})
+
+
 def run_dashboard(config: Config, args: argparse.Namespace) -> int:
     """Entry point from `cachetop [TARGET...]` (cachetop/commands/dashboard.py)."""
     app = CachetopApp(
         config, theme=getattr(args, "theme", None), read_only=bool(getattr(args, "read_only", False))
     )
-    return asyncio.run(run_app(app, config, record=getattr(args, "record", None)))
+    runner = asyncio.Runner()
+    try:
+        code = runner.run(run_app(app, config, record=getattr(args, "record", None)))
+    except BaseException:
+        runner.close()
+        raise
+    if len(getattr(app.monitor, "pollers", ())) > FAST_EXIT_ABOVE:
+        end_process(code)
+    runner.close()
+    return code
+
+
+def end_process(code: int) -> NoReturn:
+    """Ends the process now. run_app has closed what matters (connections, within a deadline;
+    the recording; the alert state); what is left of a large fleet is memory, and freeing it
+    object by object (plus cancelling the closes that missed the deadline) took 5 s of the
+    10,000-instance quit. The kernel closes any socket still open."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

@@ -14,6 +14,12 @@ from cachetop.model import InstanceMetrics, Snapshot, Status
 
 # 10 minutes at the default 1 s interval; charts downsample this to the screen width.
 HISTORY_POINTS = 600
+# Above this many instances, only the overview's sparkline (ops/s, SPARK_POINTS) is kept for
+# every instance, and the full series from the moment an instance's detail view is opened:
+# every series for 10,000 instances would be ~2.5 GB after ten minutes.
+FULL_HISTORY_LIMIT = 200
+SPARK_POINTS = 64  # the widest sparkline is 40 cells
+SPARK_SERIES = ("ops_per_sec",)
 # Series kept per instance: the charts in the detail view and the overview sparkline.
 SERIES = (
     "hit_ratio",
@@ -37,9 +43,13 @@ class InstanceHistory:
 
     __slots__ = ("series", "times")
 
-    def __init__(self, points: int = HISTORY_POINTS) -> None:
+    def __init__(self, points: int = HISTORY_POINTS, series: Sequence[str] = SERIES) -> None:
         self.times: deque[float] = deque(maxlen=points)
-        self.series: dict[str, deque[float | None]] = {name: deque(maxlen=points) for name in SERIES}
+        self.series: dict[str, deque[float | None]] = {name: deque(maxlen=points) for name in series}
+
+    @property
+    def full(self) -> bool:
+        return len(self.series) == len(SERIES)
 
     def add(self, when: float, inst: InstanceMetrics) -> None:
         self.times.append(when)
@@ -55,19 +65,42 @@ class InstanceHistory:
 class History:
     """Per-instance history keyed by instance name."""
 
-    def __init__(self, points: int = HISTORY_POINTS) -> None:
+    def __init__(self, points: int = HISTORY_POINTS, full_limit: int = FULL_HISTORY_LIMIT) -> None:
         self.points = points
+        self.full_limit = full_limit
         self.instances: dict[str, InstanceHistory] = {}
         self.fleet_ops: deque[float | None] = deque(maxlen=points)
+        self.kept: set[str] = set()  # instances kept in full in a large fleet (their detail was opened)
 
     def add(self, snap: Snapshot) -> None:
         summary = fleet_summary(snap.instances)
         self.fleet_ops.append(summary.ops_per_sec if summary.up else None)
+        large = len(snap.instances) > self.full_limit
         for inst in snap.instances:
             hist = self.instances.get(inst.name)
             if hist is None:
-                hist = self.instances[inst.name] = InstanceHistory(self.points)
+                if large and inst.name not in self.kept:
+                    hist = InstanceHistory(min(self.points, SPARK_POINTS), SPARK_SERIES)
+                else:
+                    hist = InstanceHistory(self.points)
+                self.instances[inst.name] = hist
             hist.add(snap.time, inst)
+
+    def keep_full(self, name: str) -> None:
+        """Keeps every series of `name` from now on (a large fleet keeps only the sparkline):
+        the detail view asks when it opens. What was kept so far stays."""
+        self.kept.add(name)
+        hist = self.instances.get(name)
+        if hist is not None and not hist.full:
+            grown = InstanceHistory(self.points)
+            grown.times.extend(hist.times)
+            for series, values in hist.series.items():
+                grown.series[series].extend(values)
+            # The other series were not kept: as many unknown points, so the charts line up.
+            for series, values in grown.series.items():
+                if series not in hist.series:
+                    values.extend([None] * len(hist.times))
+            self.instances[name] = grown
 
     def of(self, name: str) -> InstanceHistory:
         return self.instances.get(name) or InstanceHistory(1)

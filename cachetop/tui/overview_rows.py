@@ -6,7 +6,7 @@ here and tested with plain Snapshots. The widget only turns levels into theme co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cachetop import format as fmt
@@ -23,6 +23,10 @@ UNTAGGED = "(untagged)"
 # first press of a key always shows the worst or busiest instance at the top.
 DESCENDING_FIRST = {"ops", "p50", "p99", "mem", "err", "evict", "conn", "trend"}
 
+# Above this many instances the groups start folded (a screen shows the groups, not a
+# 10,000-line list); `c` unfolds them all, enter one.
+FOLD_ABOVE = 200
+
 # (text, level, emphasis): level is good/warn/bad/None; emphasis is "bold", "dim" or "".
 Cell = tuple[str, str | None, str]
 
@@ -36,9 +40,18 @@ class ViewState:
     query: str = ""
     group_by_tag: bool = True
     collapsed: set[str] = field(default_factory=set)  # groups shown as their summary row only
+    folded_for_size: bool = False  # the first large snapshot folded every group once
 
     def toggle_group(self, group: str) -> None:
         self.collapsed ^= {group}
+
+    def fold_if_large(self, instances: Sequence[InstanceMetrics]) -> None:
+        """The first time the fleet is larger than FOLD_ABOVE, every group starts folded."""
+        if self.folded_for_size or len(instances) <= FOLD_ABOVE:
+            return
+        self.folded_for_size = True
+        if any(i.tags or i.shard for i in instances):
+            self.collapsed |= {group_of(i) for i in instances}
 
     def sort_by(self, key: str) -> None:
         if self.sort_key == key:
@@ -57,12 +70,37 @@ class ViewState:
         return " · ".join(parts)
 
 
-@dataclass
 class Row:
-    key: str
-    cells: dict[str, Cell]
-    instance: str | None = None  # the instance name, for Enter
-    extra: dict[str, str] = field(default_factory=dict)
+    """One table row. `cells` may be given, or made on first use by `make`: the overview builds
+    a Row per instance every tick but only the rows on screen are ever drawn, so a fleet of
+    10,000 formats a screenful of cells, not 10,000 rows of them."""
+
+    __slots__ = ("_cells", "_make", "extra", "instance", "key")
+
+    def __init__(
+        self,
+        key: str,
+        cells: dict[str, Cell] | None = None,
+        instance: str | None = None,  # the instance name, for Enter
+        extra: dict[str, str] | None = None,
+        *,
+        make: Callable[[], dict[str, Cell]] | None = None,
+    ) -> None:
+        self.key = key
+        self._cells = cells
+        self._make = make
+        self.instance = instance
+        self.extra = extra if extra is not None else {}
+
+    @property
+    def cells(self) -> dict[str, Cell]:
+        if self._cells is None:
+            self._cells = self._make() if self._make is not None else {}
+            self._make = None
+        return self._cells
+
+    def __repr__(self) -> str:
+        return f"Row({self.key!r})"
 
 
 def hot_badge(inst: InstanceMetrics) -> str:
@@ -144,13 +182,17 @@ def build_rows(
     rows = [
         Row(
             FLEET_KEY,
-            summary_cells(f"Σ fleet ({len(snap.instances)})", snap.instances, columns, history.fleet_ops),
+            summary_cells(f"Σ fleet ({len(snap.instances):,})", snap.instances, columns, history.fleet_ops),
         )
     ]
     shown = ordered(snap.instances, view)
     grouped = view.group_by_tag and any(i.tags or i.shard for i in snap.instances)
+
+    def row(inst: InstanceMetrics) -> Row:
+        return Row(inst.name, None, inst.name, make=lambda: instance_cells(inst, columns, history, health))
+
     if not grouped:
-        rows += [Row(i.name, instance_cells(i, columns, history, health), i.name) for i in shown]
+        rows += [row(i) for i in shown]
         return rows
     groups: dict[str, list[InstanceMetrics]] = {}
     for inst in shown:
@@ -158,10 +200,15 @@ def build_rows(
     for tag in sorted(groups, key=lambda t: (t == UNTAGGED, t.lower())):
         members = groups[tag]
         folded = tag in view.collapsed
-        label = f"{'▸' if folded else '▾'} {display_key(tag, 24)} ({len(members)})"
-        rows.append(Row(GROUP_PREFIX + tag, summary_cells(label, members, columns, ())))
+        label = f"{'▸' if folded else '▾'} {display_key(tag, 24)} ({len(members):,})"
+        rows.append(
+            Row(
+                GROUP_PREFIX + tag,
+                make=lambda label=label, members=members: summary_cells(label, members, columns, ()),
+            )
+        )
         if not folded:
-            rows += [Row(i.name, instance_cells(i, columns, history, health), i.name) for i in members]
+            rows += [row(i) for i in members]
     return rows
 
 

@@ -24,14 +24,11 @@ async def keys(app: Any, *names: str) -> None:
 
 def cell(app: Any, row: str, column: str) -> str:
     tables = app.screen.query("FleetTable")
-    if not tables or row not in tables.first().rows:
-        return ""
-    return tables.first().get_cell(row, column).plain
+    return tables.first().cell_text(row, column) if tables else ""
 
 
 def row_order(app: Any) -> list[str]:
-    table = app.screen.query_one("FleetTable")
-    return [str(r.key.value) for r in table.ordered_rows]
+    return list(app.screen.query_one("FleetTable").row_keys)
 
 
 def text(app: Any) -> str:

@@ -52,13 +52,13 @@ async def test_groups_fold_with_c_and_enter() -> None:
     async with app.run_test(size=(120, 40)):
         table = app.screen.query_one("FleetTable")
         await until(lambda: table.row_count > 0, what="rows")
-        groups = [k for k in table.rows if str(k.value).startswith("__group__:")]
+        groups = [k for k in table.row_keys if k.startswith("__group__:")]
         assert groups, "the sample fleet has tags"
         full = table.row_count
         await keys(app, "c")
         await until(lambda: table.row_count == 1 + len(groups), what="every group folded")
         await keys(app, "c")
         await until(lambda: table.row_count == full, what="every group unfolded")
-        table.move_cursor(row=table.get_row_index(groups[0].value))
+        table.move_cursor(row=table.get_row_index(groups[0]))
         await keys(app, "enter")
         await until(lambda: table.row_count < full, what="one group folded by enter")

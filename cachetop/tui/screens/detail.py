@@ -106,6 +106,7 @@ class DetailScreen(Screen[None]):
             table.cursor_type = "none"
         self._wide(self.app.size.width)
         app: Any = self.app
+        app.history.keep_full(self.instance_name)  # a large fleet keeps only sparklines until now
         if app.latest is not None:
             self.show_snapshot(app.latest)
         self.set_interval(DETAILS_EVERY_S, self._maybe_fetch)

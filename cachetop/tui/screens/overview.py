@@ -1,4 +1,8 @@
-"""The fleet overview: one row per instance, the fleet row, sort, `/` filter, group by tag."""
+"""The fleet overview: one row per instance, the fleet row, sort, `/` filter, group by tag.
+
+Rows are virtual (widgets/fleet_table.py): only those on screen are formatted and drawn, and
+the notes line names a few down instances, not all of them, so a tick costs the same for 20
+instances or 10,000."""
 
 from __future__ import annotations
 
@@ -10,13 +14,13 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from cachetop.model import Snapshot, Status
 from cachetop.safe_text import display_key
 from cachetop.tui.columns import layout
 from cachetop.tui.overview_rows import FLEET_KEY, GROUP_PREFIX, build_rows, group_of
-from cachetop.tui.widgets.diff_table import FleetTable
+from cachetop.tui.widgets.fleet_table import FleetTable
 from cachetop.tui.widgets.header import FleetHeader
 
 
@@ -92,14 +96,19 @@ class OverviewScreen(Screen[None]):
         app: Any = self.app
         colours = app.get_css_variables()
         notes = Text(no_wrap=True, overflow="ellipsis")
-        for inst in snap.instances:
-            if inst.status not in (Status.UP, Status.UNKNOWN):
-                if notes:
-                    notes.append("  ")
-                notes.append(
-                    f"{display_key(inst.name, 30)} {inst.status}: ", style=f"bold {colours.get('error', '')}"
-                )
-                notes.append(display_key(inst.error or "", 60))
+        down = [i for i in snap.instances if i.status not in (Status.UP, Status.UNKNOWN)]
+        # Two lines at most: name as many as fit, then count the rest.
+        room = 2 * max(self.size.width, 40)
+        for n, inst in enumerate(down):
+            if len(notes) > room:
+                notes.append(f"  +{len(down) - n:,} more down", style=f"bold {colours.get('error', '')}")
+                break
+            if notes:
+                notes.append("  ")
+            notes.append(
+                f"{display_key(inst.name, 30)} {inst.status}: ", style=f"bold {colours.get('error', '')}"
+            )
+            notes.append(display_key(inst.error or "", 60))
         described = app.view.describe()
         if described:
             if notes:
@@ -113,7 +122,7 @@ class OverviewScreen(Screen[None]):
 
     def _select(self, key: str) -> None:
         # A row that is filtered out leaves the cursor where it is.
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(KeyError):
             self.table.move_cursor(row=self.table.get_row_index(key))
 
     def action_open(self) -> None:
@@ -127,11 +136,11 @@ class OverviewScreen(Screen[None]):
 
         self.app.push_screen(DetailScreen(key))
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_fleet_table_row_selected(self, event: FleetTable.RowSelected) -> None:
         self.action_open()
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        self.sort_by(str(event.column_key.value))
+    def on_fleet_table_header_selected(self, event: FleetTable.HeaderSelected) -> None:
+        self.sort_by(event.column_key)
 
     def sort_by(self, key: str) -> None:
         app: Any = self.app

@@ -1,4 +1,5 @@
-"""Tables updated by diff (the overview, command stats, slowlog, clients, facts).
+"""Tables updated by diff (command stats, slowlog, clients, facts; the overview, which may hold
+10,000 rows, is virtual: widgets/fleet_table.py).
 
 Per tick only cells whose text or colour changed are written (update_cell, inside
 app.batch_update), column widths are fixed by the layout, and rows are re-ordered with
@@ -111,7 +112,3 @@ class DiffTable(DataTable[Text]):
         except Exception:  # an empty or shrinking table: nothing is selected
             return None
         return str(key.value) if key.value is not None else None
-
-
-class FleetTable(DiffTable):
-    """The overview: one row per instance, plus the fleet and group rows."""
