@@ -378,18 +378,22 @@ class HotKeyCollector:
             cycle = f"MONITOR {s.monitor_on:g}s on / {s.monitor_off:g}s off"
             if sampler.max_lines:
                 cycle += f", at most {sampler.max_lines:,} lines"
-            cycle += f"; server limit on its buffer: {sampler.server_limit}"
-            cycle += _stream_notes(sampler.stats)
+            cycle += f"; server bound on its buffer: {sampler.server_limit}"
+            # What happened first, the standing description last: the panel cuts long lines.
+            notes = _stream_notes(sampler.stats)
             if sampler.stats.stops_for_stall:
-                cycle += (
-                    f"; the guardian ended MONITOR {_times(sampler.stats.stops_for_stall)}:"
-                    f" cachetop did not read it for over {sampler.stall:g}s"
+                notes.insert(
+                    0,
+                    f"the guardian ended MONITOR {_times(sampler.stats.stops_for_stall)}"
+                    f" (not read for {sampler.stall:g}s)",
                 )
             if sampler.stats.last_stop and sampler.phase == "waiting":
-                return "paused", f"{cycle}; {sampler.stats.last_stop}"
-            return sampler.phase, cycle
+                return "paused", "; ".join([sampler.stats.last_stop, *notes, cycle])
+            return sampler.phase, "; ".join([*notes, cycle])
         if isinstance(sampler, WatchSampler):
-            return sampler.phase, "memcached watch fetchers mutations" + _stream_notes(sampler.stats)
+            return sampler.phase, "; ".join(
+                [*_stream_notes(sampler.stats), "memcached watch fetchers mutations"]
+            )
         if isinstance(sampler, ThrottledScan):
             return "sampling", f"LFU counters via SCAN + OBJECT FREQ, {s.scan_budget} keys/s"
         if sampler is not None:
@@ -401,11 +405,11 @@ def _times(n: int) -> str:
     return "once" if n == 1 else f"{n} times"
 
 
-def _stream_notes(stats: MonitorStats | WatchStats) -> str:
+def _stream_notes(stats: MonitorStats | WatchStats) -> list[str]:
     """What happened to a MONITOR or watch stream that the user should know about."""
-    notes = ""
+    notes = []
     if stats.stops_for_suspend:
-        notes += f"; ended {_times(stats.stops_for_suspend)} before cachetop was suspended"
+        notes.append(f"ended {_times(stats.stops_for_suspend)} for a suspension (Ctrl-Z)")
     if stats.long_lines:
-        notes += f"; {stats.long_lines:,} over-long lines cut"
+        notes.append(f"{stats.long_lines:,} over-long lines cut")
     return notes

@@ -48,7 +48,7 @@ class GuardianLink:
         self._kills: dict[str, tuple[str, int, str]] = {}
         self._last_beat: dict[str, float] = {}
         self._next_token = 0
-        self.broken = ""  # why the link is unusable ("" while it works)
+        self.broken = ""  # why the link is unusable, after "its guardian process" ("" while it works)
         try:
             self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
                 self.argv,
@@ -62,7 +62,7 @@ class GuardianLink:
             )
         except OSError as exc:
             self.proc = None
-            self.broken = f"cannot start it ({type(exc).__name__}: {exc.strerror or exc})"
+            self.broken = f"could not be started ({type(exc).__name__}: {exc.strerror or exc})"
             return
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in_fd = self.proc.stdin.fileno()
@@ -78,9 +78,13 @@ class GuardianLink:
             return False
         if self.proc is None or self.proc.poll() is not None:
             code = None if self.proc is None else self.proc.returncode
-            self.broken = f"it exited (status {code})"
+            self.broken = f"exited (status {code})"
             return False
         return True
+
+    def error(self) -> GuardianError:
+        """What the hot-keys status line says: MONITOR is never run without its guardian."""
+        return GuardianError(f"MONITOR is off: its guardian process {self.broken}")
 
     def new_token(self) -> str:
         self._next_token += 1
@@ -90,22 +94,22 @@ class GuardianLink:
 
     def _send(self, line: bytes) -> None:
         if not self.alive():
-            raise GuardianError(f"the MONITOR guardian is not running: {self.broken}")
+            raise self.error()
         if len(line) > PIPE_BUF:
-            self.broken = "a message too long for one pipe write"
-            raise GuardianError("the MONITOR guardian cannot take this target (its settings are too long)")
+            self.broken = "cannot take this target (its settings pass one pipe write)"
+            raise self.error()
         try:
             written = os.write(self._in_fd, line)
         except BlockingIOError:
             # It has not read 64 KiB of heartbeats: it is stopped or stuck, and cannot guard.
-            self.broken = "it stopped reading"
+            self.broken = "stopped reading its pipe"
         except OSError as exc:  # BrokenPipeError: it exited
-            self.broken = f"its pipe failed ({type(exc).__name__})"
+            self.broken = f"lost its pipe ({type(exc).__name__})"
         else:
             if written == len(line):
                 return
-            self.broken = "a short write"
-        raise GuardianError(f"the MONITOR guardian is not running: {self.broken}")
+            self.broken = "lost part of a message"
+        raise self.error()
 
     def poll(self) -> None:
         """Reads what the guardian said so far (never blocks)."""
@@ -159,10 +163,10 @@ class GuardianLink:
             if token in self._armed:
                 return
             if not self.alive():
-                raise GuardianError(f"the MONITOR guardian is not running: {self.broken}")
+                raise self.error()
             if time.monotonic() > deadline:
-                self.broken = "it did not answer"
-                raise GuardianError("the MONITOR guardian did not answer: MONITOR is not run unguarded")
+                self.broken = "did not answer"
+                raise self.error()
             await asyncio.sleep(0.005)
 
     def beat(self, token: str) -> None:
@@ -191,7 +195,7 @@ class GuardianLink:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        self.broken = self.broken or "closed"
+        self.broken = self.broken or "was closed"
         for pipe in (proc.stdin, proc.stdout):
             with contextlib.suppress(OSError):
                 pipe.close()  # type: ignore[union-attr]

@@ -259,7 +259,7 @@ class MonitorSampler:
     def _stop_for_suspend(self) -> None:
         self.stats.stops_for_suspend += 1
         self._ended_by = "suspend"
-        self.stats.last_stop = "cachetop was suspended: MONITOR was ended first, and resumes after it"
+        self.stats.last_stop = "ended for a suspension (Ctrl-Z): sampling resumed after it"
 
     async def _why_ended(self) -> bool:
         """After the connection ended: if a suspension or the guardian ended it (not the server),
@@ -289,8 +289,7 @@ class MonitorSampler:
         self.stats.stops_for_stall += 1
         self._ended_by = "stall"
         self.stats.last_stop = (
-            f"cachetop did not read MONITOR for over {self.stall:g}s (suspended or stalled):"
-            " the guardian ended it"
+            f"not read for {self.stall:g}s (stopped or stalled): the guardian ended MONITOR"
         )
         return True
 
