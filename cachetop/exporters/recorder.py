@@ -89,6 +89,7 @@ def _instance_state(inst: InstanceMetrics) -> dict[str, Any]:
         "last_poll": inst.last_poll,
         "role": inst.role,
         "shard": inst.shard,
+        "counters": dict(inst.counters),
     }
 
 
@@ -111,6 +112,7 @@ def state_snapshot(state: dict[str, Any]) -> Snapshot:
                 last_poll=i["last_poll"],
                 role=i["role"],
                 shard=i["shard"],
+                counters=dict(i.get("counters", {})),  # recordings made before counters have none
             )
         )
     return Snapshot(time=state["time"], window_s=state["window_s"], instances=tuple(instances))
