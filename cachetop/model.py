@@ -95,6 +95,14 @@ METRICS: Mapping[str, MetricInfo] = MappingProxyType(
                 0.001,
             ),
             _m(
+                "latency_probes",
+                "probes",
+                "Probes the probe percentiles rest on: the window's, or more when the window holds "
+                "fewer than 100 (a p99 needs 100; rules act on p99 only then, on p95 from 20).",
+                "neither",
+                "probe_latency_samples",
+            ),
+            _m(
                 "server_latency_p50_ms",
                 "ms",
                 "Median command execution time inside the server (LATENCY HISTOGRAM deltas), "

@@ -15,7 +15,7 @@ from typing import Any
 
 from cachetop.backends import Backend, BackendError
 from cachetop.config import InstanceConfig
-from cachetop.metrics.latency import QuantileWindow
+from cachetop.metrics.latency import QuantileWindow, samples_needed
 from cachetop.metrics.totals import RunningTotals
 from cachetop.metrics.window import CounterWindow, command_stats, server_latency, windowed_metrics
 from cachetop.model import CORE_METRICS, InstanceMetrics, Status
@@ -23,8 +23,16 @@ from cachetop.model import CORE_METRICS, InstanceMetrics, Status
 log = logging.getLogger(__name__)
 
 PROBES_PER_INTERVAL = 3
+# The probe percentiles rest on at least this many probes (p99 needs 100), reaching back past the
+# window for them, up to 1.5 times the time they take (metrics/latency.py).
+PERCENTILE_PROBES = samples_needed(0.99)
 DETAIL_EVERY_S = 5.0
 ROLES = {"master": "master", "slave": "replica"}  # INFO role -> what we show
+
+
+def latency_horizon(window_s: float, interval: float) -> float:
+    """How far back the probe percentiles may reach: 1.5 times what PERCENTILE_PROBES take."""
+    return max(window_s, 1.5 * PERCENTILE_PROBES * interval / PROBES_PER_INTERVAL)
 
 
 class Poller:
@@ -52,7 +60,9 @@ class Poller:
         self.totals = RunningTotals()  # counters for Prometheus: never reset by the window
         # About five sketches per window: each snapshot merges them, so more would cost CPU
         # (a fleet of 200 reads 200 windows a second) for a sharper edge nobody sees.
-        self.latency = QuantileWindow(window_s, bucket_s=max(interval, window_s / 5, 0.1))
+        self.latency = QuantileWindow(
+            window_s, bucket_s=max(interval, window_s / 5, 0.1), horizon_s=latency_horizon(window_s, interval)
+        )
         self.status = Status.UNKNOWN
         self.error: str | None = None
         self.last_poll_wall: float | None = None
@@ -72,6 +82,7 @@ class Poller:
     def set_window(self, window_s: float) -> None:
         self.window.window_s = window_s
         self.latency.window_s = window_s
+        self.latency.horizon_s = latency_horizon(window_s, self.interval)
         self._set_detail_cadence()
 
     def _set_detail_cadence(self) -> None:
@@ -188,8 +199,10 @@ class Poller:
         if up and self.window.latest is not None:
             latest = self.window.latest
             values.update(windowed_metrics(self.window))
-            p50, p95, p99 = self.latency.quantiles(now, (0.50, 0.95, 0.99))
-            values.update(latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99)
+            (p50, p95, p99), probes = self.latency.quantiles_and_count(
+                now, (0.50, 0.95, 0.99), PERCENTILE_PROBES
+            )
+            values.update(latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99, latency_probes=probes)
             values.update(server_latency(self.window))
             values.update(self.extra_metrics)
             facts = dict(latest.facts)

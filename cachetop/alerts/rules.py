@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cachetop.configfile import ConfigContext, KeyPath
+from cachetop.metrics.latency import samples_needed
 from cachetop.model import METRICS, InstanceMetrics, Status
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -45,6 +46,14 @@ RULE_KEYS = (
 )
 
 DEFAULT_COOLDOWN = 3600.0
+# A probe percentile is no data to a rule until it rests on enough probes to differ from the
+# slowest one or two (metrics/latency.py): a p99 of 30 probes flaps with every slow probe.
+PROBE_PERCENTILES = {
+    "latency_p50_ms": samples_needed(0.50),
+    "latency_p95_ms": samples_needed(0.95),
+    "latency_p99_ms": samples_needed(0.99),
+}
+PROBE_COUNT_METRIC = "latency_probes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,13 @@ class Rule:
         if self.metric == STATUS_METRIC:
             return None if inst.status is Status.UNKNOWN else str(inst.status)
         value = inst.metrics.get(self.metric)
+        probes = inst.metrics.get(PROBE_COUNT_METRIC)
+        if (
+            self.metric in PROBE_PERCENTILES
+            and probes is not None
+            and probes < PROBE_PERCENTILES[self.metric]
+        ):
+            return None  # too few probes yet for this percentile to mean anything
         return None if value is None else float(value)
 
     def describe(self) -> str:

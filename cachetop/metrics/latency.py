@@ -2,6 +2,12 @@
 
 DDSketch bounds the relative error of every quantile (0.5% here) with memory that grows with
 the log of the value range, never with the number of samples.
+
+A percentile needs samples beyond it: the p99 of 30 probes is simply the second slowest, so one
+slow probe more or less swings it between 0.04 ms and 187 ms (an alert on it flaps). So the
+percentiles cover the window, or reach back further (up to `horizon_s`) until they rest on
+`min_samples` probes, and say how many they rest on; samples_needed(q) is what a quantile
+needs (p99: 100, p95: 20, p50: 2) before rules may act on it (alerts/rules.py).
 """
 
 from __future__ import annotations
@@ -14,13 +20,25 @@ from ddsketch import DDSketch
 RELATIVE_ACCURACY = 0.005
 
 
+def samples_needed(q: float) -> int:
+    """Samples for a q-quantile to lie below the slowest one: 1 / (1 - q), p99 -> 100."""
+    return max(2, round(1.0 / (1.0 - q)))
+
+
 class QuantileWindow:
     def __init__(
-        self, window_s: float, bucket_s: float, relative_accuracy: float = RELATIVE_ACCURACY
+        self,
+        window_s: float,
+        bucket_s: float,
+        relative_accuracy: float = RELATIVE_ACCURACY,
+        *,
+        horizon_s: float = 0.0,
     ) -> None:
         if window_s <= 0 or bucket_s <= 0:
             raise ValueError("window and bucket must be positive")
         self.window_s = window_s
+        # How far back a percentile may reach for its min_samples (never less than the window).
+        self.horizon_s = horizon_s
         self.bucket_s = bucket_s
         self.relative_accuracy = relative_accuracy
         self._buckets: deque[tuple[int, DDSketch]] = deque()
@@ -32,7 +50,7 @@ class QuantileWindow:
         return math.floor(now / self.bucket_s)
 
     def _expire(self, now: float) -> None:
-        oldest_kept = self._bucket_index(now - self.window_s)
+        oldest_kept = self._bucket_index(now - max(self.window_s, self.horizon_s))
         while self._buckets and self._buckets[0][0] < oldest_kept:
             self._buckets.popleft()
 
@@ -44,12 +62,24 @@ class QuantileWindow:
         self._buckets[-1][1].add(value)
         self._expire(now)
 
-    def merged(self, now: float) -> DDSketch:
+    def _first_in_span(self, now: float, min_samples: int) -> int:
+        """Index in _buckets of the oldest bucket of the span: the window's first, or an older
+        one while the span holds fewer than min_samples."""
+        first_in_window = self._bucket_index(now - self.window_s)
+        start = len(self._buckets)
+        count = 0
+        while start > 0 and (self._buckets[start - 1][0] >= first_in_window or count < min_samples):
+            start -= 1
+            count += int(self._buckets[start][1].count)
+        return start
+
+    def merged(self, now: float, min_samples: int = 0) -> DDSketch:
         self._expire(now)
         merged = DDSketch(self.relative_accuracy)
-        if not self._buckets:
+        buckets = list(self._buckets)[self._first_in_span(now, min_samples) :]
+        if not buckets:
             return merged
-        *closed, (_, newest) = self._buckets
+        *closed, (_, newest) = buckets
         if closed:
             key = (closed[0][0], closed[-1][0])
             if self._closed is None or self._closed[0] != key:
@@ -62,15 +92,24 @@ class QuantileWindow:
         return merged
 
     def count(self, now: float) -> int:
+        """Samples in the window."""
         self._expire(now)
-        return int(sum(sketch.count for _, sketch in self._buckets))
+        first = self._first_in_span(now, 0)
+        return int(sum(sketch.count for _, sketch in list(self._buckets)[first:]))
 
-    def quantiles(self, now: float, qs: tuple[float, ...]) -> tuple[float | None, ...]:
-        """The values at each quantile in qs over the window, or None when there were no samples."""
-        merged = self.merged(now)
+    def quantiles(self, now: float, qs: tuple[float, ...], min_samples: int = 0) -> tuple[float | None, ...]:
+        """The values at each quantile in qs over the window (reaching back for min_samples, see
+        the module's docstring), or None when there were no samples."""
+        return self.quantiles_and_count(now, qs, min_samples)[0]
+
+    def quantiles_and_count(
+        self, now: float, qs: tuple[float, ...], min_samples: int = 0
+    ) -> tuple[tuple[float | None, ...], int]:
+        """quantiles(), and how many samples they rest on."""
+        merged = self.merged(now, min_samples)
         if merged.count == 0:
-            return tuple(None for _ in qs)
-        return tuple(merged.get_quantile_value(q) for q in qs)
+            return tuple(None for _ in qs), 0
+        return tuple(merged.get_quantile_value(q) for q in qs), int(merged.count)
 
     def clear(self) -> None:
         self._buckets.clear()

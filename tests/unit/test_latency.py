@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
+from cachetop.alerts.engine import AlertEngine
+from cachetop.alerts.rules import Rule
 from cachetop.metrics.latency import QuantileWindow, histogram_delta, histogram_quantile, histogram_sum
+from cachetop.model import InstanceMetrics, Snapshot, Status
+from cachetop.poller import PERCENTILE_PROBES, PROBES_PER_INTERVAL, latency_horizon
 
 
 def exact_quantile(values: list[float], q: float) -> float:
@@ -73,3 +79,91 @@ def test_reads_between_adds_see_every_sample_in_the_window() -> None:
         assert window.merged(now).count == len(kept)
     (top,) = window.quantiles(24.75, (1.0,))
     assert top == pytest.approx(100.0, rel=0.01)
+
+
+# --- The flapping p99 rule (issue: `for = "5s"` on the 10 s p99 flapped between 0.04 and 187 ms) ---
+
+INTERVAL, WINDOW = 1.0, 10.0  # the defaults: PROBES_PER_INTERVAL probes a second, 30 in a window
+FAST, SLOW = 0.04, 187.0
+P99_RULE = Rule(
+    name="slow-p99", metric="latency_p99_ms", op=">", threshold=10.0, for_s=5.0, channels=("ops",)
+)
+
+
+def probe_times(until: float) -> list[float]:
+    step = INTERVAL / PROBES_PER_INTERVAL
+    return [i * step for i in range(int(until / step))]
+
+
+def slow_bursts_every(period: float, probes: int) -> Callable[[float], float]:
+    """`probes` slow probes in a row every `period` seconds (a fork for BGSAVE), fast otherwise."""
+    step = INTERVAL / PROBES_PER_INTERVAL
+    return lambda t: SLOW if t % period < probes * step - 1e-9 else FAST
+
+
+def notifications(latency: Callable[[float], float], window: QuantileWindow, min_samples: int) -> list[str]:
+    """Probes at the Poller's rate into `window`, the engine evaluated every second on its p99."""
+    engine = AlertEngine([P99_RULE])
+    kinds: list[str] = []
+    probes = iter(probe_times(180.0))
+    next_probe = next(probes)
+    for second in range(1, 180):
+        while next_probe <= second:
+            window.add(latency(next_probe), next_probe)
+            next_probe = next(probes)
+        (p99,), count = window.quantiles_and_count(float(second), (0.99,), min_samples)
+        metrics = {"latency_p99_ms": p99}
+        if min_samples:  # before the fix there was no count: rules took any p99
+            metrics["latency_probes"] = count
+        inst = InstanceMetrics("cache-1", "redis", "h:1", Status.UP, None, metrics)
+        result = engine.evaluate(Snapshot(1_800_000_000.0 + second, WINDOW, (inst,)), now=float(second))
+        kinds += [n.kind for n in result.notifications]
+    return kinds
+
+
+def test_a_p99_rule_does_not_flap_on_a_slow_second_every_20s() -> None:
+    latency = slow_bursts_every(20.0, 4)  # 4 slow probes in 60: the true p99 is 187 ms, all along
+    bucket = max(INTERVAL, WINDOW / 5)
+    # Why it flapped: the p99 of the 30 probes of 10 s is their second slowest, so it is 187 ms
+    # for the 10 s after each burst and 0.04 ms for the 10 s after that: a page every 20 s.
+    before = notifications(latency, QuantileWindow(WINDOW, bucket), min_samples=0)
+    # (the engine's flap detection holds back the rest after the third firing)
+    assert before == ["firing", "resolved", "firing", "resolved", "flapping"]
+    # Now the p99 rests on 100 probes (reaching back past the window for them): it stays 187 ms.
+    window = QuantileWindow(WINDOW, bucket, horizon_s=latency_horizon(WINDOW, INTERVAL))
+    assert notifications(latency, window, PERCENTILE_PROBES) == ["firing"]
+
+
+def test_rules_wait_for_100_probes_before_acting_on_a_p99() -> None:
+    window = QuantileWindow(WINDOW, 2.0, horizon_s=latency_horizon(WINDOW, INTERVAL))
+    for i in range(99):
+        window.add(SLOW, i / 3)
+    (p99,), count = window.quantiles_and_count(33.0, (0.99,), PERCENTILE_PROBES)
+    assert (p99, count) == (pytest.approx(SLOW, rel=0.01), 99)  # shown as it is (the dashboard), but...
+    inst = InstanceMetrics(
+        "c", "redis", "h:1", Status.UP, None, {"latency_p99_ms": p99, "latency_probes": count}
+    )
+    assert P99_RULE.value_of(inst) is None  # ...no data to a rule: 99 probes cannot make a p99
+    window.add(SLOW, 33.0)
+    (p99,), count = window.quantiles_and_count(33.0, (0.99,), PERCENTILE_PROBES)
+    inst = InstanceMetrics(
+        "c", "redis", "h:1", Status.UP, None, {"latency_p99_ms": p99, "latency_probes": count}
+    )
+    assert (P99_RULE.value_of(inst), count) == (pytest.approx(SLOW, rel=0.01), 100)
+    p95_rule = replace(P99_RULE, metric="latency_p95_ms")
+    few = InstanceMetrics("c", "redis", "h:1", Status.UP, None, {"latency_p95_ms": 5.0, "latency_probes": 19})
+    assert p95_rule.value_of(few) is None
+    assert p95_rule.value_of(replace(few, metrics={"latency_p95_ms": 5.0, "latency_probes": 20})) == 5.0
+
+
+def test_the_span_is_the_window_when_it_holds_enough_probes() -> None:
+    window = QuantileWindow(10.0, 2.0, horizon_s=60.0)
+    for i in range(600):  # 10 a second for 60 s, slow before t = 48 s
+        window.add(SLOW if i < 480 else FAST, i / 10)
+    # The window (whole 2 s buckets from 49.95 s back: 48..60 s) holds 120 probes: enough.
+    (p99,), count = window.quantiles_and_count(59.95, (0.99,), 100)
+    assert (p99, count) == (pytest.approx(FAST, rel=0.01), 120)
+    assert window.count(59.95) == 120
+    # Asking for 150 reaches back a 2 s bucket at a time, into the slow ones.
+    (p99,), count = window.quantiles_and_count(59.95, (0.99,), 150)
+    assert (p99, count) == (pytest.approx(SLOW, rel=0.01), 160)
