@@ -78,8 +78,11 @@ PLAUSIBLE = {  # what a small idle Redis 7.0 would answer (in shape) to what cac
 
 class HostileRedis:
     """A RESP peer on a free loopback port: the handshake (HANDSHAKE) is answered as Redis would;
-    a command in `hostile` gets `hostile[name](sock)` (a key "name arg" matches a command whose
-    last argument is arg), any other `otherwise(sock)` (default: PLAUSIBLE, or +OK)."""
+    a command in `hostile` gets `hostile[name](sock)`, any other `otherwise(sock)` (default:
+    PLAUSIBLE, or +OK). Keys that pick a connection rather than a command (client names may carry
+    a suffix, so they match by prefix): "name arg" matches a command whose last argument starts
+    with arg; "@prefix" matches every command after the one that named the connection prefix...
+    (whatever a probe sends, PING or CLIENT SETNAME, once it has named itself)."""
 
     def __init__(self, hostile: dict[str, Reply], otherwise: Reply | None = None) -> None:
         self.hostile = hostile
@@ -101,6 +104,7 @@ class HostileRedis:
             threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
     def _serve(self, sock: socket.socket) -> None:
+        client_name = ""
         with contextlib.suppress(OSError, ValueError), sock, sock.makefile("rb") as rfile:
             while True:
                 args = read_command(rfile)
@@ -110,9 +114,9 @@ class HostileRedis:
                 if name in ("client", "config", "command", "cluster", "latency", "memory") and len(args) > 1:
                     name += "|" + args[1].lower().decode()
                 self.seen.append(name)
-                last = args[-1].decode(errors="replace")
-                reply = self.hostile.get(f"{name} {last}") or self.hostile.get(name)
-                reply = reply or (None if name in HANDSHAKE else self.otherwise)
+                reply = self._reply_for(name, args[-1].decode(errors="replace"), client_name)
+                if name == "client|setname" and not client_name:
+                    client_name = args[-1].decode(errors="replace")
                 if reply is not None:
                     reply(sock)
                     return
@@ -124,6 +128,15 @@ class HostileRedis:
                     sock.sendall(b":7\r\n")
                 else:
                     sock.sendall(b"+OK\r\n")
+
+    def _reply_for(self, name: str, last: str, client_name: str) -> Reply | None:
+        for key, reply in self.hostile.items():
+            if key.startswith("@"):
+                if client_name and client_name.startswith(key[1:]):
+                    return reply
+            elif key == name or (" " in key and f"{name} {last}".startswith(key)):
+                return reply
+        return None if name in HANDSHAKE else self.otherwise
 
     def close(self) -> None:
         self.listener.close()
@@ -310,9 +323,9 @@ def test_evict_against_a_huge_scan_reply_fails_cleanly(hostile_redis: MakeRedis,
 
 
 def test_a_probe_reply_that_never_ends_is_not_a_latency(hostile_redis: MakeRedis, tmp_path: Path) -> None:
-    """PING answered by an endless line: the probe gives up at 4 KiB, at once, and reports no
-    latency (it used to read until its timeout and report the timeout as the latency)."""
-    server = hostile_redis({"ping": lambda sock: stream_forever(sock, b"+")})
+    """The probe's request answered by an endless line: the probe gives up at 4 KiB, at once, and
+    reports no latency (it used to read until its timeout and report the timeout as the latency)."""
+    server = hostile_redis({"@cachetop-probe": lambda sock: stream_forever(sock, b"+")})
     run = Run(tmp_path, "snapshot", "--json", "--window", "0.5", "--timeout", "5s", server.url)
     code, out, err = run.wait()
     assert run.peak < RSS_BOUND, f"peak RSS {mb(run.peak)}"
