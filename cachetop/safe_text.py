@@ -77,3 +77,15 @@ class EscapeControlsFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = escape_controls(record.exc_text, keep_lines=True)
         return True
+
+
+def clip_message(text: str, max_len: int = 200) -> str:
+    """A message from code we did not write (a plugin's exception) on one line: control
+    characters escaped, and, when too long, cut at the last word boundary before max_len with an
+    ellipsis, never mid-word (a 'line 1 co' reads as a different message)."""
+    shown = display_key(text, len(text) * 4 + 4)  # escapes only: nothing cut here
+    if len(shown) <= max_len:
+        return shown
+    head = shown[: max_len - 1]
+    space = head.rfind(" ")
+    return (head[:space] if space > max_len // 2 else head).rstrip(" ,;:") + ELLIPSIS

@@ -34,7 +34,7 @@ from cachetop.actions.budget import RateBudget
 from cachetop.actions.redis_nodes import ActionError, connect, discover_nodes, error_text
 from cachetop.config import InstanceConfig
 from cachetop.plugins import Warmer, WarmItem
-from cachetop.safe_text import display_key
+from cachetop.safe_text import clip_message, display_key
 
 DEFAULT_RATE = 5_000  # keys written per second; 0 = no limit
 DEFAULT_BATCH = 200
@@ -184,9 +184,8 @@ class RedisWarmer:
             result.error = error_text(self.inst, exc)
         except (Exception, SystemExit) as exc:  # plan() failed (or called exit()): keep what was written
             log.debug("warm strategy failed", exc_info=True)
-            result.error = (
-                f"strategy {getattr(self.warmer, 'name', '?')}: {type(exc).__name__}: {str(exc)[:160]}"
-            )
+            name = getattr(self.warmer, "name", "?")
+            result.error = f"strategy {name}: {type(exc).__name__}: {clip_message(str(exc), 160)}"
         finally:
             client.close()
             result.elapsed_s = self.clock() - start
@@ -277,7 +276,7 @@ class RedisWarmer:
         except (Exception, SystemExit) as exc:  # a loader's failure skips its key; the run goes on
             result.failed += 1
             if result.error is None:
-                result.error = f"{where}: {type(exc).__name__}: {str(exc)[:120]}"
+                result.error = f"{where}: {type(exc).__name__}: {clip_message(str(exc), 120)}"
             return None
         if value is None:
             result.empty += 1

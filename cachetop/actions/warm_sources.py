@@ -54,8 +54,13 @@ class FileWarmer:
         where = f"{self.path}:{lineno}"
         try:
             row = json.loads(raw)
-        except ValueError as exc:
-            raise ValueError(f"{where}: not JSON ({exc.args[0][:60]}; each line is {FILE_FORMAT})") from None
+        except json.JSONDecodeError as exc:
+            # The decoder's own message, whole (it is short and fixed); its "line 1 column 9" would
+            # be wrong here (the file's line is `where`), so only the column is kept.
+            problem = f"{exc.msg} at column {exc.colno}"
+            raise ValueError(f"{where}: not JSON ({problem}; each line is {FILE_FORMAT})") from None
+        except ValueError:  # UnicodeDecodeError: bytes that are no text
+            raise ValueError(f"{where}: not UTF-8 text (each line is {FILE_FORMAT})") from None
         if not isinstance(row, dict) or not isinstance(row.get("key"), str) or not row["key"]:
             raise ValueError(f'{where}: needs a non-empty string "key" (each line is {FILE_FORMAT})')
         if "value_b64" in row:

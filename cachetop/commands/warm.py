@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import threading
+from pathlib import Path
 
 from cachetop.actions.audit import AuditError, AuditLog, ReadOnlyError, check_writable
 from cachetop.actions.console import (
@@ -51,6 +52,7 @@ EPILOG = """\
 examples:
   cachetop warm redis://127.0.0.1:6379 --strategy file --file warm.jsonl
   cachetop warm -c cachetop.toml --instance cache-1 --strategy ecommerce-catalog --dry-run
+  cachetop warm redis://127.0.0.1:6379 --plugin-path ./warmers --strategy my-warmer
   cachetop hotkeys --json redis://127.0.0.1:6379 > hot.json
   cachetop warm redis://127.0.0.1:6379 --strategy hotkeys-replay -o from=hot.json -o loader=popular-content
 
@@ -69,6 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="K=V",
         help="an option for the strategy (repeat)",
+    )
+    parser.add_argument(
+        "--plugin-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another plugin folder, after the config's plugin_paths (repeat), as for `cachetop plugins`",
     )
     parser.add_argument("--ttl", metavar="DURATION", help="TTL for keys the strategy gives none (e.g. 1h)")
     parser.add_argument("--overwrite", action="store_true", help="rewrite keys that are already cached")
@@ -123,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             _note(audit, inst, "refused", reason=str(exc), what=what)
             print(f"cachetop: {exc}", file=sys.stderr)
             return EXIT_REFUSED
-    registry = discover(plugin_paths_of(config))
+    registry = discover(plugin_paths_of(config) + [Path(p) for p in args.plugin_path])
     try:
         warmer = create_warmer(registry, args.strategy, options)
     except (PluginNotFound, PluginFailed, ValueError, OSError) as exc:

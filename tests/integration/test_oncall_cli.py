@@ -181,3 +181,65 @@ def test_evict_report_in_a_pipe_is_whole_lines(redis: LocalServer, tmp_path: Pat
     assert_plain(result.stdout)
     assert result.stdout.splitlines() == [f"evicted 3 of 3 matched keys from {LONG_NAME[:59]}…"]
     assert r.dbsize() == 1
+
+
+SQUARES = """\
+from cachetop.plugins import WarmItem
+
+
+class Squares:
+    name = "squares"
+
+    def __init__(self, options):
+        self.n = int(options.get("n", "3"))
+
+    def plan(self):
+        return (WarmItem(b"sq:%d" % i) for i in range(1, self.n + 1))
+
+    def fetch(self, item):
+        if item.key == b"sq:2":
+            raise RuntimeError("the catalogue service answered 503 Service Unavailable " + "retry later " * 9)
+        return str(int(item.key[3:]) ** 2)
+
+
+WARMERS = {"squares": Squares}
+"""
+
+
+def test_warm_takes_plugin_path_as_plugins_does(redis: LocalServer, tmp_path: Path) -> None:
+    folder = tmp_path / "warmers"
+    folder.mkdir()
+    (folder / "squares.py").write_text(SQUARES)
+    listed = run("plugins", "--plugin-path", str(folder))
+    assert "squares" in listed.stdout, listed.stderr
+    config = _config(tmp_path, ("cache-1", redis.url))
+    result = run(
+        "warm", "-c", str(config), "--plugin-path", str(folder), "--strategy", "squares", "-o", "n=3"
+    )
+    assert result.returncode == 1, result.stderr  # one key's loader failed
+    r = redis_py.Redis(port=redis.port)
+    assert (r.get("sq:1"), r.get("sq:2"), r.get("sq:3")) == (b"1", None, b"9")
+    # The loader's long message is cut at a word, with an ellipsis, on the one summary line.
+    [line] = result.stdout.splitlines()
+    head = (
+        "warmed 2 keys on cache-1: 3 planned, 0 already there, 0 left to another warmer, 3 fetched, "
+        "0 with no value, 1 failed (first error: "
+    )
+    assert line.startswith(head), line
+    assert line.removeprefix(head) == (
+        "fetch sq:2: RuntimeError: the catalogue service answered 503 Service Unavailable retry later retry"
+        " later retry later retry later retry later…)"
+    )
+
+
+def test_warm_file_error_is_whole(redis: LocalServer, tmp_path: Path) -> None:
+    path = tmp_path / "warm.jsonl"
+    path.write_text('{"key": "a", "value": "x", "ttl": 60}\n{key: "b", "value": "y"}\n')
+    result = run("warm", redis.url, "--strategy", "file", "--file", str(path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"cachetop: --strategy file: warmer 'file' (built-in): {path}:2: not JSON (Expecting property name"
+        ' enclosed in double quotes at column 2; each line is {"key": "...", "value": "..." | "value_b64":'
+        ' "...", "ttl": seconds | null})'
+    ]
+    assert redis_py.Redis(port=redis.port).dbsize() == 0  # a bad line writes nothing
