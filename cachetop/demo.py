@@ -19,11 +19,14 @@ import contextlib
 import itertools
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from cachetop.config import Config, InstanceConfig, Settings, parse_target
 from cachetop.servers import LocalServer, memcached_server, redis_server
@@ -45,9 +48,13 @@ class DemoFleet:
     phase_scale: float = 1.0
     servers: dict[str, LocalServer] = field(default_factory=dict)
     workload: subprocess.Popen[bytes] | None = None
+    # The demo's own state dir (audit log, alert state), gone with the servers: an evict tried
+    # on throwaway servers does not belong in the user's real audit log.
+    state_dir: Path | None = None
 
     def start(self) -> DemoFleet:
         try:
+            self.state_dir = Path(tempfile.mkdtemp(prefix="cachetop-demo-state-"))
             self.servers["cache-main"] = redis_server(
                 extra=["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]
             )
@@ -88,7 +95,10 @@ class DemoFleet:
             InstanceConfig(name=name, target=parse_target(server.url), tags=tags[name])
             for name, server in self.servers.items()
         )
-        return Config(path=None, settings=Settings(interval=interval, window=window), instances=instances)
+        settings = Settings(interval=interval, window=window)
+        if self.state_dir is not None:
+            settings = replace(settings, state_dir=self.state_dir)
+        return Config(path=None, settings=settings, instances=instances)
 
     def stop(self) -> None:
         if self.workload is not None:
@@ -103,6 +113,9 @@ class DemoFleet:
         for server in self.servers.values():
             with contextlib.suppress(Exception):
                 server.cleanup()
+        if self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            self.state_dir = None
 
     def __enter__(self) -> DemoFleet:
         return self.start()
@@ -123,9 +136,15 @@ def run(args: argparse.Namespace) -> int:
 
     with DemoFleet(ops_per_sec=args.rate) as fleet:
         config = fleet.config(interval=args.interval)
-        app = CachetopApp(config, theme=getattr(args, "theme", None), read_only=True)
-        app.sub_title = "demo"
-        return asyncio.run(run_app(app, config))
+        # Writable: the throwaway servers are the place to try evict (dry run and confirmation
+        # as everywhere); --read-only refuses it, as on a real fleet.
+        read_only = bool(getattr(args, "read_only", False))
+        app = CachetopApp(config, theme=getattr(args, "theme", None), read_only=read_only)
+        app.sub_title = "demo · read-only" if read_only else "demo"
+        from cachetop.terminal import screen_on_terminal
+
+        with screen_on_terminal():  # `2>err.log`: the screen on the terminal, only log lines in the file
+            return asyncio.run(run_app(app, config))
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
