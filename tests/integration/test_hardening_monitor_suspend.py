@@ -4,6 +4,7 @@ beyond the test (10 s), so whatever ends the MONITOR within a second is the sign
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -65,7 +66,8 @@ def test_daemon_ends_monitor_on_sigtstp(tmp_path: Path, redis: LocalServer) -> N
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=15)
     finally:
-        os.kill(proc.pid, signal.SIGCONT) if proc.poll() is None else None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)
         proc.kill()
         proc.wait()
     assert proc.returncode == 0, err
@@ -96,7 +98,8 @@ def test_dashboard_ends_monitor_on_sigtstp(tmp_path: Path, session: str, redis: 
     try:
         suspend_and_resume(pid, redis)
     finally:
-        os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
 
     def quit_sent() -> bool:
         # Textual restarts its input thread after SIGCONT; a key sent before that is lost.
