@@ -23,8 +23,8 @@ from cachetop.model import CORE_METRICS, InstanceMetrics, Status
 log = logging.getLogger(__name__)
 
 PROBES_PER_INTERVAL = 3
-# The probe percentiles rest on at least this many probes (p99 needs 100), reaching back past the
-# window for them, up to 1.5 times the time they take (metrics/latency.py).
+# The probe percentiles rest on at least this many probes (p99 needs 100): the last ones, when the
+# window holds fewer, none older than 1.5 times the time they take (metrics/latency.py).
 PERCENTILE_PROBES = samples_needed(0.99)
 DETAIL_EVERY_S = 5.0
 ROLES = {"master": "master", "slave": "replica"}  # INFO role -> what we show
@@ -61,7 +61,10 @@ class Poller:
         # About five sketches per window: each snapshot merges them, so more would cost CPU
         # (a fleet of 200 reads 200 windows a second) for a sharper edge nobody sees.
         self.latency = QuantileWindow(
-            window_s, bucket_s=max(interval, window_s / 5, 0.1), horizon_s=latency_horizon(window_s, interval)
+            window_s,
+            bucket_s=max(interval, window_s / 5, 0.1),
+            keep_recent=PERCENTILE_PROBES,
+            horizon_s=latency_horizon(window_s, interval),
         )
         self.status = Status.UNKNOWN
         self.error: str | None = None

@@ -4,15 +4,17 @@ DDSketch bounds the relative error of every quantile (0.5% here) with memory tha
 the log of the value range, never with the number of samples.
 
 A percentile needs samples beyond it: the p99 of 30 probes is simply the second slowest, so one
-slow probe more or less swings it between 0.04 ms and 187 ms (an alert on it flaps). So the
-percentiles cover the window, or reach back further (up to `horizon_s`) until they rest on
-`min_samples` probes, and say how many they rest on; samples_needed(q) is what a quantile
-needs (p99: 100, p95: 20, p50: 2) before rules may act on it (alerts/rules.py).
+slow probe more or less swings it between 0.04 ms and 187 ms (an alert on it flapped). So when
+the window holds fewer than `min_samples`, the percentiles come from the last `keep_recent`
+probes instead (kept raw: 100 floats cost less than one more sketch), no older than
+`horizon_s`, and say how many they rest on. samples_needed(q) is what a quantile needs before
+rules may act on it (p99: 100, p95: 20, p50: 2; alerts/rules.py).
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 
 from ddsketch import DDSketch
@@ -32,12 +34,19 @@ class QuantileWindow:
         bucket_s: float,
         relative_accuracy: float = RELATIVE_ACCURACY,
         *,
+        keep_recent: int = 0,
         horizon_s: float = 0.0,
     ) -> None:
         if window_s <= 0 or bucket_s <= 0:
             raise ValueError("window and bucket must be positive")
         self.window_s = window_s
-        # How far back a percentile may reach for its min_samples (never less than the window).
+        # The last keep_recent probes for a window that holds too few of them, in two rings of
+        # doubles (1.6 KiB for 100: a fleet of 10,000 keeps them all in 16 MiB); none older than
+        # horizon_s is used (after an outage, old probes say nothing).
+        self.keep_recent = keep_recent
+        self._recent_times = array("d", bytes(8 * keep_recent))
+        self._recent_values = array("d", bytes(8 * keep_recent))
+        self._recent_added = 0
         self.horizon_s = horizon_s
         self.bucket_s = bucket_s
         self.relative_accuracy = relative_accuracy
@@ -50,7 +59,7 @@ class QuantileWindow:
         return math.floor(now / self.bucket_s)
 
     def _expire(self, now: float) -> None:
-        oldest_kept = self._bucket_index(now - max(self.window_s, self.horizon_s))
+        oldest_kept = self._bucket_index(now - self.window_s)
         while self._buckets and self._buckets[0][0] < oldest_kept:
             self._buckets.popleft()
 
@@ -60,26 +69,18 @@ class QuantileWindow:
         if not self._buckets or self._buckets[-1][0] != index:
             self._buckets.append((index, DDSketch(self.relative_accuracy)))
         self._buckets[-1][1].add(value)
+        if self.keep_recent:
+            slot = self._recent_added % self.keep_recent
+            self._recent_times[slot], self._recent_values[slot] = now, value
+            self._recent_added += 1
         self._expire(now)
 
-    def _first_in_span(self, now: float, min_samples: int) -> int:
-        """Index in _buckets of the oldest bucket of the span: the window's first, or an older
-        one while the span holds fewer than min_samples."""
-        first_in_window = self._bucket_index(now - self.window_s)
-        start = len(self._buckets)
-        count = 0
-        while start > 0 and (self._buckets[start - 1][0] >= first_in_window or count < min_samples):
-            start -= 1
-            count += int(self._buckets[start][1].count)
-        return start
-
-    def merged(self, now: float, min_samples: int = 0) -> DDSketch:
+    def merged(self, now: float) -> DDSketch:
         self._expire(now)
         merged = DDSketch(self.relative_accuracy)
-        buckets = list(self._buckets)[self._first_in_span(now, min_samples) :]
-        if not buckets:
+        if not self._buckets:
             return merged
-        *closed, (_, newest) = buckets
+        *closed, (_, newest) = self._buckets
         if closed:
             key = (closed[0][0], closed[-1][0])
             if self._closed is None or self._closed[0] != key:
@@ -92,27 +93,37 @@ class QuantileWindow:
         return merged
 
     def count(self, now: float) -> int:
-        """Samples in the window."""
         self._expire(now)
-        first = self._first_in_span(now, 0)
-        return int(sum(sketch.count for _, sketch in list(self._buckets)[first:]))
+        return int(sum(sketch.count for _, sketch in self._buckets))
 
     def quantiles(self, now: float, qs: tuple[float, ...], min_samples: int = 0) -> tuple[float | None, ...]:
-        """The values at each quantile in qs over the window (reaching back for min_samples, see
-        the module's docstring), or None when there were no samples."""
+        """The values at each quantile in qs over the window (or the last probes, see the module's
+        docstring), or None when there were no samples."""
         return self.quantiles_and_count(now, qs, min_samples)[0]
 
     def quantiles_and_count(
         self, now: float, qs: tuple[float, ...], min_samples: int = 0
     ) -> tuple[tuple[float | None, ...], int]:
         """quantiles(), and how many samples they rest on."""
-        merged = self.merged(now, min_samples)
+        merged = self.merged(now)
+        if merged.count < min_samples:
+            since = now - max(self.window_s, self.horizon_s)
+            kept = min(self._recent_added, self.keep_recent)
+            times, values = self._recent_times, self._recent_values
+            if min(times[:kept], default=since) > since:  # the usual case: all recent enough
+                recent = sorted(values[:kept])
+            else:
+                recent = sorted(values[i] for i in range(kept) if times[i] > since)
+            if len(recent) > merged.count:
+                # The same rank as DDSketch's: the sample at floor(q * (n - 1)), exactly.
+                return tuple(recent[int(q * (len(recent) - 1))] for q in qs), len(recent)
         if merged.count == 0:
             return tuple(None for _ in qs), 0
         return tuple(merged.get_quantile_value(q) for q in qs), int(merged.count)
 
     def clear(self) -> None:
         self._buckets.clear()
+        self._recent_added = 0
         self._closed = None
 
 

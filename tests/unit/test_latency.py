@@ -129,13 +129,15 @@ def test_a_p99_rule_does_not_flap_on_a_slow_second_every_20s() -> None:
     before = notifications(latency, QuantileWindow(WINDOW, bucket), min_samples=0)
     # (the engine's flap detection holds back the rest after the third firing)
     assert before == ["firing", "resolved", "firing", "resolved", "flapping"]
-    # Now the p99 rests on 100 probes (reaching back past the window for them): it stays 187 ms.
-    window = QuantileWindow(WINDOW, bucket, horizon_s=latency_horizon(WINDOW, INTERVAL))
+    # Now the p99 rests on the last 100 probes (the window holds 30): it stays 187 ms.
+    window = QuantileWindow(
+        WINDOW, bucket, keep_recent=PERCENTILE_PROBES, horizon_s=latency_horizon(WINDOW, INTERVAL)
+    )
     assert notifications(latency, window, PERCENTILE_PROBES) == ["firing"]
 
 
 def test_rules_wait_for_100_probes_before_acting_on_a_p99() -> None:
-    window = QuantileWindow(WINDOW, 2.0, horizon_s=latency_horizon(WINDOW, INTERVAL))
+    window = QuantileWindow(WINDOW, 2.0, keep_recent=100, horizon_s=latency_horizon(WINDOW, INTERVAL))
     for i in range(99):
         window.add(SLOW, i / 3)
     (p99,), count = window.quantiles_and_count(33.0, (0.99,), PERCENTILE_PROBES)
@@ -156,14 +158,21 @@ def test_rules_wait_for_100_probes_before_acting_on_a_p99() -> None:
     assert p95_rule.value_of(replace(few, metrics={"latency_p95_ms": 5.0, "latency_probes": 20})) == 5.0
 
 
-def test_the_span_is_the_window_when_it_holds_enough_probes() -> None:
-    window = QuantileWindow(10.0, 2.0, horizon_s=60.0)
+def test_a_window_with_too_few_probes_uses_the_last_100() -> None:
+    window = QuantileWindow(10.0, 2.0, keep_recent=100, horizon_s=50.0)
+    for i in range(150):  # 3 a second for 50 s, slow for the first 20 s
+        window.add(SLOW if i < 60 else FAST, i / 3)
+    # The window (whole 2 s buckets from 39.9 s back: 38..50 s) holds 36 probes, all fast...
+    assert window.quantiles_and_count(49.9, (0.99,)) == ((pytest.approx(FAST, rel=0.01),), 36)
+    # ...too few for a p99: the last 100 (16.7..49.7 s) hold 10 slow ones, the exact 99th of them.
+    assert window.quantiles_and_count(49.9, (0.5, 0.99), 100) == ((FAST, SLOW), 100)
+    # Nothing older than the horizon: 30 s later, only the probes after 30 s are left to use.
+    assert window.quantiles_and_count(80.0, (0.99,), 100) == ((FAST,), 59)
+
+
+def test_a_window_with_enough_probes_is_used_as_it_is() -> None:
+    window = QuantileWindow(10.0, 2.0, keep_recent=100, horizon_s=60.0)
     for i in range(600):  # 10 a second for 60 s, slow before t = 48 s
         window.add(SLOW if i < 480 else FAST, i / 10)
-    # The window (whole 2 s buckets from 49.95 s back: 48..60 s) holds 120 probes: enough.
     (p99,), count = window.quantiles_and_count(59.95, (0.99,), 100)
-    assert (p99, count) == (pytest.approx(FAST, rel=0.01), 120)
-    assert window.count(59.95) == 120
-    # Asking for 150 reaches back a 2 s bucket at a time, into the slow ones.
-    (p99,), count = window.quantiles_and_count(59.95, (0.99,), 150)
-    assert (p99, count) == (pytest.approx(SLOW, rel=0.01), 160)
+    assert (p99, count) == (pytest.approx(FAST, rel=0.01), 120)  # 48..60 s
