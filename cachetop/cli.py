@@ -71,6 +71,11 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, nargs: str = "*") -
     parser.add_argument("-c", "--config", metavar="FILE", help="TOML config file")
     parser.add_argument("--interval", metavar="DURATION", help='poll interval, e.g. "1s" (default: 1s)')
     parser.add_argument("--timeout", metavar="DURATION", help='poll timeout, e.g. "2s" (default: 2s)')
+    parser.add_argument(
+        "--light",
+        action="store_true",
+        help='no hot-key sampling: 2 connections per instance, polls only (as [settings] profile = "light")',
+    )
 
 
 def build_dashboard_parser() -> argparse.ArgumentParser:

@@ -49,6 +49,11 @@ class Settings:
     window: float = DEFAULT_WINDOW
     timeout: float = DEFAULT_TIMEOUT
     state_dir: Path = field(default_factory=lambda: default_state_dir())
+    # "light": no hot-key sampling anywhere (production); see docs/fleets.md "What cachetop costs".
+    profile: str = "default"
+
+
+PROFILES = ("default", "light")
 
 
 def default_state_dir() -> Path:
@@ -97,7 +102,7 @@ class Config:
         return tuple(s for s in found if s)
 
 
-SETTINGS_KEYS = ("interval", "window", "timeout", "state_dir")
+SETTINGS_KEYS = ("interval", "window", "timeout", "state_dir", "profile")
 INSTANCE_KEYS = (
     "name",
     "url",
@@ -131,6 +136,9 @@ def parse_settings(raw: Any, ctx: ConfigContext) -> Settings:
     if "state_dir" in table:
         state = ctx.string(table["state_dir"], (*path, "state_dir"))
         settings = replace(settings, state_dir=Path(state).expanduser())
+    if "profile" in table:
+        profile = ctx.string(table["profile"], (*path, "profile"), choices=PROFILES)
+        settings = replace(settings, profile=profile)
     if settings.window < settings.interval:
         ctx.fail(
             (*path, "window"),
@@ -265,16 +273,26 @@ def config_from_targets(urls: Sequence[str], base: Config | None = None) -> Conf
     )
 
 
+def apply_profile(config: Config, profile: str | None = None) -> Config:
+    """The `light` profile (`[settings] profile = "light"` or --light) turns hot-key sampling off
+    on every instance: cachetop then holds 2 connections per instance and sends only its polls."""
+    profile = profile or config.settings.profile
+    if profile != "light":
+        return config
+    instances = tuple(replace(i, hotkeys="off") for i in config.instances)
+    return replace(config, settings=replace(config.settings, profile=profile), instances=instances)
+
+
 def resolve_config(targets: Sequence[str], config_path: str | None) -> Config:
     """The CLI's rule: targets win; otherwise the first config file found; otherwise the defaults."""
     found = find_config_file(config_path)
     base = load_config(found) if found else None
     if targets:
-        return config_from_targets(targets, base if config_path else None)
+        return apply_profile(config_from_targets(targets, base if config_path else None))
     if base is not None:
         if not base.instances:
             raise ConfigError(
                 f"{found}:1: no [[instance]] tables (add at least one, or give targets on the command line)"
             )
-        return base
+        return apply_profile(base)
     return config_from_targets(DEFAULT_TARGETS)

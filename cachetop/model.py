@@ -73,7 +73,7 @@ METRICS: Mapping[str, MetricInfo] = MappingProxyType(
             _m(
                 "latency_p50_ms",
                 "ms",
-                "Median round trip of cachetop's probe (PING / mn), over the window.",
+                "Median round trip of cachetop's probe (CLIENT SETNAME / mn), over the window.",
                 "lower",
                 "probe_latency_p50_seconds",
                 0.001,
@@ -177,6 +177,15 @@ METRICS: Mapping[str, MetricInfo] = MappingProxyType(
                 "Clients blocked in BLPOP and friends (Redis and Valkey only).",
                 "lower",
                 "blocked_clients",
+            ),
+            _m(
+                "foreign_monitor_omem_bytes",
+                "bytes",
+                "Output buffers of MONITOR clients that are not cachetop's (CLIENT LIST flags O), summed:"
+                " a forgotten MONITOR grows this until the server runs out of memory. Read with CLIENT"
+                " LIST every 5 s (Redis and Valkey only).",
+                "lower",
+                "foreign_monitor_output_buffer_bytes",
             ),
             _m(
                 "stampede_events",

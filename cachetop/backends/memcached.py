@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from cachetop.backends.base import BackendError, reason_from_oserror
 from cachetop.backends.probe import AsyncProbe
 from cachetop.backends.process import local_rss
+from cachetop.backends.viewers import registry
 from cachetop.config import InstanceConfig
 from cachetop.model import Sample, Status
 
@@ -189,11 +190,18 @@ class MemcachedBackend:
         }
         own_connections = 1 + (1 if self._probe.connected else 0)
         own_connections += sum(c() for c in self._own_connections.values())
+        # Memcached cannot name a client: other cachetop processes on this host say how many
+        # connections they hold here (backends/viewers.py); their polls add no operations.
+        viewers = registry()
+        server = f"{self.target.address}#{_num(stats, 'pid')}"  # a new server on the port is another
+        viewers.publish(server, own_connections)
+        other_connections, other_viewers = viewers.others(server)
+        not_app = own_connections + other_connections + self._extra_listeners
         gauges: dict[str, float] = {
             "memory_used": _num(stats, "bytes"),
             "memory_max": _num(stats, "limit_maxbytes"),
             "memory_max_is_system": 0.0,
-            "connections": max(0, _num(stats, "curr_connections") - own_connections - self._extra_listeners),
+            "connections": max(0, _num(stats, "curr_connections") - not_app),
         }
         pid = _num(stats, "pid") or None
         peer = self._writer.get_extra_info("peername") if self._writer is not None else None
@@ -214,6 +222,12 @@ class MemcachedBackend:
         }
         if pid:
             facts["pid"] = str(pid)
+        if other_viewers:
+            plural = "s" if other_viewers > 1 else ""
+            facts["other_viewers"] = (
+                f"{other_viewers} other cachetop viewer{plural} on this host, {other_connections}"
+                " connections (left out; they add no operations)"
+            )
         return Sample(time=now, counters=counters, gauges=gauges, facts=facts, epoch=str(pid or ""))
 
     async def _drop(self) -> None:
@@ -247,5 +261,6 @@ class MemcachedBackend:
         self._probe.close()
 
     async def close(self) -> None:
+        registry().withdraw_all(self.target.address)
         self.close_probe()
         await self._drop()

@@ -15,6 +15,7 @@ import ssl
 import struct
 import sys
 import time
+from collections.abc import Callable
 
 # Linux' value on every architecture that uses asm-generic; Python does not export the name.
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -40,7 +41,7 @@ class AsyncProbe:
         host: str,
         port: int,
         timeout: float,
-        request: bytes,
+        request: bytes | Callable[[int], bytes],
         expect: bytes,
         ssl_context: ssl.SSLContext | None = None,
         hello: list[tuple[bytes, bytes]] | None = None,
@@ -51,6 +52,9 @@ class AsyncProbe:
         self.hello = hello or []  # (request, expected reply prefix), sent once per connection
         self.connects = 0
         self.sent = 0  # requests written: the server counts each as a command, answered or not
+        # Commands sent on the current connection, hello included; a callable request is built
+        # from it (the Redis probe names itself with its count: backends/viewers.py).
+        self.on_connection = 0
         self._sock: socket.socket | None = None
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._waiter: asyncio.Future[bytes] | None = None
@@ -89,6 +93,7 @@ class AsyncProbe:
             )
             self._streams = (reader, writer)
             self.connects += 1
+            self.on_connection = len(self.hello)
             for request, expected in self.hello:
                 writer.write(request)
                 await writer.drain()
@@ -106,6 +111,7 @@ class AsyncProbe:
                     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             await loop.sock_connect(sock, address)
             self.connects += 1
+            self.on_connection = len(self.hello)
             for request, expected in self.hello:
                 await loop.sock_sendall(sock, request)
                 self._check(await self._read_line(loop, sock), expected)
@@ -175,10 +181,10 @@ class AsyncProbe:
         # CPU than the round trip itself. It also bounds a reply that arrives in pieces.
         timer = loop.call_later(self.timeout, on_timeout)
         try:
+            request = self._next_request()
             sent_wall = time.time_ns()
             sent = time.perf_counter()
-            self.sent += 1
-            sock.send(self.request)  # a few bytes on an idle socket: never partial
+            sock.send(request)  # a few bytes on an idle socket: never partial
             reply = await waiter
         finally:
             timer.cancel()
@@ -193,13 +199,18 @@ class AsyncProbe:
         return elapsed
 
     async def _probe_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
-        self.sent += 1
+        request = self._next_request()
         sent = time.perf_counter()
-        writer.write(self.request)
+        writer.write(request)
         reply = await reader.readuntil(b"\r\n")
         elapsed = time.perf_counter() - sent
         self._check(reply, self.expect)
         return elapsed
+
+    def _next_request(self) -> bytes:
+        self.sent += 1
+        self.on_connection += 1
+        return self.request(self.on_connection) if callable(self.request) else self.request
 
     def close(self) -> None:
         sock, self._sock = self._sock, None

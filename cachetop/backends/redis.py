@@ -42,6 +42,7 @@ from cachetop.backends.redis_info import (
     persistence_summary,
 )
 from cachetop.backends.reply_cap import CappedAsyncParser, ReplyTooLarge, cap_for, reply_cap
+from cachetop.backends.viewers import ViewerTally, counted_name, parse_client_list, register_claim
 from cachetop.config import InstanceConfig
 from cachetop.model import Sample, Status
 
@@ -53,6 +54,8 @@ INFO_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replica
 # the detail view reads them: they come with one poll every DETAIL_EVERY_S seconds.
 DETAIL_SECTIONS = ("commandstats",)
 DETAIL_EVERY_S = 5.0
+# CLIENT LIST (other cachetop processes, foreign MONITORs) comes with the detail polls, and with
+# every poll while another cachetop is connected: its cost grows with the number of clients.
 
 
 def _resp(*parts: str | bytes) -> bytes:
@@ -130,6 +133,12 @@ class RedisBackend:
         self._last_detail: float | None = None
         self.detail_every_s = DETAIL_EVERY_S  # the Monitor sets it from the window; 0: every poll
         self._probe = self._make_probe()
+        # Other cachetop processes and foreign MONITORs, from CLIENT LIST (backends/viewers.py).
+        self.viewers = ViewerTally()
+        self._can_list = True  # False once CLIENT LIST is refused (ACL): not asked again
+        self._listed_last = False  # the previous poll read CLIENT LIST
+        self._foreign_omem: int | None = None
+        self._withdraw_claim = register_claim(self.target.host, self.target.port, self._claim)
 
     # --- connections ------------------------------------------------------------------------
 
@@ -138,10 +147,13 @@ class RedisBackend:
 
         base: type[Connection] = SSLConnection if self.target.tls else Connection
 
+        hello = sum(n for _, n in self._handshake)
+
         class CountingConnection(base):  # type: ignore[valid-type,misc]
             async def on_connect_check_health(self, check_health: bool = True) -> None:
                 await super().on_connect_check_health(check_health=False)
                 backend.own_commands.update(dict(backend._handshake))
+                self._cachetop_sent = hello  # the commands its name counts (backends/viewers.py)
 
         pool = aioredis.ConnectionPool(
             connection_class=CountingConnection,
@@ -149,7 +161,7 @@ class RedisBackend:
             max_connections=2,
             retry=Retry(NoBackoff(), 0),  # _exchange retries once itself, only where it helps
             **{
-                **connection_kwargs(self.inst, self.timeout, CLIENT_NAME),
+                **connection_kwargs(self.inst, self.timeout, counted_name(CLIENT_NAME, hello)),
                 # The Poller bounds every poll with asyncio.timeout; redis-py's own per-read
                 # timeout would only add a second timer to each reply (a fifth of a poll's CPU).
                 "socket_timeout": None,
@@ -162,13 +174,15 @@ class RedisBackend:
         if self.target.password:
             args = [self.target.username] if self.target.username else []
             hello.append((_resp("AUTH", *args, self.target.password), b"+OK"))
-        hello.append((_resp("CLIENT", "SETNAME", PROBE_CLIENT_NAME), b"+OK"))
+        hello.append((_resp("CLIENT", "SETNAME", counted_name(PROBE_CLIENT_NAME, len(hello) + 1)), b"+OK"))
         return AsyncProbe(
             self.target.host,
             self.target.port,
             self.timeout,
-            request=_resp("PING"),
-            expect=b"+PONG",
+            # The probe names itself with its own count: a round trip that touches no key, and
+            # tells other cachetop processes exactly what this connection sent.
+            request=lambda n: _resp("CLIENT", "SETNAME", counted_name(PROBE_CLIENT_NAME, n)),
+            expect=b"+OK",
             ssl_context=tls_context(self.inst),
             hello=hello,
         )
@@ -182,8 +196,7 @@ class RedisBackend:
         """Every command of ours sent so far, the probe's included, per command name."""
         own = self._own_sources.add_commands_to(dict(self.own_commands))
         probe = self._probe
-        own["ping"] = own.get("ping", 0) + probe.sent
-        own["client|setname"] = own.get("client|setname", 0) + probe.connects
+        own["client|setname"] = own.get("client|setname", 0) + probe.sent + probe.connects
         if self.target.password:
             own["auth"] = own.get("auth", 0) + probe.connects
         return own
@@ -196,7 +209,8 @@ class RedisBackend:
     async def poll(self, now: float) -> Sample:
         try:
             detail = self._last_detail is None or now - self._last_detail >= self.detail_every_s - 0.05
-            raw_info, raw_hist, own = await self._round_trip(detail)
+            listing = self._can_list and (detail or self.viewers.connections > 0)
+            raw_info, raw_hist, own = await self._round_trip(detail, listing)
         except (AuthenticationError, AuthenticationWrongNumberOfArgsError):
             raise BackendError(Status.AUTH_FAILED, "auth failed (check username and password)") from None
         except BusyLoadingError:
@@ -238,6 +252,11 @@ class RedisBackend:
             replies, _ = await self._exchange(*commands)
         return replies
 
+    async def _claim(self, n: int) -> None:
+        """Counts `n` commands a short-lived connection of ours is about to send in the poll
+        connection's name (viewers.claim_ahead). Its caller holds the own-traffic gate shared."""
+        await self._exchange_now((), extra=n)
+
     async def _exchange(self, *commands: tuple[str, ...]) -> tuple[list[Any], OwnTraffic]:
         """Sends commands in one write and reads every reply (errors as values), as raw bytes.
 
@@ -249,18 +268,27 @@ class RedisBackend:
         async with self.own_gate.exclusive(max_wait=min(0.5, self.timeout / 4)):
             return await self._exchange_now(commands)
 
-    async def _exchange_now(self, commands: tuple[tuple[str, ...], ...]) -> tuple[list[Any], OwnTraffic]:
+    async def _exchange_now(
+        self, commands: tuple[tuple[str, ...], ...], extra: int = 0, before: int = 0
+    ) -> tuple[list[Any], OwnTraffic]:
+        """`before`: how many of `commands` run ahead of INFO, so INFO's counters hold them."""
         pool = self._client.connection_pool
         for attempt in (1, 2):
             conn = await pool.get_connection()  # connects (and handshakes) when needed
             fresh = not getattr(conn, "_cachetop_used", False)
+            # First in the write, a CLIENT SETNAME whose name counts every command this
+            # connection has sent, this write's included (and `extra` claimed ahead).
+            sent = getattr(conn, "_cachetop_sent", 0) + 1 + len(commands) + extra
+            batch = (("CLIENT", "SETNAME", counted_name(CLIENT_NAME, sent)), *commands)
+            names = [command_name(c) for c in batch]
+            self.own_commands.update(names[: 1 + before])
             hits, misses = self._own_sources.reads()
             connections = self._own_sources.connections()
             own = OwnTraffic(self._own_snapshot(), self.own_errors, hits, misses, connections)
-            names = [command_name(c) for c in commands]
-            self.own_commands.update(names)
+            self.own_commands.update(names[1 + before :])
             try:
-                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                await conn.send_packed_command(conn.pack_commands(batch), check_health=False)
+                conn._cachetop_sent = sent
                 replies: list[Any] = []
                 for name in names:
                     try:
@@ -271,7 +299,7 @@ class RedisBackend:
                         self.own_commands[name] -= 1
                         self.own_errors += 1
                 conn._cachetop_used = True  # type: ignore[attr-defined]
-                return replies, own
+                return replies[1:], own
             except RedisConnectionError:
                 await conn.disconnect()
                 # A pooled connection to a server that restarted fails once: retry on a new one.
@@ -284,9 +312,10 @@ class RedisBackend:
                 await pool.release(conn)
         raise AssertionError("unreachable")
 
-    async def _round_trip(self, detail: bool) -> tuple[bytes, Any, OwnTraffic]:
+    async def _round_trip(self, detail: bool, listing: bool) -> tuple[bytes, Any, OwnTraffic]:
         if self._version is None:
             (raw,), own = await self._exchange(("INFO", "all"))
+            self._listed_last = False
             if isinstance(raw, Exception):
                 raise raw
             fields, _ = parse_info(raw)
@@ -299,17 +328,35 @@ class RedisBackend:
             info: tuple[str, ...] = ("INFO", "all" if detail else "default")
         else:
             info = ("INFO", *INFO_SECTIONS, *(DETAIL_SECTIONS if detail else ()))
-        if self._has_histogram and detail:
-            (raw, hist), own = await self._exchange(info, ("LATENCY", "HISTOGRAM"))
+        # CLIENT LIST and INFO in one write: the server runs them back to back, so the clients
+        # listed are the ones INFO counts, each with the commands INFO counts (viewers.py).
+        head: tuple[tuple[str, ...], ...] = (("CLIENT", "LIST"),) if listing else ()
+        tail: tuple[tuple[str, ...], ...] = (
+            (("LATENCY", "HISTOGRAM"),) if self._has_histogram and detail else ()
+        )
+        async with self.own_gate.exclusive(max_wait=min(0.5, self.timeout / 4)):
+            replies, own = await self._exchange_now((*head, info, *tail), before=len(head))
+        if listing:
+            self._take_listing(replies[0])
         else:
-            (raw,), own = await self._exchange(info)
-            hist = None
+            self._listed_last = False
+        raw = replies[len(head)]
+        hist = replies[len(head) + 1] if tail else None
         if isinstance(raw, Exception):
             raise raw
         if isinstance(hist, Exception):
             self._has_histogram = False  # e.g. renamed or ACL-denied: stop asking
             hist = None
         return raw, hist, own
+
+    def _take_listing(self, reply: Any) -> None:
+        if isinstance(reply, Exception):  # ACL denies CLIENT LIST: no viewers, no MONITORs known
+            self._can_list, self._listed_last = False, False
+            self._foreign_omem = None
+            return
+        self.viewers.update(parse_client_list(reply), continuous=self._listed_last)
+        self._listed_last = True
+        self._foreign_omem = sum(m.omem for m in self.viewers.foreign_monitors)
 
     def _sample(
         self,
@@ -331,7 +378,8 @@ class RedisBackend:
             # Raw server counters and ours beside them: metrics/window.py subtracts the deltas,
             # so a reset shows on the server's own counter and never as a false one of ours.
             "commands": field_int(fields, b"total_commands_processed") or 0,
-            "own_commands": sum(own.commands.values()),
+            # Ours, and what other cachetop processes sent (their client names count it).
+            "own_commands": sum(own.commands.values()) + self.viewers.commands,
             "own_errors": own.errors,
             "own_hits": own.hits,
             "own_misses": own.misses,
@@ -343,7 +391,11 @@ class RedisBackend:
         }
         maxmemory = field_int(fields, b"maxmemory") or 0
         memory_max = maxmemory or field_int(fields, b"total_system_memory") or 0
-        own_connections = 1 + (1 if self._probe.connected else 0) + own.connections
+        if self._listed_last:  # every cachetop* client of that very moment, ours and others'
+            own_connections = self.viewers.own_connections + self.viewers.connections
+        else:
+            own_connections = 1 + (1 if self._probe.connected else 0) + own.connections
+            own_connections += self.viewers.connections
         gauges: dict[str, float] = {
             "memory_used": field_int(fields, b"used_memory") or 0,
             "memory_max": memory_max,
@@ -368,6 +420,9 @@ class RedisBackend:
         }
         if pid is not None:
             facts["pid"] = str(pid)
+        if self._foreign_omem is not None:
+            gauges["foreign_monitor_omem"] = self._foreign_omem
+        facts.update(viewer_facts(self.viewers))
         return Sample(
             time=now,
             counters=counters,
@@ -380,9 +435,26 @@ class RedisBackend:
         )
 
     async def close(self) -> None:
+        self._withdraw_claim()
         self.close_probe()
         await self._client.aclose()
         await self._client.connection_pool.disconnect()
+
+
+def viewer_facts(tally: ViewerTally) -> dict[str, str]:
+    """Other cachetop processes and foreign MONITORs, as lines for the instance view."""
+    facts: dict[str, str] = {}
+    if tally.viewers:
+        plural = "s" if tally.viewers > 1 else ""
+        facts["other_viewers"] = (
+            f"{tally.viewers} other cachetop viewer{plural}, {tally.connections} connections"
+            " (their commands and connections are left out)"
+        )
+    if tally.foreign_monitors:
+        facts["foreign_monitors"] = "; ".join(
+            f"{m.addr} age {m.age_s}s omem {m.omem} bytes" for m in tally.foreign_monitors[:5]
+        )
+    return facts
 
 
 __all__ = ["ProbeRejected", "RedisBackend", "parse_info", "parse_latency_histogram"]

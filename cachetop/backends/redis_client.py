@@ -30,6 +30,7 @@ from cachetop.backends.reply_cap import (
     cap_for,
     reply_cap,
 )
+from cachetop.backends.viewers import counted_name
 from cachetop.config import InstanceConfig
 
 
@@ -120,18 +121,22 @@ def async_client(
     `gate` too, each is sent and answered while no poll's INFO runs (see OwnTrafficGate).
     """
     where = {k: kwargs.pop(k) for k in ("host", "port", "db", "auth") if k in kwargs}
-    cls = _CappedRedis if count is None else _counting_class(count, gate or _NO_GATE)
+    cls = _CappedRedis if count is None else _counting_class(count, gate or _NO_GATE, name)
+    client_name = name
     if count is not None:
         hello = handshake(inst, where.get("db"))
+        # The name carries this connection's count (backends/viewers.py), from its handshake on.
+        client_name = counted_name(name, sum(hello.values()))
 
         async def connect(conn: Any) -> None:
             for command, n in hello.items():
                 count(command, n)
+            conn._cachetop_sent = sum(hello.values())
             await conn.on_connect()
 
         kwargs["redis_connect_func"] = connect
     client = cls(
-        **connection_kwargs(inst, timeout, name, **where),
+        **connection_kwargs(inst, timeout, client_name, **where),
         ssl=inst.target.tls,
         retry=AsyncRetry(NoBackoff(), 0),
         **kwargs,
@@ -192,10 +197,27 @@ class _CappedSyncRedis(redis.Redis):  # type: ignore[misc]
         return pipe
 
 
-def _counting_class(count: Count, gate: OwnTrafficGate | _NoGate) -> type:
+def _counting_class(count: Count, gate: OwnTrafficGate | _NoGate, name: str) -> type:
     class CountingRedis(_CappedRedis):  # type: ignore[misc]
         cachetop_count = staticmethod(count)
         cachetop_gate = gate
+
+        async def _send_command_parse_response(
+            self, conn: Any, command: Any, *args: Any, **options: Any
+        ) -> Any:
+            """Each command goes in one write with a CLIENT SETNAME that counts it (and itself),
+            so another cachetop reading CLIENT LIST can take both out (backends/viewers.py)."""
+            if not conn.is_connected:
+                await conn.connect()
+            sent = getattr(conn, "_cachetop_sent", 0) + 2
+            count("client|setname", 1)
+            await conn.send_packed_command(
+                conn.pack_commands([("CLIENT", "SETNAME", counted_name(name, sent)), args]),
+                check_health=False,
+            )
+            conn._cachetop_sent = sent
+            await conn.read_response()  # +OK
+            return await self.parse_response(conn, command, **options)
 
         async def execute_command(self, *args: Any, **options: Any) -> Any:
             async with gate.shared():

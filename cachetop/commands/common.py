@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from cachetop.config import Config, resolve_config
+from cachetop.config import Config, apply_profile, resolve_config
 from cachetop.configfile import ConfigError, bounded_duration
 
 
@@ -35,4 +35,5 @@ def config_from_args(args: argparse.Namespace) -> Config:
         settings = replace(settings, timeout=timeout)
     if settings.window < settings.interval:
         settings = replace(settings, window=settings.interval)
-    return replace(config, settings=settings)
+    config = replace(config, settings=settings)
+    return apply_profile(config, "light") if getattr(args, "light", False) else config

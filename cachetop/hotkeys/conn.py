@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cachetop.aio import OwnTrafficGate
+from cachetop.backends.viewers import claim_ahead, counted_name
 from cachetop.config import InstanceConfig
 
 MONITOR_CLIENT_NAME = "cachetop-hotkeys-monitor"
@@ -101,14 +102,20 @@ async def redis_hello(
     name: str = MONITOR_CLIENT_NAME,
 ) -> int:
     """AUTH (when the target has a password), CLIENT SETNAME and CLIENT ID on an open stream;
-    returns the CLIENT ID."""
+    returns the CLIENT ID.
+
+    The connection may come and go between two polls of another cachetop, so its commands (and
+    MONITOR, which follows on a monitor connection) are claimed ahead on this process's poll
+    connection, and its own name counts none (backends/viewers.py)."""
     target = inst.target
     hello = []
     if target.password:
         auth = (target.username, target.password) if target.username else (target.password,)
         hello.append(resp_command("AUTH", *auth))
-    hello.append(resp_command("CLIENT", "SETNAME", name))
+    hello.append(resp_command("CLIENT", "SETNAME", counted_name(name, 0)))
     hello.append(resp_command("CLIENT", "ID"))
+    then = 1 if name == MONITOR_CLIENT_NAME else 0  # MONITOR itself
+    await claim_ahead(target.host, target.port, len(hello) + then)
     writer.write(b"".join(hello))
     replies = []
     for _ in hello:
@@ -189,6 +196,8 @@ async def raw_call(client: Any, *args: Any) -> Any:
         if count is not None:
             count(command_name(args), 1)
         conn = client.connection
+        # Not in the name yet: the connection's next named command counts it (viewers.py).
+        conn._cachetop_sent = getattr(conn, "_cachetop_sent", 0) + 1
         await conn.send_command(*args)
         with reply_cap(cap_for(command_name(args))):
             return await conn.read_response()

@@ -166,6 +166,8 @@ def windowed_metrics(window: CounterWindow) -> dict[str, float | int | None]:
         "cpu_pct": 100.0 * cpu_ms / 1000.0 / span if cpu_ms is not None and span > 0 else None,
         "rss_bytes": _int_or_none(gauges.get("rss")),
     }
+    if "foreign_monitor_omem" in gauges:
+        out["foreign_monitor_omem_bytes"] = _int_or_none(gauges.get("foreign_monitor_omem"))
     if "blocked_clients" in gauges:
         out["blocked_clients"] = _int_or_none(gauges.get("blocked_clients"))
     return out
