@@ -20,6 +20,8 @@ from cachetop.exporters.outputs import attach_outputs
 from cachetop.model import METRICS, Status
 from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer, free_port
+from tests.conftest import until
+from tests.monitoring import fast_config
 
 
 def write_config(tmp_path: Path, redis: LocalServer, down_port: int) -> Path:
@@ -195,3 +197,38 @@ def test_a_client_that_trickles_its_request_is_cut_off_at_the_total_deadline(
 def scrape_text(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
         return str(answer.read().decode())
+
+
+async def test_hit_counter_goes_on_across_a_server_restart(redis: LocalServer) -> None:
+    """A restart resets the server's keyspace_hits to 0; our _total adds what it counts since."""
+    seen: list[float] = []
+
+    def hits(port: int) -> float | None:
+        values = [v for (name, _), v in scrape(port).items() if name == "cachetop_keyspace_hits_total"]
+        if values:
+            seen.append(values[0])
+        return values[0] if values else None
+
+    def read(times: int) -> None:
+        client = redis_py.Redis(port=redis.port)
+        client.set("k", "v")
+        for _ in range(times):
+            client.get("k")
+        client.close()
+
+    async with (
+        Monitor(fast_config(redis.url, interval=0.1)) as monitor,
+        attach_outputs(monitor, None, metrics_port=0, metrics_addr="127.0.0.1") as out,
+    ):
+        port = out["exporter"].port
+        await until(lambda: hits(port) == 0.0, 10, "the counter at 0")
+        read(30)
+        await until(lambda: hits(port) == 30.0, 10, "30 hits")
+        # The restart and 20 reads happen between two polls: the next poll finds keyspace_hits
+        # at 20, below the 30 it saw last, on a new run_id.
+        monitor.pause()
+        redis.restart()
+        read(20)
+        monitor.resume()
+        await until(lambda: hits(port) == 50.0, 10, "30 + 20 hits")
+    assert seen == sorted(seen) and set(seen) <= {0.0, 30.0, 50.0}, seen  # never down
