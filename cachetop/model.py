@@ -97,8 +97,8 @@ METRICS: Mapping[str, MetricInfo] = MappingProxyType(
             _m(
                 "latency_probes",
                 "probes",
-                "Probes the probe percentiles rest on: the window's, or more when the window holds "
-                "fewer than 100 (a p99 needs 100; rules act on p99 only then, on p95 from 20).",
+                "Probes the probe percentiles rest on: the window's, or the last 100 when the window "
+                "holds fewer (a p99 needs 100: rules act on a p99 only then, on a p95 from 20).",
                 "neither",
                 "probe_latency_samples",
             ),
