@@ -139,11 +139,18 @@ class HotKeyCollector:
             self.error = None
             await self.sampler.run()
             return
-        clients = [redis_client(self.inst, self.timeout, count=self._count, gate=self.gate) for _ in range(2)]
+        # One client to detect the source (and run HOTKEYS or LFU); a second only for big keys.
+        wanted = 2 if self.settings.big_keys else 1
+        clients = [
+            redis_client(self.inst, self.timeout, count=self._count, gate=self.gate) for _ in range(wanted)
+        ]
         self._clients = clients
         try:
             runner = await self._choose_redis_source(clients[0])
             self.error = None
+            if isinstance(self.sampler, MonitorSampler):
+                # MONITOR brings its own connections: the detecting one would idle for ever.
+                await clients[0].aclose()
             jobs = [runner]
             if self.settings.big_keys:
                 self.big = ThrottledScan(

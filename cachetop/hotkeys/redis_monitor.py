@@ -151,6 +151,11 @@ class MonitorSampler:
                 started = self.clock()
                 await self._sample_once(side)
                 self.phase = "waiting"
+                # Between phases cachetop holds only its poll and probe connections (the side
+                # connection comes back, named and counted, with the next phase).
+                with contextlib.suppress(Exception):
+                    if side.connection is not None:
+                        await side.connection.disconnect()
                 # One phase per on_s + off_s, however early it ended: the duty cycle is a ceiling.
                 # Continuous sampling (off_s = 0) still backs off after the watchdog stopped it.
                 if self.off_s > 0:
