@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from cachetop.backends.base import BackendError, reason_from_oserror
 from cachetop.backends.probe import AsyncProbe
 from cachetop.backends.process import local_rss
-from cachetop.backends.viewers import registry
+from cachetop.backends.viewers import forget_own, note_own, registry
 from cachetop.config import InstanceConfig
 from cachetop.model import Sample, Status
 
@@ -103,6 +103,7 @@ class MemcachedBackend:
         self._reader, self._writer = await asyncio.open_connection(
             self.target.host, self.target.port, limit=LINE_MAX
         )
+        note_own(self._writer.get_extra_info("sockname"))  # marked as ours in `stats conns`
         settings = parse_stats(await self._command(b"stats settings\r\n"))
         self._settings = {k: settings[k].decode("utf-8", "replace") for k in SETTINGS_FACTS if k in settings}
         # curr_connections counts the listening sockets but one (memcached reports curr - 1), and
@@ -233,6 +234,7 @@ class MemcachedBackend:
     async def _drop(self) -> None:
         writer, self._reader, self._writer = self._writer, None, None
         if writer is not None:
+            forget_own(writer.get_extra_info("sockname"))
             writer.close()
             with contextlib.suppress(OSError, TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(writer.wait_closed(), 0.5)

@@ -17,6 +17,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from cachetop.backends.viewers import forget_own, note_own
+
 # Linux' value on every architecture that uses asm-generic; Python does not export the name.
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 KERNEL_STAMPS = sys.platform.startswith("linux")
@@ -93,6 +95,7 @@ class AsyncProbe:
             )
             self._streams = (reader, writer)
             self.connects += 1
+            note_own(writer.get_extra_info("sockname"))
             self.on_connection = len(self.hello)
             for request, expected in self.hello:
                 writer.write(request)
@@ -111,6 +114,7 @@ class AsyncProbe:
                     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             await loop.sock_connect(sock, address)
             self.connects += 1
+            note_own(sock.getsockname())
             self.on_connection = len(self.hello)
             for request, expected in self.hello:
                 await loop.sock_sendall(sock, request)
@@ -215,9 +219,12 @@ class AsyncProbe:
     def close(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
+            with contextlib.suppress(OSError):
+                forget_own(sock.getsockname())
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(sock.fileno())
             sock.close()
         streams, self._streams = self._streams, None
         if streams is not None:
+            forget_own(streams[1].get_extra_info("sockname"))
             streams[1].close()

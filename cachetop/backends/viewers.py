@@ -263,3 +263,33 @@ def registry() -> ViewerRegistry:
     if _REGISTRY is None:
         _REGISTRY = ViewerRegistry()
     return _REGISTRY
+
+
+# --- this process's own sockets, for servers that cannot name a client (memcached) --------------
+
+_OWN_ADDRESSES: set[str] = set()
+
+
+def _address(sockname: object) -> str | None:
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        host, port = sockname[0], sockname[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return None
+
+
+def note_own(sockname: object) -> None:
+    """A connection of this process (its local address as the server sees it on loopback or a
+    flat network), so `stats conns` rows can be marked as cachetop's."""
+    address = _address(sockname)
+    if address is not None:
+        _OWN_ADDRESSES.add(address)
+
+
+def forget_own(sockname: object) -> None:
+    address = _address(sockname)
+    if address is not None:
+        _OWN_ADDRESSES.discard(address)
+
+
+def is_own_address(address: str) -> bool:
+    return address in _OWN_ADDRESSES

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cachetop.aio import OwnTrafficGate
-from cachetop.backends.viewers import claim_ahead, counted_name
+from cachetop.backends.viewers import claim_ahead, counted_name, forget_own, note_own
 from cachetop.config import InstanceConfig
 
 MONITOR_CLIENT_NAME = "cachetop-hotkeys-monitor"
@@ -68,7 +68,7 @@ async def open_stream(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     target = inst.target
     try:
-        return await asyncio.wait_for(
+        reader, writer = await asyncio.wait_for(
             asyncio.open_connection(
                 target.host,
                 target.port,
@@ -80,6 +80,8 @@ async def open_stream(
         )
     except (OSError, TimeoutError) as exc:
         raise HotKeysError(f"cannot connect to {target.redacted_url}: {type(exc).__name__}") from None
+    note_own(writer.get_extra_info("sockname"))  # memcached's `stats conns` cannot name it
+    return reader, writer
 
 
 async def open_redis_stream(
@@ -127,6 +129,7 @@ async def close_stream(writer: asyncio.StreamWriter | None) -> None:
     """Closes at once (abort: no waiting on unsent data), so the server drops the client."""
     if writer is None:
         return
+    forget_own(writer.get_extra_info("sockname"))
     transport = writer.transport
     with contextlib.suppress(Exception):
         transport.abort()

@@ -88,17 +88,15 @@ def slowlog_rows(details: Details, now: float) -> list[Row]:
 def client_rows(details: Details) -> list[Row]:
     rows = []
     for client in details.clients:
+        ours = client.own or client.viewer
+        mark = " (us)" if client.own else " (other cachetop)" if client.viewer else ""
         rows.append(
             Row(
                 f"client:{client.id}",
                 {
-                    "addr": (display_key(client.addr, 21), None, "dim" if client.own else ""),
-                    "name": (
-                        display_key(client.name, 24) + (" (us)" if client.own else ""),
-                        None,
-                        "dim" if client.own else "",
-                    ),
-                    "age": (fmt.duration(client.age_s), None, ""),
+                    "addr": (display_key(client.addr, 21), None, "dim" if ours else ""),
+                    "name": (display_key(client.name, 24) + mark, None, "dim" if ours else ""),
+                    "age": (fmt.NA if client.age_s is None else fmt.duration(client.age_s), None, ""),
                     "idle": (fmt.duration(client.idle_s), None, ""),
                     "cmd": (display_key(client.cmd, 14), None, ""),
                     "omem": (fmt.size(client.omem), "bad" if client.omem > 8 << 20 else None, ""),
@@ -106,6 +104,32 @@ def client_rows(details: Details) -> list[Row]:
             )
         )
     return rows
+
+
+def clients_note(details: Details) -> str:
+    """The line above the Clients table: how many, and how many are cachetop's."""
+    if details.error:
+        return details.error
+    ours = sum(1 for c in details.clients if c.own)
+    others = sum(1 for c in details.clients if c.viewer)
+    note = f"{len(details.clients)} connection(s), {ours} of them this cachetop's"
+    if others:
+        note += f", {others} another cachetop's"
+    if details.clients and details.clients[0].age_s is None:
+        note += "; memcached does not report connection ages"
+    return note
+
+
+def commands_note(inst: InstanceMetrics) -> str:
+    """Why the Commands table is empty, when it is."""
+    if inst.kind == "memcached":
+        return (
+            "memcached keeps no per-command statistics: its operations (gets, sets, deletes...)"
+            " are in ops/s and the charts"
+        )
+    if not inst.commands:
+        return "no commands in the window besides cachetop's own"
+    return ""
 
 
 FACT_LABELS = (
@@ -119,6 +143,8 @@ FACT_LABELS = (
     ("connected_slaves", "replicas"),
     ("curr_items", "items"),
     ("pid", "pid"),
+    ("foreign_monitors", "foreign MONITOR"),
+    ("other_viewers", "other cachetop"),
 )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cachetop.aio import OwnTrafficGate
+from cachetop.backends.viewers import TOKEN, forget_own, is_own_address, note_own, parse_counted
 from cachetop.config import InstanceConfig
 
 CLIENT_NAME = "cachetop"
@@ -36,12 +37,13 @@ class SlowEntry:
 class ClientInfo:
     id: str
     addr: str
-    name: bytes
-    age_s: int
+    name: bytes  # without the command count cachetop's names carry (backends/viewers.py)
+    age_s: int | None  # None: the server does not say (memcached)
     idle_s: int
     cmd: str
     omem: int
-    own: bool  # one of cachetop's connections
+    own: bool  # one of this cachetop's connections
+    viewer: bool = False  # another cachetop process's connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,10 @@ def parse_client_list(raw: bytes) -> list[ClientInfo]:
             key, _, value = pair.partition(b"=")
             fields[key] = value
         name = fields.get(b"name", b"")
+        counted = parse_counted(name)
+        own = counted is not None and counted[0] == TOKEN.encode()
+        if counted is not None:
+            name = name.split(b":", 1)[0]
         out.append(
             ClientInfo(
                 id=fields.get(b"id", b"?").decode("ascii", "replace"),
@@ -74,7 +80,8 @@ def parse_client_list(raw: bytes) -> list[ClientInfo]:
                 idle_s=_int(fields.get(b"idle")),
                 cmd=fields.get(b"cmd", b"").decode("ascii", "replace"),
                 omem=_int(fields.get(b"omem")),
-                own=name in (b"cachetop", b"cachetop-probe"),
+                own=own,
+                viewer=not own and name.startswith(b"cachetop"),
             )
         )
         if len(out) >= MAX_CLIENTS:
@@ -115,16 +122,18 @@ def parse_stats_conns(raw: bytes) -> list[ClientInfo]:
         addr = info.get("addr", "?")
         if not addr.startswith(("tcp:", "udp:")) or info.get("state") == "conn_listening":
             continue
+        address = addr.split(":", 1)[1]
+        own = is_own_address(address)
         out.append(
             ClientInfo(
                 id=fd,
-                addr=addr.split(":", 1)[1],
-                name=b"",
-                age_s=0,
+                addr=address,
+                name=b"cachetop" if own else b"",
+                age_s=None,  # `stats conns` has no connection age
                 idle_s=_int(info.get("secs_since_last_cmd", "0").encode()),
                 cmd=info.get("state", "").removeprefix("conn_"),
                 omem=0,
-                own=False,
+                own=own,
             )
         )
     return out[:MAX_CLIENTS]
@@ -184,15 +193,18 @@ async def _redis(
 
 async def _memcached(inst: InstanceConfig) -> Details:
     reader, writer = await asyncio.open_connection(inst.target.host, inst.target.port)
+    note_own(writer.get_extra_info("sockname"))  # this very look is ours too
     try:
         writer.write(b"stats conns\r\n")
         await writer.drain()
         raw = await reader.readuntil(b"END\r\n")
+        clients = tuple(parse_stats_conns(raw))  # while this connection still counts as ours
     finally:
+        forget_own(writer.get_extra_info("sockname"))
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()
-    return Details(clients=tuple(parse_stats_conns(raw)), supports_slowlog=False)
+    return Details(clients=clients, supports_slowlog=False)
 
 
 def _bytes(value: Any) -> bytes:

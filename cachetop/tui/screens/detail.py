@@ -25,7 +25,9 @@ from cachetop.tui.detail_rows import (
     FACT_COLUMNS,
     SLOWLOG_COLUMNS,
     client_rows,
+    clients_note,
     command_rows,
+    commands_note,
     fact_rows,
     slowlog_rows,
 )
@@ -63,6 +65,7 @@ class DetailScreen(Screen[None]):
                 yield Chart("memory", fmt.size, id="chart-memory")
                 yield Chart("keys/s", fmt.rate, id="chart-evictions")
             with TabPane("Commands", id="tab-commands"):
+                yield Static(id="commands-note")
                 yield DiffTable(id="commands")
             with TabPane("Slowlog", id="tab-slowlog"):
                 yield Static(id="slowlog-note")
@@ -147,6 +150,9 @@ class DetailScreen(Screen[None]):
             return
         self._summary(inst)
         self._charts()
+        note = self.query_one("#commands-note", Static)
+        note.update(text := commands_note(inst))
+        note.display = bool(text)  # no blank line above a table that has rows
         self.query_one("#commands", DiffTable).show(command_rows(inst))
         self.query_one("#facts", DiffTable).show(fact_rows(inst))
         for panel_id in ("#hotkeys", "#alerts"):
@@ -246,9 +252,7 @@ class DetailScreen(Screen[None]):
         elif not details.slowlog and not slow_note:
             slow_note = "the slowlog is empty"
         self.query_one("#slowlog-note", Static).update(slow_note)
-        self.query_one("#clients-note", Static).update(
-            details.error or f"{len(details.clients)} connection(s)"
-        )
+        self.query_one("#clients-note", Static).update(clients_note(details))
         self.query_one("#slowlog", DiffTable).show(slowlog_rows(details, now))
         self.query_one("#clients", DiffTable).show(client_rows(details))
 
