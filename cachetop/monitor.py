@@ -74,12 +74,14 @@ class Monitor:
 
     async def start(self) -> None:
         self._running.set()
+        # Publishing starts first: 10,000 instances take seconds to add, and subscribers (the
+        # dashboard) show those added so far meanwhile.
+        self._tasks.append(asyncio.create_task(self._publish_loop(), name="publish"))
         try:
             await self._start_instances()
         except BaseException:
             await self.stop()  # pollers already started must not outlive a failed start
             raise
-        self._tasks.append(asyncio.create_task(self._publish_loop(), name="publish"))
 
     async def _start_instances(self) -> None:
         for n, inst in enumerate(self.config.instances, 1):
@@ -140,6 +142,13 @@ class Monitor:
         await close_all(
             [w.close() for w in self.watchers] + [p.backend.close() for p in self.pollers], CLOSE_DEADLINE_S
         )
+
+    async def pause_only(self) -> None:
+        """Stops new polls and leaves the rest to a process that is about to end (run_dashboard
+        on a large fleet): cheaper than stop(), which cancels and closes every poller."""
+        self.pause()
+        for task in self._tasks:
+            task.cancel()
 
     async def __aenter__(self) -> Monitor:
         await self.start()
@@ -299,17 +308,21 @@ class PollSlots:
         self._free += 1
 
 
-async def cancel_within(tasks: list[asyncio.Task[None]], deadline_s: float) -> None:
+async def cancel_within(tasks: list[asyncio.Task[None]], deadline_s: float) -> set[asyncio.Task[None]]:
     """Cancels tasks and waits for them at most `deadline_s` (10,000 pollers take ~1 s to unwind;
-    a quit must not wait that long). A task not done by then is cancelled once more, in case
-    its first cancel was swallowed (see aio.cancel_and_wait), and left to end on its own."""
-    pending = [t for t in tasks if not t.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        _, late = await asyncio.wait(pending, timeout=deadline_s)
-        for task in late:
+    a quit must not wait that long); returns those still running. Cancelled again every 0.1 s:
+    a cancel can be swallowed (see aio.cancel_and_wait)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_s
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
             task.cancel()
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(0.1, remaining))
+    return pending
 
 
 async def close_all(closes: list[Coroutine[Any, Any, object]], deadline_s: float) -> None:

@@ -73,6 +73,7 @@ class Poller:
         self.detail_wanted = False
         self._set_detail_cadence()
         self._waiter: asyncio.Future[bool] | None = None
+        self._running: asyncio.Event | None = None  # run()'s: cleared while the Monitor is paused
         self.polled = asyncio.Event()  # set after every poll; tests and `snapshot` wait on it
         # Cluster nodes: set by cachetop.cluster from CLUSTER NODES; the role is refreshed by
         # every poll (INFO role), so a promoted replica shows without waiting for re-discovery.
@@ -104,6 +105,8 @@ class Poller:
         now = self.clock()
         try:
             async with self.poll_slots:
+                if self._running is not None and not self._running.is_set():
+                    return  # paused (or quitting) while queued for a slot: 10,000 queue at once
                 # Stamped once we hold a slot, at the middle of the round trip: queueing for a
                 # slot must not stretch the Δt that rates divide by.
                 start = self.clock()
@@ -149,6 +152,7 @@ class Poller:
             self.latency.add(elapsed * 1000.0, self.clock())
 
     async def run(self, paused: asyncio.Event) -> None:
+        self._running = paused
         while True:
             await paused.wait()
             tick = self.clock()

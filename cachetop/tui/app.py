@@ -27,7 +27,7 @@ from cachetop.safe_text import display_key
 from cachetop.tui.columns import COLUMNS
 from cachetop.tui.health import Health
 from cachetop.tui.history import History
-from cachetop.tui.overview_rows import ViewState
+from cachetop.tui.overview_rows import FOLD_ABOVE, ViewState
 
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 MAX_TOASTS = 5  # status changes in one snapshot toasted one by one; more are summed up
@@ -142,6 +142,7 @@ class CachetopApp(App[int]):
         the loop busy while the app shuts down, and they are about to be cancelled anyway."""
         if self.monitor is not None and hasattr(self.monitor, "pause"):
             self.monitor.pause()
+            self.monitor.refresh_now()  # wakes every poller from its probes: paused, it waits
         super().exit(*args, **kwargs)
 
     @property
@@ -170,6 +171,8 @@ class CachetopApp(App[int]):
             before = self._statuses.get(inst.name)
             if before is None or before == inst.status or inst.status == Status.UNKNOWN:
                 continue
+            if before == Status.UNKNOWN and len(snap.instances) > FOLD_ABOVE:
+                continue  # a large fleet's first answers: thousands, and no news
             if inst.status == Status.UP and before == Status.UNKNOWN:
                 continue  # its first poll: nothing came back
             changed.append(inst)
@@ -316,6 +319,7 @@ async def run_app(
     start_monitor: bool = True,
     live_sources: bool = True,
     record: str | None = None,
+    fast_exit: bool = False,
 ) -> int:
     """Runs the app in this loop with a Monitor around it, and stops the Monitor (closing every
     connection) however the app ends: q, SIGHUP (terminal closed), SIGTERM or an error.
@@ -339,7 +343,9 @@ async def run_app(
             return app.return_code or 0
         async with contextlib.AsyncExitStack() as sources:
             app_task = asyncio.create_task(app.run_async(), name="dashboard")
-            starting = asyncio.create_task(_start_sources(app, config, sources, live_sources, record))
+            starting = asyncio.create_task(
+                _start_sources(app, config, sources, live_sources, record, fast_exit)
+            )
             stop_wait = asyncio.create_task(stop_asked.wait())
             try:
                 await asyncio.wait({app_task, starting}, return_when=asyncio.FIRST_COMPLETED)
@@ -363,6 +369,7 @@ async def _start_sources(
     sources: contextlib.AsyncExitStack,
     live_sources: bool,
     record: str | None,
+    fast_exit: bool,
 ) -> None:
     """The Monitor, hot keys and alerts, and the outputs, entered into `sources` (closed by run_app
     when the app ends), then handed to the app."""
@@ -370,8 +377,15 @@ async def _start_sources(
     from cachetop.live import LiveSources
     from cachetop.monitor import Monitor
 
-    monitor = await sources.enter_async_context(Monitor(config))
+    monitor = Monitor(config)
+    # Attached first: a large fleet takes seconds to start, and the Monitor publishes what it
+    # has every interval meanwhile, so rows show as instances are added.
     app.attach_monitor(monitor)
+    await monitor.start()
+    # A large fleet whose process ends right after (run_dashboard) is not stopped poller by
+    # poller: 10,000 take a second to cancel and close, and the kernel closes their sockets at
+    # exit. Everything that keeps state (alerts, the recording) is still closed properly.
+    sources.push_async_callback(monitor.pause_only if fast_exit else monitor.stop)
     live = await sources.enter_async_context(
         LiveSources(config, monitor, hotkeys=live_sources, alerts=live_sources, on_notice=app.say)
     )
@@ -400,16 +414,29 @@ def run_dashboard(config: Config, args: argparse.Namespace) -> int:
     app = CachetopApp(
         config, theme=getattr(args, "theme", None), read_only=bool(getattr(args, "read_only", False))
     )
+    fast = len(config.instances) > FAST_EXIT_ABOVE
     runner = asyncio.Runner()
     try:
-        code = runner.run(run_app(app, config, record=getattr(args, "record", None)))
+        code = runner.run(run_app(app, config, record=getattr(args, "record", None), fast_exit=fast))
     except BaseException:
         runner.close()
         raise
-    if len(getattr(app.monitor, "pollers", ())) > FAST_EXIT_ABOVE:
+    if fast:
+        end_process(code)
+    close_runner(runner, code)
+    return code
+
+
+def close_runner(runner: asyncio.Runner, code: int) -> None:
+    """Runner.close(), bounded: it cancels what is left once and waits for ever, and a task
+    that swallows its cancel (see aio.cancel_and_wait) would keep a closed dashboard alive."""
+    from cachetop.monitor import cancel_within
+
+    loop = runner.get_loop()
+    left = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    if left and loop.run_until_complete(cancel_within(left, QUIT_DEADLINE_S)):
         end_process(code)
     runner.close()
-    return code
 
 
 def end_process(code: int) -> NoReturn:
