@@ -101,7 +101,7 @@ def _build(
         if not keys:
             raise ConfigError("memcached cannot list keys by pattern: give them with --key or --keys-file")
         timeout = config.timeout_of(instances[0])
-        label = instances[0].name if len(instances) == 1 else f"pool of {len(instances)} memcached servers"
+        label = instances[0].name if len(instances) == 1 else f"{POOL} {len(instances)} memcached servers"
         mode = "invalidate" if args.invalidate else "delete"
 
         def run_memcached(dry_run: bool, progress: Callable[[EvictResult], None]) -> EvictResult:
@@ -209,7 +209,9 @@ def _run(
             if preview.matched == 0:
                 audit.note("nothing", **_counts(preview))
                 return _report(args, preview, label, audit)
-            print(summary(preview, label), file=sys.stderr)
+            print(summary(preview, _where(preview, label)), file=sys.stderr)
+            for line in _done_node_lines(preview):
+                print(line, file=sys.stderr)
             if not args.yes:
                 if not is_terminal(sys.stdin):
                     reason = (
@@ -218,7 +220,7 @@ def _run(
                     audit.note("refused", reason=reason)
                     print(f"cachetop: {reason}", file=sys.stderr)
                     return EXIT_REFUSED
-                question = f"Evict {preview.matched:,} keys from {label}?"
+                question = f"Evict {preview.matched:,} keys from {_where(preview, label)}?"
                 interruption.at_prompt = True
                 try:
                     confirmed = confirm(question, label, preview.matched, stdin=sys.stdin, out=sys.stderr)
@@ -280,6 +282,31 @@ def _counts(result: EvictResult) -> dict[str, object]:
     return counts
 
 
+POOL = "pool of"  # a memcached pool's label: "pool of 3 memcached servers"
+
+
+def _where(result: EvictResult, label: str) -> str:
+    """What a report says the keys were on: a cluster's run says how many masters it acted on
+    (the instance's name alone, often a seed's address, read as if one node held every key)."""
+    nodes = result.node_reports or dict.fromkeys(result.nodes)
+    if len(nodes) < 2 or label.startswith(POOL):
+        return label
+    return f"{len(nodes)} masters of {label}"
+
+
+def _done_node_lines(result: EvictResult) -> list[str]:
+    """Every node a complete run on several acted on, by its own address, with its count (a run
+    that did not complete has node_lines, which also say what failed)."""
+    if len(result.node_reports) < 2:
+        return []
+    if result.dry_run:
+        return [f"  on {', '.join(result.node_reports)}"]
+    width = max(len(a) for a in result.node_reports)
+    return [
+        f"  {address:<{width}}  {report.evicted:,} evicted" for address, report in result.node_reports.items()
+    ]
+
+
 def _report(args: argparse.Namespace, result: EvictResult, label: str, audit: _Audit) -> int:
     # The terminal may be gone (SIGHUP): the audit log already has the outcome, so a failed
     # print must not turn into a traceback.
@@ -287,8 +314,8 @@ def _report(args: argparse.Namespace, result: EvictResult, label: str, audit: _A
         if args.json:
             print(json.dumps(result.as_json()), flush=True)
         else:
-            print(summary(result, label))
-            for line in node_lines(result):
+            print(summary(result, _where(result, label)))
+            for line in node_lines(result) or _done_node_lines(result):
                 print(line)
             sys.stdout.flush()
         if result.error and args.json:

@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 import redis as redis_py
+from redis.crc import key_slot
 
 from cachetop.servers import LocalServer, free_port
+from tests.cluster_fixture import cli, running_cluster
 from tests.conftest import wait_until
 from tests.integration.test_hotkeys_redis import monitor_clients
 
@@ -243,3 +245,30 @@ def test_warm_file_error_is_whole(redis: LocalServer, tmp_path: Path) -> None:
         ' "...", "ttl": seconds | null})'
     ]
     assert redis_py.Redis(port=redis.port).dbsize() == 0  # a bad line writes nothing
+
+
+def test_cluster_evict_report_names_every_master(tmp_path: Path) -> None:
+    with running_cluster(tmp_path / "cluster") as cluster:
+        seed, *others = cluster.masters
+        ranges = cluster.slot_ranges()
+        # Keys on the two masters that are not the seed: the report used to name the seed only.
+        on_others = [
+            k
+            for k in (b"sess:%d" % i for i in range(200))
+            if not ranges[seed.port][0] <= key_slot(k) <= ranges[seed.port][1]
+        ][:40]
+        cluster.load(on_others)
+        held = {m.address: int(cli(m.port, "dbsize")) for m in cluster.masters}
+        assert held[seed.address] == 0 and all(held[m.address] > 0 for m in others)
+        dry = run("evict", cluster.url, "--pattern", "sess:*", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        first, nodes = dry.stdout.splitlines()
+        assert first.startswith(f"would evict 40 keys from 3 masters of {seed.address}, e.g. sess:")
+        assert sorted(nodes.removeprefix("  on ").split(", ")) == sorted(held)
+        done = run("evict", cluster.url, "--pattern", "sess:*", "--yes")
+        assert done.returncode == 0, done.stderr
+        first, *per_node = done.stdout.splitlines()
+        assert first == f"evicted 40 of 40 matched keys from 3 masters of {seed.address}"
+        width = max(len(a) for a in held)
+        assert sorted(per_node) == sorted(f"  {a:<{width}}  {n} evicted" for a, n in held.items())
+        assert cluster.dbsize() == 0
