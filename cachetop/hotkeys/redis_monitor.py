@@ -65,6 +65,11 @@ HOLD_BYTES = 4 << 20
 MAX_LINE = 256 << 10
 
 
+# After a phase, the watchdog's connection stays this long before it closes: other cachetop
+# processes that poll at least this often see its last count (backends/viewers.py).
+SIDE_LINGER_S = 3.0
+
+
 @dataclass(slots=True)
 class MonitorStats:
     phases: int = 0
@@ -151,11 +156,6 @@ class MonitorSampler:
                 started = self.clock()
                 await self._sample_once(side)
                 self.phase = "waiting"
-                # Between phases cachetop holds only its poll and probe connections (the side
-                # connection comes back, named and counted, with the next phase).
-                with contextlib.suppress(Exception):
-                    if side.connection is not None:
-                        await side.connection.disconnect()
                 # One phase per on_s + off_s, however early it ended: the duty cycle is a ceiling.
                 # Continuous sampling (off_s = 0) still backs off after the watchdog stopped it.
                 if self.off_s > 0:
@@ -167,6 +167,16 @@ class MonitorSampler:
                         rest = min(rest, self._phase_on_s * self.off_s / self.on_s)
                 else:
                     rest = 1.0 if self.stats.last_stop else 0.0
+                if rest > SIDE_LINGER_S:
+                    # Between phases cachetop holds only its poll and probe connections. The side
+                    # connection lingers first, so that other cachetop processes' polls read its
+                    # final count in its name (backends/viewers.py); it comes back, named and
+                    # counted, with the next phase.
+                    await asyncio.sleep(SIDE_LINGER_S)
+                    rest -= SIDE_LINGER_S
+                    with contextlib.suppress(Exception):
+                        if side.connection is not None:
+                            await side.connection.disconnect()
                 await asyncio.sleep(max(rest, 0.0))
         finally:
             with contextlib.suppress(Exception):

@@ -41,13 +41,13 @@ async def test_between_monitor_phases_two_connections_and_no_scan(redis: LocalSe
     client.mset({f"k{i}": "v" * i for i in range(200)})  # what a big-key scan would size
     client.close()
     config = fast_config(redis.url, interval=0.2, window=2.0)
-    hotkeys = replace(HotKeySettings(), monitor_on=0.5, monitor_off=1.5)  # defaults, a faster cycle
+    hotkeys = replace(HotKeySettings(), monitor_on=0.5, monitor_off=4.0)  # defaults, a faster cycle
     config = replace(config, sections={**config.sections, "hotkeys": hotkeys})
     async with Monitor(config) as mon, LiveSources(config, mon, alerts=False) as live:
         collector = live.collectors[mon.pollers[0].inst.name]
         sampler = await until(lambda: collector.sampler, what="the MONITOR sampler")
         await until(lambda: sampler.stats.phases >= 1 and sampler.phase == "waiting", what="one phase done")
-        # The side connection is gone once the phase ends; the poll and the probe stay.
+        # The side connection goes SIDE_LINGER_S after the phase; the poll and the probe stay.
         await until(
             lambda: cachetop_clients(redis.port) == ["cachetop", "cachetop-probe", "cachetop-test"],
             what="2 connections between phases",
