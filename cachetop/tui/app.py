@@ -348,8 +348,8 @@ async def run_app(
             )
             stop_wait = asyncio.create_task(stop_asked.wait())
             try:
-                await asyncio.wait({app_task, starting}, return_when=asyncio.FIRST_COMPLETED)
-                if starting.done() and starting.exception() is None and not app_task.done():
+                await asyncio.wait({app_task, starting, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if starting.done() and starting.exception() is None and not stop_wait.done():
                     await asyncio.wait({app_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 await _end(app, app_task, starting, stop_wait)
