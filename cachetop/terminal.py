@@ -32,15 +32,17 @@ def _is_terminal(stream: TextIO | None) -> bool:
 def screen_on_terminal(tty_path: str = TTY) -> Iterator[bool]:
     """Within the block, fd 2 is the terminal and the log goes where stderr was sent.
     Yields whether it moved anything: not when stderr already is a terminal, nor when there is
-    no controlling terminal to draw on (then the dashboard behaves as it did)."""
+    no terminal to draw on, neither /dev/tty nor stdout (then the dashboard behaves as it did)."""
     if _is_terminal(sys.__stderr__):
         yield False
         return
     try:
         tty_fd = os.open(tty_path, os.O_RDWR | os.O_NOCTTY)
-    except OSError:
-        yield False
-        return
+    except OSError:  # no controlling terminal; stdout may still be one (a pty handed to us)
+        if not _is_terminal(sys.__stdout__):
+            yield False
+            return
+        tty_fd = os.dup(sys.__stdout__.fileno())  # type: ignore[union-attr]
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
