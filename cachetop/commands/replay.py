@@ -88,5 +88,8 @@ async def _dashboard(recording: Recording, first: int, args: argparse.Namespace)
     app.sub_title = f"replay {recording.path.name}"
     if not args.paused:
         player.resume()
-    async with player:
-        return await run_app(app, config, start_monitor=False)
+    from cachetop.terminal import screen_on_terminal
+
+    with screen_on_terminal():  # `2>err.log`: the screen on the terminal, only log lines in the file
+        async with player:
+            return await run_app(app, config, start_monitor=False)
