@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from cachetop.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.exporters.outputs import attach_outputs
+from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer, free_port
 from tests.conftest import wait_until
 
@@ -123,3 +127,31 @@ def test_evict_works_in_the_demo(tmp_path: Path, session: str) -> None:
     wait_until(lambda: "Evict from" not in _screen(session), deadline_s=10, what="the dialog closed")
     _keys(session, "q")
     wait_until(lambda: status.exists() and status.read_text().strip(), deadline_s=30, what="exit status")
+
+
+def test_replay_with_stderr_in_a_file_draws_on_the_terminal(
+    tmp_path: Path, session: str, redis: LocalServer
+) -> None:
+    recording = tmp_path / "fleet.ctrec"
+
+    async def record() -> None:
+        config = Config(
+            path=None,
+            settings=Settings(interval=0.1, window=1.0, state_dir=tmp_path / "state"),
+            instances=(InstanceConfig(name="cache-recorded", target=parse_target(redis.url)),),
+        )
+        async with Monitor(config) as monitor, attach_outputs(monitor, record=str(recording)):
+            await monitor.wait_polls(3, timeout=10)
+
+    asyncio.run(record())
+    log, status = tmp_path / "err.log", tmp_path / "status"
+    _start(
+        session,
+        f"env TERM=xterm-256color {CACHETOP} replay --paused {recording} 2>{log}; echo $? > {status}",
+        (80, 24),
+    )
+    wait_until(lambda: "cache-recorded" in _screen(session), deadline_s=20, what="the replayed overview")
+    _keys(session, "q")
+    wait_until(lambda: status.exists() and status.read_text().strip(), deadline_s=15, what="exit status")
+    assert status.read_text().strip() == "0"
+    assert b"\x1b" not in log.read_bytes()
