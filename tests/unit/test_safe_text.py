@@ -69,3 +69,12 @@ def test_log_records_with_control_characters_are_escaped_and_stay_one_line() -> 
     assert text.splitlines()[0] == "evil\\x1b]0;title\\x07: down (line1\\x0aFAKE line)"
     assert "RuntimeError: boom\\x1b[2J" in text
     assert "\x1b" not in text and "\x07" not in text
+
+
+def test_clip_message_cuts_at_a_word_with_an_ellipsis() -> None:
+    from cachetop.safe_text import clip_message
+
+    assert clip_message("short message", 40) == "short message"
+    assert clip_message("Expecting property name enclosed in double quotes", 30) == "Expecting property name…"
+    assert clip_message("x" * 50, 10) == "xxxxxxxxx…"  # no word to cut at: at a character
+    assert clip_message("bad\x1b[2Jvalue, retry later", 12) == "bad\\x1b[2Jv…"  # escaped, then cut
