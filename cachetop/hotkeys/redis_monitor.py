@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cachetop.aio import OwnTrafficGate, cancel_and_wait
+from cachetop.backends.viewers import claim_ahead
 from cachetop.config import InstanceConfig
 from cachetop.format import size
 from cachetop.hotkeys import suspend
@@ -299,6 +300,10 @@ class MonitorSampler:
         if sent:  # its commands count in total_commands_processed like ours: report them
             for command in ("auth",) * bool(self.inst.target.password) + ("client|setname", "client|kill"):
                 self._count(command)
+            # ...to other cachetop processes too, on the poll connection (backends/viewers.py):
+            # the guardian's connection was gone before any of them could read its name.
+            async with self.gate.shared() if self.gate is not None else contextlib.nullcontext():
+                await claim_ahead(self.inst.target.host, self.inst.target.port, sent)
         if result == "error":
             return False  # it could not end it: whatever closed the connection, it was not us
         self.stats.stops_for_stall += 1

@@ -127,7 +127,9 @@ k = 20
                 name: (m.get(("cachetop_ops_per_second", name)), m.get(("cachetop_connections", name)))
                 for name in ("redis", "mc")
             }
-            assert readings == {"redis": (0.0, 1.0), "mc": (0.0, 1.0)}
+            if readings != {"redis": (0.0, 1.0), "mc": (0.0, 1.0)}:
+                stats = app.info("commandstats")  # what ran, to tell who leaked
+                pytest.fail(f"{readings}; {sorted((k, v['calls']) for k, v in stats.items())}")
             time.sleep(0.2)  # pacing the scrapes, not waiting for a condition
         assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
     finally:
