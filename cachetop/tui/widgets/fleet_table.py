@@ -16,7 +16,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -88,6 +88,7 @@ class FleetTable(ScrollView, can_focus=True):
         self._styles: dict[tuple[str | None, str], Style] = {}
         self.shows = 0  # how many times show() ran (bench/tui.py)
         self.lines_rendered = 0  # row lines drawn: stays near the screen height per tick
+        self.lines_refreshed = 0  # lines show() asked to redraw because they changed
 
     # --- what the table holds ------------------------------------------------------------------
 
@@ -102,8 +103,12 @@ class FleetTable(ScrollView, can_focus=True):
         self.refresh()
 
     def show(self, rows: Sequence[Row]) -> None:
-        """Shows `rows` in this order; the cursor stays on the row it was on (by key)."""
+        """Shows `rows` in this order; the cursor stays on the row it was on (by key). Only the
+        lines on screen whose row or cells changed are redrawn (a terminal over SSH gets only
+        what changed)."""
         selected = self.selected_key()
+        before = self._on_screen()
+        cursor, top = self.cursor_row, round(self.scroll_y)
         self._rows = list(rows)
         self._index = {row.key: i for i, row in enumerate(self._rows)}
         self.shows += 1
@@ -112,7 +117,21 @@ class FleetTable(ScrollView, can_focus=True):
             self._set_cursor(self._index[selected])
         else:
             self._set_cursor(min(self.cursor_row, max(0, len(self._rows) - 1)))
-        self.refresh()
+        if (self.cursor_row, round(self.scroll_y)) != (cursor, top):
+            self.refresh()
+            return
+        after = self._on_screen()
+        width = self.scrollable_content_region.width
+        for line in range(max(len(before), len(after))):
+            old = before[line] if line < len(before) else None
+            new = after[line] if line < len(after) else None
+            if old != new:
+                self.lines_refreshed += 1
+                self.refresh(Region(0, line + HEADER_LINES, width, 1))
+
+    def _on_screen(self) -> list[tuple[str, dict[str, Cell]]]:
+        top = round(self.scroll_y)
+        return [(row.key, row.cells) for row in self._rows[top : top + self._page_rows()]]
 
     def _resize_virtual(self) -> None:
         width = sum(c.width + CELL_PADDING for c in self.layout_columns)
