@@ -15,6 +15,7 @@ from textual.widgets import Static
 # (keys, what) in the order a newcomer needs them. tests/tui checks that every binding is here.
 HELP_KEYS: tuple[tuple[str, str], ...] = (
     ("↑ ↓  PgUp PgDn", "move the selection"),
+    ("Home  End", "first / last row"),
     ("enter", "open the selected instance: charts, commands, slowlog, clients, server"),
     ("escape", "back to the overview / clear the filter / close this help"),
     ("/", "filter by name or tag (tag:NAME for an exact tag)"),
