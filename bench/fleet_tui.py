@@ -66,10 +66,12 @@ def gone(pid: int) -> bool:
         return True
 
 
-def one_run(config: Path, n: int, how: str, settle_s: float, workdir: Path) -> dict[str, float]:
+def one_run(
+    config: Path, n: int, how: str, settle_s: float, workdir: Path, cachetop: str
+) -> dict[str, float]:
     session = f"bench-{uuid.uuid4().hex[:8]}"
     pid_file = workdir / f"{session}.pid"
-    command = f"echo $$ > {pid_file}; exec env TERM=xterm-256color {CACHETOP} -c {config}"
+    command = f"echo $$ > {pid_file}; exec env TERM=xterm-256color {cachetop} -c {config}"
     start = time.monotonic()
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", "sh", "-c", command], check=True
@@ -81,7 +83,7 @@ def one_run(config: Path, n: int, how: str, settle_s: float, workdir: Path) -> d
         pid = int(pid_file.read_text())
         peak = 0.0
         full_row = f"fleet ({n:,})"
-        while "rows_s" not in out and time.monotonic() - start < 120:
+        while "rows_s" not in out and time.monotonic() - start < 180:
             text = screen(session)
             peak = max(peak, rss_mb(pid))
             if "first_frame_s" not in out and "cachetop" in text:
@@ -102,6 +104,8 @@ def one_run(config: Path, n: int, how: str, settle_s: float, workdir: Path) -> d
         while not gone(pid) and time.monotonic() - asked < 120:
             time.sleep(0.01)
         out["quit_s"] = time.monotonic() - asked
+        if not gone(pid):  # still there after 120 s: an old build that ignores q
+            os.kill(pid, signal.SIGKILL)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     return out
@@ -113,6 +117,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--how", choices=("q", "term"), default="q")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds of polling before quitting")
+    parser.add_argument(
+        "--cachetop",
+        default=str(CACHETOP),
+        help="the command to measure (another build: 'env PYTHONPATH=/path/to/it .venv/bin/cachetop')",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     redis = redis_server(extra=["--maxclients", "20000"])
@@ -126,7 +135,7 @@ def main() -> None:
                 config = workdir / f"fleet-{n}.toml"
                 write_config(config, n, redis, memcached, closed)
                 for _ in range(args.runs):
-                    results[n].append(one_run(config, n, args.how, args.settle, workdir))
+                    results[n].append(one_run(config, n, args.how, args.settle, workdir, args.cachetop))
     finally:
         redis.cleanup()
         memcached.cleanup()

@@ -163,6 +163,9 @@ def summary_cells(
         cells["name"] = (label, None, "bold")
     if "status" in cells:
         status = f"{summary.up}/{summary.total}"
+        width = next(c.width for c in columns if c.key == "status")
+        if len(status) > width and summary.total:  # 4960/10000 does not fit: the share up does
+            status = f"{int(100 * summary.up / summary.total)}% up"
         cells["status"] = (status, "good" if summary.healthy else "bad", "bold")
     if "hit" in cells:
         cells["hit"] = (fmt.pct(summary.hit_ratio), None, "bold")

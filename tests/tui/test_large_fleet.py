@@ -127,3 +127,13 @@ async def test_poll_slots_are_first_come_first_served_and_a_cancelled_waiter_is_
     await asyncio.gather(tasks["a"], tasks["c"])
     assert order == ["a", "c"]
     assert tasks["b"].cancelled()
+
+
+async def test_a_group_too_large_for_up_slash_total_shows_the_share_up() -> None:
+    app = app_for(fleet(10_000, tagged=True, down=set(range(0, 10_000, 3))))
+    async with app.run_test(size=(80, 24)):
+        table = app.screen.query_one("FleetTable")
+        await until(lambda: table.row_count == 5, what="the fleet row and four folded groups")
+        assert table.cell_text(FLEET_KEY, "status") == "66% up"  # 6,666 of 10,000
+        assert table.cell_text(GROUP_PREFIX + "api", "status") == "66% up"
+        assert "Σ fleet (10,000)" in screen_text(app)
