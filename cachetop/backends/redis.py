@@ -450,6 +450,11 @@ def viewer_facts(tally: ViewerTally) -> dict[str, str]:
             f"{tally.viewers} other cachetop viewer{plural}, {tally.connections} connections"
             " (their commands and connections are left out)"
         )
+        if tally.uncounted:
+            facts["other_viewers"] += (
+                f"; {tally.uncounted} of the connections report no command count (an older"
+                " cachetop?): what they send shows as traffic"
+            )
     if tally.foreign_monitors:
         facts["foreign_monitors"] = "; ".join(
             f"{m.addr} age {m.age_s}s omem {m.omem} bytes" for m in tally.foreign_monitors[:5]

@@ -112,6 +112,7 @@ def async_client(
     *,
     count: Count | None = None,
     gate: OwnTrafficGate | None = None,
+    claimed: bool = False,
     **kwargs: Any,
 ) -> Any:
     """An asyncio client; pass single_connection_client=True, decode_responses=True... as needed.
@@ -119,6 +120,8 @@ def async_client(
     With `count`, every command the server will count in total_commands_processed is reported
     to it when sent (handshakes, commands, pipelines), so the poller can take them out; with
     `gate` too, each is sent and answered while no poll's INFO runs (see OwnTrafficGate).
+    `claimed`: a short-lived client whose commands the caller claimed ahead on the poll
+    connection (backends/viewers.py); its name counts none of them.
     """
     where = {k: kwargs.pop(k) for k in ("host", "port", "db", "auth") if k in kwargs}
     cls = _CappedRedis if count is None else _counting_class(count, gate or _NO_GATE, name)
@@ -126,7 +129,7 @@ def async_client(
     if count is not None:
         hello = handshake(inst, where.get("db"))
         # The name carries this connection's count (backends/viewers.py), from its handshake on.
-        client_name = counted_name(name, sum(hello.values()))
+        client_name = counted_name(name, 0 if claimed else sum(hello.values()))
 
         async def connect(conn: Any) -> None:
             for command, n in hello.items():

@@ -84,6 +84,7 @@ class ViewerTally:
     connections: int = 0  # other cachetop connections in the latest listing
     viewers: int = 0  # other cachetop processes (tokens) in the latest listing, plus unnamed ones
     own_connections: int = 0  # this process's connections in the latest listing
+    uncounted: int = 0  # cachetop* connections whose name counts nothing (an older cachetop...)
     foreign_monitors: tuple[ForeignMonitor, ...] = ()
     _seen: dict[bytes, int] = field(default_factory=dict)  # client id -> last count
     _listed: bool = False
@@ -127,7 +128,7 @@ class ViewerTally:
                 )
         self._seen = seen
         self._listed = True
-        self.connections, self.own_connections = others, own
+        self.connections, self.own_connections, self.uncounted = others, own, unnamed
         self.viewers = len(tokens) + (1 if unnamed and not tokens else 0)
         self.foreign_monitors = tuple(monitors)
 

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cachetop.aio import OwnTrafficGate
-from cachetop.backends.viewers import TOKEN, forget_own, is_own_address, note_own, parse_counted
+from cachetop.backends.viewers import (
+    TOKEN,
+    claim_ahead,
+    forget_own,
+    is_own_address,
+    note_own,
+    parse_counted,
+)
 from cachetop.config import InstanceConfig
 
 CLIENT_NAME = "cachetop"
@@ -158,7 +165,7 @@ async def fetch_details(
 async def _redis(
     inst: InstanceConfig, timeout: float, own_commands: Counter[str] | None, gate: OwnTrafficGate | None
 ) -> Details:
-    from cachetop.backends.redis_client import async_client
+    from cachetop.backends.redis_client import async_client, handshake
 
     def count(command: str, n: int) -> None:
         if own_commands is not None:
@@ -166,7 +173,11 @@ async def _redis(
 
     # Every command (the handshake included) is counted as sent and answered while no poll's
     # INFO runs, so the poll takes it out of ops/s exactly.
-    client = async_client(inst, timeout, CLIENT_NAME, count=count, gate=gate)
+    # A short-lived connection: its commands (handshake, SLOWLOG, CLIENT LIST) are claimed ahead
+    # on the poll connection, so other cachetop processes leave them out (backends/viewers.py).
+    async with gate.shared() if gate is not None else contextlib.nullcontext():
+        await claim_ahead(inst.target.host, inst.target.port, sum(handshake(inst).values()) + 2)
+    client = async_client(inst, timeout, CLIENT_NAME, count=count, gate=gate, claimed=True)
     for command in ("SLOWLOG GET", "CLIENT LIST"):
         client.set_response_callback(command, lambda response, **_: response)
     try:

@@ -51,7 +51,7 @@ def test_own_connections_unnamed_cachetop_and_foreign_monitors() -> None:
         ],
         continuous=False,
     )
-    assert (tally.own_connections, tally.connections, tally.viewers) == (2, 1, 1)
+    assert (tally.own_connections, tally.connections, tally.viewers, tally.uncounted) == (2, 1, 1, 1)
     assert [(m.addr, m.omem, m.age_s) for m in tally.foreign_monitors] == [
         ("10.0.0.4:5000", 1 << 20, 12),
         ("10.0.0.5:5000", 5, 12),
