@@ -404,7 +404,7 @@ async def _end(
     if not app_task.done():
         app.exit(app.return_code or 0)
         _, pending = await asyncio.wait({app_task}, timeout=QUIT_DEADLINE_S)
-        if pending:  # an app that does not end when asked (it never happened; the bound is cheap)
+        if pending:  # a signal that came before the app ran: its exit() was lost
             app_task.cancel()
     await asyncio.wait({starting, app_task, stop_wait})
 
@@ -419,24 +419,25 @@ def run_dashboard(config: Config, args: argparse.Namespace) -> int:
     try:
         code = runner.run(run_app(app, config, record=getattr(args, "record", None), fast_exit=fast))
     except BaseException:
-        runner.close()
+        close_runner(runner)  # the error is shown by the caller; a stuck task must not hide it
         raise
-    if fast:
+    if fast or not close_runner(runner):
         end_process(code)
-    close_runner(runner, code)
     return code
 
 
-def close_runner(runner: asyncio.Runner, code: int) -> None:
+def close_runner(runner: asyncio.Runner) -> bool:
     """Runner.close(), bounded: it cancels what is left once and waits for ever, and a task
-    that swallows its cancel (see aio.cancel_and_wait) would keep a closed dashboard alive."""
+    that swallows its cancel (see aio.cancel_and_wait) would keep a closed dashboard alive.
+    False when a task would not end (the loop is left open: the process is about to end)."""
     from cachetop.monitor import cancel_within
 
     loop = runner.get_loop()
     left = [t for t in asyncio.all_tasks(loop) if not t.done()]
     if left and loop.run_until_complete(cancel_within(left, QUIT_DEADLINE_S)):
-        end_process(code)
+        return False
     runner.close()
+    return True
 
 
 def end_process(code: int) -> NoReturn:
