@@ -159,6 +159,9 @@ class LiveSources:
             window_s=self.config.settings.window,
             timeout=self.config.timeout_of(poller.inst),
             gate=getattr(poller.backend, "own_gate", None),
+            # The poll connection and `stats` serve the sampler too: no side connection of its own.
+            side=getattr(poller.backend, "side_commands", None),
+            worker_drops=getattr(poller.backend, "worker_drops", None),
         )
         own = self._own.get(poller.inst.name)
         if own is None:

@@ -73,6 +73,11 @@ class SentinelBackend:
         master after a failover cannot hold up the new master's polls."""
         return getattr(self.inner, "own_gate", None)
 
+    @property
+    def side_commands(self) -> Any:
+        """The current master's poll connection, for the hot-key sampler (hotkeys/conn.py)."""
+        return getattr(self.inner, "side_commands", None)
+
     def _configure(self, inner: Backend) -> None:
         if self._detail_every_s is not None and hasattr(inner, "detail_every_s"):
             inner.detail_every_s = self._detail_every_s

@@ -98,6 +98,7 @@ class MemcachedBackend:
         self._own_connections: dict[str, Callable[[], int]] = {}
         self._probe_checked = False
         self._extra_listeners = 0
+        self._worker_dropped: int | None = None  # log_worker_dropped in the last `stats`
 
     async def _connect(self) -> None:
         self._reader, self._writer = await asyncio.open_connection(
@@ -178,7 +179,14 @@ class MemcachedBackend:
         await self._connect()
         return await self._command(b"stats\r\n")
 
+    def worker_drops(self) -> int | None:
+        """log_worker_dropped from the last poll's `stats`, for the `watch` sampler's drop rate
+        (hotkeys/memcached_watch.py): read here, it costs no connection of its own."""
+        return self._worker_dropped
+
     def _sample(self, now: float, stats: dict[str, bytes]) -> Sample:
+        if "log_worker_dropped" in stats:
+            self._worker_dropped = _num(stats, "log_worker_dropped")
         cpu = sum(float(stats.get(f, b"0")) for f in ("rusage_user", "rusage_system"))
         counters = {
             "hits": _num(stats, "get_hits"),

@@ -139,6 +139,9 @@ class RedisBackend:
         self._listed_last = False  # the previous poll read CLIENT LIST
         self._foreign_omem: int | None = None
         self._withdraw_claim = register_claim(self.target.host, self.target.port, self._claim)
+        self._closed = False
+        # The hot-key sampler's side commands go on the poll connection (hotkeys/conn.py).
+        self.side_commands = PollConnectionSide(self)
 
     # --- connections ------------------------------------------------------------------------
 
@@ -247,7 +250,9 @@ class RedisBackend:
     async def run_own(self, *commands: tuple[str, ...]) -> list[Any]:
         """Sends commands on the poll connection as cachetop's own (left out of ops/s and
         command stats) and returns the raw replies, an error reply as an exception value.
-        Bounded by the poll timeout. Cluster discovery uses it."""
+        Bounded by the poll timeout. Cluster discovery and the hot-key sampler use it."""
+        if self._closed:  # a sampler still running after a failover must not reconnect here
+            raise RedisConnectionError("the poll connection is closed")
         async with asyncio.timeout(self.timeout):
             replies, _ = await self._exchange(*commands)
         return replies
@@ -435,10 +440,37 @@ class RedisBackend:
         )
 
     async def close(self) -> None:
+        self._closed = True
         self._withdraw_claim()
         self.close_probe()
         await self._client.aclose()
         await self._client.connection_pool.disconnect()
+
+
+class PollConnectionSide:
+    """The poll connection as a hot-key sampler's side connection (hotkeys/conn.py SideCommands):
+    a MONITOR phase then holds one connection more than the poll and the probe, not two.
+
+    Each call is one run_own round trip: counted as ours, named with its count (other cachetop
+    processes leave it out) and serialised with the polls by the own-traffic gate, so a poll
+    waits at most for one call in flight, and a call for at most one poll."""
+
+    connections = 0  # the poll connection is the poller's
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._backend = backend
+
+    async def call(self, *args: str | int) -> Any:
+        (reply,) = await self._backend.run_own(tuple(str(a) for a in args))
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def rest(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
 
 def viewer_facts(tally: ViewerTally) -> dict[str, str]:

@@ -24,8 +24,14 @@ from typing import Any
 from cachetop.aio import OwnTrafficGate, cancel_and_wait
 from cachetop.config import InstanceConfig
 from cachetop.hotkeys import server_hotkeys
-from cachetop.hotkeys.conn import HotKeysError, client_connected, redis_client, redis_error_text
-from cachetop.hotkeys.memcached_watch import WatchSampler, WatchStats
+from cachetop.hotkeys.conn import (
+    HotKeysError,
+    SideCommands,
+    client_connected,
+    redis_client,
+    redis_error_text,
+)
+from cachetop.hotkeys.memcached_watch import WatchSampler, WatchStats, WorkerDrops
 from cachetop.hotkeys.monitor_parser import READ, ParseResult, unquote
 from cachetop.hotkeys.redis_monitor import MonitorSampler, MonitorStats
 from cachetop.hotkeys.scan import ThrottledScan, keysizes, lfu_policy
@@ -50,9 +56,15 @@ class HotKeyCollector:
         clock: Callable[[], float] = time.monotonic,
         monitor_options: dict[str, Any] | None = None,
         gate: OwnTrafficGate | None = None,
+        side: SideCommands | None = None,
+        worker_drops: WorkerDrops | None = None,
     ) -> None:
         self.inst = inst
         self.gate = gate  # the poller's: our commands wait while its INFO runs
+        # From the poller too, so a sample costs one connection (the stream), not two: the poll
+        # connection for MONITOR's side commands, and memcached's log_worker_dropped from `stats`.
+        self.side = side
+        self.worker_drops = worker_drops
         self.settings = s = settings or HotKeySettings()
         self.timeout = timeout
         self.clock = clock
@@ -135,6 +147,7 @@ class HotKeyCollector:
                 off_s=s.watch_off,
                 timeout=self.timeout,
                 clock=self.clock,
+                worker_drops=self.worker_drops,
             )
             self.error = None
             await self.sampler.run()
@@ -205,7 +218,13 @@ class HotKeyCollector:
             **self.monitor_options,
         }
         sampler = MonitorSampler(
-            self.inst, self._ingest_monitor, timeout=self.timeout, clock=self.clock, gate=self.gate, **options
+            self.inst,
+            self._ingest_monitor,
+            timeout=self.timeout,
+            clock=self.clock,
+            gate=self.gate,
+            side=self.side,
+            **options,
         )
         return self._use(sampler, "ops")
 

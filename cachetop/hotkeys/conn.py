@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from cachetop.aio import OwnTrafficGate
 from cachetop.backends.viewers import claim_ahead, counted_name, forget_own, note_own
@@ -150,6 +150,60 @@ def redis_client(
     from cachetop.backends.redis_client import async_client
 
     return async_client(inst, timeout, name, count=count, gate=gate, single_connection_client=True)
+
+
+class SideCommands(Protocol):
+    """Where a sampler sends its request/response commands (COMMAND, CONFIG GET, CLIENT LIST):
+    replies come back raw (bytes, integers, lists, as RESP2 reads), an error reply raised.
+
+    In a process that polls the instance (dashboard, daemon) it is the poll connection
+    (backends/redis.py PollConnectionSide), so a MONITOR phase costs one connection more, not two;
+    `cachetop hotkeys`, which polls nothing, has a connection of its own (SideConnection)."""
+
+    @property
+    def connections(self) -> int:
+        """Connections it holds open of its own (the poll connection's are the poller's: 0)."""
+        ...
+
+    async def call(self, *args: str | int) -> Any: ...
+
+    async def rest(self) -> None:
+        """Between phases: closes what it holds of its own."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class SideConnection:
+    """The sampler's own side connection, for a process without a poller (`cachetop hotkeys`).
+    Each command goes in one write with a CLIENT SETNAME that counts it (redis_client.py)."""
+
+    def __init__(
+        self,
+        inst: InstanceConfig,
+        timeout: float,
+        count: Callable[[str, int], None] | None = None,
+        gate: OwnTrafficGate | None = None,
+    ) -> None:
+        self._client = redis_client(inst, timeout, count=count, gate=gate)
+        # Raw replies, as the poll connection gives them: redis-py parses COMMAND into a dict.
+        self._client.response_callbacks.pop("COMMAND", None)
+
+    @property
+    def connections(self) -> int:
+        return client_connected(self._client)
+
+    async def call(self, *args: str | int) -> Any:
+        return await self._client.execute_command(*args)
+
+    async def rest(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._client.connection is not None:
+                await self._client.connection.disconnect()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._client.aclose()
 
 
 def client_connected(client: Any) -> int:

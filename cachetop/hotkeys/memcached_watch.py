@@ -3,8 +3,9 @@
 The server never slows down for a watcher, and drops lines in two places: when we fall behind
 (it tells us with `skipped=N` in the stream) and when a worker thread's log buffer is full
 (the stream says nothing; `stats` counts them in log_worker_dropped, read every STATS_EVERY_S
-on a side connection). Both go into the drop rate. The stream may run continuously (off_s = 0,
-the default) or on a duty cycle like MONITOR. The connections are closed in `finally`.
+from the poller's `stats` in a process that polls the instance, else on a side connection).
+Both go into the drop rate. The stream may run continuously (off_s = 0, the default) or on a
+duty cycle like MONITOR. The connections are closed in `finally`.
 
 A watcher that stops reading costs the server little: memcached 1.6 keeps at most 256 KiB per
 watcher (LOGGER_WATCHER_BUF_SIZE) and skips lines beyond it, so no guardian process is needed as
@@ -58,6 +59,8 @@ class WatchStats:
 
 
 Sink = Callable[[WatchResult, float, float], None]  # (result, observed seconds, now)
+# log_worker_dropped from the poller's latest `stats` (None before the first): no connection of ours.
+WorkerDrops = Callable[[], int | None]
 
 
 class WatchSampler:
@@ -73,8 +76,10 @@ class WatchSampler:
         timeout: float = 2.0,
         tick_s: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
+        worker_drops: WorkerDrops | None = None,
     ) -> None:
         self.inst = inst
+        self.worker_drops = worker_drops
         self.sink = sink
         self.on_s = on_s
         self.off_s = off_s
@@ -107,6 +112,9 @@ class WatchSampler:
     async def _count_worker_drops(self) -> None:
         """Adds what worker threads dropped since the last read. `stats` moves no counter that
         cachetop reports. A failure only means the drop rate misses these: it is not fatal."""
+        if self.worker_drops is not None:
+            self._add_worker_drops(self.worker_drops())
+            return
         try:
             if self._side is None:
                 self._side = await open_stream(self.inst, self.timeout)
@@ -119,9 +127,11 @@ class WatchSampler:
                 self._side = None
             return
         m = _WORKER_DROPPED.search(reply)
-        if m is None:
+        self._add_worker_drops(int(m.group(1)) if m is not None else None)
+
+    def _add_worker_drops(self, total: int | None) -> None:
+        if total is None:
             return
-        total = int(m.group(1))
         if self._worker_dropped is not None and total >= self._worker_dropped:
             self.stats.worker_dropped += total - self._worker_dropped
         self._worker_dropped = total

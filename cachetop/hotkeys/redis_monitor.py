@@ -8,9 +8,10 @@ default; a forgotten MONITOR has OOM-killed servers). So:
   has read `max_lines` lines: while MONITOR is on, every command costs the server the formatting
   of its line (a saturated Redis 7.0 loses about 60% of its throughput, even to a client that
   never reads), so a busy server must pay for a sample, not for a second;
-* a watchdog on a second connection reads the monitor client's `omem` in CLIENT LIST every
-  `check_s` and closes the monitor connection when omem reaches half the limit, so that what the
-  server appends before it notices the close cannot carry omem past the limit;
+* a watchdog reads the monitor client's `omem` in CLIENT LIST every `check_s` (on the poll
+  connection in a process that polls the instance, else on a side connection of its own) and
+  closes the monitor connection when omem reaches half the limit, so that what the server
+  appends before it notices the close cannot carry omem past the limit;
 * if that watchdog cannot get an answer within the timeout (the server is stuck), the monitor
   connection is closed too: we can no longer see what it costs;
 * the connection is closed in `finally`, so a normal stop, Ctrl-C (task cancellation) and a crash
@@ -44,11 +45,11 @@ from cachetop.format import size
 from cachetop.hotkeys import suspend
 from cachetop.hotkeys.conn import (
     HotKeysError,
-    client_connected,
+    SideCommands,
+    SideConnection,
     close_stream,
     open_stream,
     parse_client_list,
-    redis_client,
     redis_error_text,
     redis_hello,
     resp_command,
@@ -66,8 +67,9 @@ HOLD_BYTES = 4 << 20
 MAX_LINE = 256 << 10
 
 
-# After a phase, the watchdog's connection stays this long before it closes: other cachetop
-# processes that poll at least this often see its last count (backends/viewers.py).
+# After a phase, the watchdog's own connection (`cachetop hotkeys`: no poll connection to use)
+# stays this long before it closes: other cachetop processes that poll at least this often see
+# its last count (backends/viewers.py).
 SIDE_LINGER_S = 3.0
 
 
@@ -113,6 +115,7 @@ class MonitorSampler:
         gate: OwnTrafficGate | None = None,
         stall: float = 0.5,
         guardian: GuardianLink | None = None,
+        side: SideCommands | None = None,
     ) -> None:
         self.inst = inst
         self.stall = stall  # the guardian ends a MONITOR not read for this long
@@ -135,7 +138,10 @@ class MonitorSampler:
         self._held: list[tuple[bytes, float]] = []  # chunks received, not parsed yet, and when
         self._pending = b""  # a partial last line, at most MAX_LINE bytes (see linecap.py)
         self._cap = LineCap(MAX_LINE)
-        self._side: Any = None  # the redis-py client for CLIENT LIST
+        # COMMAND, CONFIG GET and CLIENT LIST go here: the poll connection when the process polls
+        # the instance (then a phase holds one connection more, the MONITOR), else our own.
+        self._given_side = side
+        self._side: SideCommands | None = None
         self._last = 0.0  # when the last parsed chunk arrived
         # The phase's monitor connection and guardian registration, for end_for_suspend.
         self._writer: asyncio.StreamWriter | None = None
@@ -149,7 +155,9 @@ class MonitorSampler:
         self.server_limit = "unknown"
 
     async def run(self) -> None:
-        side = self._side = redis_client(self.inst, self.timeout, count=self._count, gate=self.gate)
+        side = self._side = self._given_side or SideConnection(
+            self.inst, self.timeout, count=self._count, gate=self.gate
+        )
         try:
             await self._load_command_table(side)
             self.server_limit = await server_buffer_limit(side)
@@ -168,25 +176,22 @@ class MonitorSampler:
                         rest = min(rest, self._phase_on_s * self.off_s / self.on_s)
                 else:
                     rest = 1.0 if self.stats.last_stop else 0.0
-                if rest > SIDE_LINGER_S:
-                    # Between phases cachetop holds only its poll and probe connections. The side
-                    # connection lingers first, so that other cachetop processes' polls read its
-                    # final count in its name (backends/viewers.py); it comes back, named and
-                    # counted, with the next phase.
+                if rest > SIDE_LINGER_S and side.connections:
+                    # Between phases cachetop holds only its poll and probe connections. A side
+                    # connection of our own lingers first, so that other cachetop processes' polls
+                    # read its final count in its name (backends/viewers.py); it comes back, named
+                    # and counted, with the next phase.
                     await asyncio.sleep(SIDE_LINGER_S)
                     rest -= SIDE_LINGER_S
-                    with contextlib.suppress(Exception):
-                        if side.connection is not None:
-                            await side.connection.disconnect()
+                    await side.rest()
                 await asyncio.sleep(max(rest, 0.0))
         finally:
-            with contextlib.suppress(Exception):
-                await side.aclose()
+            await side.close()
 
-    async def _load_command_table(self, side: object) -> None:
+    async def _load_command_table(self, side: SideCommands) -> None:
         try:
-            reply = await side.command()  # type: ignore[attr-defined]
-            table = command_table_from_redis(reply)
+            reply = await side.call("COMMAND")
+            table = command_table_from_redis(command_table_reply(reply))
             if table:
                 self._parser.commands = table
         except Exception:  # ACL may deny COMMAND: the built-in table covers the common commands
@@ -194,15 +199,17 @@ class MonitorSampler:
 
     @property
     def open_connections(self) -> int:
-        """The side connection (CLIENT LIST) and, during a phase, the MONITOR connection."""
-        return client_connected(self._side) + (1 if self.stats.connected else 0)
+        """A side connection of our own (none on the poll connection) and, during a phase, the
+        MONITOR connection."""
+        side = self._side.connections if self._side is not None else 0
+        return side + (1 if self.stats.connected else 0)
 
     def _count(self, command: str, n: int = 1) -> None:
         self.stats.own_commands += n
         self.stats.own_by_command[command] += n
 
-    async def _own_clients(self, side: object) -> set[bytes]:
-        raw = await side.execute_command("CLIENT", "LIST", "TYPE", "normal")  # type: ignore[attr-defined]
+    async def _own_clients(self, side: SideCommands) -> set[bytes]:
+        raw = await side.call("CLIENT", "LIST", "TYPE", "normal")
         raw_b = raw if isinstance(raw, bytes) else str(raw).encode()
         return {
             c.get(b"addr", b"")
@@ -210,15 +217,15 @@ class MonitorSampler:
             if c.get(b"name", b"").startswith(b"cachetop")
         }
 
-    async def _omem(self, side: object, client_id: int) -> int | None:
-        raw = await side.execute_command("CLIENT", "LIST", "ID", client_id)  # type: ignore[attr-defined]
+    async def _omem(self, side: SideCommands, client_id: int) -> int | None:
+        raw = await side.call("CLIENT", "LIST", "ID", client_id)
         raw_b = raw if isinstance(raw, bytes) else str(raw).encode()
         for fields in parse_client_list(raw_b):
             if fields.get(b"id") == str(client_id).encode():
                 return int(fields.get(b"omem", b"0"))
         return None  # gone: the server closed it
 
-    async def _sample_once(self, side: object) -> None:
+    async def _sample_once(self, side: SideCommands) -> None:
         self.stats.last_stop = ""
         try:
             self._parser.own_clients = await asyncio.wait_for(self._own_clients(side), self.timeout)
@@ -241,6 +248,7 @@ class MonitorSampler:
             self.phase = "sampling"
             self.stats.phases += 1
             await self._read(reader, stop)
+            stop.set()  # the watchdog's last check, if one is out, is not about a close of ours
             off_at = self.clock()
             await close_stream(writer)  # MONITOR off first: the server stops paying for it
             self.stats.connected = False
@@ -256,6 +264,11 @@ class MonitorSampler:
                 self._phase_on_s = self.clock() - on_at
                 self.stats.on_seconds += self._phase_on_s
             self._end_guard()
+            # The watchdog ends after its check in flight: a check cancelled half-way would
+            # drop the poll connection it may be using (backends/redis.py run_own).
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait({watchdog}, timeout=self.timeout)
             await cancel_and_wait([watchdog])
 
     def end_for_suspend(self, signum: int) -> None:
@@ -441,16 +454,21 @@ class MonitorSampler:
         self._held = []
 
     async def _watch(
-        self, side: object, client_id: int, writer: asyncio.StreamWriter, stop: asyncio.Event
+        self, side: SideCommands, client_id: int, writer: asyncio.StreamWriter, stop: asyncio.Event
     ) -> None:
-        """Closes the monitor connection before its output buffer can pass the limit."""
-        while True:
+        """Closes the monitor connection before its output buffer can pass the limit. Returns
+        without a check once `stop` is set (the phase ended)."""
+        while not stop.is_set():
             try:
                 omem = await asyncio.wait_for(self._omem(side, client_id), self.timeout)
             except Exception:
+                if stop.is_set():
+                    return
                 self.stats.stops_for_timeout += 1
                 self.stats.last_stop = "no answer from CLIENT LIST: sampling stopped"
                 break
+            if stop.is_set():
+                return  # the phase ended while the check was out: MONITOR is closed by us
             if omem is None:
                 # (a suspension or the guardian may have ended it: _why_ended says so after)
                 self._gone = True
@@ -461,12 +479,32 @@ class MonitorSampler:
                 self.stats.stops_for_omem += 1
                 self.stats.last_stop = f"output buffer reached {omem} bytes: sampling paused"
                 break
-            await asyncio.sleep(self.check_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.check_s)
+        else:
+            return
         stop.set()
         await close_stream(writer)
 
 
-async def server_buffer_limit(side: Any) -> str:
+def command_table_reply(reply: Any) -> dict[bytes, dict[str, Any]]:
+    """COMMAND's raw reply (one array per command: name, arity, flags, first key, last key,
+    step, ...) in the shape of redis-py's parsed one, for command_table_from_redis."""
+    table: dict[bytes, dict[str, Any]] = {}
+    for entry in reply if isinstance(reply, list) else ():
+        if not isinstance(entry, list) or len(entry) < 6 or not isinstance(entry[0], bytes):
+            continue
+        flags = entry[2] if isinstance(entry[2], list) else []
+        table[entry[0]] = {
+            "flags": flags,
+            "first_key_pos": entry[3],
+            "last_key_pos": entry[4],
+            "step_count": entry[5],
+        }
+    return table
+
+
+async def server_buffer_limit(side: SideCommands) -> str:
     """The server's own bound on a MONITOR's output buffer, in a few words for the status line.
 
     MONITOR clients are in the `normal` class (networking.c getClientType: a replica flag with
@@ -475,8 +513,8 @@ async def server_buffer_limit(side: Any) -> str:
     all of them together use more. Both are 0 by default: no bound. This is what still protects
     the server when cachetop and its guardian are frozen together (a suspended VM)."""
     try:
-        limits = await side.config_get("client-output-buffer-limit")
-        clients = await side.config_get("maxmemory-clients")
+        limits = _pairs(await side.call("CONFIG", "GET", "client-output-buffer-limit"))
+        clients = _pairs(await side.call("CONFIG", "GET", "maxmemory-clients"))
     except Exception:  # CONFIG denied by ACL or renamed: we cannot tell
         return "unknown"
     text = _config_value(limits, "client-output-buffer-limit").split()
@@ -487,6 +525,13 @@ async def server_buffer_limit(side: Any) -> str:
     if evict and evict not in ("0", "0%"):
         return f"maxmemory-clients {evict}"
     return "none"
+
+
+def _pairs(reply: Any) -> dict[bytes, Any]:
+    """CONFIG GET's raw reply, [name, value, name, value...], as a dict."""
+    if not isinstance(reply, list):
+        return {}
+    return {k: v for k, v in zip(reply[::2], reply[1::2], strict=False) if isinstance(k, bytes)}
 
 
 def _config_value(reply: Any, name: str) -> str:
