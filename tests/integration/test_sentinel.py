@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import redis as redis_py
 
 from cachetop.config import config_from_targets
 from cachetop.hotkeys_config import HotKeySettings
@@ -17,7 +18,7 @@ from cachetop.live import LiveSources
 from cachetop.model import Snapshot, Status
 from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer, free_port
-from tests.conftest import wait_until
+from tests.conftest import until, wait_until
 from tests.integration.test_hotkeys_redis import monitor_clients, send
 
 
@@ -129,8 +130,22 @@ async def test_hot_keys_sample_the_master_and_follow_it_through_a_failover(
         await mon.wait_snapshot(sampling_on(replica), 20)
         await asyncio.to_thread(send, replica.port, [b"after"] * 3000)
         after = await mon.wait_snapshot(hottest(b"after"), 10)
+        # On the new master: the poll, the probe and the MONITOR stream; the sampler's CLIENT
+        # LIST checks go on the poll connection (there was a fourth, side connection).
+        wanted = ["cachetop", "cachetop-hotkeys-monitor", "cachetop-probe"]
+        await until(lambda: cachetop_names(replica.port) == wanted, 5, what="3 connections on the master")
     view = after.instances[0].extras["hotkeys"]
     assert view.source == "monitor"
     assert after.instances[0].address == replica.address
     # the collector on the new master closed MONITOR too
     wait_until(lambda: not monitor_clients(replica.port), 5, "no MONITOR client on the new master")
+
+
+def cachetop_names(port: int) -> list[str]:
+    client = redis_py.Redis(port=port, client_name="test-observer", driver_info=None)
+    try:
+        return sorted(
+            c["name"].split(":")[0] for c in client.client_list() if c["name"].startswith("cachetop")
+        )
+    finally:
+        client.close()
