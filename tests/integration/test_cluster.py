@@ -6,12 +6,16 @@ import asyncio
 import subprocess
 from dataclasses import replace
 
+import redis as redis_py
+
 from cachetop.config import config_from_targets
+from cachetop.hotkeys_config import HotKeySettings
+from cachetop.live import LiveSources
 from cachetop.model import Snapshot, Status
 from cachetop.monitor import Monitor
 from cachetop.servers import free_port
 from tests.cluster_fixtures import Cluster, cluster_port, three_by_three, three_masters  # noqa: F401
-from tests.conftest import wait_until
+from tests.conftest import until, wait_until
 
 SHARDS = ("0-5460", "5461-10922", "10923-16383")  # what `redis-cli --cluster create` assigns to 3 masters
 
@@ -49,6 +53,39 @@ async def test_three_masters_found_from_a_live_seed_while_another_is_down(three_
     assert [(d["address"], d["role"], d["shard"]) for d in doc["instances"]] == [
         (i.address, "master", shard_of[port_of(i.address)]) for i in snap.instances
     ]
+
+
+async def test_hot_keys_on_every_node_hold_three_connections_each(three_masters: Cluster) -> None:  # noqa: F811
+    """One MONITOR per node, each with its node's poll connection for the sampler's CLIENT LIST
+    checks: poll, probe and MONITOR on each node (there was a fourth, side connection)."""
+    cluster = three_masters
+    config = cluster_config(cluster, dead_seed=False)
+    hotkeys = HotKeySettings(monitor_on=600, monitor_off=1, big_keys=False)
+    config = replace(config, sections={**config.sections, "hotkeys": hotkeys})
+    wanted = ["cachetop", "cachetop-hotkeys-monitor", "cachetop-probe"]
+    async with Monitor(config) as mon, LiveSources(config, mon, alerts=False) as live:
+
+        def sampling(_: Snapshot) -> bool:
+            samplers = [c.sampler for c in live.collectors.values()]
+            return len(samplers) == 3 and all(s is not None and s.phase == "sampling" for s in samplers)
+
+        await mon.wait_snapshot(sampling, 15)
+        for node in cluster.nodes:
+            await until(
+                lambda port=node.port: cachetop_names(port) == wanted,
+                5,
+                what=f"3 connections on {node.address}",
+            )
+
+
+def cachetop_names(port: int) -> list[str]:
+    client = redis_py.Redis(port=port, client_name="test-observer", driver_info=None)
+    try:
+        return sorted(
+            c["name"].split(":")[0] for c in client.client_list() if c["name"].startswith("cachetop")
+        )
+    finally:
+        client.close()
 
 
 async def test_three_masters_three_replicas_grouped_by_shard(three_by_three: Cluster) -> None:  # noqa: F811
