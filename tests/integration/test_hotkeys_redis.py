@@ -11,10 +11,11 @@ from collections.abc import Callable
 import pytest
 import redis as redis_py
 
+from cachetop.aio import cancel_and_wait
 from cachetop.config import InstanceConfig, parse_target
 from cachetop.hotkeys.collector import HotKeyCollector
 from cachetop.hotkeys.conn import HotKeysError, parse_client_list
-from cachetop.hotkeys.monitor_parser import ParseResult
+from cachetop.hotkeys.monitor_parser import WRITE, ParseResult
 from cachetop.hotkeys.redis_monitor import MonitorSampler
 from cachetop.hotkeys_config import HotKeySettings
 from cachetop.servers import LocalServer
@@ -258,3 +259,52 @@ async def test_the_empty_key_is_counted_and_shown_quoted(redis: LocalServer) -> 
     ]
     assert [(p.pattern, p.display, p.count) for p in view.prefixes] == [(b"", '""', 10), (b"a", "a", 4)]
     assert view.to_json()["keys"][0]["key"] == ""
+
+
+@pytest.mark.parametrize("side", ["poll connection", "own connection"])
+async def test_side_commands_read_raw_replies_on_either_connection(
+    redis_or_valkey: LocalServer, side: str
+) -> None:
+    """COMMAND (the key table), CONFIG GET (the server's bound on a MONITOR's buffer) and CLIENT
+    LIST come back raw from the poll connection (dashboard, daemon) and from a side connection
+    of the sampler's own (`cachetop hotkeys`): both are read the same, and each command is
+    counted once, where it was sent."""
+    from cachetop.backends.redis import RedisBackend
+
+    server = redis_or_valkey
+    config = redis_py.Redis(port=server.port, driver_info=None)
+    config.config_set("client-output-buffer-limit", "normal 33554432 0 0")
+    config.close()
+    inst = inst_for(server)
+    backend = RedisBackend(inst, 2.0)
+    sampler = MonitorSampler(
+        inst,
+        lambda *_: None,
+        on_s=600,
+        off_s=1,
+        gate=backend.own_gate,
+        side=backend.side_commands if side == "poll connection" else None,
+    )
+    task = asyncio.create_task(sampler.run())
+    try:
+        await until(lambda: sampler.phase == "sampling", what="MONITOR on")
+        commands = sampler._parser.commands
+        assert commands[b"lmove"] == (1, 2, 1, WRITE), commands.get(b"lmove")  # not in the fallback
+        assert len(commands) > 100
+        assert sampler.server_limit == "32.0M (client-output-buffer-limit normal)"
+        assert sampler.open_connections == (1 if side == "poll connection" else 2)
+    finally:
+        await cancel_and_wait([task])
+        await backend.close()
+    sent_by_poll = {
+        k: v for k, v in backend.own_commands.items() if k in ("command", "config|get", "client|list")
+    }
+    sent_by_sampler = {
+        k: v for k, v in sampler.stats.own_by_command.items() if k in ("command", "config|get", "client|list")
+    }
+    at_least = {"command": 1, "config|get": 2, "client|list": 2}  # own clients + omem checks
+    where, nowhere = (
+        (sent_by_poll, sent_by_sampler) if side == "poll connection" else (sent_by_sampler, sent_by_poll)
+    )
+    assert nowhere == {}, nowhere
+    assert where.keys() == at_least.keys() and all(where[k] >= n for k, n in at_least.items()), where
