@@ -147,7 +147,18 @@ class WatchSampler:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    async def _baseline_from_poller(self) -> None:
+        """Waits (at most the timeout) for the poller's first `stats`: it is the baseline of the
+        drop count, and drops while there is none yet would be left out of the drop rate."""
+        if self.worker_drops is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while self.worker_drops() is None and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+
     async def _sample_once(self) -> None:
+        await self._baseline_from_poller()
         reader, writer = await open_stream(self.inst, self.timeout)
         self.stats.connected = True
         self._writer, self._suspended = writer, False
