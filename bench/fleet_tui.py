@@ -2,11 +2,12 @@
 time from `q` (or SIGTERM) to exit, and peak RSS, for 3,000 and 10,000 instances against 100
 measured in the same run (medians over --runs).
 
-Each fleet is 40% redis (one redis-server, databases 0-15, maxclients 20000), 10% memcached
-(one memcached, -c 4096) and 50% a closed port (DOWN), polled every second, `cachetop -c FILE`
-in tmux at 80x24. Needs tmux.
+Each fleet is 40% redis (--servers redis-servers, databases 0-15), 10% memcached (one
+memcached, -c 4096) and 50% a closed port (DOWN), polled every second, `cachetop -c FILE` in
+tmux at 80x24. Needs tmux. Spread over several servers on purpose: every poll reads the
+server's CLIENT LIST, and thousands of instances on one server make it thousands of lines long.
 
-    .venv/bin/python bench/fleet_tui.py [--sizes 100,3000,10000] [--runs 3] [--how q|term]
+    .venv/bin/python bench/fleet_tui.py [--sizes 100,3000,10000] [--runs 3] [--how q|term] [--servers 20]
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from cachetop.servers import LocalServer, free_port, memcached_server, redis_ser
 CACHETOP = Path(sys.executable).parent / "cachetop"
 
 
-def write_config(path: Path, n: int, redis: LocalServer, memcached: LocalServer, closed: int) -> None:
+def write_config(path: Path, n: int, redis: list[LocalServer], memcached: LocalServer, closed: int) -> None:
     parts = ['[settings]\ninterval = "1s"\n']
     for i in range(n):
         share = i % 10
         if share < 4:
-            url = f"{redis.url}/{i % 16}"
+            url = f"{redis[i % len(redis)].url}/{i % 16}"
         elif share < 5:
             url = memcached.url
         else:
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,3000,10000")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--how", choices=("q", "term"), default="q")
+    parser.add_argument("--servers", type=int, default=20, help="redis-servers the fleet's redis share is on")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds of polling before quitting")
     parser.add_argument(
         "--cachetop",
@@ -124,7 +126,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    redis = redis_server(extra=["--maxclients", "20000"])
+    redis = [redis_server(extra=["--maxclients", "20000"]) for _ in range(args.servers)]
     memcached = memcached_server(extra=["-c", "4096"])
     closed = free_port()
     results: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
@@ -137,7 +139,8 @@ def main() -> None:
                 for _ in range(args.runs):
                     results[n].append(one_run(config, n, args.how, args.settle, workdir, args.cachetop))
     finally:
-        redis.cleanup()
+        for server in redis:
+            server.cleanup()
         memcached.cleanup()
     reference = sizes[0]
 
