@@ -58,7 +58,7 @@ def _note(inst: InstanceMetrics) -> str:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("name", "instance", 14, 0, right=False, grow=14),
+    Column("name", "instance", 14, 0, right=False, grow=22),
     Column("kind", "kind", 9, 11, right=False, text=lambda i: i.kind),
     Column("status", "status", 6, 0, right=False, text=lambda i: STATUS_LABEL.get(i.status, str(i.status))),
     Column("hit", "hit", 6, 1, "hit_ratio", text=_m("hit_ratio", fmt.pct)),
@@ -68,7 +68,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("mem", "mem", 5, 3, "memory_used_pct", text=_mem),
     Column("err", "err", 6, 4, "error_rate", text=_m("error_rate", lambda v: fmt.pct(v, 2))),
     Column("evict", "evict/s", 7, 5, "evictions_per_sec", text=_m("evictions_per_sec", fmt.rate)),
-    Column("conn", "conn", 5, 10, "connections", text=_m("connections", fmt.rate)),
+    Column("conn", "conn", 5, 10, "connections", text=_m("connections", fmt.short_count)),
     Column("trend", "ops/s trend", 12, 8, right=False, grow=28),
     Column("note", "note", 14, 12, right=False, text=_note, grow=30),
 )

@@ -131,15 +131,25 @@ def downsample(values: Sequence[float | None], width: int, how: str = "mean") ->
 BARS = " ▁▂▃▄▅▆▇█"
 
 
-def sparkline(values: Iterable[float | None], width: int, floor: float | None = 0.0) -> str:
-    """One line of block characters for the newest `width` values, scaled to their own max.
+def sparkline(
+    values: Iterable[float | None],
+    width: int,
+    floor: float | None = 0.0,
+    min_span: float = 0.0,
+    min_share: float = 0.0,
+) -> str:
+    """One line of block characters for the newest `width` values, scaled from `floor` (None:
+    their own min) to their own max, over at least `min_span` and at least `min_share` of their
+    max: with these, a series that only moves by 1 (or by 1% of 40k) stays near the bottom
+    instead of drawing a full-height surge.
 
     Missing values (instance down) show as a space; the line is always exactly `width` wide.
     """
     recent = list(values)[-width:]
     known = [v for v in recent if v is not None]
     low = floor if floor is not None else (min(known) if known else 0.0)
-    high = max(known) if known else 0.0
+    peak = max(known) if known else 0.0
+    high = max(peak, low + min_span, low + min_share * abs(peak))
     span = high - low
     chars = []
     for v in recent:

@@ -72,11 +72,13 @@ def test_sorting_puts_missing_values_last_and_grouping_by_first_tag() -> None:
         inst("b", None, None, Status.DOWN, ["api"]),
         inst("c", 30.0, 80.0),
     ]
-    view = ViewState()
+    view = ViewState(worst_first=False)
     view.sort_by("ops")
     assert view.descending and [i.name for i in ordered(fleet, view)] == ["c", "a", "b"]
     view.sort_by("ops")
     assert [i.name for i in ordered(fleet, view)] == ["a", "c", "b"]  # reversed, b still last
+    view.worst_first = True  # the default: the down instance pins to the top whatever the sort
+    assert [i.name for i in ordered(fleet, view)] == ["b", "a", "c"]
     view.query = "tag:web"
     assert [i.name for i in ordered(fleet, view)] == ["a"]
     view.query = ""
@@ -148,6 +150,6 @@ def test_cluster_nodes_group_by_shard_and_groups_fold() -> None:
         "__group__:cc shard 8192-16383",
     ]
     folded = rows[1].cells["name"][0]
-    assert folded.startswith("▸ cc shard 0-8191 (2)")
+    assert folded.startswith("▸ s1 0-8191 (2)")
     # A folded group still sums its members: 5 + 1 ops/s.
     assert rows[1].cells["ops"][0] == "6.0"

@@ -24,12 +24,25 @@ from cachetop.tui.widgets.fleet_table import FleetTable
 from cachetop.tui.widgets.header import FleetHeader
 
 
+def alert_states(alerts: Any) -> dict[str, str]:
+    """instance name -> "firing" or "pending" (firing wins), from an AlertsView-like state."""
+    states: dict[str, str] = {}
+    for alert in getattr(alerts, "active", ()) or ():
+        state = str(getattr(alert, "state", ""))
+        state = state.rsplit(".", 1)[-1].lower()
+        if state == "firing" or (state == "pending" and alert.instance not in states):
+            states[alert.instance] = state
+    return states
+
+
 class OverviewScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Details", show=True, priority=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("s", "next_sort", "Sort"),
         Binding("S", "reverse_sort", "Reverse", show=False),
+        *(Binding(str(n), f"sort_column({n})", f"Sort by column {n}", show=False) for n in range(1, 10)),
+        Binding("w", "toggle_worst_first", "Worst first", show=False),
         Binding("g", "toggle_group", "Group", show=False),
         Binding("c", "collapse_all", "Collapse", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
@@ -88,7 +101,15 @@ class OverviewScreen(Screen[None]):
         self.query_one(FleetHeader).refresh_from_app()
         if snap is None or not self.table.layout_columns:
             return
-        rows = build_rows(snap, app.history, app.view, self.table.layout_columns, app.health)
+        rows = build_rows(
+            snap,
+            app.history,
+            app.view,
+            self.table.layout_columns,
+            app.health,
+            alert_states(app.alerts_view()),
+        )
+        self.table.set_sort_marker(app.view.sort_key, app.view.descending)
         self.table.show(rows)
         self._show_notes(snap)
 
@@ -154,6 +175,17 @@ class OverviewScreen(Screen[None]):
         nxt = keys[(keys.index(current) + 1) % len(keys)] if current in keys else keys[0]
         app.view.sort_key = None  # a new column starts in its natural direction
         self.sort_by(nxt)
+
+    def action_sort_column(self, number: int) -> None:
+        """`1`..`9`: sort by the Nth column on screen; the same key again reverses it."""
+        keys = [c.key for c in self.table.layout_columns if c.key != "note"]
+        if 1 <= number <= len(keys):
+            self.sort_by(keys[number - 1])
+
+    def action_toggle_worst_first(self) -> None:
+        app: Any = self.app
+        app.view.worst_first = not app.view.worst_first
+        self.refresh_view()
 
     def action_reverse_sort(self) -> None:
         app: Any = self.app

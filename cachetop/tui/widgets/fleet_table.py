@@ -83,6 +83,7 @@ class FleetTable(ScrollView, can_focus=True):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.layout_columns: list[Column] = []
         self._rows: list[Row] = []
+        self.sort_marker: tuple[str, bool] | None = None  # (column key, descending): ▲/▼ in its header
         self._index: dict[str, int] = {}
         self._colours: dict[str, str] = {}
         self._styles: dict[tuple[str | None, str], Style] = {}
@@ -96,6 +97,21 @@ class FleetTable(ScrollView, can_focus=True):
         self.layout_columns = list(columns)
         self._resize_virtual()
         self.refresh()
+
+    def set_sort_marker(self, key: str | None, descending: bool) -> None:
+        marker = (key, descending) if key else None
+        if marker != self.sort_marker:
+            self.sort_marker = marker
+            self.refresh(Region(0, 0, self.scrollable_content_region.width, HEADER_LINES))
+
+    def header_text(self, col: Column) -> str:
+        """The column's label, with ▲ (ascending) or ▼ (descending) on the sorted column; a
+        label too wide for its marker gives up its last characters, never the marker."""
+        if self.sort_marker is None or self.sort_marker[0] != col.key:
+            return col.label
+        mark = "▼" if self.sort_marker[1] else "▲"
+        label = col.label if cell_len(col.label) < col.width else set_cell_size(col.label, col.width - 1)
+        return label + mark
 
     def set_colours(self, variables: dict[str, str]) -> None:
         self._colours = {level: variables.get(var, "") for level, var in LEVEL_VARIABLE.items()}
@@ -226,7 +242,7 @@ class FleetTable(ScrollView, can_focus=True):
         segments = []
         for col in self.layout_columns:
             if header:
-                text, style = col.label, base
+                text, style = self.header_text(col), base
             else:
                 text, level, emphasis = cells.get(col.key, BLANK)
                 style = base + self._style(level, emphasis)
