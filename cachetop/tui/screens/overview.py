@@ -14,13 +14,14 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from cachetop.model import Snapshot, Status
 from cachetop.safe_text import display_key
 from cachetop.tui.columns import layout
 from cachetop.tui.overview_rows import FLEET_KEY, GROUP_PREFIX, build_rows, group_of
 from cachetop.tui.widgets.fleet_table import FleetTable
+from cachetop.tui.widgets.footer import FitFooter
 from cachetop.tui.widgets.header import FleetHeader
 
 
@@ -61,7 +62,7 @@ class OverviewScreen(Screen[None]):
         )
         filter_input.cursor_blink = False
         yield filter_input
-        yield Footer()
+        yield FitFooter()  # keys that do not fit are left out whole, never cut
 
     @property
     def table(self) -> FleetTable:
