@@ -10,8 +10,8 @@ watch_on = "10s"          # memcached watch duty cycle (watch_off = 0: continuou
 watch_off = "0s"
 omem_limit = "8MiB"       # stop MONITOR before its output buffer passes this
 monitor_stall = "0.5s"    # the guardian ends a MONITOR that cachetop has not read for this long
-min_share = 1.0           # a key is hot at >= 1% of the instance's sampled ops...
-min_ops = 100             # ...and >= 100 ops/s
+min_share = 5.0           # a key is hot at >= 5% of the instance's sampled ops...
+min_ops = 5               # ...and >= 5 ops/s (a floor, so 1 of 3 commands on an idle cache is not hot)
 separators = ":"          # prefix roll-up: user:123:cart -> user:*:cart
 scan_budget = 500         # LFU SCAN: keys looked at per second
 stampede_window = "2s"    # misses then >= stampede_writers writers of one key within this
@@ -50,8 +50,8 @@ class HotKeySettings:
     # The guardian process ends a MONITOR that cachetop has not read for this long (suspended,
     # stopped, stalled): at 20 MB/s of MONITOR output, 0.5 s leaves about 10 MB on the server.
     monitor_stall: float = 0.5
-    min_share: float = 1.0  # percent
-    min_ops: float = 100.0
+    min_share: float = 5.0  # percent of the instance's sampled ops
+    min_ops: float = 5.0  # a small absolute floor
     separators: str = ":"
     scan_budget: int = 500
     # The background big-key walk (SCAN + MEMORY USAGE, ~100 commands/s per instance) fed no view:

@@ -135,7 +135,7 @@ def _print_tables(views: list[HotKeysView]) -> None:
             cells: list[str | Text] = [
                 str(rank),
                 Text(key.display, style="bold red" if key.hot else ""),
-                f"{key.count:,}",
+                key.count_text,  # 18 (±15): Space-Saving may overcount
                 "-" if key.ops_per_sec is None else f"{key.ops_per_sec:,.0f}",
                 "-" if key.share is None else f"{key.share:.1%}",
                 f"{key.reads:,}/{key.writes:,}",
@@ -153,4 +153,8 @@ def _print_tables(views: list[HotKeysView]) -> None:
             out.line(Text(f"  {display_key(view.error, 200)}", style="red"))
         elif not view.keys:
             out.line(Text("  no key traffic seen", style="dim"))
+        elif not any(k.hot for k in view.keys) and view.min_share is not None:
+            out.line(
+                Text(f"  no hot keys (none has >= {view.min_share:g}% of the sampled traffic)", style="dim")
+            )
     out.flush()

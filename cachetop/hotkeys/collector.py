@@ -36,7 +36,15 @@ from cachetop.hotkeys.monitor_parser import READ, ParseResult, unquote
 from cachetop.hotkeys.redis_monitor import MonitorSampler, MonitorStats
 from cachetop.hotkeys.scan import ThrottledScan, keysizes, lfu_policy
 from cachetop.hotkeys.stampede import StampedeDetector
-from cachetop.hotkeys.view import BigKey, HotKey, HotKeysView, PrefixStat, StampedeEvent, show_key
+from cachetop.hotkeys.view import (
+    BigKey,
+    HotKey,
+    HotKeysView,
+    HotLatch,
+    PrefixStat,
+    StampedeEvent,
+    show_key,
+)
 from cachetop.hotkeys.watch_parser import WatchResult
 from cachetop.hotkeys_config import HotKeySettings
 from cachetop.metrics.prefix import PrefixRoller
@@ -75,6 +83,7 @@ class HotKeyCollector:
         )
         self.keys = WindowedTopK(k=s.k, capacity=s.counters, window_s=self.window_s, history_len=s.history)
         self.prefixes = WindowedTopK(k=s.k, capacity=s.counters, window_s=self.window_s, history_len=1)
+        self.hot = HotLatch(s.min_share, s.min_ops)
         self.roller = PrefixRoller(s.separators)
         self.stampedes = StampedeDetector(
             window_s=s.stampede_window,
@@ -319,7 +328,8 @@ class HotKeyCollector:
         sampler = self.sampler
         if self.source_name in ("monitor", "watch"):
             res = self.keys.top(now)
-            keys = tuple(self._hot_key(kc) for kc in res.keys)
+            hot = self.hot.update(now, (_guaranteed(kc) for kc in res.keys))
+            keys = tuple(self._hot_key(kc, kc.key in hot) for kc in res.keys)
             total, sampled = res.total, res.covered_s
             prefixes = tuple(
                 PrefixStat(p.key, show_key(p.key), p.count, p.ops_per_sec, p.share, self._is_hot(p))
@@ -370,13 +380,16 @@ class HotKeyCollector:
             window_s=self.window_s,
             max_omem=sampler.stats.max_omem if isinstance(sampler, MonitorSampler) else None,
             keysizes=dict(self._keysizes),
+            min_share=s.min_share,
+            min_ops=s.min_ops if self.source_name in ("monitor", "watch") else None,
         )
 
     def _is_hot(self, kc: KeyCount) -> bool:
         s = self.settings
-        return (kc.share or 0) * 100 >= s.min_share and (kc.ops_per_sec or 0) >= s.min_ops
+        _, share, ops = _guaranteed(kc)
+        return (share or 0) >= s.min_share and (ops or 0) >= s.min_ops
 
-    def _hot_key(self, kc: KeyCount) -> HotKey:
+    def _hot_key(self, kc: KeyCount, hot: bool) -> HotKey:
         knows_hits = self.source_name == "watch"
         return HotKey(
             key=kc.key,
@@ -389,7 +402,7 @@ class HotKeyCollector:
             hits=kc.hits if knows_hits else None,
             misses=kc.misses if knows_hits else None,
             error=kc.error,
-            hot=self._is_hot(kc),
+            hot=hot,
             history=kc.history,
         )
 
@@ -425,6 +438,14 @@ class HotKeyCollector:
         if sampler is not None:
             return getattr(sampler, "phase", "sampling"), "server-side HOTKEYS"
         return self.status, ""
+
+
+def _guaranteed(kc: KeyCount) -> tuple[bytes, float | None, float | None]:
+    """(key, share %, ops/s) from the count less its Space-Saving error: what is certain."""
+    fraction = max(0, kc.count - kc.error) / kc.count if kc.count > 0 else 0.0
+    share = None if kc.share is None else kc.share * 100 * fraction
+    ops = None if kc.ops_per_sec is None else kc.ops_per_sec * fraction
+    return kc.key, share, ops
 
 
 def _times(n: int) -> str:

@@ -6,6 +6,7 @@ truncated by safe_text.display_key: show `display` (as rich Text, never markup),
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +33,67 @@ class HotKey:
     hits: int | None = None  # None: the source cannot tell (MONITOR sees no replies)
     misses: int | None = None
     error: int = 0  # the count may be this much too high (Space-Saving bound)
-    hot: bool = False  # passes both thresholds (min_share and min_ops)
+    hot: bool = False  # passes both thresholds (min_share and min_ops), with hysteresis (HotLatch)
     history: tuple[float, ...] = ()  # ops/s of recent sampled slots, oldest first: the sparkline
+
+    @property
+    def guaranteed(self) -> int:
+        """The count this key certainly reached: Space-Saving overestimates by at most `error`."""
+        return max(0, self.count - self.error)
+
+    @property
+    def guaranteed_fraction(self) -> float:
+        """guaranteed / count: scales ops/s and share down to what is certain."""
+        return self.guaranteed / self.count if self.count > 0 else 0.0
+
+    @property
+    def count_text(self) -> str:
+        """`18 (±15)` when the count may be too high, `3` when exact."""
+        return f"{self.count:,} (±{self.error:,})" if self.error else f"{self.count:,}"
+
+
+# Hysteresis: a key turns hot at min_share and min_ops, and stops only after OFF_AFTER refreshes
+# in a row below OFF_RATIO of either threshold (or out of the top list), so a key that sits
+# near the line does not make the badge blink on and off every refresh.
+OFF_RATIO = 0.7
+OFF_AFTER = 3
+
+
+class HotLatch:
+    """Which keys are hot, with hysteresis. Fed once per refresh with each listed key's
+    guaranteed share (percent) and ops/s (counts less their Space-Saving error, so an
+    overestimated key never turns hot on its error alone)."""
+
+    def __init__(
+        self, min_share: float, min_ops: float, off_ratio: float = OFF_RATIO, off_after: int = OFF_AFTER
+    ) -> None:
+        self.min_share = min_share
+        self.min_ops = min_ops
+        self.off_ratio = off_ratio
+        self.off_after = off_after
+        self._below: dict[bytes, int] = {}  # hot key -> refreshes in a row below the off line
+        self._last: float | None = None
+
+    def update(self, now: float, keys: Iterable[tuple[bytes, float | None, float | None]]) -> set[bytes]:
+        """keys: (key, share %, ops/s). Returns the hot keys. Calls with the same `now` (a second
+        reader of the same refresh) do not count as another refresh."""
+        fresh = now != self._last
+        self._last = now
+        seen: set[bytes] = set()
+        for key, share, ops in keys:
+            seen.add(key)
+            share, ops = share or 0.0, ops or 0.0
+            if share >= self.min_share and ops >= self.min_ops:
+                self._below[key] = 0
+            elif key in self._below and fresh:
+                above_off = share >= self.min_share * self.off_ratio and ops >= self.min_ops * self.off_ratio
+                self._below[key] = 0 if above_off else self._below[key] + 1
+        if fresh:
+            for key in self._below.keys() - seen:
+                self._below[key] += 1
+        for key in [k for k, n in self._below.items() if n >= self.off_after]:
+            del self._below[key]
+        return set(self._below)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +141,8 @@ class HotKeysView:
     window_s: float = 0.0
     max_omem: int | None = None  # MONITOR: the largest output buffer the watchdog saw
     keysizes: dict[str, str] = field(default_factory=dict)
+    min_share: float | None = None  # the hot thresholds, for "no hot keys (none at ...)"
+    min_ops: float | None = None
 
     @property
     def hot_count(self) -> int:
@@ -103,6 +165,7 @@ class HotKeysView:
                 {
                     "key": display_key(k.key, JSON_KEY_MAX),
                     "count": k.count,
+                    "count_error": k.error,  # Space-Saving: the true count is count - error .. count
                     "ops_per_sec": None if k.ops_per_sec is None else round(k.ops_per_sec, 2),
                     "share": None if k.share is None else round(k.share, 4),
                     "reads": k.reads,

@@ -31,6 +31,7 @@ KEY_COLUMNS = (
     Column("rw", "reads/writes", 12, 0),
     Column("hm", "hit/miss", 11, 0),
     Column("trend", "trend", 16, 0, right=False),
+    Column("count", "count", 15, 0),
 )
 PREFIX_LIMIT = 5
 
@@ -42,7 +43,12 @@ def ranked(view: Any) -> list[Any]:
 def key_rows(view: Any) -> list[Row]:
     rows = []
     for i, k in enumerate(ranked(view)):
-        share = None if k.share is None else k.share * 100
+        # Space-Saving may overcount a key by k.error: rates and shares show what is certain,
+        # marked ≥ when the true value may be higher, and the count shows its bound.
+        certain = k.guaranteed_fraction if k.error else 1.0
+        at_least = "≥" if k.error else ""
+        share = None if k.share is None else k.share * 100 * certain
+        ops = None if k.ops_per_sec is None else k.ops_per_sec * certain
         hm = fmt.NA if k.hits is None else f"{fmt.short_count(k.hits)}/{fmt.short_count(k.misses)}"
         rows.append(
             Row(
@@ -50,11 +56,18 @@ def key_rows(view: Any) -> list[Row]:
                 {
                     "hot": ("♨" if k.hot else "", "bad" if k.hot else None, "bold"),
                     "key": (display_key(k.key, 60), None, "bold" if k.hot else ""),
-                    "ops": (fmt.rate(k.ops_per_sec), None, ""),
-                    "share": (fmt.pct(share), "bad" if k.hot else None, ""),
+                    "ops": (at_least + fmt.rate(ops) if ops is not None else fmt.NA, None, ""),
+                    "share": (
+                        at_least + fmt.pct(share, 0 if at_least and share >= 10 else 1)
+                        if share is not None
+                        else fmt.NA,
+                        "bad" if k.hot else None,
+                        "",
+                    ),
                     "rw": (f"{fmt.short_count(k.reads)}/{fmt.short_count(k.writes)}", None, ""),
                     "hm": (hm, None, ""),
                     "trend": (sparkline(k.history, 16, floor=0.0), "warn" if k.hot else None, ""),
+                    "count": (k.count_text, None, "dim" if k.error else ""),
                 },
             )
         )
@@ -74,6 +87,8 @@ def status_line(view: Any) -> str:
     if view.sampled_s:
         parts.append(f"listened {view.sampled_s:.0f}s of {view.window_s:.0f}s")
     line = " · ".join(display_key(p, 120) for p in parts)
+    if view.status not in ("off", "error") and not any(k.hot for k in view.keys):
+        line += "\n" + no_hot_keys(view)
     prefixes = [p for p in view.prefixes[:PREFIX_LIMIT] if p.share]
     if prefixes:
         line += "\nprefixes: " + "  ".join(
@@ -84,6 +99,16 @@ def status_line(view: Any) -> str:
         line += f"\nstampedes: {view.stampede_events} in the window; last on {display_key(last.key, 40)}"
         line += f" ({last.writers} writers)"
     return line
+
+
+def no_hot_keys(view: Any) -> str:
+    """What "no hot keys" means here: the thresholds no key reached."""
+    if not view.keys:
+        return "no hot keys (no key traffic seen yet)"
+    if view.min_share is None:
+        return "no hot keys"
+    floor = f" and ≥ {view.min_ops:g} ops/s" if view.min_ops else ""
+    return f"no hot keys (none has ≥ {view.min_share:g}% of the sampled traffic{floor})"
 
 
 class HotKeysPanel(Vertical):
