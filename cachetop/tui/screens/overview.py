@@ -19,7 +19,8 @@ from textual.widgets import Input, Static
 from cachetop.model import Snapshot, Status
 from cachetop.safe_text import display_key
 from cachetop.tui.columns import layout
-from cachetop.tui.overview_rows import FLEET_KEY, GROUP_PREFIX, build_rows, group_of
+from cachetop.tui.labels import node_label
+from cachetop.tui.overview_rows import FLEET_KEY, GROUP_PREFIX, build_rows, group_of, shard_numbers
 from cachetop.tui.widgets.fleet_table import FleetTable
 from cachetop.tui.widgets.footer import FitFooter
 from cachetop.tui.widgets.header import FleetHeader
@@ -119,6 +120,7 @@ class OverviewScreen(Screen[None]):
         colours = app.get_css_variables()
         notes = Text(no_wrap=True, overflow="ellipsis")
         down = [i for i in snap.instances if i.status not in (Status.UP, Status.UNKNOWN)]
+        shards = shard_numbers(snap.instances) if any(i.shard for i in down) else {}
         # Two lines at most: name as many as fit, then count the rest.
         room = 2 * max(self.size.width, 40)
         for n, inst in enumerate(down):
@@ -127,8 +129,13 @@ class OverviewScreen(Screen[None]):
                 break
             if notes:
                 notes.append("  ")
+            # A cluster node by its own address (its name starts with the cluster's, the same on
+            # every node, and would be cut before the part that tells it apart).
+            cluster = inst.name.split("/", 1)[0]
+            label = node_label(inst.name, inst.address, shards.get((cluster, inst.shard or "")))
             notes.append(
-                f"{display_key(inst.name, 30)} {inst.status}: ", style=f"bold {colours.get('error', '')}"
+                f"{display_key(label or inst.name, 30)} {inst.status}: ",
+                style=f"bold {colours.get('error', '')}",
             )
             notes.append(display_key(inst.error or "", 60))
         described = app.view.describe()
