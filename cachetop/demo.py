@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from cachetop.alerts.rules import Rule
 from cachetop.config import Config, InstanceConfig, Settings, parse_target
 from cachetop.servers import LocalServer, memcached_server, redis_server
 
@@ -37,6 +38,11 @@ HOT_SHARE = 0.15  # of all reads, on top of the Zipf tail
 ZIPF_S = 1.05
 BATCH = 50
 # Phases of one cycle, in order: (name, seconds at phase_scale 1).
+# One alert to show the Alerts tab and the header badge: cache-small runs at its 2 MB maxmemory,
+# so it fires within seconds. No channel: nothing is sent anywhere.
+DEMO_RULES = (
+    Rule(name="memory-high", metric="memory_used_pct", op=">", threshold=90.0, for_s=3.0, severity="warning"),
+)
 PHASES = (("steady", 20.0), ("miss-heavy", 12.0), ("eviction burst", 12.0), ("cold start", 16.0))
 
 
@@ -98,7 +104,7 @@ class DemoFleet:
         settings = Settings(interval=interval, window=window)
         if self.state_dir is not None:
             settings = replace(settings, state_dir=self.state_dir)
-        return Config(path=None, settings=settings, instances=instances)
+        return Config(path=None, settings=settings, instances=instances, sections={"rule": DEMO_RULES})
 
     def stop(self) -> None:
         if self.workload is not None:

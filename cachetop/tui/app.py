@@ -44,23 +44,27 @@ class CachetopApp(App[int]):
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help", key_display="?"),
+        # Only while replaying a recording (check_action hides them otherwise); ahead of the live
+        # keys, so a narrow footer keeps them and leaves out the interval keys first.
+        Binding("left_square_bracket", "step(-1)", "Prev", key_display="["),
+        Binding("right_square_bracket", "step(1)", "Next", key_display="]"),
+        Binding("left_curly_bracket", "step(-10)", "-10", key_display="{"),
+        Binding("right_curly_bracket", "step(10)", "+10", key_display="}"),
+        Binding("less_than_sign", "seek(0)", "First", key_display="<"),
+        Binding("greater_than_sign", "seek(-1)", "Last", key_display=">"),
         Binding("p", "toggle_pause", "Pause"),
         Binding("r", "refresh", "Refresh"),
-        Binding("plus,equals_sign", "slower", "Interval+", key_display="+"),
-        Binding("minus", "faster", "Interval-", key_display="-"),
+        Binding("plus,equals_sign", "slower", "Slower", key_display="+"),
+        Binding("minus", "faster", "Faster", key_display="-"),
         Binding("t", "toggle_theme", "Theme", show=False),
-        # Only while replaying a recording (check_action hides them otherwise).
-        Binding("left_square_bracket", "step(-1)", "Back", key_display="["),
-        Binding("right_square_bracket", "step(1)", "Step", key_display="]"),
-        Binding("left_curly_bracket", "step(-10)", "-10", show=False, key_display="{"),
-        Binding("right_curly_bracket", "step(10)", "+10", show=False, key_display="}"),
-        Binding("less_than_sign", "seek(0)", "First", show=False, key_display="<"),
-        Binding("greater_than_sign", "seek(-1)", "Last", show=False, key_display=">"),
     ]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        replaying = hasattr(self.monitor, "step")
         if action in ("step", "seek"):
-            return hasattr(self.monitor, "step")
+            return replaying
+        if action == "refresh":
+            return not replaying  # a recording has nothing new to poll
         return True
 
     def action_step(self, frames: int) -> None:

@@ -21,23 +21,30 @@ COMMAND_COLUMNS = (
     Column("p50", "p50", 7, 0),
     Column("p99", "p99", 7, 0),
 )
+# Widths fit 80 columns with the cell padding (2 a column) and a scrollbar: a wider value is
+# cut with … by display_key to its column's width, never by the screen's edge.
 SLOWLOG_COLUMNS = (
-    Column("id", "id", 6, 0),
-    Column("when", "ago", 7, 0),
-    Column("took", "took", 8, 0),
-    Column("cmd", "command", 12, 0, right=False),
-    Column("key", "key", 24, 0, right=False),
-    Column("client", "client", 14, 0, right=False),
+    Column("id", "id", 5, 0),
+    Column("when", "ago", 6, 0),
+    Column("took", "took", 7, 0),
+    Column("cmd", "command", 10, 0, right=False),
+    Column("key", "key", 18, 0, right=False),
+    Column("client", "client", 15, 0, right=False),
 )
 CLIENT_COLUMNS = (
-    Column("addr", "address", 21, 0, right=False),
+    Column("addr", "address", 19, 0, right=False),
     Column("name", "name", 18, 0, right=False),
-    Column("age", "age", 7, 0),
-    Column("idle", "idle", 7, 0),
-    Column("cmd", "last cmd", 14, 0, right=False),
-    Column("omem", "omem", 7, 0),
+    Column("age", "age", 6, 0),
+    Column("idle", "idle", 6, 0),
+    Column("cmd", "last cmd", 9, 0, right=False),
+    Column("omem", "omem", 6, 0),
 )
-FACT_COLUMNS = (Column("fact", "fact", 20, 0, right=False), Column("value", "value", 40, 0, right=False))
+FACT_COLUMNS = (Column("fact", "fact", 18, 0, right=False), Column("value", "value", 52, 0, right=False))
+WIDTH = {
+    f"{table}.{c.key}": c.width
+    for table, cols in (("slow", SLOWLOG_COLUMNS), ("client", CLIENT_COLUMNS), ("fact", FACT_COLUMNS))
+    for c in cols
+}
 
 
 def command_rows(inst: InstanceMetrics, limit: int = 50) -> list[Row]:
@@ -76,9 +83,9 @@ def slowlog_rows(details: Details, now: float) -> list[Row]:
                         "bad" if entry.duration_us >= 100_000 else None,
                         "",
                     ),
-                    "cmd": (display_key(entry.command, 12), None, ""),
-                    "key": (display_key(entry.key, 40), None, ""),
-                    "client": (display_key(entry.client, 24), None, "dim"),
+                    "cmd": (display_key(entry.command, WIDTH["slow.cmd"]), None, ""),
+                    "key": (display_key(entry.key, WIDTH["slow.key"]), None, ""),
+                    "client": (display_key(entry.client, WIDTH["slow.client"]), None, "dim"),
                 },
             )
         )
@@ -90,15 +97,17 @@ def client_rows(details: Details) -> list[Row]:
     for client in details.clients:
         ours = client.own or client.viewer
         mark = " (us)" if client.own else " (other cachetop)" if client.viewer else ""
+        # Whole in the row (tests and wide screens); the table cuts it to its column with ….
+        name = display_key(client.name, 24) + mark
         rows.append(
             Row(
                 f"client:{client.id}",
                 {
-                    "addr": (display_key(client.addr, 21), None, "dim" if ours else ""),
-                    "name": (display_key(client.name, 24) + mark, None, "dim" if ours else ""),
+                    "addr": (display_key(client.addr, WIDTH["client.addr"]), None, "dim" if ours else ""),
+                    "name": (name, None, "dim" if ours else ""),
                     "age": (fmt.NA if client.age_s is None else fmt.duration(client.age_s), None, ""),
                     "idle": (fmt.duration(client.idle_s), None, ""),
-                    "cmd": (display_key(client.cmd, 14), None, ""),
+                    "cmd": (display_key(client.cmd, WIDTH["client.cmd"]), None, ""),
                     "omem": (fmt.size(client.omem), "bad" if client.omem > 8 << 20 else None, ""),
                 },
             )
@@ -172,6 +181,12 @@ def fact_rows(inst: InstanceMetrics) -> list[Row]:
     for key in sorted(facts):
         pairs.append((key.removeprefix("setting_"), facts[key]))
     return [
-        Row(f"fact:{i}", {"fact": (label, None, "bold"), "value": (display_key(value, 60), None, "")})
+        Row(
+            f"fact:{i}",
+            {
+                "fact": (display_key(label, WIDTH["fact.fact"]), None, "bold"),
+                "value": (display_key(value, WIDTH["fact.value"]), None, ""),
+            },
+        )
         for i, (label, value) in enumerate(pairs)
     ]

@@ -10,15 +10,18 @@ import asyncio
 import contextlib
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
+from rich.text import Text
 from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from cachetop import format as fmt
 from cachetop.model import InstanceMetrics, Snapshot
+from cachetop.safe_text import display_key
 from cachetop.tui.detail_rows import (
     CLIENT_COLUMNS,
     COMMAND_COLUMNS,
@@ -35,17 +38,60 @@ from cachetop.tui.inspect import Details, fetch_details
 from cachetop.tui.instances import live_instance
 from cachetop.tui.widgets.chart import Chart, Series
 from cachetop.tui.widgets.diff_table import DiffTable
+from cachetop.tui.widgets.footer import FitFooter
 from cachetop.tui.widgets.header import FleetHeader
 
 DETAILS_EVERY_S = 5.0  # slowlog/clients refresh while their tab is open
 WIDE = 120  # from this width the charts go two by two
+SUMMARY_METRICS = (
+    ("hit", "hit_ratio", fmt.pct),
+    ("ops/s", "ops_per_sec", fmt.rate),
+    ("p99", "latency_p99_ms", fmt.ms),
+    ("mem", "memory_used_pct", fmt.pct),
+    ("err", "error_rate", fmt.pct),
+)
+
+
+def summary_line(
+    inst: InstanceMetrics, values: list[tuple[str, str, str]], status_style: str, room: int
+) -> Text:
+    """The line under the header, fitted to `room` cells: every label keeps its value. At 80
+    columns the gaps narrow, then the kind and the address go (the Server tab has them), then a
+    down instance's reason is cut with …; a metric is never left as a bare label."""
+    status = str(inst.status).upper()
+    for gap, head in (
+        ("  ", f"{inst.kind} {inst.address}"),
+        (" ", f"{inst.kind} {inst.address}"),
+        (" ", inst.address),
+        (" ", ""),
+    ):
+        pairs = gap.join(f"{label} {value}" for label, value, _ in values)
+        fixed = cell_len(head) + len(gap) * bool(head) + len(status) + len(gap) + cell_len(pairs)
+        reason = f": {display_key(inst.error, 200)}" if inst.error else ""
+        if fixed + cell_len(reason) <= room or head == "":
+            break
+    if reason and fixed + cell_len(reason) > room:
+        reason = reason[: room - fixed - 1] + "…" if room - fixed > 4 else ""
+    line = Text(no_wrap=True, overflow="ellipsis")
+    if head:
+        line.append(head + gap)
+    line.append(status, style=status_style)
+    line.append(reason)
+    for label, value, style in values:
+        line.append(f"{gap}{label} ")
+        line.append(value, style=style)
+    return line
 
 
 class DetailScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,backspace", "back", "Back"),
-        Binding("left", "previous_tab", "Tab", show=False),
-        Binding("right", "next_tab", "Tab", show=False),
+        # Priority: ← → switch tabs even when a table has the focus (the Hot keys table takes it).
+        Binding("left", "previous_tab", "Tab", show=False, priority=True),
+        Binding("right", "next_tab", "Tab", show=False, priority=True),
+        # The Hot keys tab's evict, wherever the focus is (the panel's own `e` needs the focus
+        # inside it); check_action keeps it to that tab.
+        Binding("e", "evict_key", "Evict key", show=False),
     ]
 
     def __init__(self, name: str) -> None:
@@ -76,7 +122,7 @@ class DetailScreen(Screen[None]):
             with TabPane("Server", id="tab-server"):
                 yield DiffTable(id="facts")
             yield from self._extra_panes()
-        yield Footer()
+        yield FitFooter()
 
     def _extra_panes(self) -> list[TabPane]:
         """Tabs of optional features, when their widget modules are present."""
@@ -127,6 +173,10 @@ class DetailScreen(Screen[None]):
 
     def on_resize(self, event: events.Resize) -> None:
         self._wide(event.size.width)
+        app: Any = self.app
+        inst = self.instance(app.latest) if app.latest is not None else None
+        if inst is not None:
+            self._summary(inst)  # refitted to the new width
 
     def _wide(self, width: int) -> None:
         self.query_one("#charts").set_class(width >= WIDE, "wide")
@@ -162,26 +212,14 @@ class DetailScreen(Screen[None]):
     def _summary(self, inst: InstanceMetrics) -> None:
         app: Any = self.app
         colours = app.get_css_variables()
-        from rich.text import Text
-
-        line = Text(no_wrap=True, overflow="ellipsis")
-        line.append(f"{inst.kind} {inst.address}  ")
+        levels = {"good": "success", "warn": "warning", "bad": "error"}
+        values = []
+        for label, metric, render in SUMMARY_METRICS:
+            level = levels.get(app.health.level(inst, metric) or "", "")
+            values.append((label, render(inst.metrics.get(metric)), colours.get(level, "") if level else ""))
         status_colour = colours.get("success" if inst.status == "up" else "error", "")
-        line.append(str(inst.status).upper(), style=f"bold {status_colour}")
-        if inst.error:
-            line.append(f": {inst.error}")
-        m = inst.metrics
-        for label, metric, render in (
-            ("hit", "hit_ratio", fmt.pct),
-            ("ops/s", "ops_per_sec", fmt.rate),
-            ("p99", "latency_p99_ms", fmt.ms),
-            ("mem", "memory_used_pct", fmt.pct),
-            ("err", "error_rate", fmt.pct),
-        ):
-            level = app.health.level(inst, metric)
-            style = {"good": "success", "warn": "warning", "bad": "error"}.get(level or "", "")
-            line.append(f"  {label} ")
-            line.append(render(m.get(metric)), style=colours.get(style, "") if style else "")
+        room = max(20, (self.size.width or app.size.width) - 2)  # #summary has padding 0 1
+        line = summary_line(inst, values, f"bold {status_colour}", room)
         self.query_one("#summary", Static).update(line)
 
     def _charts(self) -> None:
@@ -211,7 +249,20 @@ class DetailScreen(Screen[None]):
     # --- slowlog and clients, on demand -------------------------------------------------------
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-hotkeys":
+            # The keys table takes the focus: ↑↓ pick a key and `e` evicts it, with no Tab first.
+            for table in self.query("#hotkeys-table"):
+                table.focus()
         self._maybe_fetch()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "evict_key":
+            return self.query_one("#tabs", TabbedContent).active == "tab-hotkeys"
+        return True
+
+    def action_evict_key(self) -> None:
+        for panel in self.query("#hotkeys"):
+            panel.action_evict_key()  # type: ignore[attr-defined]
 
     def _maybe_fetch(self) -> None:
         active = self.query_one("#tabs", TabbedContent).active

@@ -13,22 +13,25 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 # (keys, what) in the order a newcomer needs them. tests/tui checks that every binding is here.
+# Each fits one line of the box at 80 columns (KEYS_WIDTH + WHAT_WIDTH), so q stays on an 80x24 screen.
+KEYS_WIDTH = 13
+WHAT_WIDTH = 59
 HELP_KEYS: tuple[tuple[str, str], ...] = (
-    ("↑ ↓  PgUp PgDn", "move the selection"),
+    ("↑ ↓ PgUp PgDn", "move the selection"),
     ("Home  End", "first / last row"),
-    ("enter", "open the selected instance: charts, commands, slowlog, clients, server"),
-    ("escape", "back to the overview / clear the filter / close this help"),
+    ("enter", "open the instance: charts, commands, slowlog, clients…"),
+    ("escape", "back / clear the filter / close this help"),
     ("/", "filter by name or tag (tag:NAME for an exact tag)"),
-    ("s  S", "sort by the next column / reverse the order (or click a header)"),
-    ("g", "group rows by their first tag (cluster nodes: by shard) on/off"),
-    ("c", "fold / unfold every group (enter on a group row folds that one)"),
+    ("s  S", "sort by the next column / reverse (or click a header)"),
+    ("g", "group by first tag (cluster nodes: by shard) on/off"),
+    ("c", "fold / unfold every group (enter on a group: that one)"),
     ("← →", "previous / next tab in the instance view"),
-    ("e", "evict the selected hot key (Hot keys tab): dry run, confirm; refused in --read-only"),
-    ("p", "pause / resume polling"),
+    ("e", "Hot keys tab: evict the selected key (dry run, confirm)"),
+    ("p", "pause / resume polling (replay: playback)"),
     ("r", "refresh now"),
-    ("+  -", "poll less / more often"),
+    ("+  -", "poll less / more often (replay: slower / faster)"),
     ("t", "dark / light theme"),
-    ("[  ]  {  }", "replay only: step one frame back / forward, or ten; < > first / last frame"),
+    ("[ ] { } < >", "replay: 1 frame back / on, 10 back / on, first / last"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),
     ("q", "quit"),
@@ -49,19 +52,22 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
-        width: 84; max-width: 100%; height: auto; max-height: 100%;
+        width: 80; max-width: 100%; height: auto; max-height: 100%;
         border: round $primary; background: $surface; padding: 0 1;
     }
     """
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, show_header=False, padding=(0, 2, 0, 0), expand=True)
-        table.add_column(style="bold", no_wrap=True)
+        table.add_column(style="bold", no_wrap=True, min_width=KEYS_WIDTH)
         table.add_column(ratio=1)
         for keys, what in HELP_KEYS:
             table.add_row(keys, what)
         with VerticalScroll():
-            yield Static(Text("cachetop — keys", style="bold"))
+            # q and escape on the first line: on a short terminal the rest scrolls, these stay.
+            title = Text("cachetop — keys", style="bold")
+            title.append("   q quit · escape close · ↑↓ scroll", style="dim")
+            yield Static(title)
             yield Static(table)
             yield Static(Text(LEGEND, style="dim"))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
@@ -22,15 +23,26 @@ from cachetop.tui.overview_rows import Row
 from cachetop.tui.widgets.diff_table import DiffTable
 
 ALERT_COLUMNS = (
-    Column("state", "state", 8, 0, right=False),
+    Column("state", "state", 7, 0, right=False),
     Column("sev", "severity", 8, 0, right=False),
-    Column("rule", "rule", 20, 0, right=False),
+    Column("rule", "rule", 18, 0, right=False),
     Column("inst", "instance", 14, 0, right=False),
-    Column("value", "value", 10, 0),
-    Column("since", "for", 7, 0),
+    Column("value", "value", 9, 0),
+    Column("since", "for", 9, 0),
     Column("what", "", 30, 0, right=False),
 )
+MIN_WHAT = 12  # the last column: what the alert says; never narrower than this
 SEVERITY_LEVEL = {"critical": "bad", "warning": "warn", "info": None}
+
+
+def alert_columns(instance: str | None, width: int) -> tuple[Column, ...]:
+    """The columns for a panel `width` cells wide: the last column takes what is left (the
+    tables' cell padding is 2 a column, 2 more for a scrollbar), and a panel for one instance
+    has no instance column (the header names it)."""
+    columns = [c for c in ALERT_COLUMNS if instance is None or c.key != "inst"]
+    fixed = sum(c.width + 2 for c in columns[:-1]) + 2 + 2
+    what = columns[-1]
+    return (*columns[:-1], Column(what.key, what.label, max(MIN_WHAT, width - fixed), 0, right=False))
 
 
 def _value(metric: str, value: float | str | None) -> str:
@@ -53,7 +65,7 @@ def alert_rows(view: Any, instance: str | None, now: float) -> list[Row]:
                     "inst": (display_key(a.instance, 30), None, ""),
                     "value": (_value(a.metric, a.value), None, ""),
                     "since": (fmt.duration(max(0.0, now - a.since)), None, ""),
-                    "what": (display_key(a.reason or a.description, 80), None, "dim"),
+                    "what": (display_key(a.reason or a.description, 200), None, "dim"),
                 },
             )
         )
@@ -105,8 +117,17 @@ class AlertsPanel(Vertical):
     def on_mount(self) -> None:
         table = self.query_one(DiffTable)
         table.set_colours(self.app.get_css_variables())
-        table.set_columns(ALERT_COLUMNS)
+        table.set_columns(alert_columns(self.instance, self.size.width or self.app.size.width))
         table.cursor_type = "none"
+
+    def on_resize(self, event: events.Resize) -> None:
+        table = self.query_one(DiffTable)
+        columns = alert_columns(self.instance, event.size.width)
+        if list(columns) != table.layout_columns:
+            table.set_columns(columns)  # rows come back on the next snapshot
+            app: Any = self.app
+            if app.latest is not None:
+                self.show_snapshot(app.latest)
 
     def show_snapshot(self, snap: Snapshot) -> None:
         app: Any = self.app

@@ -142,6 +142,9 @@ class ConfirmEvictScreen(ModalScreen[EvictResult | None]):
     ConfirmEvictScreen.running #evict-type, ConfirmEvictScreen.running #evict-confirm { display: none; }
     ConfirmEvictScreen Horizontal { height: auto; margin-top: 1; }
     ConfirmEvictScreen Button { margin-right: 2; }
+    ConfirmEvictScreen Button:focus { text-style: bold reverse; }
+    ConfirmEvictScreen #evict-keys { height: auto; margin-top: 1; color: $text-muted; }
+    ConfirmEvictScreen.running #evict-keys { display: none; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
@@ -173,6 +176,16 @@ class ConfirmEvictScreen(ModalScreen[EvictResult | None]):
             with Horizontal():
                 yield Button("Evict", variant="error", id="evict-confirm", disabled=self._blocked(""))
                 yield Button("Cancel", id="evict-cancel")
+            yield Static(self.keys_hint(), id="evict-keys", markup=False)
+
+    def keys_hint(self) -> str:
+        """What Enter does here, said on screen: Cancel has the focus (the safe default), so
+        Enter alone never evicts; evicting takes a deliberate Tab to Evict, or the typed name."""
+        if self.must_type:
+            return f"type {display_key(self.inst.name, 40)}, then Enter: evict · Esc: cancel"
+        if self._blocked(""):
+            return "Enter or Esc: close (nothing to evict)"
+        return "Enter: cancel (focused) · Tab, Enter: evict · Esc: cancel"
 
     def on_mount(self) -> None:
         self.query_one("#evict-type" if self.must_type else "#evict-cancel").focus()
