@@ -10,7 +10,7 @@ watch_on = "10s"          # memcached watch duty cycle (watch_off = 0: continuou
 watch_off = "0s"
 omem_limit = "8MiB"       # stop MONITOR before its output buffer passes this
 monitor_stall = "0.5s"    # the guardian ends a MONITOR that cachetop has not read for this long
-min_share = 5.0           # a key is hot at >= 5% of the instance's sampled ops...
+min_share = 3.0           # a key is hot at >= 3% of the instance's sampled ops...
 min_ops = 5               # ...and >= 5 ops/s (a floor, so 1 of 3 commands on an idle cache is not hot)
 separators = ":"          # prefix roll-up: user:123:cart -> user:*:cart
 scan_budget = 500         # LFU SCAN: keys looked at per second
@@ -50,7 +50,7 @@ class HotKeySettings:
     # The guardian process ends a MONITOR that cachetop has not read for this long (suspended,
     # stopped, stalled): at 20 MB/s of MONITOR output, 0.5 s leaves about 10 MB on the server.
     monitor_stall: float = 0.5
-    min_share: float = 5.0  # percent of the instance's sampled ops
+    min_share: float = 3.0  # percent of the instance's sampled ops
     min_ops: float = 5.0  # a small absolute floor
     separators: str = ":"
     scan_budget: int = 500

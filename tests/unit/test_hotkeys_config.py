@@ -16,7 +16,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_match_the_issue() -> None:
     s = HotKeySettings()
     assert (s.monitor_on, s.monitor_off, s.omem_limit) == (1.0, 9.0, 8 * 1024 * 1024)
-    assert (s.min_share, s.min_ops, s.separators) == (5.0, 5.0, ":")
+    assert (s.min_share, s.min_ops, s.separators) == (3.0, 5.0, ":")
     assert s.monitor_max_lines == 50_000
     assert s.monitor_stall == 0.5
 
