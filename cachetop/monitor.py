@@ -31,6 +31,7 @@ CHUNK = 200
 # Closing connections at stop is bounded as a whole: a fleet of 10,000 closes them all at once,
 # and what has not closed by then is left to the kernel (the process is ending).
 CLOSE_DEADLINE_S = 0.5
+FIRST_POLL_CHECK_S = 0.02  # how often the first publish looks for every instance's first answer
 
 Subscriber = Callable[[Snapshot], Any]
 
@@ -69,6 +70,7 @@ class Monitor:
         self._published = asyncio.Condition()
         self._running = asyncio.Event()  # cleared while paused
         self._publish_wake = asyncio.Event()
+        self._all_added = False  # every configured instance has its poller (start is done)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -79,6 +81,7 @@ class Monitor:
         self._tasks.append(asyncio.create_task(self._publish_loop(), name="publish"))
         try:
             await self._start_instances()
+            self._all_added = True
         except BaseException:
             await self.stop()  # pollers already started must not outlive a failed start
             raise
@@ -209,6 +212,12 @@ class Monitor:
         return snap
 
     async def _publish_loop(self) -> None:
+        # The first Snapshot goes out as soon as every instance has answered its first poll (or
+        # failed it), not one interval later: status, memory and connections are known from one
+        # poll, and the rates follow with the next. A screen shows data ~1 interval sooner.
+        await self._first_polls()
+        await self._running.wait()
+        await self.publish()
         while True:
             try:
                 await asyncio.wait_for(self._publish_wake.wait(), self.interval)
@@ -217,6 +226,16 @@ class Monitor:
                 pass
             await self._running.wait()
             await self.publish()
+
+    async def _first_polls(self) -> None:
+        """Returns once every poller has polled once, or after one interval at most (a slow or
+        large fleet publishes what it has, as before). Checks every FIRST_POLL_CHECK_S."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.interval
+        while loop.time() < deadline:
+            if self._all_added and all(p.polls for p in self.pollers):
+                return
+            await asyncio.sleep(FIRST_POLL_CHECK_S)
 
     async def wait_snapshot(
         self, predicate: Callable[[Snapshot], bool] = lambda s: True, timeout: float = 30.0
