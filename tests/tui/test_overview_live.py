@@ -109,6 +109,16 @@ async def test_worst_first_down_then_alerting_whatever_the_sort(
             _traffic(servers["r3"], hits=0, misses=10)  # 0%: the rule fires
             _traffic(servers["r4"], hits=5, misses=5)  # 50%, then killed
             await until(lambda: cell(app, "r2", "hit") == "90.0%", what="hit ratios")
+            # Three application connections held open: conn is a whole number (it read 3.0).
+            held = [redis_py.Redis(port=servers["r2"].port) for _ in range(3)]
+            for client in held:
+                client.ping()
+            await until(
+                lambda: re.fullmatch(r"\d+", cell(app, "r2", "conn")) and int(cell(app, "r2", "conn")) >= 3,
+                what="conn",
+            )
+            for client in held:
+                client.close()
             servers["r4"].kill()
             await until(lambda: mon.latest.by_name("r4").status == Status.DOWN, what="r4 down")
             await until(lambda: cell(app, "r3", "status") == "▲ up", deadline_s=10, what="alert marker")
