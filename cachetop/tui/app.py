@@ -46,12 +46,12 @@ class CachetopApp(App[int]):
         Binding("question_mark", "help", "Help", key_display="?"),
         # Only while replaying a recording (check_action hides them otherwise); ahead of the live
         # keys, so a narrow footer keeps them and leaves out the interval keys first.
-        Binding("left_square_bracket", "step(-1)", "Prev", key_display="["),
-        Binding("right_square_bracket", "step(1)", "Next", key_display="]"),
+        Binding("left_square_bracket", "step(-1)", "-1", key_display="["),
+        Binding("right_square_bracket", "step(1)", "+1", key_display="]"),
         Binding("left_curly_bracket", "step(-10)", "-10", key_display="{"),
         Binding("right_curly_bracket", "step(10)", "+10", key_display="}"),
-        Binding("less_than_sign", "seek(0)", "First", key_display="<"),
-        Binding("greater_than_sign", "seek(-1)", "Last", key_display=">"),
+        Binding("less_than_sign", "seek(0)", "first", key_display="<"),
+        Binding("greater_than_sign", "seek(-1)", "last", key_display=">"),
         Binding("p", "toggle_pause", "Pause"),
         Binding("r", "refresh", "Refresh"),
         Binding("plus,equals_sign", "slower", "Slower", key_display="+"),

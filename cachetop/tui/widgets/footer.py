@@ -14,7 +14,13 @@ from textual.widgets._footer import FooterKey
 
 # Actions left out first when the line is too narrow, in this order (a pair goes together);
 # then from the right.
-DROP_FIRST: tuple[tuple[str, ...], ...] = (("slower", "faster"), ("refresh",), ("toggle_pause",), ("help",))
+DROP_FIRST: tuple[tuple[str, ...], ...] = (
+    ("slower", "faster"),
+    ("refresh",),
+    ("toggle_pause",),
+    ("help",),
+    ("next_sort",),
+)
 
 
 def key_width(key_display: str, description: str) -> int:

@@ -1,0 +1,83 @@
+"""Issue 13: `→` to the Hot keys tab, then `e`, opens the evict dialog with no Tab first; in the
+dialog Cancel has the focus (the safe default) and the dialog says what Enter does. Pilot on a
+real Redis with a real hot key (MONITOR sampling of real traffic)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import redis as redis_py
+
+from cachetop.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.hotkeys_config import HotKeySettings
+from cachetop.live import LiveSources
+from cachetop.monitor import Monitor
+from cachetop.servers import LocalServer
+from cachetop.tui.app import CachetopApp
+from cachetop.tui.screens.detail import DetailScreen
+from cachetop.tui.widgets.confirm_evict import ConfirmEvictScreen
+from tests.tui.helpers import keys, text, until
+
+
+async def _traffic(port: int, stop: asyncio.Event) -> None:
+    """60% of reads on hot:1: a hot key."""
+    client = redis_py.asyncio.Redis(port=port, protocol=2)
+    try:
+        while not stop.is_set():
+            pipe = client.pipeline(transaction=False)
+            for i in range(50):
+                pipe.get("hot:1" if i % 5 < 3 else f"cold:{i}")
+            await pipe.execute()
+            await asyncio.sleep(0.01)
+    finally:
+        await client.aclose()
+
+
+async def test_right_to_hot_keys_then_e_opens_the_dialog_and_enter_cancels_visibly(
+    redis: LocalServer, tmp_path: Path
+) -> None:
+    client = redis_py.Redis(port=redis.port)
+    client.set("hot:1", "v")
+    config = Config(
+        path=None,
+        settings=Settings(interval=0.25, window=4.0, timeout=1.0, state_dir=tmp_path / "state"),
+        instances=(InstanceConfig(name="r1", target=parse_target(redis.url)),),
+        sections={"hotkeys": HotKeySettings(monitor_on=0.5, monitor_off=0.5, big_keys=False)},
+    )
+    stop = asyncio.Event()
+    async with Monitor(config) as mon:
+        app = CachetopApp(config, monitor=mon)
+        async with LiveSources(config, mon), app.run_test(size=(100, 30)):
+            load = asyncio.create_task(_traffic(redis.port, stop))
+            try:
+                table = app.screen.query_one("FleetTable")
+                await until(lambda: "r1" in table.row_keys, what="the overview row")
+                table.move_cursor(row=table.get_row_index("r1"))
+                await keys(app, "enter")
+                await until(lambda: isinstance(app.screen, DetailScreen), what="the detail view")
+                tabs = app.screen.query_one("#tabs")
+                await until(lambda: tabs.active == "tab-charts", what="the first tab")
+                # Only arrow keys: Charts → Commands → Slowlog → Clients → Server → Hot keys.
+                for _ in range(5):
+                    await keys(app, "right")
+                await until(lambda: tabs.active == "tab-hotkeys", what="the Hot keys tab")
+                await until(lambda: "hot:1" in text(app), deadline_s=15, what="hot:1 in the panel")
+                assert app.focused is not None and app.focused.id == "hotkeys-table"
+                await keys(app, "e")  # no Tab before it
+                modal = await until(
+                    lambda: isinstance(app.screen, ConfirmEvictScreen) and app.screen, what="the dialog"
+                )
+                await until(lambda: "would evict 1 key from r1, e.g. hot:1" in text(app), what="the dry run")
+                assert app.focused is not None and app.focused.id == "evict-cancel"
+                assert "Enter: cancel (focused) · Tab, Enter: evict · Esc: cancel" in text(app)
+                await keys(app, "enter")  # on the focused Cancel: declines, as the dialog says
+                await until(lambda: not isinstance(app.screen, ConfirmEvictScreen), what="closed")
+                assert modal.preview.matched == 1
+                assert client.exists("hot:1") == 1
+            finally:
+                stop.set()
+                with contextlib.suppress(Exception):
+                    await load
+    client.close()
