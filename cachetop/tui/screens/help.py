@@ -22,7 +22,7 @@ HELP_KEYS: tuple[tuple[str, str], ...] = (
     ("enter", "open the instance: charts, commands, slowlog, clients…"),
     ("escape", "back / clear the filter / close this help"),
     ("/", "filter by name or tag (tag:NAME for an exact tag)"),
-    ("s  S", "sort by the next column / reverse (or click a header)"),
+    ("s S 1…9 w", "sort: next / reverse / column N / worst first (or click)"),
     ("g", "group by first tag (cluster nodes: by shard) on/off"),
     ("c", "fold / unfold every group (enter on a group: that one)"),
     ("← →", "previous / next tab in the instance view"),
