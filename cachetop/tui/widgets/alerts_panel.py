@@ -25,7 +25,7 @@ from cachetop.tui.widgets.diff_table import DiffTable
 ALERT_COLUMNS = (
     Column("state", "state", 7, 0, right=False),
     Column("sev", "severity", 8, 0, right=False),
-    Column("rule", "rule", 18, 0, right=False),
+    Column("rule", "rule", 14, 0, right=False),
     Column("inst", "instance", 14, 0, right=False),
     Column("value", "value", 9, 0),
     Column("since", "for", 9, 0),
