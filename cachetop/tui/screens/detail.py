@@ -249,8 +249,10 @@ class DetailScreen(Screen[None]):
     # --- slowlog and clients, on demand -------------------------------------------------------
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "tab-hotkeys":
+        if event.pane.id == "tab-hotkeys" and event.tabbed_content.active == "tab-hotkeys":
             # The keys table takes the focus: ↑↓ pick a key and `e` evicts it, with no Tab first.
+            # (Only while the tab is still the active one: a focus inside a hidden pane would
+            # bring its tab back after a quick → past it.)
             for table in self.query("#hotkeys-table"):
                 table.focus()
         self._maybe_fetch()
