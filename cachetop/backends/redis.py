@@ -127,6 +127,11 @@ class RedisBackend:
         if self.target.db:
             self._handshake.append(("select", 1))
         self._client = self._make_client()
+        # One exchange at a time on the poll connection. The gate alone does not order them: a
+        # poll stops waiting for side commands after max_wait, and claims run while the gate is
+        # held shared, so two exchanges could overlap and the pool would open a second
+        # connection (the footprint is one poll connection per instance).
+        self._wire = asyncio.Lock()
         self._version: tuple[int, ...] | None = None
         self._has_histogram = False
         self._databases: tuple[int | None] | None = None  # CONFIG GET databases, once asked
@@ -161,7 +166,7 @@ class RedisBackend:
         pool = aioredis.ConnectionPool(
             connection_class=CountingConnection,
             parser_class=CappedAsyncParser,
-            max_connections=2,
+            max_connections=1,  # _exchange_now uses it one exchange at a time
             retry=Retry(NoBackoff(), 0),  # _exchange retries once itself, only where it helps
             **{
                 **connection_kwargs(self.inst, self.timeout, counted_name(CLIENT_NAME, hello)),
@@ -277,6 +282,12 @@ class RedisBackend:
         self, commands: tuple[tuple[str, ...], ...], extra: int = 0, before: int = 0
     ) -> tuple[list[Any], OwnTraffic]:
         """`before`: how many of `commands` run ahead of INFO, so INFO's counters hold them."""
+        async with self._wire:
+            return await self._exchange_locked(commands, extra, before)
+
+    async def _exchange_locked(
+        self, commands: tuple[tuple[str, ...], ...], extra: int, before: int
+    ) -> tuple[list[Any], OwnTraffic]:
         pool = self._client.connection_pool
         for attempt in (1, 2):
             conn = await pool.get_connection()  # connects (and handshakes) when needed

@@ -52,7 +52,7 @@ async def test_redis_clients_tab_marks_every_connection_of_ours(redis: LocalServ
         "cachetop-probe (us)",
         "cachetop-hotkeys-monitor (us)",
     }
-    assert len(ours) == 4, ours
+    assert len(ours) == 4, [(c.addr, c.name, c.cmd, c.age_s) for c in details.clients]
     assert set(cells) - set(ours) == {app_addr}, cells
     assert cells[app_addr] == ""
     assert clients_note(details) == f"{len(cells)} connection(s), {len(ours)} of them this cachetop's"
