@@ -1,4 +1,4 @@
-"""Issue 13: `→` to the Hot keys tab, then `e`, opens the evict dialog with no Tab first; in the
+"""Issue 13: `→` to the Hot keys tab, then `↑`/`↓` and `e`, open the evict dialog with no Tab; in the
 dialog Cancel has the focus (the safe default) and the dialog says what Enter does. Pilot on a
 real Redis with a real hot key (MONITOR sampling of real traffic)."""
 
@@ -64,7 +64,14 @@ async def test_right_to_hot_keys_then_e_opens_the_dialog_and_enter_cancels_visib
                     await keys(app, "right")
                 await until(lambda: tabs.active == "tab-hotkeys", what="the Hot keys tab")
                 await until(lambda: "hot:1" in text(app), deadline_s=15, what="hot:1 in the panel")
-                assert app.focused is not None and app.focused.id == "hotkeys-table"
+                hot_table = app.screen.query_one("#hotkeys-table")
+                assert app.focused is None or app.focused.id != "hotkeys-table"  # no Tab was pressed
+                await until(lambda: hot_table.row_count >= 2, deadline_s=10, what="two keys")
+                await keys(app, "down")  # ↓ picks a key without the focus in the table
+                await until(lambda: hot_table.cursor_row == 1, what="the second row selected")
+                await keys(app, "up")
+                await until(lambda: hot_table.cursor_row == 0, what="back on hot:1")
+                assert hot_table.get_row_at(0)[1].plain == "hot:1"
                 await keys(app, "e")  # no Tab before it
                 modal = await until(
                     lambda: isinstance(app.screen, ConfirmEvictScreen) and app.screen, what="the dialog"

@@ -89,9 +89,11 @@ class DetailScreen(Screen[None]):
         # Priority: ← → switch tabs even when a table has the focus (the Hot keys table takes it).
         Binding("left", "previous_tab", "Tab", show=False, priority=True),
         Binding("right", "next_tab", "Tab", show=False, priority=True),
-        # The Hot keys tab's evict, wherever the focus is (the panel's own `e` needs the focus
-        # inside it); check_action keeps it to that tab.
-        Binding("e", "evict_key", "Evict key", show=False),
+        # The Hot keys tab's keys, wherever the focus is (the panel's own `e` needs the focus
+        # inside it, which took a Tab); check_action keeps them to that tab.
+        Binding("e", "evict_key", "Evict key"),
+        Binding("up", "hotkey_cursor(-1)", "Up", show=False),
+        Binding("down", "hotkey_cursor(1)", "Down", show=False),
     ]
 
     def __init__(self, name: str) -> None:
@@ -249,18 +251,20 @@ class DetailScreen(Screen[None]):
     # --- slowlog and clients, on demand -------------------------------------------------------
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "tab-hotkeys" and event.tabbed_content.active == "tab-hotkeys":
-            # The keys table takes the focus: ↑↓ pick a key and `e` evicts it, with no Tab first.
-            # (Only while the tab is still the active one: a focus inside a hidden pane would
-            # bring its tab back after a quick → past it.)
-            for table in self.query("#hotkeys-table"):
-                table.focus()
         self._maybe_fetch()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "evict_key":
+        if action in ("evict_key", "hotkey_cursor"):
             return self.query_one("#tabs", TabbedContent).active == "tab-hotkeys"
         return True
+
+    def action_hotkey_cursor(self, step: int) -> None:
+        """↑/↓ on the Hot keys tab pick a key, whatever has the focus. Not by focusing the table
+        when the tab opens: a focus inside a pane makes TabbedContent switch back to that pane
+        when its message lands, after a quick → past the tab."""
+        for table in self.query("#hotkeys-table"):
+            if isinstance(table, DiffTable) and table.row_count:
+                table.move_cursor(row=max(0, min(table.cursor_row + step, table.row_count - 1)))
 
     def action_evict_key(self) -> None:
         for panel in self.query("#hotkeys"):
