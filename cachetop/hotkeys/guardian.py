@@ -12,9 +12,10 @@ cachetop is not running, so this one runs beside it:
 * before turning MONITOR on, a sampler arms it (the monitor connection's CLIENT ID and how to log
   in; the password travels through this pipe, never argv or the environment), and while MONITOR
   is on, the loop that reads MONITOR output sends a heartbeat every 0.1 s;
-* when no heartbeat arrives for `stall` seconds, it connects (the only time it does), sends
-  `CLIENT KILL ID <id>`, and tells cachetop on stdout; when its stdin closes (cachetop exited or
-  was killed), it kills whatever is still armed and exits.
+* when no heartbeat arrives for `stall` seconds, it connects (the only time it does), checks with
+  `CLIENT LIST ID <id>` that the client is still cachetop's MONITOR (a restarted server hands
+  out IDs from 1 again), sends `CLIENT KILL ID <id>`, and tells cachetop on stdout; when its
+  stdin closes (cachetop exited or was killed), it kills whatever is still armed and exits.
 
 It uses the standard library only and runs with `python -I` from its path, so it starts fast and
 nothing from the environment changes it. Run it by hand with `python -m cachetop.hotkeys.guardian`.
@@ -72,7 +73,11 @@ def _connect(spec: dict[str, Any], timeout: float) -> socket.socket:
     if not spec.get("verify", True):
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    return ctx.wrap_socket(sock, server_hostname=spec["host"])
+    try:
+        return ctx.wrap_socket(sock, server_hostname=spec["host"])
+    except BaseException:
+        sock.close()  # a failed handshake must not leave the plain socket to the collector
+        raise
 
 
 def _read_reply(sock: socket.socket, buf: bytearray) -> bytes:
@@ -88,35 +93,58 @@ def _read_reply(sock: socket.socket, buf: bytearray) -> bytes:
     return line
 
 
+def _is_our_monitor(listing: bytes) -> bool:
+    """Whether a `CLIENT LIST ID` entry is cachetop's MONITOR (and not a client that has its ID
+    after a restart: IDs start again from 1 on a restarted server, or another node behind the
+    same address)."""
+    fields = dict(part.partition(b"=")[::2] for part in listing.split())
+    monitoring = b"O" in fields.get(b"flags", b"") or fields.get(b"cmd") == b"monitor"
+    return monitoring and fields.get(b"name", b"").startswith(b"cachetop")
+
+
 def kill_monitor(spec: dict[str, Any]) -> tuple[str, int, str]:
-    """CLIENT KILL ID on a fresh connection: ("killed" | "gone" | "error", commands sent, reason)."""
+    """CLIENT KILL ID on a fresh connection: ("killed" | "gone" | "error", commands sent, reason).
+
+    The client is looked up first, on the same connection (one server run: its IDs are never
+    reused), and killed only if it is still a cachetop MONITOR."""
     timeout = float(spec.get("timeout") or 2.0)
+    client_id = int(spec["client_id"])
     commands: list[bytes] = []
     if spec.get("password"):
         auth = (spec["username"], spec["password"]) if spec.get("username") else (spec["password"],)
         commands.append(_resp("AUTH", *auth))
     commands.append(_resp("CLIENT", "SETNAME", CLIENT_NAME))
-    commands.append(_resp("CLIENT", "KILL", "ID", int(spec["client_id"])))
+    commands.append(_resp("CLIENT", "LIST", "ID", client_id))
     try:
         sock = _connect(spec, timeout)
     except (OSError, ValueError) as exc:
         return "error", 0, f"cannot connect: {type(exc).__name__}"
+    sent = len(commands)
     try:
         sock.settimeout(timeout)
         sock.sendall(b"".join(commands))
         buf = bytearray()
         replies = [_read_reply(sock, buf) for _ in commands]
+        listing = replies[-1]
+        if listing.startswith(b"$") and listing != b"$-1":
+            listing = _read_reply(sock, buf)  # the bulk string's body: one client, one line
+        elif listing.startswith(b"-"):
+            # An error reply never holds the password (the server does not echo AUTH arguments).
+            reason = next(r for r in replies if r.startswith(b"-"))
+            return "error", sent, reason[:200].decode(errors="replace").lstrip("-")
+        if not _is_our_monitor(listing):
+            return "gone", sent, ""
+        sock.sendall(_resp("CLIENT", "KILL", "ID", client_id))
+        sent += 1
+        last = _read_reply(sock, buf)
     except (OSError, ValueError) as exc:
-        return "error", len(commands), f"no answer: {type(exc).__name__}"
+        return "error", sent, f"no answer: {type(exc).__name__}"
     finally:
         with contextlib.suppress(OSError):
             sock.close()
-    last = replies[-1]
     if last.startswith(b":"):  # the filter form of CLIENT KILL answers how many it killed
-        return ("killed" if last != b":0" else "gone"), len(commands), ""
-    # An error reply never holds the password (the server does not echo AUTH arguments).
-    reason = next((r for r in replies if r.startswith(b"-")), last)[:200].decode(errors="replace")
-    return "error", len(commands), reason.lstrip("-")
+        return ("killed" if last != b":0" else "gone"), sent, ""
+    return "error", sent, last[:200].decode(errors="replace").lstrip("-")
 
 
 class Guardian:

@@ -383,3 +383,35 @@ async def test_the_guardian_logs_in_with_tls_and_a_password(
         await collector.stop()
     assert commandstat(r, "client|kill") == 1
     assert collector.own_command_counts["client|kill"] == 1
+
+
+def test_the_guardian_kills_only_a_cachetop_monitor_under_that_id(redis: LocalServer) -> None:
+    """After a restart, IDs start again from 1: the ID the guardian was armed with may then be an
+    application's connection. It looks the client up first and leaves anything but our MONITOR."""
+    from cachetop.hotkeys.guardian import kill_monitor
+
+    def mon_ids(port: int) -> set[int]:
+        return {int(c[b"id"]) for c in monitor_clients(port)}
+
+    spec = {"host": "127.0.0.1", "port": redis.port, "timeout": 2.0}
+    app = redis_py.Redis(port=redis.port, driver_info=None)
+    app_id = app.client_id()
+    assert kill_monitor({**spec, "client_id": app_id}) == ("gone", 2, "")
+    assert app.ping() is True  # still connected: the same connection answers
+    assert app.client_id() == app_id
+
+    # A MONITOR that is not cachetop's (someone's redis-cli) is not ours to end either.
+    theirs = redis_py.Redis(port=redis.port, driver_info=None)
+    theirs_id = theirs.client_id()
+    with theirs.monitor():
+        wait_until(lambda: mon_ids(redis.port) == {theirs_id}, what="their MONITOR")
+        assert kill_monitor({**spec, "client_id": theirs_id}) == ("gone", 2, "")
+        assert mon_ids(redis.port) == {theirs_id}
+
+    ours = redis_py.Redis(port=redis.port, driver_info=None, client_name="cachetop-hotkeys-monitor")
+    ours_id = ours.client_id()
+    with ours.monitor():
+        wait_until(lambda: mon_ids(redis.port) == {ours_id}, what="our MONITOR")
+        assert kill_monitor({**spec, "client_id": ours_id}) == ("killed", 3, "")
+        wait_until(lambda: not mon_ids(redis.port), what="our MONITOR gone")
+    app.close()
