@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from cachetop.aio import OwnTrafficGate
 from cachetop.backends.viewers import (
     TOKEN,
@@ -24,6 +26,7 @@ from cachetop.backends.viewers import (
     parse_counted,
 )
 from cachetop.config import InstanceConfig
+from cachetop.hotkeys.conn import SideCommands
 
 CLIENT_NAME = "cachetop"
 SLOWLOG_ENTRIES = 20
@@ -151,11 +154,18 @@ async def fetch_details(
     timeout: float,
     own_commands: Counter[str] | None = None,
     gate: OwnTrafficGate | None = None,
+    side: SideCommands | None = None,
 ) -> Details:
-    """Slowlog and clients of one instance; never raises (the error is in Details.error)."""
+    """Slowlog and clients of one instance; never raises (the error is in Details.error).
+
+    `side`: the poll connection of a live poller (backends/redis.py PollConnectionSide). The two
+    commands then travel on it, so an open Clients or Slowlog tab costs no connection of its own
+    (the footprint: 2 per instance, 3 while a hot-key sample runs)."""
     try:
         if inst.target.kind == "memcached":
             return await asyncio.wait_for(_memcached(inst), timeout)
+        if side is not None:
+            return await asyncio.wait_for(_redis_on(side), timeout)
         return await asyncio.wait_for(_redis(inst, timeout, own_commands, gate), timeout)
     except Exception as exc:  # shown in the panel; the dashboard goes on
         reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
@@ -195,6 +205,25 @@ async def _redis(
     if isinstance(clients, Exception):
         notes.append("CLIENT LIST is not allowed for this user")
         clients = b""
+    return Details(
+        slowlog=tuple(parse_slowlog(slow)),
+        clients=tuple(parse_client_list(_bytes(clients))),
+        notes=tuple(notes),
+    )
+
+
+async def _redis_on(side: SideCommands) -> Details:
+    notes = []
+    slow: Any = []
+    clients: Any = b""
+    try:
+        slow = await side.call("SLOWLOG", "GET", SLOWLOG_ENTRIES)
+    except ResponseError:
+        notes.append("SLOWLOG is not allowed for this user")
+    try:
+        clients = await side.call("CLIENT", "LIST")
+    except ResponseError:
+        notes.append("CLIENT LIST is not allowed for this user")
     return Details(
         slowlog=tuple(parse_slowlog(slow)),
         clients=tuple(parse_client_list(_bytes(clients))),

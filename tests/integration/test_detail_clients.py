@@ -40,19 +40,24 @@ async def test_redis_clients_tab_marks_every_connection_of_ours(redis: LocalServ
             collector = live.collectors[mon.pollers[0].inst.name]
             await until(lambda: collector.sampler is not None and collector.sampler.phase == "sampling")
             await mon.wait_polls(3, timeout=10)  # the probe has connected by then
-            details = await fetch_details(config.instances[0], 2.0)
+            # As the detail view asks: on the poll connection, which the live poller lends.
+            side = mon.pollers[0].backend.side_commands
+            details = await fetch_details(config.instances[0], 2.0, side=side)
+            # The look's commands are ours: the idle server still reads 0 ops/s after it.
+            await mon.wait_polls(mon.pollers[0].polls + 2, timeout=10)
+            assert mon.snapshot().instances[0].metrics["ops_per_sec"] == 0.0
     finally:
         app.close()
     cells = marked(client_rows(details))
     ours = {addr: name for addr, name in cells.items() if name.endswith(" (us)")}
-    # poll (which also carries the MONITOR watchdog's checks), probe, MONITOR and this very look:
-    # all ours, named without their counts
+    # poll (which also carries the MONITOR watchdog's checks and this very look), probe and
+    # MONITOR: all ours, named without their counts; the footprint while a sample runs is 3
     assert set(ours.values()) == {
         "cachetop (us)",
         "cachetop-probe (us)",
         "cachetop-hotkeys-monitor (us)",
     }
-    assert len(ours) == 4, [(c.addr, c.name, c.cmd, c.age_s) for c in details.clients]
+    assert len(ours) == 3, [(c.addr, c.name, c.cmd, c.age_s) for c in details.clients]
     assert set(cells) - set(ours) == {app_addr}, cells
     assert cells[app_addr] == ""
     assert clients_note(details) == f"{len(cells)} connection(s), {len(ours)} of them this cachetop's"

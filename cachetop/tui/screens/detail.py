@@ -291,7 +291,9 @@ class DetailScreen(Screen[None]):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(poller.polled.wait(), poller.interval + poller.timeout)
         gate = getattr(poller.backend, "own_gate", None) if poller is not None else None
-        details = await fetch_details(inst_cfg, app.config.timeout_of(inst_cfg), own, gate)
+        # A live Redis poller lends its poll connection: no connection of the view's own.
+        side = getattr(poller.backend, "side_commands", None) if poller is not None else None
+        details = await fetch_details(inst_cfg, app.config.timeout_of(inst_cfg), own, gate, side)
         self.show_details(details)
 
     def show_details(self, details: Details) -> None:
