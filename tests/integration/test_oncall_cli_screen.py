@@ -105,6 +105,8 @@ def test_evict_works_in_the_demo(tmp_path: Path, session: str) -> None:
     )
     wait_until(lambda: "cache-main" in _screen(session), deadline_s=30, what="the demo's overview")
     _keys(session, "/")
+    # Typed once the box has the focus: keys typed with "/" in one burst go to the table.
+    wait_until(lambda: "filter by name" in _screen(session), deadline_s=10, what="the filter box")
     _keys(session, "cache-main", literal=True)
     _keys(session, "Enter")
     wait_until(lambda: "▾ sessions" not in _screen(session), deadline_s=10, what="the filter applied")

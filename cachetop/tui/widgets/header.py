@@ -2,8 +2,8 @@
 it would change every second for nothing and make screenshots non-deterministic. A replay shows
 the recorded frame's own time instead: in a post-mortem, that time is what matters.
 
-The line fits its width: at 80 columns the less useful parts shorten or go (the "cachetop ›"
-prefix, the fleet's ops/s and hit ratio, a long instance name is cut with …), never the
+The line fits its width: at 80 columns the less useful parts shorten or go (the fleet's ops/s and
+hit ratio, then the "cachetop ›" breadcrumb, then a long instance name is cut with …), never the
 interval and the window, the REPLAY marker or PAUSED.
 """
 
@@ -127,10 +127,10 @@ class FleetHeader(Static):
                 groups.append(totals)
             return groups + tail
 
-        tries = [
+        tries = [  # (gap, the "cachetop ›" breadcrumb, the fleet's ops/s and hit ratio)
             ("  ", True, True),
             (" ", True, True),
-            (" ", False, True),
+            (" ", True, False),  # in an instance's view its own figures are on the next line
             (" ", False, False),
         ]
         for gap, prefix, with_totals in tries:
