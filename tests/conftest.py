@@ -160,8 +160,9 @@ class TinyFs:
 
 @pytest.fixture
 def tiny_fs(tmp_path: Path) -> Iterator[TinyFs]:
-    """A size-limited tmpfs for disk-full tests (root or CAP_SYS_ADMIN: CI runs as root). Where
-    mounting is not allowed (an unprivileged container) the test is skipped with the reason."""
+    """A size-limited tmpfs for disk-full tests (root or CAP_SYS_ADMIN: CI runs as root). As root
+    a failed mount fails the test (CI must not skip it quietly); a developer without root skips
+    with the reason."""
     mount_point = tmp_path / "tiny-fs"
     mount_point.mkdir()
     done = subprocess.run(
@@ -171,7 +172,10 @@ def tiny_fs(tmp_path: Path) -> Iterator[TinyFs]:
         timeout=10,
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
+        reason = f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}"
+        if os.geteuid() == 0:
+            pytest.fail(reason)
+        pytest.skip(reason)
     try:
         yield TinyFs(mount_point)
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -103,9 +104,14 @@ def cancel_on_interrupt(cancel: threading.Event, err: TextIO) -> Iterator[Interr
             raise KeyboardInterrupt  # confirm() takes it as "no"
         again = "Ctrl-C" if name == "SIGINT" else name
         # The terminal may be gone (SIGHUP): a failed notice must not stop the clean cancel.
-        with contextlib.suppress(Exception):
-            err.write(f"\n{name}: cancelling after the current batch ({again} again to stop at once)\n")
-            err.flush()
+        # os.write, not err.write: the handler may run while the main code is inside a write to
+        # the same buffered stream, and that reentrant call would fail and lose the notice.
+        notice = f"\n{name}: cancelling after the current batch ({again} again to stop at once)\n"
+        try:
+            os.write(err.fileno(), notice.encode())
+        except (OSError, ValueError):  # no file behind it (a test's buffer) or the terminal is gone
+            with contextlib.suppress(Exception):
+                err.write(notice)
 
     if threading.current_thread() is not threading.main_thread():
         yield state

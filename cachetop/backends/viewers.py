@@ -23,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -207,19 +208,38 @@ class ViewerRegistry:
             return
         self._mine[address] = connections
         with contextlib.suppress(OSError):
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"pid": os.getpid(), "instances": self._mine}))
-            tmp.replace(self.path)
+            self.directory.parent.mkdir(exist_ok=True, mode=0o700)  # cachetop-<uid>, ours alone
+            self.directory.mkdir(exist_ok=True, mode=0o700)
+            if self._trusted():
+                self._write()
         self._read_at = -1e9  # read the others again with this change
+
+    def _trusted(self) -> bool:
+        """Only a directory this user owns, that nobody else can write, and that is not a link
+        counts: in a shared /tmp, another local user could create it first and plant lists that
+        make cachetop leave real application connections out of its count."""
+        try:
+            for path in (self.directory.parent, self.directory):
+                st = os.lstat(path)
+                if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+                    return False
+        except OSError:
+            return False
+        return True
+
+    def _write(self) -> None:
+        """Whole or not at all (write, then rename): a reader never sees half a list."""
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "instances": self._mine}))
+        tmp.replace(self.path)
 
     def withdraw_all(self, address: str) -> None:
         """Forgets every entry for `address` (any server pid): its backend closed."""
         for key in [k for k in self._mine if k.split("#")[0] == address]:
             del self._mine[key]
         with contextlib.suppress(OSError):
-            if self._mine:
-                self.path.write_text(json.dumps({"pid": os.getpid(), "instances": self._mine}))
+            if self._mine and self._trusted():
+                self._write()
             else:
                 self.path.unlink()
 
@@ -233,6 +253,8 @@ class ViewerRegistry:
 
     def _read(self) -> dict[str, tuple[int, int]]:
         out: dict[str, tuple[int, int]] = {}
+        if not self._trusted():
+            return out
         try:
             paths = list(self.directory.glob("*.json"))
         except OSError:

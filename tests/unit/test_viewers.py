@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cachetop.backends.viewers import TOKEN, ViewerRegistry, ViewerTally, counted_name, parse_counted
@@ -66,3 +67,23 @@ def test_registry_counts_other_live_processes_only(tmp_path: Path) -> None:
     mine.publish("h:1#42", 2)
     assert mine.others("h:1#42") == (3, 1)
     assert not (tmp_path / "999999999-gone.json").exists()  # a dead process's list is removed
+
+
+def test_a_registry_directory_someone_else_can_write_is_not_trusted(tmp_path: Path) -> None:
+    """In a shared /tmp another local user could create the directory first and plant lists that
+    make cachetop leave real application connections out: such a directory is ignored."""
+    shared = tmp_path / "viewers"
+    shared.mkdir()
+    (shared / "1-planted.json").write_text('{"pid": 1, "instances": {"h:1#42": 7}}')
+    registry = ViewerRegistry(shared)
+    assert registry.others("h:1#42") == (7, 1)  # the directory is ours: the list counts
+    shared.chmod(0o777)  # anyone may write in it
+    registry._read_at = -1e9
+    assert registry.others("h:1#42") == (0, 0)
+    registry.publish("h:1#42", 2)
+    assert not registry.path.exists()  # nothing of ours is written there either
+    shared.chmod(0o700)
+    if os.geteuid() == 0:  # owned by another user (root can hand it over)
+        os.chown(shared, 65534, 65534)
+        registry._read_at = -1e9
+        assert registry.others("h:1#42") == (0, 0)
