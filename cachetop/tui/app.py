@@ -410,7 +410,9 @@ async def _end(
         _, pending = await asyncio.wait({app_task}, timeout=QUIT_DEADLINE_S)
         if pending:  # a signal that came before the app ran: its exit() was lost
             app_task.cancel()
-    await asyncio.wait({starting, app_task, stop_wait})
+    # Bounded too: a task that swallows its cancel must not hold the quit (run_dashboard's
+    # close_runner deals with what is still pending).
+    await asyncio.wait({starting, app_task, stop_wait}, timeout=QUIT_DEADLINE_S)
 
 
 def run_dashboard(config: Config, args: argparse.Namespace) -> int:
