@@ -63,6 +63,7 @@ async def test_right_to_hot_keys_then_e_opens_the_dialog_and_enter_cancels_visib
                 for _ in range(5):
                     await keys(app, "right")
                 await until(lambda: tabs.active == "tab-hotkeys", what="the Hot keys tab")
+                await until(lambda: "e Evict key" in text(app).splitlines()[-1], what="e in the footer")
                 await until(lambda: "hot:1" in text(app), deadline_s=15, what="hot:1 in the panel")
                 hot_table = app.screen.query_one("#hotkeys-table")
                 assert app.focused is None or app.focused.id != "hotkeys-table"  # no Tab was pressed
@@ -72,6 +73,7 @@ async def test_right_to_hot_keys_then_e_opens_the_dialog_and_enter_cancels_visib
                 await keys(app, "up")
                 await until(lambda: hot_table.cursor_row == 0, what="back on hot:1")
                 assert hot_table.get_row_at(0)[1].plain == "hot:1"
+                assert "e Evict key" in text(app).splitlines()[-1]  # offered in the footer
                 await keys(app, "e")  # no Tab before it
                 modal = await until(
                     lambda: isinstance(app.screen, ConfirmEvictScreen) and app.screen, what="the dialog"

@@ -251,6 +251,7 @@ class DetailScreen(Screen[None]):
     # --- slowlog and clients, on demand -------------------------------------------------------
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()  # `e` in the footer on the Hot keys tab only (check_action)
         self._maybe_fetch()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -33,7 +34,24 @@ KEY_COLUMNS = (
     Column("trend", "trend", 16, 0, right=False),
     Column("count", "count", 15, 0),
 )
+# At 80 columns (the full set needs 114 cells): narrower, and without the trend sparkline, so no
+# column is cut by the screen's edge; a key wider than its column ends in ….
+NARROW_KEY_COLUMNS = (
+    Column("hot", "", 1, 0, right=False),
+    Column("key", "key", 20, 0, right=False),
+    Column("ops", "ops/s", 7, 0),
+    Column("share", "share", 6, 0),
+    Column("rw", "r/w", 9, 0),
+    Column("hm", "hit/miss", 9, 0),
+    Column("count", "count", 10, 0),
+)
 PREFIX_LIMIT = 5
+
+
+def key_columns(width: int) -> tuple[Column, ...]:
+    """The full columns when they fit `width` (2 cells of padding a column, 2 for a scrollbar)."""
+    needed = sum(c.width + 2 for c in KEY_COLUMNS) + 2
+    return KEY_COLUMNS if width >= needed else NARROW_KEY_COLUMNS
 
 
 def ranked(view: Any) -> list[Any]:
@@ -130,8 +148,17 @@ class HotKeysPanel(Vertical):
     def on_mount(self) -> None:
         table = self.query_one(DiffTable)
         table.set_colours(self.app.get_css_variables())
-        table.set_columns(KEY_COLUMNS)
+        table.set_columns(key_columns(self.size.width or self.app.size.width))
         table.cursor_type = "row"
+
+    def on_resize(self, event: events.Resize) -> None:
+        table = self.query_one(DiffTable)
+        columns = key_columns(event.size.width)
+        if list(columns) != table.layout_columns:
+            table.set_columns(columns)  # its rows come back with the next show
+            app: Any = self.app
+            if app.latest is not None:
+                self.show_snapshot(app.latest)
 
     def show_snapshot(self, snap: Snapshot) -> None:
         inst = snap.by_name(self.instance)
