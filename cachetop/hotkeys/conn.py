@@ -15,7 +15,13 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from cachetop.aio import OwnTrafficGate
-from cachetop.backends.viewers import claim_ahead, counted_name, forget_own, note_own
+from cachetop.backends.viewers import (
+    claim_ahead,
+    counted_name,
+    forget_own,
+    note_own,
+    parse_client_list,  # noqa: F401  (re-exported: the samplers import it from here)
+)
 from cachetop.config import InstanceConfig
 
 MONITOR_CLIENT_NAME = "cachetop-hotkeys-monitor"
@@ -224,20 +230,6 @@ def redis_error_text(inst: InstanceConfig, exc: BaseException) -> str:
     if inst.target.password:
         text = text.replace(inst.target.password, "***")
     return text
-
-
-def parse_client_list(raw: bytes) -> list[dict[bytes, bytes]]:
-    """CLIENT LIST output -> one dict per client (name=..., addr=..., omem=..., flags=...)."""
-    clients = []
-    for line in raw.splitlines():
-        fields: dict[bytes, bytes] = {}
-        for part in line.split(b" "):
-            key, sep, value = part.partition(b"=")
-            if sep:
-                fields[key] = value
-        if fields:
-            clients.append(fields)
-    return clients
 
 
 async def raw_call(client: Any, *args: Any) -> Any:
