@@ -17,9 +17,7 @@ starts again when the process continues.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -142,10 +140,7 @@ class WatchSampler:
         if writer is None:
             return
         self._suspended = True
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        suspend.shut_down_now(writer)
 
     async def _baseline_from_poller(self) -> None:
         """Waits (at most the timeout) for the poller's first `stats`: it is the baseline of the

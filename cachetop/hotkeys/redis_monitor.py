@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -278,10 +277,7 @@ class MonitorSampler:
         if writer is None:
             return
         self._suspended = True
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        suspend.shut_down_now(writer)
         if self._link is not None and self._token:
             self._link.disarm(self._token)  # the guardian has nothing left to end
 

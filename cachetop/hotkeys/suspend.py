@@ -23,11 +23,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import threading
 import weakref
 from collections.abc import Callable
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
 STOP_SIGNALS = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 
@@ -83,3 +84,14 @@ def install() -> None:
 
 def release(stream: Suspendable) -> None:
     _streams.discard(stream)
+
+
+def shut_down_now(writer: Any) -> bool:
+    """Ends a stream's connection from a signal handler: shutdown(2) sends the FIN at once, and
+    the event loop closes the transport after SIGCONT. False when there was no socket to end."""
+    sock = writer.get_extra_info("socket") if writer is not None else None
+    if sock is None:
+        return False
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    return True
