@@ -53,6 +53,7 @@ class OverviewScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._width = 0
+        self._typing_ahead = False  # "/" was pressed and the filter box has no focus yet
 
     def compose(self) -> ComposeResult:
         yield FleetHeader(id="header")
@@ -227,6 +228,16 @@ class OverviewScreen(Screen[None]):
         box = self.query_one("#filter", Input)
         box.display = True
         box.focus()
+        # Keys typed in the same burst as "/" (a fast typist, a paste) were forwarded to the
+        # table before the focus moved, and would act as commands ("c" folds, "-" polls faster).
+        # They bubble from the table's queue to this screen's: on_key hands their characters to
+        # the box until a callback queued behind them, table then screen, says they are all
+        # through. Keys typed later go to the box itself.
+        self._typing_ahead = True
+        self.table.call_later(self.call_later, self._end_typing_ahead)
+
+    def _end_typing_ahead(self) -> None:
+        self._typing_ahead = False
 
     def action_clear_filter(self) -> None:
         app: Any = self.app
@@ -250,6 +261,18 @@ class OverviewScreen(Screen[None]):
 
     def on_key(self, event: events.Key) -> None:
         box = self.query_one("#filter", Input)
+        if event.key == "slash" and not box.has_focus:
+            # Here rather than only through the binding, which acts once the key has bubbled up
+            # to the app: by then the keys typed after it have passed this screen already.
+            event.stop()
+            event.prevent_default()
+            self.action_filter()
+            return
+        if self._typing_ahead and event.is_printable and event.character:
+            event.stop()
+            event.prevent_default()
+            box.insert_text_at_cursor(event.character)
+            return
         if event.key == "escape" and box.has_focus:
             event.stop()
             self.action_clear_filter()

@@ -1,0 +1,37 @@
+"""Keys typed in the same burst as `/` go to the filter, not to the table (a fast typist, or a
+paste, must not fold the groups with `c` or speed up polling with `-`)."""
+
+from __future__ import annotations
+
+from textual import events
+
+from cachetop.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.monitor import Monitor
+from cachetop.servers import LocalServer
+from cachetop.tui.app import CachetopApp
+from tests.tui.helpers import cell, until
+
+
+async def test_keys_typed_with_the_slash_reach_the_filter(redis: LocalServer) -> None:
+    config = Config(
+        path=None,
+        settings=Settings(interval=0.5, window=5.0, timeout=1.0),
+        instances=(
+            InstanceConfig(name="cache-a", target=parse_target(redis.url), tags=("web",)),
+            InstanceConfig(name="other", target=parse_target(redis.url), tags=("db",)),
+        ),
+    )
+    async with Monitor(config) as mon:
+        app = CachetopApp(config, monitor=mon)
+        async with app.run_test(size=(100, 30)):
+            await until(lambda: cell(app, "cache-a", "status") == "up", what="up")
+            assert app.screen.query_one("FleetTable").has_focus
+            before = mon.pollers[0].interval
+            # One burst: "/" and what follows, before the filter box can take the focus.
+            names = {"/": "slash", "-": "minus"}
+            for char in "/c-a":
+                app.post_message(events.Key(names.get(char, char), char))
+            box = app.screen.query_one("#filter")
+            await until(lambda: box.value == "c-a", what="the filter holds every key typed")
+            assert mon.pollers[0].interval == before  # "-" did not change the interval
+            assert app.view.query == "c-a"
