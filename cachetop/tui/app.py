@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, NoReturn
 
@@ -32,6 +33,8 @@ from cachetop.tui.overview_rows import FOLD_ABOVE, ViewState
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 MAX_TOASTS = 5  # status changes in one snapshot toasted one by one; more are summed up
 QUIT_DEADLINE_S = 1.0  # after a signal, how long the app may take to end before it is cancelled
+# After SIGHUP or SIGTERM, the process ends by this time even if the event loop is wedged.
+HARD_EXIT_S = 5.0
 FAST_EXIT_ABOVE = 200  # instances: above, the process ends without freeing memory (end_process)
 THEMES = {"dark": "textual-dark", "light": "textual-light"}
 
@@ -337,6 +340,7 @@ async def run_app(
     def on_signal() -> None:
         stop_asked.set()
         app.exit(0)
+        _hard_exit_after(HARD_EXIT_S)
 
     for sig in (signal.SIGHUP, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -365,6 +369,17 @@ async def run_app(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
     return app.return_code or 0
+
+
+def _hard_exit_after(seconds: float) -> None:
+    """A terminal that went away can wedge Textual's output: seen under load after SIGHUP, with
+    App._shutdown blocked in the writer queue's put while the writer thread waits for work, and
+    nothing on the event loop ever runs again. A daemon thread ends the process anyway. The
+    alert outbox and the audit log are written as they go, the kernel closes the sockets, and
+    the MONITOR guardian ends a MONITOR when its pipe closes: a clean exit would keep no more."""
+    timer = threading.Timer(seconds, os._exit, args=(1,))
+    timer.daemon = True
+    timer.start()
 
 
 async def _start_sources(
