@@ -3,8 +3,9 @@ anything printed or logged can be scrubbed of them. The first line is never form
 
 from __future__ import annotations
 
-import logging
 import threading
+
+from cachetop.log_rewrite import RewritingFilter
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -27,24 +28,11 @@ def scrub(text: str) -> str:
     return text
 
 
-class ScrubFilter(logging.Filter):
+class ScrubFilter(RewritingFilter):
     """Attach to log handlers so no record leaves with a secret in it, tracebacks included."""
 
-    _formatter = logging.Formatter()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = scrub(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            # Formatters reuse exc_text when it is set, so the scrubbed text is what they print.
-            record.exc_text = self._formatter.formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = scrub(record.exc_text)
-        if record.stack_info:
-            record.stack_info = scrub(record.stack_info)
-        return True
+    def rewrite(self, text: str) -> str:
+        return scrub(text)
 
 
 def scrub_json(value: object) -> object:

@@ -7,8 +7,9 @@ markup), so a key like "[bold]x" prints literally.
 
 from __future__ import annotations
 
-import logging
 import re
+
+from cachetop.log_rewrite import RewritingFilter
 
 ELLIPSIS = "…"
 
@@ -61,22 +62,15 @@ def escape_controls(text: str, *, keep_lines: bool = False) -> str:
     return (_CONTROLS_BUT_LINES if keep_lines else _CONTROLS).sub(_escape_char, text)
 
 
-class EscapeControlsFilter(logging.Filter):
+class EscapeControlsFilter(RewritingFilter):
     """Attach to log handlers: a name with a terminal escape (an instance, a cluster node, a
     server's error text) reaches the log escaped, and one record stays one line."""
 
-    _formatter = logging.Formatter()
+    def rewrite(self, text: str) -> str:
+        return escape_controls(text)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = escape_controls(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self._formatter.formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = escape_controls(record.exc_text, keep_lines=True)
-        return True
+    def rewrite_lines(self, text: str) -> str:
+        return escape_controls(text, keep_lines=True)
 
 
 def clip_message(text: str, max_len: int = 200) -> str:
