@@ -31,9 +31,9 @@ from cachetop.hotkeys.conn import (
     redis_client,
     redis_error_text,
 )
-from cachetop.hotkeys.memcached_watch import WatchSampler, WatchStats, WorkerDrops
+from cachetop.hotkeys.memcached_watch import WatchSampler, WorkerDrops
 from cachetop.hotkeys.monitor_parser import READ, ParseResult, unquote
-from cachetop.hotkeys.redis_monitor import MonitorSampler, MonitorStats
+from cachetop.hotkeys.redis_monitor import MonitorSampler
 from cachetop.hotkeys.scan import ThrottledScan, keysizes, lfu_policy
 from cachetop.hotkeys.stampede import StampedeDetector
 from cachetop.hotkeys.view import (
@@ -45,10 +45,11 @@ from cachetop.hotkeys.view import (
     StampedeEvent,
     show_key,
 )
+from cachetop.hotkeys.view_rows import guaranteed, hot_key_row, is_hot, source_status
 from cachetop.hotkeys.watch_parser import WatchResult
 from cachetop.hotkeys_config import HotKeySettings
 from cachetop.metrics.prefix import PrefixRoller
-from cachetop.metrics.topk import KeyCount, WindowedTopK
+from cachetop.metrics.topk import WindowedTopK
 
 MAX_BACKOFF_S = 30.0
 
@@ -328,11 +329,11 @@ class HotKeyCollector:
         sampler = self.sampler
         if self.source_name in ("monitor", "watch"):
             res = self.keys.top(now)
-            hot = self.hot.update(now, (_guaranteed(kc) for kc in res.keys))
-            keys = tuple(self._hot_key(kc, kc.key in hot) for kc in res.keys)
+            hot = self.hot.update(now, (guaranteed(kc) for kc in res.keys))
+            keys = tuple(hot_key_row(kc, kc.key in hot, self.source_name == "watch") for kc in res.keys)
             total, sampled = res.total, res.covered_s
             prefixes = tuple(
-                PrefixStat(p.key, show_key(p.key), p.count, p.ops_per_sec, p.share, self._is_hot(p))
+                PrefixStat(p.key, show_key(p.key), p.count, p.ops_per_sec, p.share, is_hot(p, s))
                 for p in self.prefixes.top(now).keys
             )
         elif isinstance(sampler, ThrottledScan):
@@ -351,7 +352,7 @@ class HotKeyCollector:
                 )
                 for k in latest.keys[: s.k]
             )
-        status, detail = self._status()
+        status, detail = source_status(self.status, self.error, sampler, s)
         since = now - self.window_s
         stampedes = tuple(
             StampedeEvent(e.key, show_key(e.key), e.time + wall_offset, e.writers, e.readers)
@@ -383,80 +384,3 @@ class HotKeyCollector:
             min_share=s.min_share,
             min_ops=s.min_ops if self.source_name in ("monitor", "watch") else None,
         )
-
-    def _is_hot(self, kc: KeyCount) -> bool:
-        s = self.settings
-        _, share, ops = _guaranteed(kc)
-        return (share or 0) >= s.min_share and (ops or 0) >= s.min_ops
-
-    def _hot_key(self, kc: KeyCount, hot: bool) -> HotKey:
-        knows_hits = self.source_name == "watch"
-        return HotKey(
-            key=kc.key,
-            display=show_key(kc.key),
-            count=kc.count,
-            ops_per_sec=kc.ops_per_sec,
-            share=kc.share,
-            reads=kc.reads,
-            writes=kc.writes,
-            hits=kc.hits if knows_hits else None,
-            misses=kc.misses if knows_hits else None,
-            error=kc.error,
-            hot=hot,
-            history=kc.history,
-        )
-
-    def _status(self) -> tuple[str, str]:
-        s = self.settings
-        if self.status in ("off", "error"):
-            return self.status, self.error or (
-                "hot keys are off for this instance" if self.status == "off" else ""
-            )
-        sampler = self.sampler
-        if isinstance(sampler, MonitorSampler):
-            cycle = f"MONITOR {s.monitor_on:g}s on / {s.monitor_off:g}s off"
-            if sampler.max_lines:
-                cycle += f", at most {sampler.max_lines:,} lines"
-            cycle += f"; server bound on its buffer: {sampler.server_limit}"
-            # What happened first, the standing description last: the panel cuts long lines.
-            notes = _stream_notes(sampler.stats)
-            if sampler.stats.stops_for_stall:
-                notes.insert(
-                    0,
-                    f"the guardian ended MONITOR {_times(sampler.stats.stops_for_stall)}"
-                    f" (not read for {sampler.stall:g}s)",
-                )
-            if sampler.stats.last_stop and sampler.phase == "waiting":
-                return "paused", "; ".join([sampler.stats.last_stop, *notes, cycle])
-            return sampler.phase, "; ".join([*notes, cycle])
-        if isinstance(sampler, WatchSampler):
-            return sampler.phase, "; ".join(
-                [*_stream_notes(sampler.stats), "memcached watch fetchers mutations"]
-            )
-        if isinstance(sampler, ThrottledScan):
-            return "sampling", f"LFU counters via SCAN + OBJECT FREQ, {s.scan_budget} keys/s"
-        if sampler is not None:
-            return getattr(sampler, "phase", "sampling"), "server-side HOTKEYS"
-        return self.status, ""
-
-
-def _guaranteed(kc: KeyCount) -> tuple[bytes, float | None, float | None]:
-    """(key, share %, ops/s) from the count less its Space-Saving error: what is certain."""
-    fraction = max(0, kc.count - kc.error) / kc.count if kc.count > 0 else 0.0
-    share = None if kc.share is None else kc.share * 100 * fraction
-    ops = None if kc.ops_per_sec is None else kc.ops_per_sec * fraction
-    return kc.key, share, ops
-
-
-def _times(n: int) -> str:
-    return "once" if n == 1 else f"{n} times"
-
-
-def _stream_notes(stats: MonitorStats | WatchStats) -> list[str]:
-    """What happened to a MONITOR or watch stream that the user should know about."""
-    notes = []
-    if stats.stops_for_suspend:
-        notes.append(f"ended {_times(stats.stops_for_suspend)} for a suspension (Ctrl-Z)")
-    if stats.long_lines:
-        notes.append(f"{stats.long_lines:,} over-long lines cut")
-    return notes
