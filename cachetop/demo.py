@@ -132,7 +132,8 @@ class DemoFleet:
 
 def run(args: argparse.Namespace) -> int:
     """`cachetop demo`: servers + workload + dashboard."""
-    from cachetop.tui.app import CachetopApp, run_app
+    from cachetop.tui.app import CachetopApp
+    from cachetop.tui.run import run_app
 
     print("cachetop demo: starting redis-server and memcached on free loopback ports…", file=sys.stderr)
     # SIGTERM and SIGHUP before the dashboard is up must also clean up: make them exceptions.

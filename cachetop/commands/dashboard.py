@@ -11,7 +11,7 @@ from cachetop.commands.common import config_from_args
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     try:
-        from cachetop.tui.app import run_dashboard
+        from cachetop.tui.run import run_dashboard
     except ImportError:
         print(
             "cachetop: the dashboard is not available in this build; try `cachetop snapshot`", file=sys.stderr

@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
 async def _dashboard(recording: Recording, first: int, args: argparse.Namespace) -> int:
     try:
-        from cachetop.tui.app import CachetopApp, run_app
+        from cachetop.tui.app import CachetopApp
+        from cachetop.tui.run import run_app
     except ImportError:
         print("cachetop: the dashboard is not available in this build; try --json", file=sys.stderr)
         return 2
