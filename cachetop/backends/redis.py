@@ -33,14 +33,9 @@ from cachetop.backends.own_traffic import OwnSources, OwnTraffic
 from cachetop.backends.probe import AsyncProbe, ProbeRejected
 from cachetop.backends.redis_client import command_name, connection_kwargs
 from cachetop.backends.redis_db import count_databases, db_missing_reason, is_db_out_of_range
-from cachetop.backends.redis_info import (
-    field_float,
-    field_int,
-    field_text,
-    parse_info,
-    parse_latency_histogram,
-    persistence_summary,
-)
+from cachetop.backends.redis_info import field_text, parse_info, parse_latency_histogram
+from cachetop.backends.redis_sample import sample_from_info
+from cachetop.backends.redis_side import PollConnectionSide
 from cachetop.backends.reply_cap import CappedAsyncParser, ReplyTooLarge, cap_for, reply_cap
 from cachetop.backends.viewers import ViewerTally, counted_name, parse_client_list, register_claim
 from cachetop.config import InstanceConfig
@@ -243,7 +238,7 @@ class RedisBackend:
         fields, commandstats = parse_info(raw_info)
         if detail:
             self._last_detail = now
-        return self._sample(now, fields, commandstats, raw_hist, own)
+        return sample_from_info(self, now, fields, commandstats, raw_hist, own)
 
     async def _db_missing(self) -> str:
         """Why SELECT failed, with the server's database count (asked once: it cannot change
@@ -374,135 +369,12 @@ class RedisBackend:
         self._listed_last = True
         self._foreign_omem = sum(m.omem for m in self.viewers.foreign_monitors)
 
-    def _sample(
-        self,
-        now: float,
-        fields: dict[bytes, bytes],
-        commandstats: dict[str, tuple[int, int, int]],
-        raw_hist: Any,
-        own: OwnTraffic,
-    ) -> Sample:
-        if fields.get(b"loading") == b"1":
-            pct = field_text(fields, b"loading_loaded_perc") or "?"
-            raise BackendError(Status.LOADING, f"loading the dataset ({pct}% done)")
-        if field_text(fields, b"server_name") == "valkey":
-            self.kind = "valkey"
-        cpu = (field_float(fields, b"used_cpu_sys") or 0.0) + (field_float(fields, b"used_cpu_user") or 0.0)
-        counters = {
-            "hits": field_int(fields, b"keyspace_hits") or 0,
-            "misses": field_int(fields, b"keyspace_misses") or 0,
-            # Raw server counters and ours beside them: metrics/window.py subtracts the deltas,
-            # so a reset shows on the server's own counter and never as a false one of ours.
-            "commands": field_int(fields, b"total_commands_processed") or 0,
-            # Ours, and what other cachetop processes sent (their client names count it).
-            "own_commands": sum(own.commands.values()) + self.viewers.commands,
-            "own_errors": own.errors,
-            "own_hits": own.hits,
-            "own_misses": own.misses,
-            "errors": (field_int(fields, b"total_error_replies") or 0)
-            + (field_int(fields, b"rejected_connections") or 0),
-            "evictions": field_int(fields, b"evicted_keys") or 0,
-            "expired": field_int(fields, b"expired_keys") or 0,
-            "cpu_ms": int(cpu * 1000),
-        }
-        maxmemory = field_int(fields, b"maxmemory") or 0
-        memory_max = maxmemory or field_int(fields, b"total_system_memory") or 0
-        if self._listed_last:  # every cachetop* client of that very moment, ours and others'
-            own_connections = self.viewers.own_connections + self.viewers.connections
-        else:
-            own_connections = 1 + (1 if self._probe.connected else 0) + own.connections
-            own_connections += self.viewers.connections
-        gauges: dict[str, float] = {
-            "memory_used": field_int(fields, b"used_memory") or 0,
-            "memory_max": memory_max,
-            "memory_max_is_system": 0.0 if maxmemory else 1.0,
-            "connections": max(0, (field_int(fields, b"connected_clients") or 0) - own_connections),
-            "blocked_clients": field_int(fields, b"blocked_clients") or 0,
-        }
-        rss = field_int(fields, b"used_memory_rss")
-        if rss is not None:
-            gauges["rss"] = rss
-        pid = field_int(fields, b"process_id")
-        version = field_text(fields, b"valkey_version") or field_text(fields, b"redis_version") or "?"
-        facts = {
-            "version": version,
-            "server": self.kind,
-            "role": field_text(fields, b"role") or "?",
-            "uptime_s": field_text(fields, b"uptime_in_seconds") or "?",
-            "maxmemory_policy": field_text(fields, b"maxmemory_policy") or "?",
-            "persistence": persistence_summary(fields),
-            "mem_fragmentation_ratio": field_text(fields, b"mem_fragmentation_ratio") or "?",
-            "connected_slaves": field_text(fields, b"connected_slaves") or "0",
-        }
-        if pid is not None:
-            facts["pid"] = str(pid)
-        if self._foreign_omem is not None:
-            gauges["foreign_monitor_omem"] = self._foreign_omem
-        facts.update(viewer_facts(self.viewers))
-        return Sample(
-            time=now,
-            counters=counters,
-            gauges=gauges,
-            facts=facts,
-            epoch=field_text(fields, b"run_id") or "",
-            commandstats=commandstats,
-            own_commandstats=own.commands,
-            latency_histograms=parse_latency_histogram(raw_hist) if raw_hist is not None else {},
-        )
-
     async def close(self) -> None:
         self._closed = True
         self._withdraw_claim()
         self.close_probe()
         await self._client.aclose()
         await self._client.connection_pool.disconnect()
-
-
-class PollConnectionSide:
-    """The poll connection as a hot-key sampler's side connection (hotkeys/conn.py SideCommands):
-    a MONITOR phase then holds one connection more than the poll and the probe, not two.
-
-    Each call is one run_own round trip: counted as ours, named with its count (other cachetop
-    processes leave it out) and serialised with the polls by the own-traffic gate, so a poll
-    waits at most for one call in flight, and a call for at most one poll."""
-
-    connections = 0  # the poll connection is the poller's
-
-    def __init__(self, backend: RedisBackend) -> None:
-        self._backend = backend
-
-    async def call(self, *args: str | int) -> Any:
-        (reply,) = await self._backend.run_own(tuple(str(a) for a in args))
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    async def rest(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
-def viewer_facts(tally: ViewerTally) -> dict[str, str]:
-    """Other cachetop processes and foreign MONITORs, as lines for the instance view."""
-    facts: dict[str, str] = {}
-    if tally.viewers:
-        plural = "s" if tally.viewers > 1 else ""
-        facts["other_viewers"] = (
-            f"{tally.viewers} other cachetop viewer{plural}, {tally.connections} connections"
-            " (their commands and connections are left out)"
-        )
-        if tally.uncounted:
-            facts["other_viewers"] += (
-                f"; {tally.uncounted} of the connections report no command count (an older"
-                " cachetop?): what they send shows as traffic"
-            )
-    if tally.foreign_monitors:
-        facts["foreign_monitors"] = "; ".join(
-            f"{m.addr} age {m.age_s}s omem {m.omem} bytes" for m in tally.foreign_monitors[:5]
-        )
-    return facts
 
 
 __all__ = ["ProbeRejected", "RedisBackend", "parse_info", "parse_latency_histogram"]
