@@ -163,7 +163,7 @@ class SideCommands(Protocol):
     replies come back raw (bytes, integers, lists, as RESP2 reads), an error reply raised.
 
     In a process that polls the instance (dashboard, daemon) it is the poll connection
-    (backends/redis.py PollConnectionSide), so a MONITOR phase costs one connection more, not two;
+    (backends/redis_side.py PollConnectionSide), so a MONITOR phase costs one connection more, not two;
     `cachetop hotkeys`, which polls nothing, has a connection of its own (SideConnection)."""
 
     @property

@@ -158,7 +158,7 @@ async def fetch_details(
 ) -> Details:
     """Slowlog and clients of one instance; never raises (the error is in Details.error).
 
-    `side`: the poll connection of a live poller (backends/redis.py PollConnectionSide). The two
+    `side`: the poll connection of a live poller (backends/redis_side.py PollConnectionSide). The two
     commands then travel on it, so an open Clients or Slowlog tab costs no connection of its own
     (the footprint: 2 per instance, 3 while a hot-key sample runs)."""
     try:
