@@ -19,9 +19,9 @@ import statistics
 import subprocess
 import time
 
-from cachetop.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.monitor import Monitor
 from cachetop.model import Status
-from cachetop.monitor import Monitor
 from cachetop.servers import redis_server
 
 INSTANCES = 200

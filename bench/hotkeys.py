@@ -26,15 +26,15 @@ from collections.abc import Iterator
 
 import redis
 
-from cachetop.aio import cancel_and_wait
-from cachetop.config import InstanceConfig, parse_target
+from cachetop.engine.config import InstanceConfig, parse_target
 from cachetop.hotkeys.collector import HotKeyCollector
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.hotkeys.conn import close_stream, open_redis_stream, parse_client_list, resp_command
 from cachetop.hotkeys.monitor_parser import ParseResult
 from cachetop.hotkeys.redis_monitor import MonitorSampler
-from cachetop.hotkeys_config import HotKeySettings
 from cachetop.metrics.topk import SpaceSaving
 from cachetop.servers import LocalServer, redis_server
+from cachetop.util.aio import cancel_and_wait
 
 READ_S = 3.0
 REPEATS = 3

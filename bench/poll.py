@@ -21,8 +21,8 @@ import time
 import redis.asyncio as aioredis
 
 from cachetop.backends.redis import RedisBackend
-from cachetop.config import config_from_targets
-from cachetop.poller import PROBES_PER_INTERVAL
+from cachetop.engine.config import config_from_targets
+from cachetop.engine.poller import PROBES_PER_INTERVAL
 from cachetop.servers import redis_server
 
 ROUNDS = 5

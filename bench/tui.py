@@ -30,8 +30,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from cachetop.config import Config, InstanceConfig, Settings, parse_target
-from cachetop.monitor import Monitor
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.monitor import Monitor
 from cachetop.servers import LocalServer, memcached_server, redis_server
 from cachetop.tui.app import CachetopApp
 
@@ -140,7 +140,7 @@ def first_frame_once(url: str) -> tuple[float, float]:
 def imports_once() -> float:
     start = time.monotonic()
     subprocess.run(
-        [sys.executable, "-c", "import cachetop.cli, cachetop.tui.app, cachetop.monitor, textual.app"],
+        [sys.executable, "-c", "import cachetop.cli, cachetop.tui.app, cachetop.engine.monitor, textual.app"],
         check=True,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
     )

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from cachetop import __version__
-from cachetop.configfile import ConfigError
-from cachetop.redact import ScrubFilter, scrub
-from cachetop.safe_text import EscapeControlsFilter, display_key, escape_controls
+from cachetop.engine.configfile import ConfigError
+from cachetop.util.redact import ScrubFilter, scrub
+from cachetop.util.safe_text import EscapeControlsFilter, display_key, escape_controls
 
 SUBCOMMANDS = (
     "snapshot",

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cachetop.alerts.rules import Rule
-from cachetop.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
 from cachetop.servers import LocalServer, memcached_server, redis_server
 
 KEYS = 20_000
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         read_only = bool(getattr(args, "read_only", False))
         app = CachetopApp(config, theme=getattr(args, "theme", None), read_only=read_only)
         app.sub_title = "demo · read-only" if read_only else "demo"
-        from cachetop.terminal import screen_on_terminal
+        from cachetop.util.terminal import screen_on_terminal
 
         with screen_on_terminal():  # `2>err.log`: the screen on the terminal, only log lines in the file
             return asyncio.run(run_app(app, config))

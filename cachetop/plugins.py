@@ -29,7 +29,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from cachetop.safe_text import display_key
+from cachetop.util.safe_text import display_key
 
 GROUPS = {"warmers": "cachetop.warmers", "notifiers": "cachetop.notifiers", "backends": "cachetop.backends"}
 FILE_DICTS = {"warmers": "WARMERS", "notifiers": "NOTIFIERS", "backends": "BACKENDS"}

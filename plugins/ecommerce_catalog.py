@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import ClassVar
 
-from cachetop.configfile import parse_duration
+from cachetop.engine.configfile import parse_duration
 from cachetop.plugins import WarmItem
 
 DEFAULT_DB = Path(__file__).parent / "data" / "shop.db"

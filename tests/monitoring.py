@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from cachetop.config import Config, config_from_targets
+from cachetop.engine.config import Config, config_from_targets
 
 
 def one_instance_toml(tmp_path: Path, url: str, *, window: str = "1s") -> str:

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from cachetop.config import InstanceConfig
-from cachetop.redact import scrub
-from cachetop.safe_text import display_key
+from cachetop.engine.config import InstanceConfig
+from cachetop.util.redact import scrub
+from cachetop.util.safe_text import display_key
 
 AUDIT_FILE = "audit.jsonl"
 KEYS_LOGGED = 20  # a list of keys is logged up to this many, with the total beside it

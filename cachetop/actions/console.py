@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TextIO
 
-from cachetop.config import Config, InstanceConfig
-from cachetop.configfile import ConfigError
-from cachetop.safe_text import display_key
+from cachetop.engine.config import Config, InstanceConfig
+from cachetop.engine.configfile import ConfigError
+from cachetop.util.safe_text import display_key
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # a second signal stopped the action at once, mid-batch
@@ -144,7 +144,7 @@ def progress_bar(
     )
     from rich.text import Text
 
-    from cachetop.format import rate as fmt_rate
+    from cachetop.util.format import rate as fmt_rate
 
     class RateColumn(TextColumn):
         def render(self, task: Any) -> Text:

@@ -35,9 +35,9 @@ from cachetop.actions.evict_report import ProgressFn as ProgressFn
 from cachetop.actions.evict_report import node_lines as node_lines
 from cachetop.actions.evict_report import summary as summary
 from cachetop.actions.redis_nodes import ActionError, Node, connect, discover_nodes, error_text
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
 from cachetop.metrics.prefix import PrefixRoller
-from cachetop.safe_text import display_key
+from cachetop.util.safe_text import display_key
 
 DEFAULT_RATE = 20_000  # keys per second; 0 = no limit
 MAX_BATCH = 5_000

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cachetop.safe_text import display_key
+from cachetop.util.safe_text import display_key
 
 NODE_STATES = ("not_started", "running", "done", "failed", "cancelled", "stopped")
 

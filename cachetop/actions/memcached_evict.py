@@ -22,8 +22,8 @@ from cachetop.actions.budget import RateBudget
 from cachetop.actions.evict import DEFAULT_RATE, EvictResult, ProgressFn
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.backends.capped_socket import CappedSocketModule
-from cachetop.safe_text import display_key
-from cachetop.targets import Target
+from cachetop.engine.targets import Target
+from cachetop.util.safe_text import display_key
 
 MODES = ("delete", "invalidate")
 MAX_KEY_BYTES = 250

@@ -15,8 +15,8 @@ import redis
 
 from cachetop.backends.redis_client import sync_client
 from cachetop.backends.redis_db import count_databases_sync, db_missing_reason, is_db_out_of_range
-from cachetop.config import InstanceConfig
-from cachetop.redact import scrub
+from cachetop.engine.config import InstanceConfig
+from cachetop.util.redact import scrub
 
 SLOTS = 16384
 

@@ -32,9 +32,9 @@ import redis
 
 from cachetop.actions.budget import RateBudget
 from cachetop.actions.redis_nodes import ActionError, connect, discover_nodes, error_text
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
 from cachetop.plugins import Warmer, WarmItem
-from cachetop.safe_text import clip_message, display_key
+from cachetop.util.safe_text import clip_message, display_key
 
 DEFAULT_RATE = 5_000  # keys written per second; 0 = no limit
 DEFAULT_BATCH = 200

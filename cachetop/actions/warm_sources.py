@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cachetop.actions.warm import check_ttl
-from cachetop.configfile import parse_duration
+from cachetop.engine.configfile import parse_duration
 from cachetop.plugins import Warmer, WarmItem
 
 FILE_FORMAT = '{"key": "...", "value": "..." | "value_b64": "...", "ttl": seconds | null}'

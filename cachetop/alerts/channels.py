@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cachetop.configfile import ConfigContext, DurationBounds, KeyPath
-from cachetop.redact import register_secret
+from cachetop.engine.configfile import ConfigContext, DurationBounds, KeyPath
+from cachetop.util.redact import register_secret
 
 CHANNEL_TYPES = ("slack", "email", "plugin")
 PLUGIN_KEYS = ("type", "plugin", "options")

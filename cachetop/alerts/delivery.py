@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from cachetop.aio import cancel_and_wait
 from cachetop.alerts.notify import Abortable, Delivered, Notifier, Outcome, Permanent, Retry
 from cachetop.alerts.outbox import DELIVERED, EXPIRED, FAILED, SKIPPED, Message, Outbox
+from cachetop.util.aio import cancel_and_wait
 
 log = logging.getLogger("cachetop.alerts")
 

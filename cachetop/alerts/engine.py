@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from cachetop import format as fmt
 from cachetop.alerts.rules import Rule
 from cachetop.model import InstanceMetrics, Snapshot
+from cachetop.util import format as fmt
 
 NotificationKind = Literal["firing", "repeat", "resolved", "flapping"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from cachetop.alerts.channels import channels_of
 from cachetop.alerts.rules import Rule
-from cachetop.configfile import ConfigContext, ConfigError, KeyPath
+from cachetop.engine.configfile import ConfigContext, ConfigError, KeyPath
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cachetop.configfile import ConfigContext, KeyPath
+from cachetop.engine.configfile import ConfigContext, KeyPath
 from cachetop.metrics.latency import samples_needed
 from cachetop.model import METRICS, InstanceMetrics, Status
 

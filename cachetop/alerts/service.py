@@ -29,11 +29,11 @@ from cachetop.alerts.notify import Notifier
 from cachetop.alerts.outbox import EXPIRED, FAILED, PENDING, Message, Outbox
 from cachetop.alerts.presets import alert_settings, effective_rules
 from cachetop.alerts.rules import format_value
-from cachetop.configfile import ConfigError
+from cachetop.engine.configfile import ConfigError
 from cachetop.model import Snapshot
 from cachetop.plugins import plugin_paths_of
-from cachetop.redact import register_secret
-from cachetop.safe_text import display_key
+from cachetop.util.redact import register_secret
+from cachetop.util.safe_text import display_key
 
 log = logging.getLogger("cachetop.alerts")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cachetop.backends.base import Backend, BackendError
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
 
 
 def make_backend(inst: InstanceConfig, timeout: float) -> Backend:

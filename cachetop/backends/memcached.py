@@ -16,7 +16,7 @@ from cachetop.backends.base import BackendError, reason_from_oserror
 from cachetop.backends.probe import AsyncProbe
 from cachetop.backends.process import local_rss
 from cachetop.backends.viewers import forget_own, note_own, registry
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
 from cachetop.model import Sample, Status
 
 # Counted as "operations" for ops/s: every command that touches an item. Not cas_*: a CAS is

@@ -27,7 +27,6 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from cachetop.aio import OwnTrafficGate
 from cachetop.backends.base import BackendError, reason_from_oserror
 from cachetop.backends.own_traffic import OwnSources, OwnTraffic
 from cachetop.backends.probe import AsyncProbe, ProbeRejected
@@ -38,8 +37,9 @@ from cachetop.backends.redis_sample import sample_from_info
 from cachetop.backends.redis_side import PollConnectionSide
 from cachetop.backends.reply_cap import CappedAsyncParser, ReplyTooLarge, cap_for, reply_cap
 from cachetop.backends.viewers import ViewerTally, counted_name, parse_client_list, register_claim
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
 from cachetop.model import Sample, Status
+from cachetop.util.aio import OwnTrafficGate
 
 CLIENT_NAME = "cachetop"
 PROBE_CLIENT_NAME = "cachetop-probe"

@@ -21,7 +21,6 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry as SyncRetry
 
-from cachetop.aio import OwnTrafficGate
 from cachetop.backends.reply_cap import (
     DEFAULT_CAP,
     CappedAsyncParser,
@@ -31,7 +30,8 @@ from cachetop.backends.reply_cap import (
     reply_cap,
 )
 from cachetop.backends.viewers import counted_name
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
+from cachetop.util.aio import OwnTrafficGate
 
 
 def tls_kwargs(inst: InstanceConfig) -> dict[str, Any]:

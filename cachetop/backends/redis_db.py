@@ -14,7 +14,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from cachetop.backends.redis_client import async_client, sync_client
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
 
 # Redis' and Valkey's reply to SELECT with a number >= `databases`.
 OUT_OF_RANGE = "db index is out of range"

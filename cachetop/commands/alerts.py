@@ -15,12 +15,12 @@ from cachetop.alerts.outbox import Message
 from cachetop.alerts.presets import effective_rules
 from cachetop.alerts.rules import format_threshold
 from cachetop.alerts.service import make_notifier
-from cachetop.config import resolve_config
-from cachetop.configfile import ConfigError
+from cachetop.commands.render_table import Output
+from cachetop.engine.config import resolve_config
+from cachetop.engine.configfile import ConfigError
 from cachetop.plugins import plugin_paths_of
-from cachetop.redact import scrub
-from cachetop.render_table import Output
-from cachetop.safe_text import display_key, escape_controls
+from cachetop.util.redact import scrub
+from cachetop.util.safe_text import display_key, escape_controls
 
 HELP = "send a test message to a channel (`alerts test CHANNEL`), or list the rules in force"
 DESCRIPTION = """\

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from cachetop.config import Config, apply_profile, resolve_config
-from cachetop.configfile import ConfigError, bounded_duration
+from cachetop.engine.config import Config, apply_profile, resolve_config
+from cachetop.engine.configfile import ConfigError, bounded_duration
 
 
 def flag_duration(value: str | None, flag: str) -> float | None:

@@ -7,9 +7,9 @@ import sys
 
 from rich.text import Text
 
-from cachetop.config import load_config
-from cachetop.render_table import Output
-from cachetop.safe_text import display_key
+from cachetop.commands.render_table import Output
+from cachetop.engine.config import load_config
+from cachetop.util.safe_text import display_key
 
 HELP = "validate a config file (`cachetop config check FILE`)"
 DESCRIPTION = "Validate a cachetop TOML file. Each mistake prints FILE:LINE: what is wrong (what is allowed)."

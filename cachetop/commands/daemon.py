@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from cachetop.alerts.service import AlertService, AlertsLocked
-from cachetop.config import Config, resolve_config
-from cachetop.configfile import ConfigError
+from cachetop.engine.config import Config, resolve_config
+from cachetop.engine.configfile import ConfigError
+from cachetop.engine.live import LiveSources
+from cachetop.engine.monitor import Monitor
 from cachetop.exporters.outputs import add_output_arguments, attach_outputs
-from cachetop.live import LiveSources
-from cachetop.monitor import Monitor
 
 HELP = "watch and alert headless (for systemd): one log line per event, stops on SIGTERM"
 DESCRIPTION = """\

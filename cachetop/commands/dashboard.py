@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
             "cachetop: the dashboard is not available in this build; try `cachetop snapshot`", file=sys.stderr
         )
         return 2
-    from cachetop.terminal import screen_on_terminal
+    from cachetop.util.terminal import screen_on_terminal
 
     with screen_on_terminal():  # `2>err.log`: the screen on the terminal, only log lines in the file
         return run_dashboard(config, args)

@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cachetop.configfile import ConfigError
     from cachetop.demo import run as run_demo
+    from cachetop.engine.configfile import ConfigError
     from cachetop.servers import ServerNotInstalled
 
     if args.rate < 1 or args.interval <= 0:

@@ -37,9 +37,9 @@ from cachetop.actions.memcached_evict import MemcachedEvictor
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.cli import add_target_arguments
 from cachetop.commands.common import config_from_args
-from cachetop.config import Config, InstanceConfig
-from cachetop.configfile import ConfigError
-from cachetop.redact import scrub
+from cachetop.engine.config import Config, InstanceConfig
+from cachetop.engine.configfile import ConfigError
+from cachetop.util.redact import scrub
 
 HELP = "evict keys by name, glob pattern or prefix: dry run, confirmation, throttled, audited"
 DESCRIPTION = (

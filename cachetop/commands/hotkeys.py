@@ -10,10 +10,10 @@ import signal
 import sys
 from dataclasses import replace
 
-from cachetop.configfile import ConfigError
+from cachetop.engine.configfile import ConfigError
 from cachetop.hotkeys.collector import HotKeyCollector
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.hotkeys.view import HotKeysView
-from cachetop.hotkeys_config import HotKeySettings
 
 HELP = "sample traffic for a few seconds and print the hottest keys (table or --json)"
 DESCRIPTION = """\
@@ -109,8 +109,8 @@ async def _sample(collectors: list[HotKeyCollector], duration: float) -> tuple[l
 def _print_tables(views: list[HotKeysView]) -> None:
     from rich.text import Text
 
-    from cachetop.render_table import Column, Output
-    from cachetop.safe_text import display_key
+    from cachetop.commands.render_table import Column, Output
+    from cachetop.util.safe_text import display_key
 
     out = Output(sys.stdout)  # rich tables on a terminal, plain full-width text in a pipe or file
     for view in views:

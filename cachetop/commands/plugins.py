@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from cachetop.config import find_config_file, load_config
+from cachetop.engine.config import find_config_file, load_config
 from cachetop.plugins import GROUPS, discover, plugin_paths_of
-from cachetop.safe_text import display_key
+from cachetop.util.safe_text import display_key
 
 HELP = "list installed plugins (warmers, notifiers, backends) and plugins that failed to load"
 EPILOG = """\

@@ -8,8 +8,8 @@ import json
 import sys
 from datetime import datetime
 
-from cachetop.config import Config, Settings
-from cachetop.configfile import ConfigError
+from cachetop.engine.config import Config, Settings
+from cachetop.engine.configfile import ConfigError
 from cachetop.exporters.recorder import Recording, RecordingError
 from cachetop.exporters.replay import ReplayPlayer
 
@@ -89,7 +89,7 @@ async def _dashboard(recording: Recording, first: int, args: argparse.Namespace)
     app.sub_title = f"replay {recording.path.name}"
     if not args.paused:
         player.resume()
-    from cachetop.terminal import screen_on_terminal
+    from cachetop.util.terminal import screen_on_terminal
 
     with screen_on_terminal():  # `2>err.log`: the screen on the terminal, only log lines in the file
         async with player:

@@ -10,11 +10,11 @@ from dataclasses import replace
 
 from cachetop.cli import add_target_arguments
 from cachetop.commands.common import config_from_args, flag_duration
-from cachetop.configfile import ConfigError
+from cachetop.commands.render_table import Output, print_snapshot
+from cachetop.engine.configfile import ConfigError
+from cachetop.engine.monitor import Monitor
 from cachetop.model import Snapshot, Status
-from cachetop.monitor import Monitor
-from cachetop.redact import scrub_json
-from cachetop.render_table import Output, print_snapshot
+from cachetop.util.redact import scrub_json
 
 HELP = "poll once over a short window and print the numbers (table or --json)"
 DESCRIPTION = """\

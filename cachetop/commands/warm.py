@@ -35,11 +35,11 @@ from cachetop.actions.warm import (
 from cachetop.actions.warm_sources import create_warmer
 from cachetop.cli import add_target_arguments
 from cachetop.commands.common import config_from_args
-from cachetop.config import InstanceConfig
-from cachetop.configfile import ConfigError, parse_duration
+from cachetop.engine.config import InstanceConfig
+from cachetop.engine.configfile import ConfigError, parse_duration
 from cachetop.plugins import PluginFailed, PluginNotFound, discover, plugin_paths_of
-from cachetop.redact import scrub
-from cachetop.safe_text import display_key
+from cachetop.util.redact import scrub
+from cachetop.util.safe_text import display_key
 
 HELP = "warm a Redis/Valkey instance from a strategy plugin (file, hotkeys-replay, your own)"
 DESCRIPTION = (

@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from cachetop.configfile import ConfigError
+from cachetop.engine.configfile import ConfigError
 from cachetop.exporters.prometheus import PrometheusExporter
 from cachetop.exporters.recorder import Recorder, RecordingError
 

@@ -16,9 +16,9 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
-from cachetop.aio import Callbacks, cancel_and_wait
 from cachetop.exporters.recorder import Recording, RecordingError
 from cachetop.model import Snapshot
+from cachetop.util.aio import Callbacks, cancel_and_wait
 
 log = logging.getLogger(__name__)
 

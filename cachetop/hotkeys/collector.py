@@ -21,9 +21,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from cachetop.aio import OwnTrafficGate, cancel_and_wait
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
 from cachetop.hotkeys import server_hotkeys
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.hotkeys.conn import (
     HotKeysError,
     SideCommands,
@@ -47,9 +47,9 @@ from cachetop.hotkeys.view import (
 )
 from cachetop.hotkeys.view_rows import guaranteed, hot_key_row, is_hot, source_status
 from cachetop.hotkeys.watch_parser import WatchResult
-from cachetop.hotkeys_config import HotKeySettings
 from cachetop.metrics.prefix import PrefixRoller
 from cachetop.metrics.topk import WindowedTopK
+from cachetop.util.aio import OwnTrafficGate, cancel_and_wait
 
 MAX_BACKOFF_S = 30.0
 

@@ -14,7 +14,6 @@ import ssl
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from cachetop.aio import OwnTrafficGate
 from cachetop.backends.viewers import (
     claim_ahead,
     counted_name,
@@ -22,7 +21,8 @@ from cachetop.backends.viewers import (
     note_own,
     parse_client_list,  # noqa: F401  (re-exported: the samplers import it from here)
 )
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
+from cachetop.util.aio import OwnTrafficGate
 
 MONITOR_CLIENT_NAME = "cachetop-hotkeys-monitor"
 SIDE_CLIENT_NAME = "cachetop-hotkeys"

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
 from cachetop.hotkeys.conn import HotKeysError
 
 GUARDIAN_PATH = str(Path(__file__).with_name("guardian.py"))

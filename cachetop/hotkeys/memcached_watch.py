@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
 from cachetop.hotkeys import suspend
 from cachetop.hotkeys.conn import HotKeysError, close_stream, open_stream
 from cachetop.hotkeys.linecap import LineCap

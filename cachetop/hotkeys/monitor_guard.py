@@ -14,10 +14,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from cachetop.aio import OwnTrafficGate
 from cachetop.backends.viewers import claim_ahead
-from cachetop.config import InstanceConfig
-from cachetop.format import size
+from cachetop.engine.config import InstanceConfig
 from cachetop.hotkeys import suspend
 from cachetop.hotkeys.conn import (
     HotKeysError,
@@ -28,6 +26,8 @@ from cachetop.hotkeys.conn import (
     resp_command,
 )
 from cachetop.hotkeys.guardian_link import BEAT_S, GuardianLink, shared_guardian
+from cachetop.util.aio import OwnTrafficGate
+from cachetop.util.format import size
 
 
 class MonitorGuard:

@@ -37,8 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cachetop.aio import OwnTrafficGate, cancel_and_wait
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
 from cachetop.hotkeys.conn import (
     HotKeysError,
     SideCommands,
@@ -51,6 +50,7 @@ from cachetop.hotkeys.guardian_link import BEAT_S, GuardianLink
 from cachetop.hotkeys.linecap import LineCap
 from cachetop.hotkeys.monitor_guard import MonitorGuard, server_buffer_limit
 from cachetop.hotkeys.monitor_parser import MonitorParser, ParseResult, command_table_from_redis
+from cachetop.util.aio import OwnTrafficGate, cancel_and_wait
 
 CHUNK = 1 << 18
 # With a line cap, received chunks are parsed in batches this old or this big (see _read).

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cachetop.safe_text import display_key
+from cachetop.util.safe_text import display_key
 
 JSON_KEY_MAX = 1024  # escaped keys in JSON are cut here: a megabyte key must not make a megabyte line
 EMPTY_KEY = '""'  # how the empty key (`GET ""`) is shown: an empty cell would look like no key at all

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.hotkeys.memcached_watch import WatchSampler, WatchStats
 from cachetop.hotkeys.redis_monitor import MonitorSampler, MonitorStats
 from cachetop.hotkeys.scan import ThrottledScan
 from cachetop.hotkeys.view import HotKey, show_key
-from cachetop.hotkeys_config import HotKeySettings
 from cachetop.metrics.topk import KeyCount
 
 

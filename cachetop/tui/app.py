@@ -15,13 +15,13 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from cachetop.config import Config
+from cachetop.engine.config import Config
 from cachetop.model import InstanceMetrics, Snapshot, Status
-from cachetop.safe_text import display_key
 from cachetop.tui.columns import COLUMNS
 from cachetop.tui.health import Health
 from cachetop.tui.history import History
 from cachetop.tui.overview_rows import FOLD_ABOVE, ViewState
+from cachetop.util.safe_text import display_key
 
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 MAX_TOASTS = 5  # status changes in one snapshot toasted one by one; more are summed up

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from cachetop import format as fmt
 from cachetop.model import InstanceMetrics, Status
-from cachetop.safe_text import display_key
+from cachetop.util import format as fmt
+from cachetop.util.safe_text import display_key
 
 STATUS_LABEL = {
     Status.UP: "up",

@@ -6,12 +6,12 @@ display_key: they are shown escaped and cut, never interpreted.
 
 from __future__ import annotations
 
-from cachetop import format as fmt
 from cachetop.model import InstanceMetrics
-from cachetop.safe_text import display_key
 from cachetop.tui.columns import Column
 from cachetop.tui.inspect import Details
 from cachetop.tui.overview_rows import Row
+from cachetop.util import format as fmt
+from cachetop.util.safe_text import display_key
 
 COMMAND_COLUMNS = (
     Column("cmd", "command", 18, 0, right=False),

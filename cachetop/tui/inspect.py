@@ -16,7 +16,6 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from cachetop.aio import OwnTrafficGate
 from cachetop.backends.viewers import (
     TOKEN,
     claim_ahead,
@@ -25,8 +24,9 @@ from cachetop.backends.viewers import (
     note_own,
     parse_counted,
 )
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
 from cachetop.hotkeys.conn import SideCommands
+from cachetop.util.aio import OwnTrafficGate
 
 CLIENT_NAME = "cachetop"
 SLOWLOG_ENTRIES = 20

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
 
 
 def live_instance(app: Any, name: str) -> InstanceConfig | None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cachetop import format as fmt
 from cachetop.model import InstanceMetrics, Snapshot, Status
-from cachetop.safe_text import display_key
 from cachetop.tui.columns import COLUMNS, Column, matches, sort_value
 from cachetop.tui.health import Health
 from cachetop.tui.history import History, fleet_summary, sparkline
 from cachetop.tui.labels import elide_common, node_label
+from cachetop.util import format as fmt
+from cachetop.util.safe_text import display_key
 
 FLEET_KEY = "__fleet__"
 GROUP_PREFIX = "__group__:"

@@ -16,7 +16,7 @@ import sys
 import threading
 from typing import Any, NoReturn
 
-from cachetop.config import Config
+from cachetop.engine.config import Config
 from cachetop.tui.app import CachetopApp
 
 QUIT_DEADLINE_S = 1.0  # after a signal, how long the app may take to end before it is cancelled
@@ -98,9 +98,9 @@ async def _start_sources(
 ) -> None:
     """The Monitor, hot keys and alerts, and the outputs, entered into `sources` (closed by run_app
     when the app ends), then handed to the app."""
+    from cachetop.engine.live import LiveSources
+    from cachetop.engine.monitor import Monitor
     from cachetop.exporters.outputs import attach_outputs
-    from cachetop.live import LiveSources
-    from cachetop.monitor import Monitor
 
     monitor = Monitor(config)
     # Attached first: a large fleet takes seconds to start, and the Monitor publishes what it
@@ -157,7 +157,7 @@ def close_runner(runner: asyncio.Runner) -> bool:
     """Runner.close(), bounded: it cancels what is left once and waits for ever, and a task
     that swallows its cancel (see aio.cancel_and_wait) would keep a closed dashboard alive.
     False when a task would not end (the loop is left open: the process is about to end)."""
-    from cachetop.monitor import cancel_within
+    from cachetop.engine.monitor import cancel_within
 
     loop = runner.get_loop()
     left = [t for t in asyncio.all_tasks(loop) if not t.done()]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from cachetop.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
 from cachetop.model import CommandStat, InstanceMetrics, Snapshot, Status
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z

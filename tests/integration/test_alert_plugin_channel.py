@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from cachetop.alerts.service import AlertService
-from cachetop.config import load_config
-from cachetop.configfile import ConfigError
-from cachetop.monitor import Monitor
-from cachetop.redact import scrub
+from cachetop.engine.config import load_config
+from cachetop.engine.configfile import ConfigError
+from cachetop.engine.monitor import Monitor
 from cachetop.servers import free_port
+from cachetop.util.redact import scrub
 
 PLUGIN = '''
 import json

@@ -13,8 +13,8 @@ import redis as redis_py
 
 from cachetop.alerts.engine import State
 from cachetop.alerts.service import AlertService
-from cachetop.config import load_config
-from cachetop.monitor import Monitor
+from cachetop.engine.config import load_config
+from cachetop.engine.monitor import Monitor
 from cachetop.servers import LocalServer
 from tests.alert_servers import SlackStandIn, SmtpServer
 from tests.conftest import until

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import redis as redis_py
 
-from cachetop.config import config_from_targets
-from cachetop.hotkeys_config import HotKeySettings
-from cachetop.live import LiveSources
+from cachetop.engine.config import config_from_targets
+from cachetop.engine.live import LiveSources
+from cachetop.engine.monitor import Monitor
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.model import Snapshot, Status
-from cachetop.monitor import Monitor
 from cachetop.servers import free_port
 from tests.cluster_fixtures import Cluster, cluster_port, three_by_three, three_masters  # noqa: F401
 from tests.conftest import until, wait_until

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from cachetop.engine.monitor import Monitor
 from cachetop.model import Status
-from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer
 from tests.monitoring import fast_config
 

@@ -7,8 +7,8 @@ import socket
 import pymemcache
 import redis as redis_py
 
+from cachetop.engine.monitor import Monitor
 from cachetop.model import Status
-from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer
 from tests.monitoring import fast_config
 

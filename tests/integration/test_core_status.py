@@ -8,8 +8,8 @@ import time
 
 import redis as redis_py
 
+from cachetop.engine.monitor import Monitor
 from cachetop.model import Snapshot, Status
-from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer, wait_for_port_closed
 from tests.delay_proxy import DelayProxy
 from tests.monitoring import fast_config

@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import redis as redis_py
 
-from cachetop.hotkeys_config import HotKeySettings
-from cachetop.live import LiveSources
-from cachetop.monitor import Monitor
+from cachetop.engine.live import LiveSources
+from cachetop.engine.monitor import Monitor
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.detail_rows import client_rows, clients_note, commands_note
 from cachetop.tui.inspect import fetch_details

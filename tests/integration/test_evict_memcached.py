@@ -15,7 +15,7 @@ from pymemcache.client.hash import HashClient
 
 from cachetop.actions.memcached_evict import MemcachedEvictor
 from cachetop.actions.redis_nodes import ActionError
-from cachetop.config import parse_target
+from cachetop.engine.config import parse_target
 from cachetop.servers import LocalServer
 
 

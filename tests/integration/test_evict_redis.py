@@ -15,7 +15,7 @@ import redis as redis_py
 
 from cachetop.actions.evict import EvictRequest, RedisEvictor, summary
 from cachetop.actions.redis_nodes import ActionError
-from cachetop.config import InstanceConfig, parse_target
+from cachetop.engine.config import InstanceConfig, parse_target
 from cachetop.servers import LocalServer
 from tests.cluster_fixture import RedisCluster, cli, load_keys, running_cluster
 

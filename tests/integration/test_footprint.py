@@ -14,10 +14,10 @@ import redis as redis_py
 import redis.asyncio as aioredis
 from pymemcache.client.base import Client
 
-from cachetop.config import apply_profile, load_config
-from cachetop.hotkeys_config import HotKeySettings
-from cachetop.live import LiveSources
-from cachetop.monitor import Monitor
+from cachetop.engine.config import apply_profile, load_config
+from cachetop.engine.live import LiveSources
+from cachetop.engine.monitor import Monitor
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from tests.conftest import until
 from tests.integration.hotkeys_workload import workload

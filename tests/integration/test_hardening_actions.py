@@ -21,7 +21,7 @@ import redis as redis_py
 
 from cachetop.actions.audit import AUDIT_FILE, AuditError, AuditLog
 from cachetop.actions.evict import EvictRequest, EvictResult, RedisEvictor, node_lines, summary
-from cachetop.config import InstanceConfig, parse_target
+from cachetop.engine.config import InstanceConfig, parse_target
 from cachetop.servers import LocalServer
 from tests.cluster_fixture import RedisCluster, load_keys, running_cluster
 from tests.conftest import TinyFs, wait_until

@@ -9,7 +9,7 @@ from pathlib import Path
 import redis as redis_py
 
 from cachetop.actions.evict import EvictRequest
-from cachetop.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.widgets.confirm_evict import ConfirmEvictScreen, request_evict

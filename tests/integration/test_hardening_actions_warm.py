@@ -18,7 +18,7 @@ import pytest
 import redis as redis_py
 
 from cachetop.actions.warm import LOCK_PREFIX, MAX_VALUE_BYTES, RedisWarmer
-from cachetop.config import InstanceConfig, parse_target
+from cachetop.engine.config import InstanceConfig, parse_target
 from cachetop.plugins import WarmItem
 from cachetop.servers import LocalServer
 

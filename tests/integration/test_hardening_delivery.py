@@ -24,8 +24,8 @@ from cachetop.alerts.notify import Delivered, Permanent, Retry
 from cachetop.alerts.notify.email import EmailNotifier
 from cachetop.alerts.notify.slack import SlackNotifier
 from cachetop.alerts.outbox import Message, Outbox
-from cachetop.config import load_config
-from cachetop.configfile import ConfigError
+from cachetop.engine.config import load_config
+from cachetop.engine.configfile import ConfigError
 from cachetop.servers import LocalServer
 from tests.alert_servers import BOT_TOKEN, WEBHOOK_PATH, ConnectProxy, SlackStandIn, SlowPeer, SmtpServer
 from tests.conftest import until, wait_until

@@ -25,11 +25,11 @@ import pytest
 import redis as redis_py
 import trustme
 
-from cachetop.config import InstanceConfig, parse_target
+from cachetop.engine.config import InstanceConfig, parse_target
 from cachetop.hotkeys.collector import HotKeyCollector
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.hotkeys.conn import parse_client_list
 from cachetop.hotkeys.guardian_link import GuardianLink, shared_guardian
-from cachetop.hotkeys_config import HotKeySettings
 from cachetop.servers import LocalServer, free_port
 from tests.conftest import until, wait_until
 from tests.integration.test_hotkeys_redis import inst_for, monitor_clients

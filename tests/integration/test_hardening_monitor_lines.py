@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from cachetop.config import InstanceConfig, parse_target
+from cachetop.engine.config import InstanceConfig, parse_target
 from cachetop.hotkeys import memcached_watch, redis_monitor
 from cachetop.hotkeys.memcached_watch import WatchSampler
 from cachetop.hotkeys.monitor_parser import ParseResult

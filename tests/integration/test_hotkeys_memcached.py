@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 from pymemcache.client.base import Client
 
-from cachetop.config import InstanceConfig, parse_target
+from cachetop.engine.config import InstanceConfig, parse_target
 from cachetop.hotkeys.collector import HotKeyCollector
-from cachetop.hotkeys_config import HotKeySettings
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from tests.conftest import until
 from tests.integration.hotkeys_workload import precision_at, workload

@@ -11,14 +11,14 @@ from collections.abc import Callable
 import pytest
 import redis as redis_py
 
-from cachetop.aio import cancel_and_wait
-from cachetop.config import InstanceConfig, parse_target
+from cachetop.engine.config import InstanceConfig, parse_target
 from cachetop.hotkeys.collector import HotKeyCollector
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.hotkeys.conn import HotKeysError, parse_client_list
 from cachetop.hotkeys.monitor_parser import WRITE, ParseResult
 from cachetop.hotkeys.redis_monitor import MonitorSampler
-from cachetop.hotkeys_config import HotKeySettings
 from cachetop.servers import LocalServer
+from cachetop.util.aio import cancel_and_wait
 from tests.conftest import until, wait_until
 from tests.integration.hotkeys_workload import precision_at, workload
 

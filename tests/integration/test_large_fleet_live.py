@@ -4,9 +4,9 @@ gets its sampler. Real redis-server, and a closed port for the rest."""
 
 from __future__ import annotations
 
-from cachetop.config import Config, InstanceConfig, Settings, parse_target
-from cachetop.live import HOTKEYS_AUTO_LIMIT, LiveSources
-from cachetop.monitor import Monitor
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.live import HOTKEYS_AUTO_LIMIT, LiveSources
+from cachetop.engine.monitor import Monitor
 from cachetop.servers import LocalServer, free_port
 
 

@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import redis as redis_py
 
-from cachetop.hotkeys_config import HotKeySettings
-from cachetop.live import LiveSources
+from cachetop.engine.live import LiveSources
+from cachetop.engine.monitor import Monitor
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.model import Snapshot
-from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer
 from tests.monitoring import fast_config
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cachetop.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.monitor import Monitor
 from cachetop.exporters.outputs import attach_outputs
-from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer, free_port
 from tests.conftest import wait_until
 

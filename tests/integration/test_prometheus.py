@@ -14,11 +14,11 @@ import redis as redis_py
 from prometheus_client.parser import text_string_to_metric_families
 
 from cachetop.alerts.service import AlertService
-from cachetop.config import load_config
+from cachetop.engine.config import load_config
+from cachetop.engine.monitor import Monitor
 from cachetop.exporters import prometheus
 from cachetop.exporters.outputs import attach_outputs
 from cachetop.model import METRICS, Status
-from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer, free_port
 from tests.conftest import until
 from tests.monitoring import fast_config

@@ -15,12 +15,12 @@ import psutil
 import pytest
 
 from cachetop.demo import DemoFleet
+from cachetop.engine.monitor import Monitor
 from cachetop.exporters import recorder as recorder_module
 from cachetop.exporters.outputs import attach_outputs
 from cachetop.exporters.recorder import KEYFRAME_EVERY, STATE_MAX, Recorder, Recording, RecordingError
 from cachetop.exporters.replay import ReplayPlayer
 from cachetop.model import InstanceMetrics, Snapshot, Status
-from cachetop.monitor import Monitor
 from tests.conftest import wait_until
 
 FRAMES = 70  # > one demo cycle (60 s at phase_scale 0.1 = 6 s at 0.1 s a frame) and > one keyframe span

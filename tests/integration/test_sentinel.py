@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import redis as redis_py
 
-from cachetop.config import config_from_targets
-from cachetop.hotkeys_config import HotKeySettings
-from cachetop.live import LiveSources
+from cachetop.engine.config import config_from_targets
+from cachetop.engine.live import LiveSources
+from cachetop.engine.monitor import Monitor
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.model import Snapshot, Status
-from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer, free_port
 from tests.conftest import until, wait_until
 from tests.integration.test_hotkeys_redis import monitor_clients, send

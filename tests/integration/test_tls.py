@@ -10,9 +10,9 @@ import pytest
 import redis as redis_py
 import trustme
 
-from cachetop.config import InstanceConfig, parse_target
+from cachetop.engine.config import InstanceConfig, parse_target
+from cachetop.engine.monitor import Monitor
 from cachetop.model import Status
-from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer, free_port
 from tests.monitoring import fast_config
 

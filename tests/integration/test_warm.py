@@ -17,7 +17,7 @@ from typing import ClassVar
 import redis as redis_py
 
 from cachetop.actions.warm import LOCK_PREFIX, RedisWarmer
-from cachetop.config import InstanceConfig, parse_target
+from cachetop.engine.config import InstanceConfig, parse_target
 from cachetop.plugins import WarmItem, discover
 from cachetop.servers import LocalServer
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-from cachetop.config import Config, InstanceConfig, Settings, parse_target
-from cachetop.monitor import Monitor
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.monitor import Monitor
 from cachetop.servers import LocalServer, free_port
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.screens.detail import DetailScreen

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cachetop.config import Config, InstanceConfig, Settings, parse_target
-from cachetop.monitor import Monitor
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.monitor import Monitor
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.inspect import Details

@@ -10,9 +10,9 @@ from pathlib import Path
 import redis as redis_py
 
 from cachetop.actions.evict import EvictRequest
-from cachetop.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.hotkeys.view import HotKey, HotKeysView
-from cachetop.hotkeys_config import HotKeySettings
 from cachetop.model import InstanceMetrics, Snapshot, Status
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp

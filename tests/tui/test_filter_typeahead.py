@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from textual import events
 
-from cachetop.config import Config, InstanceConfig, Settings, parse_target
-from cachetop.monitor import Monitor
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.monitor import Monitor
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from tests.tui.helpers import cell, until

@@ -7,10 +7,10 @@ import contextlib
 
 import redis as redis_py
 
-from cachetop.config import Config, InstanceConfig, Settings, parse_target
-from cachetop.hotkeys_config import HotKeySettings
-from cachetop.live import LiveSources
-from cachetop.monitor import Monitor
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.live import LiveSources
+from cachetop.engine.monitor import Monitor
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.detail_rows import client_rows, slowlog_rows

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from cachetop.config import Config, Settings
+from cachetop.engine.config import Config, Settings
+from cachetop.engine.monitor import PollSlots
 from cachetop.model import InstanceMetrics, Snapshot, Status
-from cachetop.monitor import PollSlots
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.history import SPARK_POINTS, History
 from cachetop.tui.overview_rows import FLEET_KEY, GROUP_PREFIX

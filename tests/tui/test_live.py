@@ -7,9 +7,9 @@ from collections.abc import Callable
 import redis as redis_py
 from pymemcache.client.base import Client as Memcached
 
-from cachetop.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.monitor import Monitor
 from cachetop.model import Status
-from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.screens.detail import DetailScreen

@@ -10,10 +10,10 @@ from pathlib import Path
 import redis as redis_py
 
 from cachetop.alerts.rules import Rule
-from cachetop.config import Config, InstanceConfig, Settings, config_from_targets, parse_target
-from cachetop.live import LiveSources
+from cachetop.engine.config import Config, InstanceConfig, Settings, config_from_targets, parse_target
+from cachetop.engine.live import LiveSources
+from cachetop.engine.monitor import Monitor
 from cachetop.model import Status
-from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from tests.cluster_fixtures import Cluster, make_cluster  # noqa: F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cachetop.config import Config, Settings
+from cachetop.engine.config import Config, Settings
 from cachetop.exporters.recorder import Recorder, Recording
 from cachetop.exporters.replay import ReplayPlayer
 from cachetop.tui.app import CachetopApp

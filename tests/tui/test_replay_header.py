@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from cachetop.config import Config, Settings
+from cachetop.engine.config import Config, Settings
+from cachetop.engine.monitor import Monitor
 from cachetop.exporters.outputs import attach_outputs
 from cachetop.exporters.recorder import Recording
 from cachetop.exporters.replay import ReplayPlayer
-from cachetop.monitor import Monitor
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from tests.monitoring import fast_config

@@ -11,8 +11,8 @@ from cachetop.alerts.channels import EmailChannel, SlackChannel, alert_secrets
 from cachetop.alerts.presets import PRESETS, effective_rules
 from cachetop.alerts.rules import Rule
 from cachetop.cli import main
-from cachetop.config import load_config
-from cachetop.configfile import ConfigError
+from cachetop.engine.config import load_config
+from cachetop.engine.configfile import ConfigError
 
 HEAD = """\
 [[instance]]

@@ -15,7 +15,7 @@ from cachetop.alerts.engine import State
 from cachetop.alerts.outbox import Outbox
 from cachetop.alerts.rules import Rule
 from cachetop.alerts.service import AlertService, AlertsLocked
-from cachetop.config import Config, Settings
+from cachetop.engine.config import Config, Settings
 from cachetop.model import InstanceMetrics, Snapshot, Status
 from cachetop.tui.widgets.alerts_panel import problems_line
 from cachetop.tui.widgets.header import alerts_badge

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from cachetop.cli import main
-from cachetop.config import (
+from cachetop.engine.config import (
     DEFAULT_TARGETS,
     find_config_file,
     load_config,
     parse_target,
     resolve_config,
 )
-from cachetop.configfile import ConfigError, parse_duration
+from cachetop.engine.configfile import ConfigError, parse_duration
 
 GOOD = """\
 [settings]
@@ -240,7 +240,7 @@ def test_line_numbers_for_dotted_keys_sub_tables_and_quotes(
     ],
 )
 def test_syntax_errors_point_at_the_line_to_fix(text: str, expected: str) -> None:
-    from cachetop.configfile import syntax_error_message
+    from cachetop.engine.configfile import syntax_error_message
 
     try:
         tomllib.loads(text)
@@ -260,9 +260,9 @@ def test_every_default_is_inside_its_bounds() -> None:
     """The defaults a user gets without writing a key must pass the check a written key gets."""
     from cachetop.alerts.presets import AlertSettings
     from cachetop.alerts.rules import DEFAULT_COOLDOWN
-    from cachetop.config import Settings
-    from cachetop.configfile import DURATION_BOUNDS, bounds_for
-    from cachetop.hotkeys_config import HotKeySettings
+    from cachetop.engine.config import Settings
+    from cachetop.engine.configfile import DURATION_BOUNDS, bounds_for
+    from cachetop.hotkeys.config import HotKeySettings
 
     settings, hot, alerts = Settings(), HotKeySettings(), AlertSettings()
     defaults = {

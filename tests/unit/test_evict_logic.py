@@ -14,8 +14,8 @@ from cachetop.actions.budget import RateBudget, batch_size
 from cachetop.actions.console import confirm, pick_instances
 from cachetop.actions.evict import EvictRequest, EvictResult, prefix_glob, summary
 from cachetop.actions.redis_nodes import ActionError, Node, parse_cluster_nodes
-from cachetop.config import InstanceConfig, config_from_targets, parse_target
-from cachetop.configfile import ConfigError
+from cachetop.engine.config import InstanceConfig, config_from_targets, parse_target
+from cachetop.engine.configfile import ConfigError
 
 
 class FakeTime:

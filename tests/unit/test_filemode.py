@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cachetop.config import load_config
-from cachetop.filemode import secret_file_warning
+from cachetop.engine.config import load_config
+from cachetop.util.filemode import secret_file_warning
 
 TOML = """
 [[instance]]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cachetop.cluster import build_topology, parse_cluster_nodes, parse_slot_stats, slot_label
-from cachetop.config import parse_target
+from cachetop.engine.cluster import build_topology, parse_cluster_nodes, parse_slot_stats, slot_label
+from cachetop.engine.config import parse_target
 from cachetop.exporters.recorder import diff, patch
 
 # The documented CLUSTER NODES line format; ids shortened. m2 failed over to r2 (now master).

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from cachetop.config import load_config
-from cachetop.configfile import ConfigError
-from cachetop.hotkeys_config import HotKeySettings, parse_size
+from cachetop.engine.config import load_config
+from cachetop.engine.configfile import ConfigError
+from cachetop.hotkeys.config import HotKeySettings, parse_size
 
 
 def write(tmp_path: Path, text: str) -> Path:

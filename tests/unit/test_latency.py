@@ -10,9 +10,9 @@ import pytest
 
 from cachetop.alerts.engine import AlertEngine
 from cachetop.alerts.rules import Rule
+from cachetop.engine.poller import PERCENTILE_PROBES, PROBES_PER_INTERVAL, latency_horizon
 from cachetop.metrics.latency import QuantileWindow, histogram_delta, histogram_quantile, histogram_sum
 from cachetop.model import InstanceMetrics, Snapshot, Status
-from cachetop.poller import PERCENTILE_PROBES, PROBES_PER_INTERVAL, latency_horizon
 
 
 def exact_quantile(values: list[float], q: float) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from cachetop.aio import OwnTrafficGate
+from cachetop.util.aio import OwnTrafficGate
 
 
 async def test_exclusive_waits_for_shared_holders_and_blocks_new_ones() -> None:

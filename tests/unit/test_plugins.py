@@ -9,8 +9,8 @@ import pytest
 
 from cachetop import cli
 from cachetop.actions.warm_sources import FileWarmer, create_warmer, read_hot_keys
-from cachetop.config import parse_config
-from cachetop.configfile import ConfigContext
+from cachetop.engine.config import parse_config
+from cachetop.engine.configfile import ConfigContext
 from cachetop.plugins import PluginFailed, PluginNotFound, WarmItem, discover, plugin_paths_of
 
 GOOD = '''

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from cachetop.redact import ScrubFilter, register_secret, scrub, scrub_json
-from cachetop.targets import _redact, parse_target
+from cachetop.engine.targets import _redact, parse_target
+from cachetop.util.redact import ScrubFilter, register_secret, scrub, scrub_json
 
 
 @pytest.mark.parametrize(

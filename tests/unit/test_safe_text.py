@@ -1,7 +1,7 @@
 import io
 import logging
 
-from cachetop.safe_text import EscapeControlsFilter, display_key, escape_controls
+from cachetop.util.safe_text import EscapeControlsFilter, display_key, escape_controls
 
 
 def test_plain_key_is_unchanged() -> None:
@@ -72,7 +72,7 @@ def test_log_records_with_control_characters_are_escaped_and_stay_one_line() -> 
 
 
 def test_clip_message_cuts_at_a_word_with_an_ellipsis() -> None:
-    from cachetop.safe_text import clip_message
+    from cachetop.util.safe_text import clip_message
 
     assert clip_message("short message", 40) == "short message"
     assert clip_message("Expecting property name enclosed in double quotes", 30) == "Expecting property name…"

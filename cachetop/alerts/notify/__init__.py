@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from cachetop.alerts.outbox import Message
-from cachetop.redact import scrub
+from cachetop.util.redact import scrub
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cachetop.alerts.rules import format_limit, format_value
-from cachetop.safe_text import display_key
+from cachetop.util.safe_text import display_key
 
 MAX_ALERTS_SHOWN = 20  # Slack allows 50 blocks; an alert storm becomes "and N more"
 SEVERITY_MARK = {"critical": "🔴", "warning": "🟠", "info": "🔵"}

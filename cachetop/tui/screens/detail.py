@@ -19,9 +19,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static, TabbedContent, TabPane
 
-from cachetop import format as fmt
 from cachetop.model import InstanceMetrics, Snapshot
-from cachetop.safe_text import display_key
 from cachetop.tui.detail_rows import (
     CLIENT_COLUMNS,
     COMMAND_COLUMNS,
@@ -40,6 +38,8 @@ from cachetop.tui.widgets.chart import Chart, Series
 from cachetop.tui.widgets.diff_table import DiffTable
 from cachetop.tui.widgets.footer import FitFooter
 from cachetop.tui.widgets.header import FleetHeader
+from cachetop.util import format as fmt
+from cachetop.util.safe_text import display_key
 
 DETAILS_EVERY_S = 5.0  # slowlog/clients refresh while their tab is open
 WIDE = 120  # from this width the charts go two by two

@@ -17,13 +17,13 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from cachetop.model import Snapshot, Status
-from cachetop.safe_text import display_key
 from cachetop.tui.columns import layout
 from cachetop.tui.labels import node_label
 from cachetop.tui.overview_rows import FLEET_KEY, GROUP_PREFIX, build_rows, group_of, shard_numbers
 from cachetop.tui.widgets.fleet_table import FleetTable
 from cachetop.tui.widgets.footer import FitFooter
 from cachetop.tui.widgets.header import FleetHeader
+from cachetop.util.safe_text import display_key
 
 
 def alert_states(alerts: Any) -> dict[str, str]:

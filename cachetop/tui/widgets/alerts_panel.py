@@ -14,13 +14,13 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from cachetop import format as fmt
 from cachetop.alerts.rules import format_value
 from cachetop.model import Snapshot
-from cachetop.safe_text import display_key
 from cachetop.tui.columns import Column
 from cachetop.tui.overview_rows import Row
 from cachetop.tui.widgets.diff_table import DiffTable
+from cachetop.util import format as fmt
+from cachetop.util.safe_text import display_key
 
 ALERT_COLUMNS = (
     Column("state", "state", 7, 0, right=False),

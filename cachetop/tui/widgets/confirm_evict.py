@@ -36,9 +36,9 @@ from cachetop.actions.console import TYPE_NAME_ABOVE
 from cachetop.actions.evict import DEFAULT_RATE, EvictRequest, EvictResult, RedisEvictor, summary
 from cachetop.actions.memcached_evict import MemcachedEvictor
 from cachetop.actions.redis_nodes import ActionError
-from cachetop.config import InstanceConfig
-from cachetop.safe_text import display_key
+from cachetop.engine.config import InstanceConfig
 from cachetop.tui.instances import live_instance
+from cachetop.util.safe_text import display_key
 
 
 def _instance(app: Any, name: str) -> InstanceConfig | None:

@@ -17,9 +17,9 @@ from rich.text import Text
 from textual import events
 from textual.widgets import Static
 
-from cachetop import format as fmt
-from cachetop.safe_text import display_key
 from cachetop.tui.history import fleet_summary
+from cachetop.util import format as fmt
+from cachetop.util.safe_text import display_key
 
 Segment = tuple[str, str]  # (text, style)
 

@@ -16,13 +16,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from cachetop import format as fmt
 from cachetop.model import Snapshot
-from cachetop.safe_text import display_key
 from cachetop.tui.columns import Column
 from cachetop.tui.history import sparkline
 from cachetop.tui.overview_rows import Row
 from cachetop.tui.widgets.diff_table import DiffTable
+from cachetop.util import format as fmt
+from cachetop.util.safe_text import display_key
 
 KEY_COLUMNS = (
     Column("hot", "", 1, 0, right=False),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from cachetop.log_rewrite import RewritingFilter
+from cachetop.util.log_rewrite import RewritingFilter
 
 _secrets: set[str] = set()
 _lock = threading.Lock()

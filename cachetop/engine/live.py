@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from cachetop.aio import cancel_and_wait
-from cachetop.config import Config
-from cachetop.monitor import CHUNK, CLOSE_DEADLINE_S, Monitor, close_all
-from cachetop.targets import format_address
+from cachetop.engine.config import Config
+from cachetop.engine.monitor import CHUNK, CLOSE_DEADLINE_S, Monitor, close_all
+from cachetop.engine.targets import format_address
+from cachetop.util.aio import cancel_and_wait
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("cachetop.live")  # the name users see in logs; stable across moves
 
 # Sources that see individual requests, and so can see a stampede.
 STAMPEDE_SOURCES = ("monitor", "watch")
@@ -113,7 +113,7 @@ class LiveSources:
     # --- hot keys ----------------------------------------------------------------------------
 
     async def _start_hotkeys(self) -> None:
-        from cachetop.hotkeys_config import HotKeySettings
+        from cachetop.hotkeys.config import HotKeySettings
 
         self._hotkey_settings = self.config.sections.get("hotkeys") or HotKeySettings()
         self._auto_hotkeys = len(self.monitor.pollers) <= HOTKEYS_AUTO_LIMIT

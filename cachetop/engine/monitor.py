@@ -1,7 +1,7 @@
 """The Monitor owns time: it polls every instance on its own schedule, probes latency between
 polls, marks instances up or down, and publishes immutable Snapshots to subscribers.
 
-Each instance has its own Poller (cachetop/poller.py), so a dead or slow instance only ever
+Each instance has its own Poller (cachetop/engine/poller.py), so a dead or slow instance only ever
 delays itself; the Monitor adds and removes them, and builds the Snapshots.
 """
 
@@ -15,13 +15,13 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from cachetop.aio import Callbacks, cancel_and_wait
 from cachetop.backends import Backend, make_backend
-from cachetop.config import Config, InstanceConfig
+from cachetop.engine.config import Config, InstanceConfig
+from cachetop.engine.poller import Poller
 from cachetop.model import Snapshot
-from cachetop.poller import Poller
+from cachetop.util.aio import Callbacks, cancel_and_wait
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("cachetop.monitor")  # the name users see in logs; stable across moves
 
 MAX_CONCURRENT_POLLS = 64
 # Work done between two yields to the event loop while starting, snapshotting or stopping a
@@ -64,7 +64,7 @@ class Monitor:
         self._tasks: list[asyncio.Task[None]] = []
         self._poll_tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = PollSlots(MAX_CONCURRENT_POLLS)
-        self.watchers: list[Any] = []  # cluster watchers (cachetop.cluster), one per cluster target
+        self.watchers: list[Any] = []  # cluster watchers (cachetop.engine.cluster), one per cluster target
         self.pollers: list[Poller] = []
         self.latest: Snapshot | None = None
         self._published = asyncio.Condition()
@@ -91,7 +91,7 @@ class Monitor:
             if n % CHUNK == 0:
                 await asyncio.sleep(0)  # let the screen draw and keys and signals through
             if inst.cluster:
-                from cachetop.cluster import ClusterWatcher
+                from cachetop.engine.cluster import ClusterWatcher
 
                 watcher = ClusterWatcher(self, inst)
                 self.watchers.append(watcher)
@@ -102,7 +102,7 @@ class Monitor:
 
     def _make_backend(self, inst: InstanceConfig, timeout: float) -> Backend:
         if inst.target.mode == "sentinel":
-            from cachetop.sentinel import SentinelBackend
+            from cachetop.engine.sentinel import SentinelBackend
 
             return SentinelBackend(inst, timeout, self._backend_factory)
         return self._backend_factory(inst, timeout)

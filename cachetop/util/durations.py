@@ -53,7 +53,7 @@ def _shown_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, str):
-        from cachetop.safe_text import display_key
+        from cachetop.util.safe_text import display_key
 
         return f'"{display_key(value, 40)}"'
     return display_key(str(value), 40) if not isinstance(value, int) else str(value)

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cachetop.configfile import ConfigContext, KeyPath
+from cachetop.engine.configfile import ConfigContext, KeyPath
 
 log = logging.getLogger("cachetop.config")
 

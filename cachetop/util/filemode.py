@@ -12,7 +12,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from cachetop.configfile import ConfigError, read_config_text
+from cachetop.engine.configfile import ConfigError, read_config_text
 
 log = logging.getLogger("cachetop.config")
 

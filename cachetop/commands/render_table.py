@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cachetop import format as fmt
 from cachetop.model import Snapshot, Status
-from cachetop.safe_text import display_key
+from cachetop.util import format as fmt
+from cachetop.util.safe_text import display_key
 
 NAME_MAX = 60  # on a terminal, instance names (from a config, or a cluster's addresses) are cut here
 PLAIN_NAME_MAX = 300  # in plain text there is no width to fit: only a runaway name is cut

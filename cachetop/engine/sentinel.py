@@ -17,14 +17,14 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from cachetop.aio import OwnTrafficGate
 from cachetop.backends.base import Backend, BackendError
 from cachetop.backends.redis_client import async_client
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
+from cachetop.engine.targets import format_address
 from cachetop.model import Sample, Status
-from cachetop.targets import format_address
+from cachetop.util.aio import OwnTrafficGate
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("cachetop.sentinel")  # the name users see in logs; stable across moves
 
 RECHECK_EVERY = 5  # polls
 

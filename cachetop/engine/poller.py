@@ -14,13 +14,13 @@ from dataclasses import replace
 from typing import Any
 
 from cachetop.backends import Backend, BackendError
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
 from cachetop.metrics.latency import QuantileWindow, samples_needed
 from cachetop.metrics.totals import RunningTotals
 from cachetop.metrics.window import CounterWindow, command_stats, server_latency, windowed_metrics
 from cachetop.model import CORE_METRICS, InstanceMetrics, Status
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("cachetop.poller")  # the name users see in logs; stable across moves
 
 PROBES_PER_INTERVAL = 3
 # The probe percentiles rest on at least this many probes (p99 needs 100): the last ones, when the
@@ -75,7 +75,7 @@ class Poller:
         self._waiter: asyncio.Future[bool] | None = None
         self._running: asyncio.Event | None = None  # run()'s: cleared while the Monitor is paused
         self.polled = asyncio.Event()  # set after every poll; tests and `snapshot` wait on it
-        # Cluster nodes: set by cachetop.cluster from CLUSTER NODES; the role is refreshed by
+        # Cluster nodes: set by cachetop.engine.cluster from CLUSTER NODES; the role is refreshed by
         # every poll (INFO role), so a promoted replica shows without waiting for re-discovery.
         self.role: str | None = None
         self.shard: str | None = None

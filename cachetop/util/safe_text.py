@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from cachetop.log_rewrite import RewritingFilter
+from cachetop.util.log_rewrite import RewritingFilter
 
 ELLIPSIS = "…"
 

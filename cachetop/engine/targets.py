@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from cachetop.redact import register_secret
-from cachetop.safe_text import display_key
+from cachetop.util.redact import register_secret
+from cachetop.util.safe_text import display_key
 
 SCHEMES = {
     "redis": ("redis", False),

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-# Re-exported from cachetop.durations: commands, plugins and tests import them from here.
-from cachetop.durations import DURATION_BOUNDS as DURATION_BOUNDS
-from cachetop.durations import DurationBounds as DurationBounds
-from cachetop.durations import bounded_duration
-from cachetop.durations import bounds_for as bounds_for
-from cachetop.durations import parse_duration as parse_duration
+# Re-exported from cachetop.util.durations: commands, plugins and tests import them from here.
+from cachetop.util.durations import DURATION_BOUNDS as DURATION_BOUNDS
+from cachetop.util.durations import DurationBounds as DurationBounds
+from cachetop.util.durations import bounded_duration
+from cachetop.util.durations import bounds_for as bounds_for
+from cachetop.util.durations import parse_duration as parse_duration
 
 KeyPath = tuple[str | int, ...]
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cachetop.configfile import ConfigContext, ConfigError, KeyPath, load_toml
-from cachetop.redact import register_secret
-from cachetop.targets import (
+from cachetop.engine.configfile import ConfigContext, ConfigError, KeyPath, load_toml
+from cachetop.engine.targets import (
     Target,
     parse_target,
 )
+from cachetop.util.redact import register_secret
 
 DEFAULT_INTERVAL = 1.0
 DEFAULT_WINDOW = 10.0
@@ -31,7 +31,7 @@ SECTION_PARSERS: dict[str, str] = {
     "rule": "cachetop.alerts.rules:parse_rules_section",
     "channel": "cachetop.alerts.channels:parse_channels_section",
     "alerts": "cachetop.alerts.presets:parse_alerts_section",
-    "hotkeys": "cachetop.hotkeys_config:parse_hotkeys_section",
+    "hotkeys": "cachetop.hotkeys.config:parse_hotkeys_section",
 }
 
 # Checks that need the whole config (e.g. a rule naming a channel), run after every section
@@ -228,7 +228,7 @@ def parse_config(data: Mapping[str, Any], ctx: ConfigContext) -> Config:
 def load_config(path: str | Path) -> Config:
     data, ctx = load_toml(path)
     config = parse_config(data, ctx)
-    from cachetop.filemode import warn_if_readable
+    from cachetop.util.filemode import warn_if_readable
 
     warn_if_readable(path, config.secrets)
     return config

@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from cachetop.config import InstanceConfig
+from cachetop.engine.config import InstanceConfig
+from cachetop.engine.targets import format_address
 from cachetop.model import Status
-from cachetop.targets import format_address
 
 if TYPE_CHECKING:
-    from cachetop.monitor import Monitor
-    from cachetop.poller import Poller
+    from cachetop.engine.monitor import Monitor
+    from cachetop.engine.poller import Poller
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("cachetop.cluster")  # the name users see in logs; stable across moves
 
 REDISCOVER_EVERY = 10  # intervals
 HOT_SLOTS = 10
