@@ -1,0 +1,1 @@
+"""Estimators over samples of a cache's keyspace, each stated with its error."""
