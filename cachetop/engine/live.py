@@ -1,9 +1,9 @@
 """What runs beside the Monitor when someone watches live: hot-key collectors and alerts.
 
-Textual-free, so the dashboard and `cachetop daemon` share it. Hot-key views land in each
-poller's extras (and `stampede_events` in its metrics) just before every snapshot is built;
-the collectors' own commands and reads are reported to the backend, which takes them out of
-ops/s and the hit ratio at the moment INFO runs.
+Textual-free, so the dashboard and `cachetop daemon` share it. LiveSources is a FigureContributor
+(engine/figures.py): each instance's hot-key view (extras["hotkeys"]) and `stampede_events` are
+built as the Monitor builds that instance's metrics. The collectors' own commands and reads are
+reported to the backend, which takes them out of ops/s and the hit ratio at the moment INFO runs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from cachetop.engine.config import Config
+from cachetop.engine.figures import Figures
 from cachetop.engine.monitor import CHUNK, CLOSE_DEADLINE_S, Monitor, close_all
 from cachetop.engine.targets import format_address
 from cachetop.util.aio import cancel_and_wait
@@ -83,6 +84,7 @@ class LiveSources:
         self._tasks: set[asyncio.Task[None]] = set()
         self._masters: dict[str, tuple[str, int]] = {}  # sentinel instances: the master sampled
         self._own: dict[str, OwnTotals] = {}  # per instance, across the collectors it has had
+        self._figures: dict[str, Figures] = {}  # per instance: the last hot-key figures built
         self._moving: dict[str, asyncio.Lock] = {}
         self._auto_hotkeys = True  # False in a fleet above HOTKEYS_AUTO_LIMIT
 
@@ -131,7 +133,8 @@ class LiveSources:
         # Cluster nodes come and go after start: give each its own collector, and stop it.
         self._cleanup.append(self.monitor.on_added.add(self._spawn(self._start_collector)))
         self._cleanup.append(self.monitor.on_removed.add(self._spawn(self._forget_collector)))
-        self._cleanup.append(self.monitor.before_snapshot(self._attach_hotkeys))
+        self._cleanup.append(self.monitor.before_snapshot(self._follow_masters))
+        self._cleanup.append(self.monitor.add_figures(self))
 
     def _spawn(self, job: Callable[[Any], Awaitable[None]]) -> Callable[[Any], None]:
         def start(poller: Any) -> None:
@@ -180,6 +183,7 @@ class LiveSources:
         # Forgotten first: the same name may be added back (a new backend) while this one stops.
         self._own.pop(poller.inst.name, None)
         self._masters.pop(poller.inst.name, None)
+        self._figures.pop(poller.inst.name, None)
         await self._stop_collector(poller)
 
     async def _stop_collector(self, poller: Any) -> None:
@@ -220,20 +224,22 @@ class LiveSources:
             )
             await self._run_collector(poller, replace(poller.inst, target=target))
 
-    def _attach_hotkeys(self) -> None:
-        self._follow_masters()
-        for poller in self.monitor.pollers:
-            collector = self.collectors.get(poller.inst.name)
-            if collector is None:
-                continue
+    def figures(self, instance: str) -> Figures | None:
+        """The FigureContributor: an instance's hot-key view (extras["hotkeys"]) and its
+        stampede_events, built as the Monitor builds its metrics. The last view stays while a
+        collector moves to a sentinel's new master or a view fails to build."""
+        collector = self.collectors.get(instance)
+        if collector is not None:
             try:
                 view = collector.snapshot()
             except Exception:  # a view that fails to build is skipped, never fatal
-                log.debug("hot-key view failed for %s", poller.inst.name, exc_info=True)
-                continue
-            poller.extras["hotkeys"] = view
-            stampedes = view.stampede_events if view.source in STAMPEDE_SOURCES else None
-            poller.extra_metrics["stampede_events"] = stampedes
+                log.debug("hot-key view failed for %s", instance, exc_info=True)
+            else:
+                stampedes = view.stampede_events if view.source in STAMPEDE_SOURCES else None
+                self._figures[instance] = Figures(
+                    metrics={"stampede_events": stampedes}, extras={"hotkeys": view}
+                )
+        return self._figures.get(instance)
 
     # --- alerts ------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from cachetop.backends import Backend, make_backend
 from cachetop.engine.config import Config, InstanceConfig
+from cachetop.engine.figures import FigureBoard, FigureContributor, Figures
 from cachetop.engine.poller import Poller
 from cachetop.model import Snapshot
 from cachetop.util.aio import Callbacks, cancel_and_wait
@@ -58,6 +59,7 @@ class Monitor:
         self._backend_factory = backend_factory
         self._subscribers: Callbacks[Subscriber] = Callbacks()
         self._before_snapshot: Callbacks[Callable[[], None]] = Callbacks()
+        self._figures = FigureBoard()  # per-instance figures measured beside us (engine/figures.py)
         # Told of every poller added or removed after start (cluster nodes joining, leaving).
         self.on_added: Callbacks[Callable[[Poller], None]] = Callbacks()
         self.on_removed: Callbacks[Callable[[Poller], None]] = Callbacks()
@@ -166,9 +168,17 @@ class Monitor:
         return self._subscribers.add(callback)
 
     def before_snapshot(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Runs callback before every snapshot is built: components beside the Monitor (hot
-        keys) refresh Poller.extras / extra_metrics there, so a snapshot is never a tick stale."""
+        """Runs callback once before every snapshot is built (the hot-key collectors follow a
+        sentinel's master there). Figures go through add_figures, not here."""
         return self._before_snapshot.add(callback)
+
+    def add_figures(self, contributor: FigureContributor) -> Callable[[], None]:
+        """Asks `contributor` for each instance's extra figures whenever a snapshot is built
+        (cachetop/engine/figures.py); returns the call that unregisters it."""
+        return self._figures.add(contributor)
+
+    def _figures_of(self, poller: Poller) -> Figures:
+        return self._figures.collect(poller.inst.name, _log_contributor_error)
 
     def _run_before_snapshot(self) -> None:
         for callback in self._before_snapshot:
@@ -182,7 +192,7 @@ class Monitor:
         return Snapshot(
             time=self.wall(),
             window_s=self.window_s,
-            instances=tuple(p.metrics() for p in self.pollers),
+            instances=tuple(p.metrics(self._figures_of(p)) for p in self.pollers),
         )
 
     async def _snapshot_in_chunks(self) -> Snapshot:
@@ -194,7 +204,7 @@ class Monitor:
         for start in range(0, len(pollers), CHUNK):
             if start:
                 await asyncio.sleep(0)
-            instances += [p.metrics() for p in pollers[start : start + CHUNK]]
+            instances += [p.metrics(self._figures_of(p)) for p in pollers[start : start + CHUNK]]
         return Snapshot(time=when, window_s=self.window_s, instances=tuple(instances))
 
     async def publish(self) -> Snapshot:
@@ -291,6 +301,10 @@ class Monitor:
         self.window_s = seconds
         for poller in self.pollers:
             poller.set_window(seconds)
+
+
+def _log_contributor_error(contributor: FigureContributor) -> None:
+    log.exception("figures from %s failed", type(contributor).__name__)
 
 
 class PollSlots:

@@ -15,6 +15,7 @@ from typing import Any
 
 from cachetop.backends import Backend, BackendError
 from cachetop.engine.config import InstanceConfig
+from cachetop.engine.figures import NO_FIGURES, Figures
 from cachetop.metrics.latency import QuantileWindow, samples_needed
 from cachetop.metrics.totals import RunningTotals
 from cachetop.metrics.window import CounterWindow, command_stats, server_latency, windowed_metrics
@@ -196,7 +197,8 @@ class Poller:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(False)
 
-    def metrics(self) -> InstanceMetrics:
+    def metrics(self, figures: Figures = NO_FIGURES) -> InstanceMetrics:
+        """This instance's metrics now, with what contributors measured beside the poll (figures)."""
         now = self.clock()
         up = self.status == Status.UP
         values: dict[str, float | int | None] = {}
@@ -212,6 +214,7 @@ class Poller:
             values.update(latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99, latency_probes=probes)
             values.update(server_latency(self.window))
             values.update(self.extra_metrics)
+            values.update(figures.metrics)
             facts = dict(latest.facts)
             commands = command_stats(self.window)
             memory_from = "system" if latest.gauges.get("memory_max_is_system") else "maxmemory"
@@ -234,6 +237,6 @@ class Poller:
             last_poll=self.last_poll_wall,
             role=self.role,
             shard=self.shard,
-            extras=dict(self.extras),
+            extras={**self.extras, **figures.extras},
             counters=self.totals.values(),
         )
