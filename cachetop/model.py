@@ -285,6 +285,9 @@ class InstanceMetrics:
     # Running totals since cachetop started watching, own traffic removed (metrics/totals.py):
     # hits, misses, commands, errors, evictions, expired. Prometheus exposes them as counters.
     counters: Mapping[str, int] = field(default_factory=dict)
+    # Up, but its poll is still in flight past its interval: the values are its last ones, older
+    # than one interval, until the poll answers or its timeout declares it down.
+    stale: bool = False
 
     def metric(self, name: str) -> float | int | None:
         return self.metrics.get(name)
@@ -333,6 +336,8 @@ def instance_to_json(inst: InstanceMetrics) -> dict[str, Any]:
         "error": inst.error,
         "metrics": metrics,
     }
+    if inst.stale:
+        out["stale"] = True  # up, but the values are older than one interval (a poll in flight)
     if inst.role is not None:
         out["role"] = inst.role
     if inst.shard is not None:
