@@ -32,6 +32,8 @@ SECTION_PARSERS: dict[str, str] = {
     "channel": "cachetop.alerts.channels:parse_channels_section",
     "alerts": "cachetop.alerts.presets:parse_alerts_section",
     "hotkeys": "cachetop.hotkeys.config:parse_hotkeys_section",
+    "history": "cachetop.history.config:parse_history_section",
+    "warm": "cachetop.history.config:parse_warm_section",
 }
 
 # Checks that need the whole config (e.g. a rule naming a channel), run after every section
