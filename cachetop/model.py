@@ -1,4 +1,4 @@
-"""The data that flows through the pipeline, and METRICS: the one registry of metric names.
+"""The data that flows through the pipeline, and (re-exported) METRICS, the registry of metrics.
 
 Everything here is immutable and free of I/O so that every subscriber (TUI, alerts, exporters)
 can hold on to a Snapshot without copying it.
@@ -10,8 +10,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from types import MappingProxyType
 from typing import Any, Literal
+
+# The registry lives in cachetop.metrics.registry; re-exported here, where it always was.
+from cachetop.metrics.info import UNIT_DECIMALS as UNIT_DECIMALS
+from cachetop.metrics.info import MetricInfo as MetricInfo
+from cachetop.metrics.registry import CORE_METRICS as CORE_METRICS
+from cachetop.metrics.registry import METRICS as METRICS
 
 
 class Status(StrEnum):
@@ -23,212 +28,6 @@ class Status(StrEnum):
 
 
 Kind = Literal["redis", "valkey", "memcached"]
-
-
-@dataclass(frozen=True, slots=True)
-class MetricInfo:
-    name: str
-    unit: str
-    help: str
-    # Which direction is healthy; the TUI colours and the alert presets read it.
-    better: Literal["higher", "lower", "neither"] = "neither"
-    # Prometheus exposition: the name without prefix, and the factor from our unit to the base unit.
-    prom_name: str = ""
-    prom_scale: float = 1.0
-
-    @property
-    def decimals(self) -> int:
-        """Digits after the point when a person reads a value (alert messages, the alerts view)."""
-        return UNIT_DECIMALS.get(self.unit, 0)
-
-
-# Precision of each unit for people: 90.0%, 0.04 ms, 1234.5 ops/s; counts and bytes are whole.
-UNIT_DECIMALS = {"%": 1, "ms": 2, "ops/s": 1, "keys/s": 1}
-
-
-def _m(*args: Any, **kwargs: Any) -> tuple[str, MetricInfo]:
-    info = MetricInfo(*args, **kwargs)
-    return info.name, info
-
-
-METRICS: Mapping[str, MetricInfo] = MappingProxyType(
-    dict(
-        [
-            _m(
-                "hit_ratio",
-                "%",
-                "Share of reads that found their key, over the window: Δhits / (Δhits + Δmisses). "
-                "null when there were no reads.",
-                "higher",
-                "hit_ratio",
-                0.01,
-            ),
-            _m(
-                "ops_per_sec",
-                "ops/s",
-                "Commands per second over the window, not counting cachetop's own polls and probes.",
-                "neither",
-                "ops_per_second",
-            ),
-            _m(
-                "latency_p50_ms",
-                "ms",
-                "Median round trip of cachetop's probe (CLIENT SETNAME / mn), over the window.",
-                "lower",
-                "probe_latency_p50_seconds",
-                0.001,
-            ),
-            _m(
-                "latency_p95_ms",
-                "ms",
-                "95th percentile probe round trip over the window.",
-                "lower",
-                "probe_latency_p95_seconds",
-                0.001,
-            ),
-            _m(
-                "latency_p99_ms",
-                "ms",
-                "99th percentile probe round trip over the window.",
-                "lower",
-                "probe_latency_p99_seconds",
-                0.001,
-            ),
-            _m(
-                "latency_probes",
-                "probes",
-                "Probes the probe percentiles rest on: the window's, or the last 100 when the window "
-                "holds fewer (a p99 needs 100: rules act on a p99 only then, on a p95 from 20).",
-                "neither",
-                "probe_latency_samples",
-            ),
-            _m(
-                "server_latency_p50_ms",
-                "ms",
-                "Median command execution time inside the server (LATENCY HISTOGRAM deltas), "
-                "over all commands but cachetop's own; Redis 7+ and Valkey only.",
-                "lower",
-                "server_latency_p50_seconds",
-                0.001,
-            ),
-            _m(
-                "server_latency_p99_ms",
-                "ms",
-                "99th percentile command execution time inside the server; Redis 7+ and Valkey only.",
-                "lower",
-                "server_latency_p99_seconds",
-                0.001,
-            ),
-            _m(
-                "memory_used_bytes",
-                "bytes",
-                "Memory used for data (Redis used_memory, Memcached bytes).",
-                "lower",
-                "memory_used_bytes",
-            ),
-            _m(
-                "memory_max_bytes",
-                "bytes",
-                "Memory limit: maxmemory / limit_maxbytes, or the host's memory when Redis has no "
-                "maxmemory (see memory_max_from).",
-                "neither",
-                "memory_max_bytes",
-            ),
-            _m(
-                "memory_used_pct",
-                "%",
-                "memory_used_bytes / memory_max_bytes.",
-                "lower",
-                "memory_used_ratio",
-                0.01,
-            ),
-            _m(
-                "error_rate",
-                "%",
-                "Error replies and rejected connections per command over the window, plus failed polls.",
-                "lower",
-                "error_ratio",
-                0.01,
-            ),
-            _m(
-                "evictions_per_sec",
-                "keys/s",
-                "Keys evicted to free memory, per second over the window.",
-                "lower",
-                "evictions_per_second",
-            ),
-            _m(
-                "expired_per_sec",
-                "keys/s",
-                "Keys removed because their TTL passed, per second over the window.",
-                "neither",
-                "expired_per_second",
-            ),
-            _m(
-                "connections",
-                "clients",
-                "Connected clients (Redis connected_clients, Memcached curr_connections).",
-                "neither",
-                "connections",
-            ),
-            _m(
-                "blocked_clients",
-                "clients",
-                "Clients blocked in BLPOP and friends (Redis and Valkey only).",
-                "lower",
-                "blocked_clients",
-            ),
-            _m(
-                "foreign_monitor_omem_bytes",
-                "bytes",
-                "Output buffers of MONITOR clients that are not cachetop's (CLIENT LIST flags O), summed:"
-                " a forgotten MONITOR grows this until the server runs out of memory. Read with CLIENT"
-                " LIST every 5 s (Redis and Valkey only).",
-                "lower",
-                "foreign_monitor_output_buffer_bytes",
-            ),
-            _m(
-                "stampede_events",
-                "events",
-                "Cache stampedes in the window: one key missed, then written by at least 3 different "
-                "clients within 2 s (seen in MONITOR samples or memcached watch).",
-                "lower",
-                "stampede_events",
-            ),
-            _m(
-                "cpu_pct",
-                "%",
-                "Server process CPU as a share of one core, when the server runs on this host.",
-                "lower",
-                "process_cpu_ratio",
-                0.01,
-            ),
-            _m(
-                "rss_bytes",
-                "bytes",
-                "Server process resident memory, when the server runs on this host.",
-                "lower",
-                "process_resident_memory_bytes",
-            ),
-        ]
-    )
-)
-
-# The keys every `snapshot --json` instance carries, in this order, even when null.
-CORE_METRICS: tuple[str, ...] = (
-    "hit_ratio",
-    "ops_per_sec",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "memory_used_bytes",
-    "memory_max_bytes",
-    "memory_used_pct",
-    "error_rate",
-    "evictions_per_sec",
-    "expired_per_sec",
-    "connections",
-)
 
 
 @dataclass(frozen=True, slots=True)
