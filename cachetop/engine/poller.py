@@ -18,7 +18,7 @@ from cachetop.engine.config import InstanceConfig
 from cachetop.engine.figures import NO_FIGURES, Figures
 from cachetop.metrics.latency import QuantileWindow, samples_needed
 from cachetop.metrics.totals import RunningTotals
-from cachetop.metrics.window import CounterWindow, command_stats, server_latency, windowed_metrics
+from cachetop.metrics.window import CounterWindow, command_stats, windowed_metrics
 from cachetop.model import CORE_METRICS, InstanceMetrics, Status
 
 log = logging.getLogger("cachetop.poller")  # the name users see in logs; stable across moves
@@ -207,12 +207,8 @@ class Poller:
         memory_from = None
         if up and self.window.latest is not None:
             latest = self.window.latest
-            values.update(windowed_metrics(self.window))
-            (p50, p95, p99), probes = self.latency.quantiles_and_count(
-                now, (0.50, 0.95, 0.99), PERCENTILE_PROBES
-            )
-            values.update(latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99, latency_probes=probes)
-            values.update(server_latency(self.window))
+            # Every metric the registry computes from the window, the probe percentiles included.
+            values.update(windowed_metrics(self.window, self.latency, now, PERCENTILE_PROBES))
             values.update(self.extra_metrics)
             values.update(figures.metrics)
             facts = dict(latest.facts)

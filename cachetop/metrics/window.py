@@ -1,4 +1,4 @@
-"""Sliding windows over cumulative counters, and the metric definitions from design.md.
+"""Sliding windows over cumulative counters, and the inputs the registry's formulas read.
 
 A window holds the samples of the last `window_s` seconds (plus the one just before, so the
 span covers the whole window). Every rate and ratio is a delta between the newest and oldest
@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from cachetop.metrics.latency import histogram_delta, histogram_quantile, histogram_sum
+from cachetop.metrics.latency import QuantileWindow, histogram_delta, histogram_quantile, histogram_sum
+from cachetop.metrics.registry import compute_metrics
 from cachetop.model import CommandStat, Sample
 
 # Commands that are cachetop's own or administrative, left out of the server-side latency
@@ -118,63 +119,82 @@ def _went_down(old: Mapping[str, int], new: Mapping[str, int]) -> bool:
     return any(key in old and value < old[key] for key, value in new.items())
 
 
-def _ratio_pct(part: int | None, whole: int | None) -> float | None:
-    if part is None or whole is None or whole <= 0:
-        return None
-    return 100.0 * part / whole
+class WindowInputs:
+    """MetricInputs (metrics/inputs.py) over one instance's windows at `now`: what the registry's
+    formulas read. The probe and server-side percentiles are merged once, on first use."""
+
+    PROBE_QUANTILES = (0.50, 0.95, 0.99)  # merged together: the registry's probe percentiles
+
+    def __init__(
+        self,
+        window: CounterWindow,
+        latency: QuantileWindow | None = None,
+        now: float = 0.0,
+        min_probes: int = 0,
+    ) -> None:
+        self.window = window
+        self.latency = latency
+        self.now = now
+        self.min_probes = min_probes
+        self._probes: tuple[dict[float, float | None], int] | None = None
+        self._server: dict[int, int] | None = None
+
+    @property
+    def span(self) -> float:
+        return self.window.span
+
+    @property
+    def polls(self) -> int:
+        return self.window.polls
+
+    @property
+    def failed_polls(self) -> int:
+        return len(self.window.failed_polls)
+
+    def delta(self, counter: str) -> int | None:
+        return self.window.delta(counter)
+
+    def net_delta(self, counter: str, own: str) -> int | None:
+        return self.window.net_delta(counter, own)
+
+    def rate(self, counter: str, own: str | None = None) -> float | None:
+        return self.window.rate(counter, own)
+
+    def gauge(self, name: str) -> float | None:
+        latest = self.window.latest
+        return None if latest is None else latest.gauges.get(name)
+
+    def _probe_quantiles(self, extra: float | None = None) -> tuple[dict[float, float | None], int]:
+        if self.latency is None:
+            return {}, 0
+        if self._probes is None or (extra is not None and extra not in self._probes[0]):
+            qs = self.PROBE_QUANTILES if extra is None else (*self.PROBE_QUANTILES, extra)
+            values, count = self.latency.quantiles_and_count(self.now, qs, self.min_probes)
+            self._probes = dict(zip(qs, values, strict=True)), count
+        return self._probes
+
+    def probe_quantile(self, q: float) -> float | None:
+        return self._probe_quantiles(q)[0].get(q)
+
+    @property
+    def probe_count(self) -> int:
+        return self._probe_quantiles()[1]
+
+    def server_quantile(self, q: float) -> float | None:
+        if self._server is None:
+            self._server = server_histogram(self.window)
+        value = histogram_quantile(self._server, q)
+        return None if value is None else value * 0.001  # µs -> ms
 
 
-def windowed_metrics(window: CounterWindow) -> dict[str, float | int | None]:
-    """The counter-based metrics of design.md's table, over the window.
-
-    Backends normalise their fields into these counter names: hits, misses, commands, errors,
-    evictions, expired, cpu_ms, plus own_commands and own_errors (cachetop's own share, taken
-    out here); and gauges: memory_used, memory_max, connections, blocked_clients, rss.
-    """
-    latest = window.latest
-    if latest is None:
+def windowed_metrics(
+    window: CounterWindow, latency: QuantileWindow | None = None, now: float = 0.0, min_probes: int = 0
+) -> dict[str, float | int | None]:
+    """Every registered metric computed from the window (registry.compute_metrics), by name;
+    the probe percentiles too when the probe latency window is given."""
+    if window.latest is None:
         return {}
-    hits = window.net_delta("hits", "own_hits")
-    misses = window.net_delta("misses", "own_misses")
-    reads = hits + misses if hits is not None and misses is not None else None
-    commands = window.net_delta("commands", "own_commands")
-    errors = window.net_delta("errors", "own_errors")
-    failed = len(window.failed_polls)
-
-    # Failed polls count as failed requests among all requests, cachetop's polls included, so
-    # one timeout on a quiet instance is 1 in 10, not 100%.
-    error_rate: float | None = None
-    if commands is not None and errors is not None:
-        requests = commands + window.polls
-        error_rate = 100.0 * (errors + failed) / requests if requests > 0 else 0.0
-
-    cpu_ms = window.delta("cpu_ms")
-    span = window.span
-    gauges = latest.gauges
-    used = gauges.get("memory_used")
-    limit = gauges.get("memory_max")
-    out: dict[str, float | int | None] = {
-        "hit_ratio": _ratio_pct(hits, reads),
-        "ops_per_sec": window.rate("commands", own="own_commands"),
-        "memory_used_bytes": int(used) if used is not None else None,
-        "memory_max_bytes": int(limit) if limit else None,
-        "memory_used_pct": 100.0 * used / limit if used is not None and limit else None,
-        "error_rate": error_rate,
-        "evictions_per_sec": window.rate("evictions"),
-        "expired_per_sec": window.rate("expired"),
-        "connections": _int_or_none(gauges.get("connections")),
-        "cpu_pct": 100.0 * cpu_ms / 1000.0 / span if cpu_ms is not None and span > 0 else None,
-        "rss_bytes": _int_or_none(gauges.get("rss")),
-    }
-    if "foreign_monitor_omem" in gauges:
-        out["foreign_monitor_omem_bytes"] = _int_or_none(gauges.get("foreign_monitor_omem"))
-    if "blocked_clients" in gauges:
-        out["blocked_clients"] = _int_or_none(gauges.get("blocked_clients"))
-    return out
-
-
-def _int_or_none(value: float | None) -> int | None:
-    return None if value is None else int(value)
+    return compute_metrics(WindowInputs(window, latency, now, min_probes))
 
 
 def _ends_with(window: CounterWindow, has: Callable[[Sample], bool]) -> tuple[Sample, Sample] | None:
@@ -195,8 +215,9 @@ def _mostly_ours(cmd: str, first: Sample, last: Sample) -> bool:
     return ours > 0 and ours * 2 >= calls
 
 
-def server_latency(window: CounterWindow) -> dict[str, float | None]:
-    """Server-side p50/p99 of data commands from LATENCY HISTOGRAM deltas over the window."""
+def server_histogram(window: CounterWindow) -> dict[int, int]:
+    """The cumulative LATENCY HISTOGRAM of data commands over the window, in µs buckets; empty
+    when fewer than two samples carry histograms."""
     ends = _ends_with(window, lambda s: bool(s.latency_histograms))
     if ends is None:
         return {}
@@ -207,14 +228,7 @@ def server_latency(window: CounterWindow) -> dict[str, float | None]:
         for cmd, hist in new.items()
         if cmd not in ADMIN_COMMANDS and not _mostly_ours(cmd, first, last)
     ]
-    total = histogram_sum(deltas)
-    to_ms = 0.001
-    p50 = histogram_quantile(total, 0.50)
-    p99 = histogram_quantile(total, 0.99)
-    return {
-        "server_latency_p50_ms": p50 * to_ms if p50 is not None else None,
-        "server_latency_p99_ms": p99 * to_ms if p99 is not None else None,
-    }
+    return histogram_sum(deltas)
 
 
 def command_stats(window: CounterWindow) -> dict[str, CommandStat]:

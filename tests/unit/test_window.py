@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cachetop.metrics.window import CounterWindow, command_stats, server_latency, windowed_metrics
+from cachetop.metrics.window import CounterWindow, command_stats, windowed_metrics
 from cachetop.model import Sample
 
 
@@ -132,7 +132,7 @@ def test_server_latency_from_histogram_deltas_skips_admin_commands() -> None:
     new = {"get": {1: 100, 2: 190, 4: 190, 8: 190, 16: 200}, "ping": {1: 1005}}
     w.add(Sample(time=0.0, counters={}, gauges={}, latency_histograms=old))
     w.add(Sample(time=1.0, counters={}, gauges={}, latency_histograms=new))
-    lat = server_latency(w)
+    lat = windowed_metrics(w)
     assert lat["server_latency_p50_ms"] == 0.002
     assert lat["server_latency_p99_ms"] == 0.016
 
@@ -185,5 +185,5 @@ def test_server_latency_leaves_out_commands_that_are_mostly_ours() -> None:
     )
     w.add(old)
     w.add(new)
-    lat = server_latency(w)
+    lat = windowed_metrics(w)
     assert lat["server_latency_p99_ms"] == 0.002
