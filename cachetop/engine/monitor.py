@@ -18,7 +18,8 @@ from typing import Any
 from cachetop.backends import Backend, make_backend
 from cachetop.engine.config import Config, InstanceConfig
 from cachetop.engine.figures import FigureBoard, FigureContributor, Figures
-from cachetop.engine.poller import Poller
+from cachetop.engine.poller import MIN_INTERVAL, Poller
+from cachetop.engine.source import SourceBase, SourceCapabilities
 from cachetop.model import Snapshot
 from cachetop.util.aio import Callbacks, cancel_and_wait
 
@@ -34,15 +35,17 @@ CHUNK = 200
 CLOSE_DEADLINE_S = 0.5
 FIRST_POLL_CHECK_S = 0.02  # how often the first publish looks for every instance's first answer
 
-Subscriber = Callable[[Snapshot], Any]
 
-
-class Monitor:
-    """Runs one Poller per instance and publishes a Snapshot every `settings.interval`.
+class Monitor(SourceBase):
+    """Runs one Poller per instance and publishes a Snapshot every `settings.interval`: on time,
+    whatever a slow instance does (its row keeps its last values, marked stale, until its timeout
+    declares it down). The live Source (engine/source.py).
 
     Use as `async with Monitor(config) as mon:`; subscribers are plain callables run in the
     event loop with each Snapshot (keep them quick; hand heavy work to a task or thread).
     """
+
+    capabilities = SourceCapabilities(pause=True, refresh=True, pace=True, act=True)
 
     def __init__(
         self,
@@ -52,12 +55,11 @@ class Monitor:
         wall: Callable[[], float] = time.time,
         backend_factory: Callable[[InstanceConfig, float], Backend] = make_backend,
     ) -> None:
+        super().__init__(interval=config.settings.interval, paused=True)  # start() runs it
         self.config = config
         self.clock, self.wall = clock, wall
-        self.interval = config.settings.interval
         self.window_s = config.settings.window
         self._backend_factory = backend_factory
-        self._subscribers: Callbacks[Subscriber] = Callbacks()
         self._before_snapshot: Callbacks[Callable[[], None]] = Callbacks()
         self._figures = FigureBoard()  # per-instance figures measured beside us (engine/figures.py)
         # Told of every poller added or removed after start (cluster nodes joining, leaving).
@@ -68,9 +70,6 @@ class Monitor:
         self._slots = PollSlots(MAX_CONCURRENT_POLLS)
         self.watchers: list[Any] = []  # cluster watchers (cachetop.engine.cluster), one per cluster target
         self.pollers: list[Poller] = []
-        self.latest: Snapshot | None = None
-        self._published = asyncio.Condition()
-        self._running = asyncio.Event()  # cleared while paused
         self._publish_wake = asyncio.Event()
         self._all_added = False  # every configured instance has its poller (start is done)
 
@@ -115,7 +114,7 @@ class Monitor:
         poller = Poller(
             inst,
             self._make_backend(inst, timeout),
-            interval=self.interval if inst.interval is None else inst.interval,
+            interval=self.interval_of(inst),
             timeout=timeout,
             window_s=self.window_s,
             clock=self.clock,
@@ -164,9 +163,6 @@ class Monitor:
 
     # --- subscribers --------------------------------------------------------------------------
 
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        return self._subscribers.add(callback)
-
     def before_snapshot(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Runs callback once before every snapshot is built (the hot-key collectors follow a
         sentinel's master there). Figures go through add_figures, not here."""
@@ -209,16 +205,7 @@ class Monitor:
 
     async def publish(self) -> Snapshot:
         snap = await self._snapshot_in_chunks()
-        self.latest = snap
-        for callback in self._subscribers:
-            try:
-                result = callback(snap)
-                if asyncio.iscoroutine(result):
-                    await result
-            except Exception:
-                log.exception("a snapshot subscriber failed")
-        async with self._published:
-            self._published.notify_all()
+        await self.deliver(snap)
         return snap
 
     async def _publish_loop(self) -> None:
@@ -247,20 +234,6 @@ class Monitor:
                 return
             await asyncio.sleep(FIRST_POLL_CHECK_S)
 
-    async def wait_snapshot(
-        self, predicate: Callable[[Snapshot], bool] = lambda s: True, timeout: float = 30.0
-    ) -> Snapshot:
-        """The next published Snapshot for which predicate holds; TimeoutError at the deadline."""
-
-        async def wait() -> Snapshot:
-            async with self._published:
-                while True:
-                    await self._published.wait()
-                    if self.latest is not None and predicate(self.latest):
-                        return self.latest
-
-        return await asyncio.wait_for(wait(), timeout)
-
     async def wait_polls(self, count: int, timeout: float = 30.0) -> None:
         """Waits until every instance has been polled at least `count` times."""
 
@@ -274,28 +247,28 @@ class Monitor:
 
     # --- controls (TUI keys) ------------------------------------------------------------------
 
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
     def refresh_now(self) -> None:
         for poller in self.pollers:
             poller.wake_up()
         self._publish_wake.set()
 
     def set_interval(self, seconds: float) -> None:
-        seconds = max(0.1, seconds)
-        self.interval = seconds
+        """The dashboard's +/-: `seconds` becomes the default interval, and every instance's
+        interval scales by the same factor, so per-instance intervals keep their ratio to it (one
+        polled every 5s beside a 1s default is polled every 10s at 2s, and every 5s again at 1s).
+        The window grows to the new default interval when shorter (a window holds a poll)."""
+        self._interval = max(MIN_INTERVAL, seconds)
         for poller in self.pollers:
-            poller.interval = seconds
-        if self.window_s < seconds:
-            self.set_window(seconds)
+            poller.set_interval(self.interval_of(poller.inst))
+        if self.window_s < self._interval:
+            self.set_window(self._interval)
+
+    def interval_of(self, inst: InstanceConfig) -> float:
+        """An instance's interval now: its configured one (or the default), times the factor
+        by which +/- changed the default."""
+        default = self.config.settings.interval
+        configured = default if inst.interval is None else inst.interval
+        return max(MIN_INTERVAL, configured * self._interval / default)
 
     def set_window(self, seconds: float) -> None:
         self.window_s = seconds

@@ -28,12 +28,19 @@ PROBES_PER_INTERVAL = 3
 # window holds fewer, none older than 1.5 times the time they take (metrics/latency.py).
 PERCENTILE_PROBES = samples_needed(0.99)
 DETAIL_EVERY_S = 5.0
+MIN_INTERVAL = 0.1  # seconds: the shortest interval +/- (Monitor.set_interval) can reach
 ROLES = {"master": "master", "slave": "replica"}  # INFO role -> what we show
 
 
 def latency_horizon(window_s: float, interval: float) -> float:
     """How far back the probe percentiles may reach: 1.5 times what PERCENTILE_PROBES take."""
     return max(window_s, 1.5 * PERCENTILE_PROBES * interval / PROBES_PER_INTERVAL)
+
+
+def latency_bucket(window_s: float, interval: float) -> float:
+    """About five sketches per window, none shorter than an interval: each snapshot merges them,
+    so more would cost CPU (a fleet of 200 reads 200 windows a second) for a sharper edge."""
+    return max(interval, window_s / 5, 0.1)
 
 
 class Poller:
@@ -59,17 +66,17 @@ class Poller:
         self.poll_slots = poll_slots
         self.window = CounterWindow(window_s)
         self.totals = RunningTotals()  # counters for Prometheus: never reset by the window
-        # About five sketches per window: each snapshot merges them, so more would cost CPU
-        # (a fleet of 200 reads 200 windows a second) for a sharper edge nobody sees.
         self.latency = QuantileWindow(
             window_s,
-            bucket_s=max(interval, window_s / 5, 0.1),
+            bucket_s=latency_bucket(window_s, interval),
             keep_recent=PERCENTILE_PROBES,
             horizon_s=latency_horizon(window_s, interval),
         )
         self.status = Status.UNKNOWN
         self.error: str | None = None
         self.last_poll_wall: float | None = None
+        self._last_answer: float | None = None  # clock time of the last successful poll
+        self._poll_since: float | None = None  # clock time the poll in flight began (None: none)
         self.polls = 0
         self.detail_wanted = False
         self._set_detail_cadence()
@@ -87,8 +94,29 @@ class Poller:
     def set_window(self, window_s: float) -> None:
         self.window.window_s = window_s
         self.latency.window_s = window_s
-        self.latency.horizon_s = latency_horizon(window_s, self.interval)
+        self._fit_latency()
         self._set_detail_cadence()
+
+    def set_interval(self, interval: float) -> None:
+        """A new pace (the dashboard's +/-): the next poll comes `interval` after the last one,
+        and the latency buckets and horizon follow."""
+        self.interval = interval
+        self._fit_latency()
+
+    def _fit_latency(self) -> None:
+        self.latency.rebucket(latency_bucket(self.latency.window_s, self.interval))
+        self.latency.horizon_s = latency_horizon(self.latency.window_s, self.interval)
+
+    @property
+    def stale(self) -> bool:
+        """Up, but a poll is in flight and the last answer is older than one interval: the values
+        shown are the last ones, until the poll answers or its timeout declares the instance down."""
+        return (
+            self.status == Status.UP
+            and self._poll_since is not None
+            and self._last_answer is not None
+            and self.clock() - self._last_answer > self.interval
+        )
 
     def _set_detail_cadence(self) -> None:
         """Per-command figures come with one poll in several (they cost the most to fetch and
@@ -103,7 +131,7 @@ class Poller:
         self._set_detail_cadence()
 
     async def poll_once(self) -> None:
-        now = self.clock()
+        now = self._poll_since = self.clock()
         try:
             async with self.poll_slots:
                 if self._running is not None and not self._running.is_set():
@@ -129,6 +157,9 @@ class Poller:
             self.totals.add(sample)
             self.status, self.error = Status.UP, None
             self.last_poll_wall = self.wall()
+            self._last_answer = now
+        finally:
+            self._poll_since = None
         self.polls += 1
         self.polled.set()
 
@@ -235,4 +266,5 @@ class Poller:
             shard=self.shard,
             extras={**self.extras, **figures.extras},
             counters=self.totals.values(),
+            stale=self.stale,
         )

@@ -1,10 +1,10 @@
-"""ReplayPlayer: a recording played back through the Monitor's interface, with step, seek, pause.
+"""ReplayPlayer: a recording played back as a Source (a Timeline: engine/source.py), with step,
+seek and pause.
 
-The dashboard takes it where it takes a Monitor (subscribe, latest, paused, pause, resume,
-refresh_now, set_interval, interval, pollers), so `cachetop replay FILE` is the ordinary
-dashboard on recorded data. Frames are published at the pace they were recorded, scaled by
-`speed`; `+`/`-` (set_interval) change the speed. Step and seek pause playback, so the frame on
-screen stays put until the operator resumes.
+The dashboard takes any Source, so `cachetop replay FILE` is the ordinary dashboard on recorded
+data. Frames are published at the pace they were recorded, scaled by `speed`; `+`/`-`
+(set_interval) change the speed. Step and seek pause playback, so the frame on screen stays put
+until the operator resumes.
 """
 
 from __future__ import annotations
@@ -13,52 +13,40 @@ import asyncio
 import contextlib
 import logging
 import statistics
-from collections.abc import Callable
-from typing import Any
 
+from cachetop.engine.source import SourceBase, SourceCapabilities
 from cachetop.exporters.recorder import Recording, RecordingError
 from cachetop.model import Snapshot
-from cachetop.util.aio import Callbacks, cancel_and_wait
+from cachetop.util.aio import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-Subscriber = Callable[[Snapshot], Any]
 
+class ReplayPlayer(SourceBase):
+    # No refresh (a recording has nothing new to poll) and no act (no live server behind it).
+    capabilities = SourceCapabilities(pause=True, pace=True, step=True, seek=True)
 
-class ReplayPlayer:
     def __init__(self, recording: Recording, *, speed: float = 1.0, start_paused: bool = False) -> None:
+        gaps = [b - a for a, b in zip(recording.times, recording.times[1:], strict=False) if b > a]
+        self.recorded_interval = statistics.median(gaps) if gaps else 1.0
+        super().__init__(interval=self.recorded_interval / speed, paused=start_paused)
         self.recording = recording
         self.speed = speed
         self.position = -1  # index of the frame last published
-        self.latest: Snapshot | None = None
         self.error: str | None = None  # a frame that could not be read: playback stops before it
-        self.pollers: list[Any] = []  # no live instances behind a replay
-        gaps = [b - a for a, b in zip(recording.times, recording.times[1:], strict=False) if b > a]
-        self.recorded_interval = statistics.median(gaps) if gaps else 1.0
-        self.interval = self.recorded_interval
-        self._subscribers: Callbacks[Subscriber] = Callbacks()
-        self._running = asyncio.Event()
-        if not start_paused:
-            self._running.set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    # --- the Monitor interface ----------------------------------------------------------------------
-
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        return self._subscribers.add(callback)
-
     @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
+    def frame_count(self) -> int:
+        return len(self.recording)
 
-    def pause(self) -> None:
-        self._running.clear()
+    # --- the Source protocol ------------------------------------------------------------------------
 
     def resume(self) -> None:
         if self.at_end:
             self.position = -1  # resuming at the end starts over
-        self._running.set()
+        super().resume()
         self._wake.set()
 
     def refresh_now(self) -> None:
@@ -68,7 +56,7 @@ class ReplayPlayer:
 
     def set_interval(self, seconds: float) -> None:
         """The dashboard's +/-: a longer interval plays slower, a shorter one faster."""
-        self.interval = max(0.01, seconds)
+        super().set_interval(max(0.01, seconds))
         self.speed = self.recorded_interval / self.interval
 
     # --- stepping -----------------------------------------------------------------------------------
@@ -101,12 +89,8 @@ class ReplayPlayer:
             if self.latest is None:
                 raise
             return self.latest
-        self.position, self.latest = index, snap
-        for callback in self._subscribers:
-            try:
-                callback(snap)
-            except Exception:
-                log.exception("a snapshot subscriber failed")
+        self.position = index
+        self.deliver_now(snap)
         return snap
 
     # --- playback -----------------------------------------------------------------------------------
@@ -118,13 +102,6 @@ class ReplayPlayer:
         if self._task is not None:
             await cancel_and_wait([self._task])
             self._task = None
-
-    async def __aenter__(self) -> ReplayPlayer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     async def _play(self) -> None:
         times = self.recording.times

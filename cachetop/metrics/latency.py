@@ -121,6 +121,22 @@ class QuantileWindow:
             return tuple(None for _ in qs), 0
         return tuple(merged.get_quantile_value(q) for q in qs), int(merged.count)
 
+    def rebucket(self, bucket_s: float) -> None:
+        """Changes the bucket length (the poll interval changed), keeping what the window holds:
+        each bucket joins the new bucket its start falls in."""
+        if bucket_s <= 0:
+            raise ValueError("bucket must be positive")
+        if bucket_s == self.bucket_s:
+            return
+        moved: deque[tuple[int, DDSketch]] = deque()
+        for index, sketch in self._buckets:
+            new_index = math.floor(index * self.bucket_s / bucket_s + 1e-9)  # 3 * 0.1 / 0.3 is 0.999…
+            if moved and moved[-1][0] == new_index:
+                moved[-1][1].merge(sketch)
+            else:
+                moved.append((new_index, sketch))
+        self._buckets, self.bucket_s, self._closed = moved, bucket_s, None
+
     def clear(self) -> None:
         self._buckets.clear()
         self._recent_added = 0
