@@ -30,6 +30,14 @@ import redis
 from redis.crc import key_slot
 
 from cachetop.actions.budget import RateBudget, batch_size
+from cachetop.actions.evict_idle import (
+    IdleReads,
+    IdleUnsupported,
+    idle_keys,
+    is_lfu,
+    lfu_refusal,
+    maxmemory_policy,
+)
 from cachetop.actions.evict_report import EvictResult as EvictResult
 from cachetop.actions.evict_report import ProgressFn as ProgressFn
 from cachetop.actions.evict_report import node_lines as node_lines
@@ -49,33 +57,40 @@ _GLOB_SPECIAL = re.compile(rb"([?\[\]\\])")
 
 @dataclass(frozen=True, slots=True)
 class EvictRequest:
-    """Exactly one of keys, pattern (a glob) or prefix (a rolled-up namespace like user:*:cart)."""
+    """Exactly one of keys, pattern (a glob) or prefix (a rolled-up namespace like user:*:cart);
+    with idle_over_s, only the keys of a pattern or prefix idle for at least that many seconds
+    (OBJECT IDLETIME: see evict_idle)."""
 
     keys: tuple[bytes, ...] = ()
     pattern: bytes | None = None
     prefix: bytes | None = None
     separators: str = ":"
+    idle_over_s: int | None = None
 
     def __post_init__(self) -> None:
         given = sum(1 for x in (self.keys, self.pattern, self.prefix) if x)
         if given != 1:
             raise ValueError("give exactly one of: keys, a pattern or a prefix")
+        if self.idle_over_s is not None and (self.keys or self.idle_over_s < 1):
+            raise ValueError("idle_over_s is at least 1 and goes with a pattern or a prefix, not keys")
 
     def describe(self) -> dict[str, Any]:
         """What, for the audit log and messages: escaped, bounded."""
         from cachetop.actions.audit import key_fields, pattern_field
 
+        idle = {} if self.idle_over_s is None else {"idle_over_s": self.idle_over_s}
         if self.pattern is not None:
-            return dict(pattern_field(self.pattern))
+            return dict(pattern_field(self.pattern)) | idle
         if self.prefix is not None:
-            return {"prefix": display_key(self.prefix, 256)}
+            return {"prefix": display_key(self.prefix, 256)} | idle
         return key_fields(self.keys)
 
     def label(self) -> str:
+        idle = "" if self.idle_over_s is None else f" idle over {self.idle_over_s}s"
         if self.pattern is not None:
-            return f"pattern {display_key(self.pattern, 60)}"
+            return f"pattern {display_key(self.pattern, 60)}{idle}"
         if self.prefix is not None:
-            return f"prefix {display_key(self.prefix, 60)}"
+            return f"prefix {display_key(self.prefix, 60)}{idle}"
         if len(self.keys) == 1:
             return f"key {display_key(self.keys[0], 60)}"
         return f"{len(self.keys)} keys"
@@ -109,9 +124,12 @@ class RedisEvictor:
         self.progress = progress or (lambda _r: None)
         self.clock = clock
         self._seen: set[bytes] = set()
+        self._idle_over_s: int | None = None
+        self.idle_reads = IdleReads()  # OBJECT IDLETIME calls sent and the hits/misses they caused
 
     def run(self, request: EvictRequest, *, dry_run: bool) -> EvictResult:
         result = EvictResult(dry_run=dry_run)
+        self._idle_over_s = request.idle_over_s
         start = self.clock()
         nodes = discover_nodes(self.inst, self.timeout, CLIENT_NAME)
         cluster = bool(nodes[0].slots)
@@ -170,6 +188,21 @@ class RedisEvictor:
                 )
                 result.fail_node(node.address, text)
                 return False
+            if self._idle_over_s is not None and not self._idle_tracked(node, client, result, where):
+                return False
+        return True
+
+    def _idle_tracked(self, node: Node, client: Any, result: EvictResult, where: str | None) -> bool:
+        """An idle evict needs OBJECT IDLETIME: refused on a node with an LFU policy."""
+        try:
+            policy = maxmemory_policy(client)
+        except redis.RedisError as exc:
+            text = error_text(self.inst, exc, where)
+            result.fail_node(node.address, f"{text} (checked before evicting: nothing was removed)")
+            return False
+        if is_lfu(policy):
+            result.fail_node(node.address, lfu_refusal(where or self.inst.target.redacted_url, policy))
+            return False
         return True
 
     # --- patterns -----------------------------------------------------------------------------
@@ -179,7 +212,8 @@ class RedisEvictor:
     ) -> None:
         match = request.pattern if request.pattern is not None else prefix_glob(request.prefix or b"")
         roller = PrefixRoller(request.separators) if request.prefix is not None else None
-        where = f"{self.inst.target.redacted_url} ({node.address})" if cluster else None
+        url = self.inst.target.redacted_url
+        where = f"{url} ({node.address})" if cluster else None
         result.start_node(node.address)
         pending: list[bytes] = []
         try:
@@ -189,6 +223,9 @@ class RedisEvictor:
             while True:
                 found = [k for k in raw if roller is None or roller.rollup(k) == request.prefix]
                 fresh = self._fresh(found)
+                if self._idle_over_s is not None:
+                    self.budget.take(len(fresh))  # one OBJECT IDLETIME each
+                    fresh = idle_keys(client, fresh, self._idle_over_s, self.idle_reads, where or url)
                 result.matched += len(fresh)
                 self._examples(result, fresh)
                 self.budget.take(len(raw))
@@ -214,6 +251,8 @@ class RedisEvictor:
                     result.finish_node(node.address)
                     return
                 cursor, raw = replies[-1]
+        except IdleUnsupported as exc:  # our own text, longer than a server error's first 200 characters
+            result.fail_node(node.address, str(exc), len(pending))
         except redis.RedisError as exc:
             result.fail_node(node.address, error_text(self.inst, exc, where), len(pending))
         except BaseException:  # a second Ctrl-C / SIGTERM: the batch in flight may be gone or not

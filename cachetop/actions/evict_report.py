@@ -130,6 +130,8 @@ def summary(result: EvictResult, instance: str) -> str:
     eg = f", e.g. {examples}" if examples else ""
     if result.dry_run:
         noun = "key" if result.matched == 1 else "keys"
+        if result.error:  # a count that stopped part-way is no count: say why first
+            return f"dry run on {name} stopped after {result.matched:,} {noun}: {result.error}"
         return f"would evict {result.matched:,} {noun} from {name}{eg}"
     if result.cancelled:
         return (
