@@ -11,6 +11,10 @@ changes role: nodes that join are added, nodes the cluster forgot are removed.
 Re-discovery runs CLUSTER NODES (and CLUSTER SLOT-STATS) through a live node's own poll
 connection (RedisBackend.run_own), which counts them as cachetop's own commands there, so
 they never show up in that node's ops/s or error rate.
+
+The watcher tells the Monitor what exists through the narrow Fleet interface (engine/fleet.py)
+and contributes each master's hot slots as a figure (engine/figures.py): it never edits the
+Monitor's pollers, and this module does not import the Monitor.
 """
 
 from __future__ import annotations
@@ -19,17 +23,16 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis.exceptions import RedisError
 
+from cachetop.backends.capabilities import RunsOwnCommands
 from cachetop.engine.config import InstanceConfig
+from cachetop.engine.figures import Figures
+from cachetop.engine.fleet import Fleet, FleetMember
 from cachetop.engine.targets import format_address
 from cachetop.model import Status
-
-if TYPE_CHECKING:
-    from cachetop.engine.monitor import Monitor
-    from cachetop.engine.poller import Poller
 
 log = logging.getLogger("cachetop.cluster")  # the name users see in logs; stable across moves
 
@@ -123,11 +126,15 @@ def _slot_sort_key(label: str) -> tuple[int, str]:
 
 
 class ClusterWatcher:
-    """Keeps the Monitor's pollers equal to the cluster's nodes, for one cluster target."""
+    """Keeps the fleet's instances equal to the cluster's nodes, for one cluster target; a
+    FigureContributor of each master's hot slots (extras["hot_slots"])."""
 
-    def __init__(self, monitor: Monitor, inst: InstanceConfig, rediscover_every: int = REDISCOVER_EVERY):
-        self.monitor = monitor
+    def __init__(
+        self, fleet: Fleet, inst: InstanceConfig, timeout: float, rediscover_every: int = REDISCOVER_EVERY
+    ):
+        self.fleet = fleet
         self.inst = inst
+        self.timeout = timeout
         self.rediscover_every = rediscover_every
         target = inst.target
         self.seeds: tuple[tuple[str, int], ...] = target.seeds or ((target.host, target.port),)
@@ -137,6 +144,7 @@ class ClusterWatcher:
         self._known: dict[str, tuple[Status, str | None]] = {}
         # CLUSTER SLOT-STATS (Redis 8.2, Valkey 8.0): None until tried, False when the server lacks it.
         self.slot_stats_supported: bool | None = None
+        self.hot_slots: dict[str, list[dict[str, int]]] = {}  # node name -> its busiest slots
 
     # --- naming -----------------------------------------------------------------------------------
 
@@ -149,9 +157,12 @@ class ClusterWatcher:
             self.inst, name=self.node_name(format_address(host, port)), target=target, cluster=False
         )
 
-    def pollers(self) -> list[Poller]:
-        prefix = f"{self.inst.name}/"
-        return [p for p in self.monitor.pollers if p.inst.name.startswith(prefix)]
+    def pollers(self) -> list[FleetMember]:
+        return self.fleet.members(f"{self.inst.name}/")
+
+    def figures(self, instance: str) -> Figures | None:
+        slots = self.hot_slots.get(instance)
+        return None if slots is None else Figures(extras={"hot_slots": slots})
 
     # --- discovery ----------------------------------------------------------------------------------
 
@@ -160,8 +171,9 @@ class ClusterWatcher:
         if topology is None:
             # No seed answers: poll the first seed so the cluster shows as down, with the reason.
             host, port = self.seeds[0]
-            poller = self.monitor.add_instance(self.node_config(host, port))
-            poller.role = "master"
+            node = self.node_config(host, port)
+            self.fleet.add_instance(node)
+            self.fleet.place(node.name, role="master", shard=None)
             return
         await self.apply(topology)
 
@@ -170,10 +182,9 @@ class ClusterWatcher:
         from cachetop.backends.redis import CLIENT_NAME
         from cachetop.backends.redis_client import async_client
 
-        timeout = self.monitor.config.timeout_of(self.inst)
         for host, port in self.seeds:
             # No retry: the next seed is the retry.
-            client = async_client(self.inst, timeout, CLIENT_NAME, host=host, port=port, db=0)
+            client = async_client(self.inst, self.timeout, CLIENT_NAME, host=host, port=port, db=0)
             try:
                 raw = await client.execute_command("CLUSTER", "NODES")
             except (RedisError, OSError) as exc:
@@ -192,11 +203,10 @@ class ClusterWatcher:
             if poller.status != Status.UP:
                 continue
             backend = poller.backend
-            run_own = getattr(backend, "run_own", None)
-            if run_own is None:
+            if not isinstance(backend, RunsOwnCommands):
                 continue
             try:
-                (raw,) = await run_own(("CLUSTER", "NODES"))
+                (raw,) = await backend.run_own(("CLUSTER", "NODES"))
             except (RedisError, OSError, TimeoutError):
                 continue
             if isinstance(raw, Exception):
@@ -217,25 +227,20 @@ class ClusterWatcher:
         current = {p.inst.name: p for p in self.pollers()}
         for name in current.keys() - wanted.keys():
             log.info("%s: %s left the cluster", self.inst.name, name)
-            await self.monitor.remove_instance(name)
+            self.hot_slots.pop(name, None)
+            await self.fleet.remove_instance(name)
         for name, node in wanted.items():
-            poller = current.get(name)
-            if poller is None:
-                poller = self.monitor.add_instance(self.node_config(node.host, node.port))
-            poller.role = node.role
-            poller.shard = topology.shard_of(node)
-        self._order(topology)
+            if name not in current:
+                self.fleet.add_instance(self.node_config(node.host, node.port))
+            self.fleet.place(name, role=node.role, shard=topology.shard_of(node))
+        self._order()
         self._known = {p.inst.name: (p.status, p.role) for p in self.pollers()}
 
-    def _order(self, topology: Topology) -> None:
+    def _order(self) -> None:
         """Keeps this cluster's rows together, by shard, masters first."""
         mine = self.pollers()
-        if not mine:
-            return
-        first = self.monitor.pollers.index(mine[0])
-        others = [p for p in self.monitor.pollers if p not in mine]
         mine.sort(key=lambda p: (_slot_sort_key(p.shard or ""), p.role != "master", p.inst.name))
-        self.monitor.pollers[:] = others[:first] + mine + others[first:]
+        self.fleet.arrange([p.inst.name for p in mine])
 
     # --- following changes ----------------------------------------------------------------------------
 
@@ -250,7 +255,7 @@ class ClusterWatcher:
     async def run(self) -> None:
         ticks = 0
         while True:
-            await asyncio.sleep(self.monitor.interval / 2)
+            await asyncio.sleep(self.fleet.interval / 2)
             ticks += 1
             due = ticks >= 2 * self.rediscover_every
             if not (due or self.changed() or self.topology is None):
@@ -266,29 +271,31 @@ class ClusterWatcher:
                 if self.topology is None:
                     # Replace the stand-in poller added while no seed answered.
                     for poller in self.pollers():
-                        await self.monitor.remove_instance(poller.inst.name)
+                        await self.fleet.remove_instance(poller.inst.name)
                 await self.apply(topology)
             else:
                 self._known = {p.inst.name: (p.status, p.role) for p in self.pollers()}
 
     async def read_hot_slots(self, limit: int = HOT_SLOTS) -> None:
-        """Puts each master's busiest slots in its row's extras["hot_slots"], where the server can."""
+        """Reads each master's busiest slots, for its row's extras["hot_slots"], where the server can."""
         if self.slot_stats_supported is False:
             return
         for poller in self.pollers():
-            run_own = getattr(poller.backend, "run_own", None)
-            if poller.status != Status.UP or poller.role != "master" or run_own is None:
+            backend = poller.backend
+            if poller.status != Status.UP or poller.role != "master":
+                continue
+            if not isinstance(backend, RunsOwnCommands):
                 continue
             command = ("CLUSTER", "SLOT-STATS", "ORDERBY", "key-count", "LIMIT", str(limit))
             try:
-                (reply,) = await run_own(command)
+                (reply,) = await backend.run_own(command)
             except (RedisError, OSError, TimeoutError):
                 continue
             if isinstance(reply, Exception):
                 self.slot_stats_supported = False  # an older server: unknown subcommand
                 return
             self.slot_stats_supported = True
-            poller.extras["hot_slots"] = parse_slot_stats(reply)
+            self.hot_slots[poller.inst.name] = parse_slot_stats(reply)
 
     async def close(self) -> None:
         return None

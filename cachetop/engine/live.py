@@ -16,6 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from cachetop.backends.capabilities import (
+    AcceptsOwnSources,
+    FollowsMaster,
+    HasOwnGate,
+    LendsSideCommands,
+    ReportsWorkerDrops,
+)
 from cachetop.engine.config import Config
 from cachetop.engine.figures import Figures
 from cachetop.engine.monitor import CHUNK, CLOSE_DEADLINE_S, Monitor, close_all
@@ -156,22 +163,22 @@ class LiveSources:
     async def _run_collector(self, poller: Any, inst: Any) -> None:
         from cachetop.hotkeys.collector import HotKeyCollector
 
+        backend = poller.backend
         collector = HotKeyCollector(
             inst,
             self._hotkey_settings,
             window_s=self.config.settings.window,
             timeout=self.config.timeout_of(poller.inst),
-            gate=getattr(poller.backend, "own_gate", None),
+            gate=backend.own_gate if isinstance(backend, HasOwnGate) else None,
             # The poll connection and `stats` serve the sampler too: no side connection of its own.
-            side=getattr(poller.backend, "side_commands", None),
-            worker_drops=getattr(poller.backend, "worker_drops", None),
+            side=backend.side_commands if isinstance(backend, LendsSideCommands) else None,
+            worker_drops=backend.worker_drops if isinstance(backend, ReportsWorkerDrops) else None,
         )
         own = self._own.get(poller.inst.name)
         if own is None:
             own = self._own[poller.inst.name] = OwnTotals()
-            add_own_source = getattr(poller.backend, "add_own_source", None)
-            if add_own_source is not None:
-                add_own_source(
+            if isinstance(backend, AcceptsOwnSources):
+                backend.add_own_source(
                     "hotkeys", own.commands, hits=own.hits, misses=own.misses, connections=own.connections
                 )
         own.current = collector
@@ -204,7 +211,7 @@ class LiveSources:
                 continue
             if poller.inst.hotkeys == "auto" and not self._auto_hotkeys:
                 continue
-            master = getattr(poller.backend, "master", None)
+            master = poller.backend.master if isinstance(poller.backend, FollowsMaster) else None
             if master is not None and self._masters.get(poller.inst.name) != master:
                 self._masters[poller.inst.name] = master
                 self._spawn(self._move_collector)(poller)

@@ -12,10 +12,11 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from cachetop.backends import Backend, make_backend
+from cachetop.engine.cluster import ClusterWatcher
 from cachetop.engine.config import Config, InstanceConfig
 from cachetop.engine.figures import FigureBoard, FigureContributor, Figures
 from cachetop.engine.poller import MIN_INTERVAL, Poller
@@ -68,7 +69,7 @@ class Monitor(SourceBase):
         self._tasks: list[asyncio.Task[None]] = []
         self._poll_tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = PollSlots(MAX_CONCURRENT_POLLS)
-        self.watchers: list[Any] = []  # cluster watchers (cachetop.engine.cluster), one per cluster target
+        self.watchers: list[ClusterWatcher] = []  # one per cluster target
         self.pollers: list[Poller] = []
         self._publish_wake = asyncio.Event()
         self._all_added = False  # every configured instance has its poller (start is done)
@@ -92,10 +93,9 @@ class Monitor(SourceBase):
             if n % CHUNK == 0:
                 await asyncio.sleep(0)  # let the screen draw and keys and signals through
             if inst.cluster:
-                from cachetop.engine.cluster import ClusterWatcher
-
-                watcher = ClusterWatcher(self, inst)
+                watcher = ClusterWatcher(self, inst, self.config.timeout_of(inst))
                 self.watchers.append(watcher)
+                self.add_figures(watcher)  # its masters' hot slots
                 await watcher.start()  # discovers the nodes and adds one poller per node
                 self._tasks.append(asyncio.create_task(watcher.run(), name=f"cluster {inst.name}"))
             else:
@@ -138,6 +138,26 @@ class Monitor(SourceBase):
                 callback(poller)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(poller.backend.close(), 2.0)
+
+    # --- the Fleet (engine/fleet.py): what discovery may tell ---------------------------------
+
+    def members(self, prefix: str) -> list[Poller]:
+        return [p for p in self.pollers if p.inst.name.startswith(prefix)]
+
+    def place(self, name: str, *, role: str | None, shard: str | None) -> None:
+        for poller in self.pollers:
+            if poller.inst.name == name:
+                poller.role, poller.shard = role, shard
+
+    def arrange(self, names: Sequence[str]) -> None:
+        order = {name: n for n, name in enumerate(names)}
+        mine = [p for p in self.pollers if p.inst.name in order]
+        if not mine:
+            return
+        first = self.pollers.index(mine[0])
+        others = [p for p in self.pollers if p.inst.name not in order]
+        mine.sort(key=lambda p: order[p.inst.name])
+        self.pollers[:] = others[:first] + mine + others[first:]
 
     async def stop(self) -> None:
         await cancel_within([*self._tasks, *self._poll_tasks.values()], CLOSE_DEADLINE_S)

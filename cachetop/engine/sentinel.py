@@ -18,6 +18,13 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from cachetop.backends.base import Backend, BackendError
+from cachetop.backends.capabilities import (
+    AcceptsOwnSources,
+    HasDetailCadence,
+    HasOwnGate,
+    LendsSideCommands,
+    SideCommands,
+)
 from cachetop.backends.redis_client import async_client
 from cachetop.engine.config import InstanceConfig
 from cachetop.engine.targets import format_address
@@ -50,7 +57,7 @@ class SentinelBackend:
         self._sentinels = [self._sentinel_client(h, p) for h, p in inst.target.seeds]
         # What the Poller and live sources set on a backend, kept so each new master gets it too.
         self._detail_every_s: float | None = None
-        self._own_sources: dict[str, tuple[Any, ...]] = {}
+        self._own_sources: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
     @property
     def detail_every_s(self) -> float | None:
@@ -59,29 +66,29 @@ class SentinelBackend:
     @detail_every_s.setter
     def detail_every_s(self, seconds: float | None) -> None:
         self._detail_every_s = seconds
-        if self.inner is not None and seconds is not None and hasattr(self.inner, "detail_every_s"):
+        if self.inner is not None and seconds is not None and isinstance(self.inner, HasDetailCadence):
             self.inner.detail_every_s = seconds
 
     def add_own_source(self, name: str, *args: Any, **kwargs: Any) -> None:
         self._own_sources[name] = (args, kwargs)
-        if self.inner is not None and hasattr(self.inner, "add_own_source"):
+        if self.inner is not None and isinstance(self.inner, AcceptsOwnSources):
             self.inner.add_own_source(name, *args, **kwargs)
 
     @property
     def own_gate(self) -> OwnTrafficGate | None:
         """The current master's gate: one per server, so a collector still busy with the old
         master after a failover cannot hold up the new master's polls."""
-        return getattr(self.inner, "own_gate", None)
+        return self.inner.own_gate if isinstance(self.inner, HasOwnGate) else None
 
     @property
-    def side_commands(self) -> Any:
+    def side_commands(self) -> SideCommands | None:
         """The current master's poll connection, for the hot-key sampler (hotkeys/conn.py)."""
-        return getattr(self.inner, "side_commands", None)
+        return self.inner.side_commands if isinstance(self.inner, LendsSideCommands) else None
 
     def _configure(self, inner: Backend) -> None:
-        if self._detail_every_s is not None and hasattr(inner, "detail_every_s"):
+        if self._detail_every_s is not None and isinstance(inner, HasDetailCadence):
             inner.detail_every_s = self._detail_every_s
-        if hasattr(inner, "add_own_source"):
+        if isinstance(inner, AcceptsOwnSources):
             for name, (args, kwargs) in self._own_sources.items():
                 inner.add_own_source(name, *args, **kwargs)
 

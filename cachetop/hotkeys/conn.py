@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
+from cachetop.backends.capabilities import SideCommands  # noqa: F401  (re-exported for the samplers)
 from cachetop.backends.viewers import (
     claim_ahead,
     counted_name,
@@ -156,28 +157,6 @@ def redis_client(
     from cachetop.backends.redis_client import async_client
 
     return async_client(inst, timeout, name, count=count, gate=gate, single_connection_client=True)
-
-
-class SideCommands(Protocol):
-    """Where a sampler sends its request/response commands (COMMAND, CONFIG GET, CLIENT LIST):
-    replies come back raw (bytes, integers, lists, as RESP2 reads), an error reply raised.
-
-    In a process that polls the instance (dashboard, daemon) it is the poll connection
-    (backends/redis_side.py PollConnectionSide), so a MONITOR phase costs one connection more, not two;
-    `cachetop hotkeys`, which polls nothing, has a connection of its own (SideConnection)."""
-
-    @property
-    def connections(self) -> int:
-        """Connections it holds open of its own (the poll connection's are the poller's: 0)."""
-        ...
-
-    async def call(self, *args: str | int) -> Any: ...
-
-    async def rest(self) -> None:
-        """Between phases: closes what it holds of its own."""
-        ...
-
-    async def close(self) -> None: ...
 
 
 class SideConnection:
