@@ -40,6 +40,7 @@ class FileWarmer:
         self.path = Path(path)
         self.items = self._parse()
         self.total = len(self.items)
+        self._by_key = {item.key: item.value for item in self.items}  # as a loader: values by key
 
     def _parse(self) -> list[WarmItem]:
         # Read it all before writing anything, so a bad line 40,000 does not leave a half warm-up.
@@ -89,7 +90,9 @@ class FileWarmer:
         return iter(self.items)
 
     def fetch(self, item: WarmItem) -> bytes | None:
-        return item.value
+        """The item's own value, or (as the loader of hotkeys-replay or warm --predict) the value
+        the file gives for that key: None for a key the file does not have."""
+        return item.value if item.value is not None else self._by_key.get(item.key)
 
 
 def read_hot_keys(path: Path) -> list[bytes]:

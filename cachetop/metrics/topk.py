@@ -223,6 +223,13 @@ class WindowedTopK:
             )
         return out, total, covered
 
+    def finished(self, after: float, now: float) -> list[Slot]:
+        """Slots that started after `after` and ended by `now`, oldest first: a reader keeping a
+        longer record (cachetop/history) takes each finished slot once, as long as it calls at
+        least once per window."""
+        current = math.floor(now / self.slot_s) * self.slot_s
+        return [s for s in self._slots if after < s.start < current]
+
     def top(self, now: float, n: int | None = None) -> TopKResult:
         self._slot(now)  # rotates the ring, closing finished slots
         keys, total, covered = self._merge(now)
