@@ -12,24 +12,20 @@ from typing import Any
 from cachetop.alerts.channels import channels_of
 from cachetop.alerts.rules import Rule
 from cachetop.engine.configfile import ConfigContext, ConfigError, KeyPath
+from cachetop.model import METRICS
 
-
-@dataclass(frozen=True, slots=True)
-class PresetTargets:
-    hit_ratio: float  # % of reads that hit
-    p99_ms: float  # probe round trip
-    memory_pct: float | None  # None: the preset has no memory target
-
-
-PRESETS: dict[str, PresetTargets] = {
-    "ecommerce": PresetTargets(90, 50, 80),
-    "social_media": PresetTargets(85, 100, 85),
-    "gaming": PresetTargets(95, 20, 90),
-    "iot": PresetTargets(80, 200, 70),
-    "web": PresetTargets(90, 50, None),
-    "api": PresetTargets(85, 100, None),
-    "database": PresetTargets(95, 10, None),
-    "cdn": PresetTargets(98, 30, None),
+# Each preset's targets, by metric: the metric's PresetRule in the registry (metrics/builtin.py)
+# gives the rule's name, severity and hysteresis, its `better` the comparison. A preset without
+# a metric has no target for it (only some know their memory budget).
+PRESETS: dict[str, dict[str, float]] = {
+    "ecommerce": {"hit_ratio": 90, "latency_p99_ms": 50, "memory_used_pct": 80},
+    "social_media": {"hit_ratio": 85, "latency_p99_ms": 100, "memory_used_pct": 85},
+    "gaming": {"hit_ratio": 95, "latency_p99_ms": 20, "memory_used_pct": 90},
+    "iot": {"hit_ratio": 80, "latency_p99_ms": 200, "memory_used_pct": 70},
+    "web": {"hit_ratio": 90, "latency_p99_ms": 50},
+    "api": {"hit_ratio": 85, "latency_p99_ms": 100},
+    "database": {"hit_ratio": 95, "latency_p99_ms": 10},
+    "cdn": {"hit_ratio": 98, "latency_p99_ms": 30},
 }
 
 ALERTS_KEYS = ("preset", "channels", "instance_down", "instance_down_for", "delivery_deadline")
@@ -72,48 +68,26 @@ def parse_alerts_section(value: Any, ctx: ConfigContext) -> AlertSettings:
 
 
 def preset_rules(preset: str) -> tuple[Rule, ...]:
-    """The documented rules of one preset; hysteresis keeps a value hovering at the target quiet."""
+    """The documented rules of one preset, in registry order; hysteresis keeps a value hovering
+    at the target quiet."""
     targets = PRESETS[preset]
-    origin = f"preset:{preset}"
-    rules = [
-        Rule(
-            name="low-hit-ratio",
-            metric="hit_ratio",
-            op="<",
-            threshold=targets.hit_ratio,
-            clear_threshold=min(targets.hit_ratio + 2, (targets.hit_ratio + 100) / 2),
-            for_s=PRESET_FOR,
-            cooldown_s=PRESET_COOLDOWN,
-            severity="warning",
-            no_data="keep_state",
-            origin=origin,
-        ),
-        Rule(
-            name="high-latency-p99",
-            metric="latency_p99_ms",
-            op=">",
-            threshold=targets.p99_ms,
-            clear_threshold=targets.p99_ms * 0.8,
-            for_s=PRESET_FOR,
-            cooldown_s=PRESET_COOLDOWN,
-            severity="warning",
-            no_data="keep_state",
-            origin=origin,
-        ),
-    ]
-    if targets.memory_pct is not None:
+    rules = []
+    for name, info in METRICS.items():
+        if info.preset is None or name not in targets or info.better == "neither":
+            continue
+        threshold = targets[name]
         rules.append(
             Rule(
-                name="high-memory",
-                metric="memory_used_pct",
-                op=">",
-                threshold=targets.memory_pct,
-                clear_threshold=targets.memory_pct - 5,
+                name=info.preset.name,
+                metric=name,
+                op="<" if info.better == "higher" else ">",
+                threshold=threshold,
+                clear_threshold=info.preset.clear(threshold),
                 for_s=PRESET_FOR,
                 cooldown_s=PRESET_COOLDOWN,
-                severity="critical",
+                severity=info.preset.severity,
                 no_data="keep_state",
-                origin=origin,
+                origin=f"preset:{preset}",
             )
         )
     return tuple(rules)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cachetop.engine.configfile import ConfigContext, KeyPath
-from cachetop.metrics.latency import samples_needed
 from cachetop.model import METRICS, InstanceMetrics, Status
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -47,12 +46,8 @@ RULE_KEYS = (
 
 DEFAULT_COOLDOWN = 3600.0
 # A probe percentile is no data to a rule until it rests on enough probes to differ from the
-# slowest one or two (metrics/latency.py): a p99 of 30 probes flaps with every slow probe.
-PROBE_PERCENTILES = {
-    "latency_p50_ms": samples_needed(0.50),
-    "latency_p95_ms": samples_needed(0.95),
-    "latency_p99_ms": samples_needed(0.99),
-}
+# slowest one or two (metrics/latency.py): a p99 of 30 probes flaps with every slow probe. Each
+# metric says how many it needs (MetricInfo.min_probes).
 PROBE_COUNT_METRIC = "latency_probes"
 
 
@@ -98,12 +93,10 @@ class Rule:
         if self.metric == STATUS_METRIC:
             return None if inst.status is Status.UNKNOWN else str(inst.status)
         value = inst.metrics.get(self.metric)
-        probes = inst.metrics.get(PROBE_COUNT_METRIC)
-        if (
-            self.metric in PROBE_PERCENTILES
-            and probes is not None
-            and probes < PROBE_PERCENTILES[self.metric]
-        ):
+        info = METRICS.get(self.metric)
+        needed = info.min_probes if info is not None else 0
+        probes = inst.metrics.get(PROBE_COUNT_METRIC) if needed else None
+        if probes is not None and probes < needed:
             return None  # too few probes yet for this percentile to mean anything
         return None if value is None else float(value)
 

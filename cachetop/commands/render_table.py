@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cachetop.metrics import registry
 from cachetop.model import Snapshot, Status
-from cachetop.util import format as fmt
 from cachetop.util.safe_text import display_key
 
 NAME_MAX = 60  # on a terminal, instance names (from a config, or a cluster's addresses) are cut here
@@ -127,38 +127,28 @@ def plain_columns(columns: Sequence[Column], rows: Sequence[Sequence[Cell]]) -> 
     return lines
 
 
-SNAPSHOT_COLUMNS = (
-    Column("instance"),
-    Column("status"),
-    *(
-        Column(header, right=True, min_width=len(header))
-        for header in ("hit", "ops/s", "p50", "p99", "mem", "err", "evict/s", "conn")
-    ),
-)
+def snapshot_columns() -> tuple[Column, ...]:
+    """instance, status, then each metric with a column in the registry (MetricInfo.column)."""
+    return (
+        Column("instance"),
+        Column("status"),
+        *(Column(info.header, right=True, min_width=len(info.header)) for info in registry.with_columns()),
+    )
 
 
 def print_snapshot(snap: Snapshot, out: Output) -> None:
+    metrics = registry.with_columns()
     rows: list[list[Cell]] = []
     for inst in snap.instances:
-        m = inst.metrics
-        mem = fmt.pct(m.get("memory_used_pct"))
-        if inst.memory_max_from == "system":
-            mem += "*"
-        rows.append(
-            [
-                Text(display_key(inst.name, out.name_max)),
-                Text(str(inst.status), style=STATUS_STYLE.get(inst.status, "")),
-                fmt.pct(m.get("hit_ratio")),
-                fmt.rate(m.get("ops_per_sec")),
-                fmt.ms(m.get("latency_p50_ms")),
-                fmt.ms(m.get("latency_p99_ms")),
-                mem,
-                fmt.pct(m.get("error_rate"), 2),
-                fmt.rate(m.get("evictions_per_sec")),
-                fmt.count(m.get("connections")),
-            ]
-        )
-    out.table(f"cachetop snapshot · window {snap.window_s:g}s", SNAPSHOT_COLUMNS, rows)
+        row: list[Cell] = [
+            Text(display_key(inst.name, out.name_max)),
+            Text(str(inst.status), style=STATUS_STYLE.get(inst.status, "")),
+        ]
+        for info in metrics:
+            mark = info.column.mark if info.column is not None else None
+            row.append(info.text(inst.metrics.get(info.name)) + (mark(inst) if mark is not None else ""))
+        rows.append(row)
+    out.table(f"cachetop snapshot · window {snap.window_s:g}s", snapshot_columns(), rows)
     for inst in snap.instances:
         if inst.error:
             line = Text(f"{display_key(inst.name, out.name_max)}: ", style="bold")

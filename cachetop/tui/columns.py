@@ -1,5 +1,8 @@
 """The overview's columns: what each shows, how wide it is, and which go first on a small screen.
 
+The metric columns come from the registry (MetricInfo.column); only the instance's name, kind,
+status, trend line and note are this module's own.
+
 Pure code (no Textual). Widths are fixed per layout so the table never measures its cells on a
 tick; a resize picks a new layout.
 """
@@ -9,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cachetop.metrics import registry
+from cachetop.metrics.info import MetricInfo
 from cachetop.model import InstanceMetrics, Status
-from cachetop.util import format as fmt
 from cachetop.util.safe_text import display_key
 
 STATUS_LABEL = {
@@ -37,16 +41,21 @@ class Column:
     grow: int = 0  # extra width it may take on a wide screen
 
 
-def _m(name: str, render: Callable[[float | None], str]) -> Callable[[InstanceMetrics], str]:
-    return lambda inst: render(inst.metrics.get(name)) if inst.status == Status.UP else ""
+def metric_column(info: MetricInfo) -> Column:
+    """The overview column a registered metric declares (MetricInfo.column); empty while down."""
+    spec = info.column
+    assert spec is not None
+    render = spec.narrow or info.text
+    mark = spec.mark
 
+    def text(inst: InstanceMetrics) -> str:
+        if inst.status != Status.UP:
+            return ""
+        value = inst.metrics.get(info.name)
+        out = render(None if value is None else float(value))
+        return out + mark(inst) if mark is not None else out
 
-def _mem(inst: InstanceMetrics) -> str:
-    if inst.status != Status.UP:
-        return ""
-    text = fmt.pct(inst.metrics.get("memory_used_pct"), 0)
-    # No maxmemory: the share is of the host's memory, which is a different promise.
-    return text + "*" if inst.memory_max_from == "system" else text
+    return Column(spec.key, info.header, spec.width, spec.keep, info.name, text=text)
 
 
 def _note(inst: InstanceMetrics) -> str:
@@ -57,27 +66,36 @@ def _note(inst: InstanceMetrics) -> str:
     return ""
 
 
-COLUMNS: tuple[Column, ...] = (
+LEADING: tuple[Column, ...] = (
     Column("name", "instance", 14, 0, right=False, grow=22),
     Column("kind", "kind", 9, 11, right=False, text=lambda i: i.kind),
     Column("status", "status", 6, 0, right=False, text=lambda i: STATUS_LABEL.get(i.status, str(i.status))),
-    Column("hit", "hit", 6, 1, "hit_ratio", text=_m("hit_ratio", fmt.pct)),
-    Column("ops", "ops/s", 7, 1, "ops_per_sec", text=_m("ops_per_sec", fmt.rate)),
-    Column("p50", "p50", 6, 9, "latency_p50_ms", text=_m("latency_p50_ms", fmt.ms)),
-    Column("p99", "p99", 6, 2, "latency_p99_ms", text=_m("latency_p99_ms", fmt.ms)),
-    Column("mem", "mem", 5, 3, "memory_used_pct", text=_mem),
-    Column("err", "err", 6, 4, "error_rate", text=_m("error_rate", lambda v: fmt.pct(v, 2))),
-    Column("evict", "evict/s", 7, 5, "evictions_per_sec", text=_m("evictions_per_sec", fmt.rate)),
-    Column("conn", "conn", 5, 10, "connections", text=_m("connections", fmt.short_count)),
+)
+TRAILING: tuple[Column, ...] = (
     Column("trend", "ops/s trend", 12, 8, right=False, grow=28),
     Column("note", "note", 14, 12, right=False, text=_note, grow=30),
 )
-COLUMN_KEYS = tuple(c.key for c in COLUMNS)
+_built: tuple[int, tuple[Column, ...]] | None = None
 
 
-def layout(width: int, columns: Sequence[Column] = COLUMNS, reserve: int = 2) -> list[Column]:
+def overview_columns() -> tuple[Column, ...]:
+    """Every overview column: name, kind, status, then each registered metric's column in registry
+    order (metrics/registry.py), then the trend and the note. Rebuilt when the registry changes."""
+    global _built
+    if _built is None or _built[0] != registry.version():
+        metric_columns = tuple(metric_column(info) for info in registry.with_columns())
+        _built = (registry.version(), (*LEADING, *metric_columns, *TRAILING))
+    return _built[1]
+
+
+COLUMNS = overview_columns()  # the built-in set; code that must see later registrations calls the function
+
+
+def layout(width: int, columns: Sequence[Column] | None = None, reserve: int = 2) -> list[Column]:
     """The columns that fit in `width` cells, in display order, with spare width handed to the
     growable columns. `reserve` leaves room for a vertical scrollbar."""
+    if columns is None:
+        columns = overview_columns()
     budget = width - reserve
     chosen: set[str] = set()
     used = 0
@@ -104,7 +122,7 @@ def sort_value(inst: InstanceMetrics, key: str) -> tuple[int, float | str]:
         return (0, (inst.name if key == "name" else inst.kind).lower())
     if key == "status":
         return (0, "0" if inst.status == Status.UP else "1" + str(inst.status))
-    col = next((c for c in COLUMNS if c.key == key), None)
+    col = next((c for c in overview_columns() if c.key == key), None)
     metric = col.metric if col else None
     if key == "trend":
         metric = "ops_per_sec"

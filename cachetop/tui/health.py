@@ -1,4 +1,6 @@
-"""Is a value healthy? Against the config's alert rules where any apply, else standard targets.
+"""Is a value healthy? Against the config's alert rules where any apply, else the metric's own
+default levels (MetricInfo.levels and .better in the registry: hit >= 90%, p99 < 10 ms, memory
+< 80%, errors < 1%...).
 
 Pure code (no Textual) so it is tested with plain numbers. Levels: "good", "warn", "bad", or
 None (no opinion: no data, or a metric with no healthy direction).
@@ -8,39 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from cachetop.model import InstanceMetrics
+from cachetop.model import METRICS, InstanceMetrics
 
 log = logging.getLogger(__name__)
 
 Level = str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A standard target: good on the right side of `limit`, warn up to `warn_limit`, bad beyond."""
-
-    higher_is_better: bool
-    limit: float
-    warn_limit: float
-
-    def level(self, value: float) -> Level:
-        if self.higher_is_better:
-            return "good" if value >= self.limit else "warn" if value >= self.warn_limit else "bad"
-        return "good" if value < self.limit else "warn" if value < self.warn_limit else "bad"
-
-
-# The targets the issue names: hit >= 90%, p99 < 10 ms, memory < 80%, errors < 1%.
-STANDARD_TARGETS: dict[str, Target] = {
-    "hit_ratio": Target(True, 90.0, 80.0),
-    "latency_p99_ms": Target(False, 10.0, 50.0),
-    "latency_p95_ms": Target(False, 10.0, 50.0),
-    "latency_p50_ms": Target(False, 5.0, 25.0),
-    "memory_used_pct": Target(False, 80.0, 90.0),
-    "error_rate": Target(False, 1.0, 5.0),
-}
 
 
 class Health:
@@ -71,18 +47,18 @@ class Health:
                             return "bad"
                         worst = "warn" if getattr(rule, "severity", "") == "info" else "bad"
                 return worst
-        target = STANDARD_TARGETS.get(metric)
-        return target.level(float(value)) if target else None
+        info = METRICS.get(metric)
+        return info.level(float(value)) if info is not None else None
 
     def threshold_text(self, inst: InstanceMetrics, metric: str) -> str:
         """What a value is judged against, for the help line in the detail view."""
         rules = [r for r in self.rules if r.metric == metric and r.selects(inst)]
         if rules:
             return ", ".join(f"{r.name}: {r.op} {r.threshold:g}" for r in rules)
-        target = STANDARD_TARGETS.get(metric)
-        if target is None:
+        info = METRICS.get(metric)
+        if info is None or info.levels is None or info.better == "neither":
             return ""
-        return f"target {'≥' if target.higher_is_better else '<'} {target.limit:g}"
+        return f"target {'≥' if info.better == 'higher' else '<'} {info.levels.warn_at:g}"
 
 
 def rules_of(config: Any, loader: Callable[[Any], Sequence[Any]] | None = None) -> Sequence[Any]:

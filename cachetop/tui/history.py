@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from cachetop.metrics import registry
 from cachetop.model import InstanceMetrics, Snapshot, Status
 
 # 10 minutes at the default 1 s interval; charts downsample this to the screen width.
@@ -20,22 +21,13 @@ HISTORY_POINTS = 600
 FULL_HISTORY_LIMIT = 200
 SPARK_POINTS = 64  # the widest sparkline is 40 cells
 SPARK_SERIES = ("ops_per_sec",)
-# Series kept per instance: the charts in the detail view and the overview sparkline.
-SERIES = (
-    "hit_ratio",
-    "ops_per_sec",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "server_latency_p50_ms",
-    "server_latency_p99_ms",
-    "memory_used_bytes",
-    "memory_max_bytes",
-    "memory_used_pct",
-    "evictions_per_sec",
-    "expired_per_sec",
-    "error_rate",
-)
+
+
+def history_series() -> tuple[str, ...]:
+    """Series kept per instance: every charted metric of the registry (the detail view's charts)
+    and the overview's sparkline."""
+    charted = registry.charted()
+    return (*charted, *(name for name in SPARK_SERIES if name not in charted))
 
 
 class InstanceHistory:
@@ -43,13 +35,15 @@ class InstanceHistory:
 
     __slots__ = ("series", "times")
 
-    def __init__(self, points: int = HISTORY_POINTS, series: Sequence[str] = SERIES) -> None:
+    def __init__(self, points: int = HISTORY_POINTS, series: Sequence[str] | None = None) -> None:
+        if series is None:
+            series = history_series()
         self.times: deque[float] = deque(maxlen=points)
         self.series: dict[str, deque[float | None]] = {name: deque(maxlen=points) for name in series}
 
     @property
     def full(self) -> bool:
-        return len(self.series) == len(SERIES)
+        return set(history_series()) <= set(self.series)
 
     def add(self, when: float, inst: InstanceMetrics) -> None:
         self.times.append(when)
@@ -95,7 +89,8 @@ class History:
             grown = InstanceHistory(self.points)
             grown.times.extend(hist.times)
             for series, values in hist.series.items():
-                grown.series[series].extend(values)
+                if series in grown.series:
+                    grown.series[series].extend(values)
             # The other series were not kept: as many unknown points, so the charts line up.
             for series, values in grown.series.items():
                 if series not in hist.series:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cachetop.model import InstanceMetrics, Snapshot, Status
-from cachetop.tui.columns import COLUMNS, Column, matches, sort_value
+from cachetop.model import METRICS, InstanceMetrics, Snapshot, Status
+from cachetop.tui.columns import Column, matches, overview_columns, sort_value
 from cachetop.tui.health import Health
 from cachetop.tui.history import History, fleet_summary, sparkline
 from cachetop.tui.labels import elide_common, node_label
@@ -20,9 +20,19 @@ from cachetop.util.safe_text import display_key
 FLEET_KEY = "__fleet__"
 GROUP_PREFIX = "__group__:"
 UNTAGGED = "(untagged)"
-# Sorting by these puts the largest first; the rest (names, hit ratio) smallest first, so the
-# first press of a key always shows the worst or busiest instance at the top.
-DESCENDING_FIRST = {"status", "ops", "p50", "p99", "mem", "err", "evict", "conn", "trend"}
+# Sorting by these puts the largest first, as does sorting by a metric unless higher is better
+# (MetricInfo.better); the rest (names, hit ratio) smallest first, so the first press of a key
+# always shows the worst or busiest instance at the top.
+DESCENDING_FIRST = {"status", "trend"}
+
+
+def descending_first(key: str) -> bool:
+    if key in DESCENDING_FIRST:
+        return True
+    col = next((c for c in overview_columns() if c.key == key), None)
+    info = METRICS.get(col.metric) if col is not None and col.metric else None
+    return info is not None and info.better != "higher"
+
 
 # A trend line starts at its own lowest point (so a busy instance's dips show) and spans at
 # least 10 ops/s and a fifth of its peak: 1 command/s on an idle instance, or 1% on a busy one,
@@ -71,12 +81,12 @@ class ViewState:
             self.descending = not self.descending
         else:
             self.sort_key = key
-            self.descending = key in DESCENDING_FIRST
+            self.descending = descending_first(key)
 
     def describe(self) -> str:
         parts = []
         if self.sort_key:
-            label = next((c.label for c in COLUMNS if c.key == self.sort_key), self.sort_key)
+            label = next((c.label for c in overview_columns() if c.key == self.sort_key), self.sort_key)
             parts.append(f"sort {label} {'▼' if self.descending else '▲'}")
         if not self.worst_first:
             parts.append("worst first off")

@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Static, TabbedContent, TabPane
 
 from cachetop.model import InstanceMetrics, Snapshot
+from cachetop.tui.detail_charts import chart_series, chart_widgets, summary_metrics
 from cachetop.tui.detail_rows import (
     CLIENT_COLUMNS,
     COMMAND_COLUMNS,
@@ -34,22 +35,14 @@ from cachetop.tui.detail_rows import (
 )
 from cachetop.tui.inspect import Details, fetch_details
 from cachetop.tui.instances import live_instance
-from cachetop.tui.widgets.chart import Chart, Series
+from cachetop.tui.widgets.chart import Chart
 from cachetop.tui.widgets.diff_table import DiffTable
 from cachetop.tui.widgets.footer import FitFooter
 from cachetop.tui.widgets.header import FleetHeader
-from cachetop.util import format as fmt
 from cachetop.util.safe_text import display_key
 
 DETAILS_EVERY_S = 5.0  # slowlog/clients refresh while their tab is open
 WIDE = 120  # from this width the charts go two by two
-SUMMARY_METRICS = (
-    ("hit", "hit_ratio", fmt.pct),
-    ("ops/s", "ops_per_sec", fmt.rate),
-    ("p99", "latency_p99_ms", fmt.ms),
-    ("mem", "memory_used_pct", fmt.pct),
-    ("err", "error_rate", fmt.pct),
-)
 
 
 def summary_line(
@@ -107,11 +100,7 @@ class DetailScreen(Screen[None]):
         yield Static(id="summary")
         with TabbedContent(id="tabs"):
             with TabPane("Charts", id="tab-charts"), VerticalScroll(id="charts"):
-                yield Chart("hit ratio", fmt.pct, fixed_max=100.0, zoom=True, id="chart-hit")
-                yield Chart("ops/s", fmt.rate, id="chart-ops")
-                yield Chart("latency", fmt.ms, id="chart-latency")
-                yield Chart("memory", fmt.size, id="chart-memory")
-                yield Chart("keys/s", fmt.rate, id="chart-evictions")
+                yield from chart_widgets()  # one per chart of the metric registry
             with TabPane("Commands", id="tab-commands"):
                 yield Static(id="commands-note")
                 yield DiffTable(id="commands")
@@ -216,7 +205,7 @@ class DetailScreen(Screen[None]):
         colours = app.get_css_variables()
         levels = {"good": "success", "warn": "warning", "bad": "error"}
         values = []
-        for label, metric, render in SUMMARY_METRICS:
+        for label, metric, render in summary_metrics():
             level = levels.get(app.health.level(inst, metric) or "", "")
             values.append((label, render(inst.metrics.get(metric)), colours.get(level, "") if level else ""))
         status_colour = colours.get("success" if inst.status == "up" else "error", "")
@@ -227,26 +216,10 @@ class DetailScreen(Screen[None]):
     def _charts(self) -> None:
         app: Any = self.app
         hist = app.history.of(self.instance_name)
-        v = hist.values
-        self.query_one("#chart-hit", Chart).set_series([Series("hit", v("hit_ratio"), "success")])
-        self.query_one("#chart-ops", Chart).set_series([Series("ops/s", v("ops_per_sec"), "primary")])
-        latency = [
-            Series("p99", v("latency_p99_ms"), "warning"),
-            Series("p95", v("latency_p95_ms"), "accent"),
-            Series("p50", v("latency_p50_ms"), "success"),
-        ]
-        if any(x is not None for x in v("server_latency_p99_ms")):
-            latency.append(Series("server p99", v("server_latency_p99_ms"), "error"))
-        self.query_one("#chart-latency", Chart).set_series(latency)
-        self.query_one("#chart-memory", Chart).set_series(
-            [Series("used", v("memory_used_bytes"), "primary"), Series("max", v("memory_max_bytes"), "error")]
-        )
-        self.query_one("#chart-evictions", Chart).set_series(
-            [
-                Series("evicted", v("evictions_per_sec"), "error"),
-                Series("expired", v("expired_per_sec"), "accent"),
-            ]
-        )
+        for chart_id, series in chart_series(hist.values).items():
+            for chart in self.query(f"#{chart_id}"):
+                if isinstance(chart, Chart):
+                    chart.set_series(series)
 
     # --- slowlog and clients, on demand -------------------------------------------------------
 
