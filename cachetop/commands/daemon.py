@@ -68,8 +68,12 @@ def run(args: argparse.Namespace) -> int:
 
 def wants_hotkeys(config: Config, rules: Sequence[Any]) -> bool:
     """Hot keys cost the servers something (MONITOR sampling), so the daemon runs them only when
-    asked: a [hotkeys] table, or a rule on stampede_events."""
-    return "hotkeys" in config.sections or any(r.metric == "stampede_events" for r in rules)
+    asked: a [hotkeys] or [history] table (history is made of them), or a rule on stampede_events."""
+    return (
+        "hotkeys" in config.sections
+        or "history" in config.sections
+        or any(r.metric == "stampede_events" for r in rules)
+    )
 
 
 async def serve(

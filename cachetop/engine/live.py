@@ -87,6 +87,7 @@ class LiveSources:
         self.on_notice = on_notice or (lambda message: log.warning("%s", message))
         self.collectors: dict[str, Any] = {}
         self.alert_service: Any = None
+        self.history: Any = None  # cachetop.history.service.HistoryService, when kept
         self._cleanup: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._masters: dict[str, tuple[str, int]] = {}  # sentinel instances: the master sampled
@@ -99,6 +100,7 @@ class LiveSources:
         try:
             if self.want_hotkeys:
                 await self._start_hotkeys()
+                self._start_history()
             if self.want_alerts:
                 await self._start_alerts()
         except BaseException:
@@ -114,6 +116,9 @@ class LiveSources:
         # All at once and bounded: one by one, 3,000 collectors took minutes to stop.
         await close_all([c.stop() for c in self.collectors.values()], CLOSE_DEADLINE_S)
         self.collectors.clear()
+        if self.history is not None:
+            await self.history.stop()
+            self.history = None
         if self.alert_service is not None:
             with contextlib.suppress(Exception):
                 await self.alert_service.stop()
@@ -247,6 +252,15 @@ class LiveSources:
                     metrics={"stampede_events": stampedes}, extras={"hotkeys": view}
                 )
         return self._figures.get(instance)
+
+    # --- history (cachetop/history): fed by the collectors' slots and the snapshots ----------
+
+    def _start_history(self) -> None:
+        from cachetop.history.service import start_history
+
+        self.history = start_history(self.config, self.collectors, self.on_notice)
+        if self.history is not None:
+            self._cleanup.append(self.history.attach(self.monitor))
 
     # --- alerts ------------------------------------------------------------------------------
 

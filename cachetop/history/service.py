@@ -1,0 +1,251 @@
+"""HistoryService: keeps the history of a running Monitor, predicts the next bucket, warms ahead.
+
+    service = HistoryService(config, collectors)   # collectors: instance name -> HotKeyCollector
+    unsubscribe = service.attach(monitor)          # a Source: every snapshot moves it on
+    ...
+    await service.stop()
+
+Uses only what cachetop already collects: the hot-key collectors' finished one-second slots
+and the snapshots' running totals. No connection, command or scan of its own (a scheduled
+warm is an action, with its own connection, like `cachetop warm`).
+
+Only the process holding `history.lock` writes; another (a dashboard beside the daemon) keeps
+no second history and reads the file instead (`writer` is False).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from cachetop.analysis.predict import Top
+from cachetop.history.bucket import BucketRecord, OpenBucket, bucket_index
+from cachetop.history.config import history_settings, warm_settings
+from cachetop.history.store import HistoryLock, HistoryStore
+from cachetop.history.warm_ahead import SEASONS_KEPT, plan_ahead
+from cachetop.metrics.topk import WindowedTopK
+from cachetop.model import Snapshot
+from cachetop.util.aio import cancel_and_wait
+from cachetop.util.safe_text import display_key
+
+log = logging.getLogger("cachetop.history")
+PREDICTED_TOPS = ("combined", "seasonal", "sequence", "naive")
+
+
+class SlotSource(Protocol):
+    """What history reads from a hot-key collector: its per-slot key and prefix summaries."""
+
+    keys: WindowedTopK
+    prefixes: WindowedTopK
+    clock: Callable[[], float]
+
+
+class HistoryService:
+    def __init__(
+        self,
+        config: Any,
+        collectors: Mapping[str, SlotSource],
+        *,
+        clock: Callable[[], float] = time.time,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = history_settings(config)
+        self.warm = warm_settings(config)
+        self.collectors = collectors
+        self.clock = clock
+        self.on_notice = on_notice or (lambda line: log.info("%s", line))
+        self.state_dir = Path(config.settings.state_dir)
+        self.lead = min(self.warm.lead, self.settings.bucket / 2)
+        self.k = self.warm.top
+        self._lock: HistoryLock | None = None
+        self.store: HistoryStore | None = None
+        self.writer = False
+        self._open: dict[str, dict[int, OpenBucket]] = {}
+        self._slot_marks: dict[tuple[str, str], float] = {}
+        self._totals: dict[str, tuple[float, Mapping[str, int]]] = {}
+        self._history: dict[str, dict[int, BucketRecord]] = {}
+        self._predicted: dict[str, int] = {}  # instance -> the last bucket predicted
+        self._warming: set[asyncio.Task[None]] = set()
+        self.warm_results: list[tuple[str, int, Any]] = []  # (instance, bucket, WarmResult), newest last
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._lock = HistoryLock(self.state_dir)
+        self.writer = self._lock.held
+        self.store = HistoryStore(self.state_dir, self.settings, writable=self.writer, clock=self.clock)
+        if not self.writer:
+            self._lock.close()
+            self.on_notice("history: another cachetop process (a daemon) keeps it here; this one reads it")
+
+    def attach(self, source: Any) -> Callable[[], None]:
+        unsubscribe: Callable[[], None] = source.subscribe(self.on_snapshot)
+        return unsubscribe
+
+    async def stop(self) -> None:
+        await cancel_and_wait(list(self._warming))
+        if self.store is not None:
+            self.store.close()
+        if self._lock is not None:
+            self._lock.close()
+
+    # --- every snapshot -------------------------------------------------------------------------
+
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        if not self.writer or self.store is None:
+            return
+        now = snapshot.time
+        for inst in snapshot.instances:
+            self._take_slots(inst.name, now)
+            self._take_totals(inst.name, snapshot, inst)
+            self._close_finished(inst.name, now)
+            self._maybe_predict(inst.name, now)
+
+    def _bucket(self, name: str, index: int) -> OpenBucket | None:
+        buckets = self._open.setdefault(name, {})
+        if index not in buckets:
+            if any(index < i for i in buckets) or index in self._history.get(name, {}):
+                return None  # late data for a bucket already closed: dropped
+            buckets[index] = OpenBucket(name, index, self.settings.bucket, self.settings.top)
+        return buckets[index]
+
+    def _take_slots(self, name: str, wall: float) -> None:
+        collector = self.collectors.get(name)
+        if collector is None:
+            return
+        mono = collector.clock()
+        offset = wall - mono
+        for what, topk in (("keys", collector.keys), ("prefixes", collector.prefixes)):
+            mark = self._slot_marks.get((name, what), float("-inf"))
+            for slot in topk.finished(mark, mono):
+                middle = slot.start + topk.slot_s / 2 + offset
+                bucket = self._bucket(name, bucket_index(middle, self.settings.bucket))
+                if bucket is not None:
+                    entries = slot.sketch.entries
+                    if what == "keys":
+                        bucket.add_slot(entries, {}, slot.covered_s)
+                    else:
+                        bucket.add_slot({}, entries, 0.0)
+                        bucket.events -= sum(e[0] for e in entries.values())  # counted with the keys
+                mark = slot.start
+            self._slot_marks[(name, what)] = mark
+
+    def _take_totals(self, name: str, snapshot: Snapshot, inst: Any) -> None:
+        counters = inst.counters or {}
+        last = self._totals.get(name)
+        self._totals[name] = (snapshot.time, dict(counters))
+        if last is None or not counters:
+            return
+        seconds = snapshot.time - last[0]
+        delta = {k: counters.get(k, 0) - last[1].get(k, 0) for k in counters}
+        bucket = self._bucket(name, bucket_index(snapshot.time, self.settings.bucket))
+        if bucket is not None:
+            bucket.add_totals(delta, seconds, inst.metrics)
+
+    def _close_finished(self, name: str, now: float) -> None:
+        grace = 1.25  # a collector slot (1 s) must have finished before its bucket closes
+        for index in sorted(self._open.get(name, {})):
+            if now < (index + 1) * self.settings.bucket + grace:
+                break
+            record = self._open[name].pop(index).close()
+            self._save(record)
+
+    def _save(self, record: BucketRecord) -> None:
+        assert self.store is not None
+        try:
+            self.store.add(record)
+            scores = self.store.score_predictions(record, self.k)
+        except Exception as exc:  # a full or broken disk: history pauses, monitoring goes on
+            self.on_notice(f"history: bucket not saved ({display_key(str(exc), 120)})")
+            return
+        history = self._history.setdefault(record.instance, {})
+        history[record.index] = record
+        keep_from = record.index - SEASONS_KEPT * self.settings.season - 1
+        for old in [i for i in history if i < keep_from]:
+            del history[old]
+        if scores:
+            text = ", ".join(f"{p} {v:.2f}" for p, v in sorted(scores.items()))
+            log.info(
+                "history %s bucket %d: precision@%d %s",
+                display_key(record.instance, 60),
+                record.index,
+                self.k,
+                text,
+            )
+
+    # --- predicting and warming ahead -----------------------------------------------------------
+
+    def _maybe_predict(self, name: str, now: float) -> None:
+        bucket = self.settings.bucket
+        target = bucket_index(now + self.lead, bucket)
+        if target <= bucket_index(now, bucket) or self._predicted.get(name, -1) >= target:
+            return
+        self._predicted[name] = target
+        assert self.store is not None
+        current = self._open.get(name, {}).get(target - 1)
+        top = None
+        if current is not None and current.events:
+            keys, prefixes = current.peek()
+            top = Top(current.index, keys, prefixes)
+        separators = getattr(self.config.sections.get("hotkeys"), "separators", ":")
+        try:
+            plan = plan_ahead(
+                self.store, name, self.settings, separators=separators, top=self.k, now=now, current=top
+            )
+            prediction = plan.predictions[0]
+            tops = {p: prediction.top(p, self.k) for p in PREDICTED_TOPS}
+            self.store.put_predictions(name, bucket, target, tops)
+        except Exception as exc:
+            self.on_notice(
+                f"history: no prediction for {display_key(name, 60)} ({display_key(str(exc), 120)})"
+            )
+            return
+        if self.warm.predict and plan.keys and plan.buckets_known:
+            self._start_warm(name, target, list(plan.keys))
+
+    def _start_warm(self, name: str, target: int, keys: list[bytes]) -> None:
+        inst = next((i for i in self.config.instances if i.name == name), None)
+        if inst is None or inst.target.kind == "memcached":
+            return
+        from cachetop.history.warm_job import run_scheduled_warm
+
+        async def job() -> None:
+            result = await asyncio.to_thread(
+                run_scheduled_warm, self.config, inst, self.warm, self.settings, keys, target
+            )
+            if result is not None:
+                self.warm_results.append((name, target, result))
+                del self.warm_results[:-50]
+
+        task = asyncio.get_running_loop().create_task(job(), name=f"warm ahead {name}")
+        self._warming.add(task)
+        task.add_done_callback(self._warming.discard)
+        task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        exc = task.exception()
+        if exc is not None:
+            log.warning("warm ahead failed: %s", display_key(str(exc), 200))
+
+
+def start_history(
+    config: Any, collectors: Mapping[str, SlotSource], on_notice: Callable[[str], None]
+) -> HistoryService | None:
+    """The history a live dashboard or daemon keeps, or None when `[history] enabled = false`."""
+    if not history_settings(config).enabled:
+        return None
+    service = HistoryService(config, collectors, on_notice=on_notice)
+    try:
+        service.start()
+    except Exception as exc:  # an unwritable state dir: watch without history, and say so
+        on_notice(f"history: not kept ({display_key(str(exc), 160)})")
+        return None
+    return service

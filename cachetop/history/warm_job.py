@@ -1,0 +1,71 @@
+"""One scheduled warm-ahead (`[warm] predict = true`), run by the daemon in a worker thread.
+
+The same path as `cachetop warm --predict`: the read-only refusal first, then RedisWarmer with
+its per-key locks and rate budget, and one audit line for the outcome (a refusal too).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cachetop.actions.audit import AuditError, AuditLog, ReadOnlyError, check_writable
+from cachetop.actions.redis_nodes import ActionError
+from cachetop.actions.warm import RedisWarmer, WarmResult, warm_summary
+from cachetop.engine.config import InstanceConfig
+from cachetop.history.config import HistorySettings, WarmAheadSettings
+from cachetop.history.warm_ahead import PredictedWarmer, default_ttl, make_loader
+from cachetop.plugins import PluginFailed, PluginNotFound
+from cachetop.util.safe_text import display_key
+
+log = logging.getLogger("cachetop.history")
+
+
+def run_scheduled_warm(
+    config: Any,
+    inst: InstanceConfig,
+    warm: WarmAheadSettings,
+    settings: HistorySettings,
+    keys: list[bytes],
+    target: int,
+) -> WarmResult | None:
+    audit = AuditLog(config.settings.state_dir, source="daemon")
+    what = {
+        "strategy": display_key(warm.strategy or "", 60),
+        "predict": True,
+        "bucket": target,
+        "options": {k: display_key(v, 120) for k, v in warm.options.items()},
+    }
+    try:
+        check_writable(inst, read_only=False, action="warm", config_path=config.path)
+    except ReadOnlyError as exc:
+        _note(audit, inst, "refused", reason=str(exc), what=what)
+        return None
+    try:
+        loader = make_loader(config, warm.strategy or "", dict(warm.options))
+    except (PluginNotFound, PluginFailed, ValueError, OSError) as exc:
+        _note(audit, inst, "failed", error=str(exc), what=what)
+        log.warning("warm ahead on %s: %s", display_key(inst.name, 60), display_key(str(exc), 200))
+        return None
+    runner = RedisWarmer(
+        inst,
+        PredictedWarmer(keys, loader, default_ttl(settings, None)),
+        timeout=max(config.timeout_of(inst), 2.0),
+        rate=warm.rate,
+    )
+    try:
+        result = runner.run(dry_run=False)
+    except ActionError as exc:
+        _note(audit, inst, "failed", error=str(exc), what=what)
+        return None
+    outcome = "failed" if result.error else "done"
+    _note(audit, inst, outcome, what=what, error=result.error, **result.as_json())
+    log.info("warm ahead of bucket %d: %s", target, warm_summary(result, inst.name))
+    return result
+
+
+def _note(audit: AuditLog, inst: InstanceConfig, outcome: str, **fields: object) -> None:
+    try:
+        audit.record("warm", inst, outcome=outcome, **fields)
+    except AuditError as exc:
+        log.error("%s: this warm-ahead %s outcome is not in it", exc, outcome)
