@@ -58,6 +58,9 @@ class KeyTraffic:
     slot: int | None = None
     stampede_bursts: int = 0
     stampede_writers: int = 0  # most clients that recomputed it in one burst
+    # Its share of the key operations the sample saw on its node (MONITOR, watch): better than
+    # ops_per_sec / the node's counters when the sample ran for only part of their interval.
+    sample_share: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +119,19 @@ def _r(value: float | None, digits: int) -> float | None:
 
 
 def node_share(key: KeyTraffic, node_ops: float | None) -> float | None:
-    """The key's ops over its node's (0..1); the sample and the counters cover the same interval."""
+    """The key's share of its node's ops (0..1): its share of what the sample saw where the
+    sample says so, else its ops over the node's (the two cover the same interval)."""
     if not node_ops or node_ops <= 0:
         return None
+    if key.sample_share is not None:
+        return min(1.0, key.sample_share)
     return min(1.0, key.ops_per_sec / node_ops)
+
+
+def key_rate(key: KeyTraffic, node_ops: float) -> float:
+    """The key's ops/s on the node's scale (share x node ops/s), so the two add up."""
+    share = node_share(key, node_ops)
+    return key.ops_per_sec if share is None else share * node_ops
 
 
 def key_facts(key: KeyTraffic, node_ops: float | None) -> KeyFacts:
@@ -134,7 +146,9 @@ def key_facts(key: KeyTraffic, node_ops: float | None) -> KeyFacts:
         read_pct=100.0 * key.reads / total if total else None,
         hit_pct=100.0 * (key.hits or 0) / looked_up if key.hits is not None and looked_up else None,
         value_bytes=key.value_bytes,
-        net_bytes_per_sec=None if key.value_bytes is None else key.ops_per_sec * key.value_bytes,
+        net_bytes_per_sec=None
+        if key.value_bytes is None or node_ops is None
+        else key_rate(key, node_ops) * key.value_bytes,
     )
 
 
@@ -204,9 +218,10 @@ def advise(
                 )
         node_imb = imbalance(node.ops_per_sec, loads) if len(nodes) > 1 else None
         excess = node.ops_per_sec - sum(loads) / len(loads)
-        cluster_hot = node_imb is not None and node_imb > target and key.ops_per_sec >= 0.5 * excess
+        rate = share * node.ops_per_sec
+        cluster_hot = node_imb is not None and node_imb > target and rate >= 0.5 * excess
         if node_imb is not None and node_imb > target and (1 - read_frac >= WRITE_HOT or cluster_hot):
-            rate_r, rate_w = key.ops_per_sec * read_frac, key.ops_per_sec * (1 - read_frac)
+            rate_r, rate_w = rate * read_frac, rate * (1 - read_frac)
             plan = plan_split(loads, list(nodes).index(node), rate_r, rate_w, target)
             if plan is not None:
                 pct = 100.0 * (node.ops_per_sec - plan.node_ops_after) / node.ops_per_sec

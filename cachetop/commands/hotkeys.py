@@ -9,7 +9,9 @@ import json
 import signal
 import sys
 from dataclasses import replace
+from typing import Any
 
+from cachetop.analysis.node_balance import DEFAULT_TARGET_IMBALANCE
 from cachetop.engine.configfile import ConfigError
 from cachetop.hotkeys.collector import HotKeyCollector
 from cachetop.hotkeys.config import HotKeySettings
@@ -25,10 +27,13 @@ Ctrl-C stops early and prints what was sampled; the MONITOR/watch connection is 
 EPILOG = """\
 JSON: {"instances": [{"name", "source", "keys": [{"key", "count", "ops_per_sec", "share", ...}]}]},
 keys sorted by count; bytes that are not UTF-8, backslashes and control characters are escaped.
+--advice adds "nodes": [{"name", "ops_per_sec", "imbalance", ...}] and "advice": [{"kind", "key",
+"node", "expected_ops_reduction_pct", "detail"}] to each instance or cluster (docs/hotkeys.md).
 
 examples:
   cachetop hotkeys redis://127.0.0.1:6379
   cachetop hotkeys --duration 10 --top 20 --json memcached://10.0.0.6:11211 | jq '.instances[0].keys'
+  cachetop hotkeys --advice --duration 10 redis-cluster://10.0.0.5:7000
 """
 
 
@@ -41,6 +46,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--top", type=int, default=10, metavar="N", help="keys to print per instance (default: 10)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--advice",
+        action="store_true",
+        help="also read each node's own counters (INFO before and after) and say what to do about each"
+        " hot key: client-side caching, replica reads, split into N copies, move a slot, stampede fixes;"
+        " a cluster target samples every master",
+    )
+    parser.add_argument(
+        "--target-imbalance",
+        type=float,
+        default=DEFAULT_TARGET_IMBALANCE,
+        metavar="X",
+        help="with --advice: a split aims to bring its node to at most X times the cluster mean"
+        f" (default: {DEFAULT_TARGET_IMBALANCE:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
         watch_off=0.0,
         big_keys=False,
     )
+    if args.advice:
+        if args.target_imbalance <= 1.0:
+            raise ConfigError("--target-imbalance: must be above 1 (1.2 = 20% above the cluster mean)")
+        return _run_advice(args, config, settings, duration)
     collectors = [
         HotKeyCollector(inst, settings, window_s=duration + 1, timeout=config.timeout_of(inst))
         for inst in config.instances
@@ -80,6 +104,53 @@ def run(args: argparse.Namespace) -> int:
         _print_tables(views)
     failed = any(v.status == "error" for v in views)
     return 130 if interrupted else 1 if failed else 0
+
+
+def _run_advice(args: argparse.Namespace, config: Any, settings: HotKeySettings, duration: float) -> int:
+    from cachetop.commands.hotkeys_advice import build_groups, sample_groups
+    from cachetop.commands.hotkeys_advice_report import analyse, group_json, print_group
+
+    async def main() -> tuple[list[Any], bool]:
+        done = asyncio.Event()
+        interrupted = False
+
+        def on_signal() -> None:
+            nonlocal interrupted
+            interrupted = True
+            done.set()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            groups = await build_groups(config.instances, settings, duration, config.timeout_of)
+            await sample_groups(groups, duration, done)
+            return groups, interrupted
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    groups, interrupted = asyncio.run(main())
+    results = [analyse(g, args.top, args.target_imbalance) for g in groups]
+    if args.json:
+        doc = {"instances": [group_json(g, r, args.top) for g, r in zip(groups, results, strict=True)]}
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from cachetop.commands.render_table import Output
+
+        for group, result in zip(groups, results, strict=True):
+            views = [n.view for n in group.nodes if n.view is not None]
+            _print_tables([replace(v, keys=_top(v, args.top)) for v in views])
+            out = Output(sys.stdout)
+            print_group(out, group, result)
+            out.flush()
+    failed = any(g.error or any(n.view is None or n.view.status == "error" for n in g.nodes) for g in groups)
+    return 130 if interrupted else 1 if failed else 0
+
+
+def _top(view: HotKeysView, n: int) -> tuple[Any, ...]:
+    return tuple(sorted(view.keys, key=lambda k: k.count, reverse=True)[:n])
 
 
 async def _sample(collectors: list[HotKeyCollector], duration: float) -> tuple[list[HotKeysView], bool]:

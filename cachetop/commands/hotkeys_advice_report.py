@@ -1,0 +1,185 @@
+"""`cachetop hotkeys --advice`: from the sampled nodes to facts, balance and advice, as JSON or text."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from cachetop.analysis.hotkey_advice import Advice, KeyFacts, KeyTraffic, advise, key_facts, key_rate
+from cachetop.analysis.node_balance import NodeBalance, NodeLoad, balance
+from cachetop.commands.hotkeys_advice import Group, NodeRun
+from cachetop.hotkeys.view import JSON_KEY_MAX
+from cachetop.util.safe_text import display_key
+
+COUNTED_UNITS = ("ops", "qps")  # sources whose counts are operations (not CPU time or LFU levels)
+
+
+@dataclass(frozen=True)
+class GroupAdvice:
+    keys: list[KeyTraffic]
+    facts: dict[tuple[str, bytes], KeyFacts]
+    balance: list[NodeBalance]
+    advice: list[Advice]
+    notes: list[str]
+
+
+def key_slot(key: bytes) -> int:
+    from redis.crc import key_slot as slot
+
+    return int(slot(key))
+
+
+def node_keys(node: NodeRun, top: int, cluster: bool) -> list[KeyTraffic]:
+    view = node.view
+    if view is None or view.unit not in COUNTED_UNITS:
+        return []
+    bursts: dict[bytes, list[int]] = defaultdict(lambda: [0, 0])
+    for event in view.stampedes:
+        entry = bursts[event.key]
+        entry[0] += 1
+        entry[1] = max(entry[1], event.writers)
+    out = []
+    for k in sorted(view.keys, key=lambda k: k.count, reverse=True)[:top]:
+        burst = bursts.get(k.key, [0, 0])
+        out.append(
+            KeyTraffic(
+                key=k.key,
+                node=node.name,
+                ops_per_sec=k.ops_per_sec or 0.0,
+                reads=k.reads,
+                writes=k.writes,
+                hits=k.hits,
+                misses=k.misses,
+                value_bytes=node.value_sizes.get(k.key),
+                slot=key_slot(k.key) if cluster else None,
+                stampede_bursts=burst[0],
+                stampede_writers=burst[1],
+                sample_share=k.share,
+            )
+        )
+    # A key that stampeded but fell out of the top still gets its advice.
+    listed = {k.key for k in out}
+    for key, (n, writers) in bursts.items():
+        if key not in listed:
+            slot = key_slot(key) if cluster else None
+            out.append(
+                KeyTraffic(key, node.name, 0.0, 0, 0, slot=slot, stampede_bursts=n, stampede_writers=writers)
+            )
+    return out
+
+
+def analyse(group: Group, top: int, target: float) -> GroupAdvice:
+    keys: list[KeyTraffic] = []
+    loads: list[NodeLoad] = []
+    notes: list[str] = []
+    memcached = group.inst.target.kind == "memcached"
+    for node in group.nodes:
+        keys += node_keys(node, top, group.cluster)
+        ops = node.ops_per_sec
+        if ops is None:
+            notes.append(f"{node.name}: no counters ({node.error or 'no sample'}): left out of the balance")
+            continue
+        loads.append(NodeLoad(node.name, ops, node.net_bytes_per_sec, node.cpu_pct, node.replicas))
+        view = node.view
+        if view is not None and view.unit not in COUNTED_UNITS:
+            notes.append(
+                f"{node.name}: the {view.source} source counts {view.unit}, not operations: no advice"
+            )
+        elif view is not None and view.source == "monitor":
+            notes.append(f"{node.name}: MONITOR sees no replies: hits and misses unknown")
+    by_node = {n.name: n.ops_per_sec for n in loads}
+    hot_slots: dict[str, list[tuple[int, float]]] | None = None
+    if group.cluster:
+        sums: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+        for k in keys:
+            if k.slot is not None and k.node in by_node:
+                sums[k.node][k.slot] += key_rate(k, by_node[k.node])
+        hot_slots = {node: sorted(slots.items(), key=lambda s: -s[1]) for node, slots in sums.items()}
+    facts = {(k.node, k.key): key_facts(k, by_node.get(k.node)) for k in keys}
+    hot_keys = {
+        name: [(display_key(k.key, 40), key_rate(k, ops)) for k in keys if k.node == name]
+        for name, ops in by_node.items()
+    }
+    window = max((n.view.sampled_s for n in group.nodes if n.view), default=0.0)
+    advice = advise(keys, loads, memcached=memcached, target=target, window_s=window, hot_slots=hot_slots)
+    return GroupAdvice(keys, facts, balance(loads, hot_slots, hot_keys), advice, notes)
+
+
+def _key_json(raw: dict[str, Any], facts: KeyFacts | None) -> dict[str, Any]:
+    if facts is None:
+        return raw
+    extra = facts.to_json()
+    extra.pop("key")
+    return {**raw, **extra}
+
+
+def group_json(group: Group, result: GroupAdvice, top: int) -> dict[str, Any]:
+    """The instance's usual JSON, plus "nodes" and "advice" (and per key its facts); a cluster
+    is one element whose keys come from all its masters, each with its node."""
+    views = [n for n in group.nodes if n.view is not None]
+    keyed = []
+    for node in views:
+        doc = node.view.to_json()  # type: ignore[union-attr]
+        raws = sorted(node.view.keys, key=lambda k: k.count, reverse=True)  # type: ignore[union-attr]
+        for raw, entry in zip(raws, doc["keys"], strict=True):
+            keyed.append(_key_json({**entry, "node": node.name}, result.facts.get((node.name, raw.key))))
+    keyed.sort(key=lambda k: k["count"], reverse=True)
+    if not group.cluster and views:
+        out = views[0].view.to_json()  # type: ignore[union-attr]
+    else:
+        out = {
+            "name": group.name,
+            "cluster": True,
+            "source": views[0].view.source if views else "none",  # type: ignore[union-attr]
+            "status": "error" if group.error or any(n.view.status == "error" for n in views) else "ok",  # type: ignore[union-attr]
+            "error": group.error,
+            "sampled_s": round(max((n.view.sampled_s for n in views), default=0.0), 3),  # type: ignore[union-attr]
+            "total_events": sum(n.view.total_events for n in views),  # type: ignore[union-attr]
+            "stampedes": [s for n in views for s in n.view.to_json()["stampedes"]],  # type: ignore[union-attr]
+        }
+    out["keys"] = keyed[: top if group.cluster else len(keyed)]
+    out["nodes"] = [b.to_json() for b in result.balance]
+    out["advice"] = [a.to_json() for a in result.advice]
+    out["notes"] = [display_key(n, JSON_KEY_MAX) for n in result.notes]
+    out["own_commands"] = sum(
+        (n.side.total if n.side is not None else 0) + n.collector.own_commands for n in group.nodes
+    )
+    return out
+
+
+def print_group(out: Any, group: Group, result: GroupAdvice) -> None:
+    """The nodes and the advice under the instance's (or each master's) table."""
+    from rich.text import Text
+
+    title = Text(f"{display_key(group.name, out.name_max)}: ", style="bold")
+    title.append("balance and advice", style="dim")
+    out.line(title)
+    if group.error:
+        out.line(Text(f"  {display_key(group.error, 200)}", style="red"))
+    for b in result.balance:
+        line = f"  {display_key(b.name, out.name_max)}  {b.ops_per_sec:,.0f} ops/s"
+        if b.imbalance is not None:
+            line += f"  {b.imbalance:.2f}x the mean"
+            line += "".join(
+                f"  {label} {value:.2f}x"
+                for label, value in (("net", b.net_imbalance), ("cpu", b.cpu_imbalance))
+                if value is not None
+            )
+        if b.contributors:
+            line += (
+                "  ("
+                + ", ".join(f"{c.what} {c.name} {c.ops_per_sec:,.0f} ops/s" for c in b.contributors)
+                + ")"
+            )
+        out.line(Text(line, style="bold red" if (b.imbalance or 0) > 1.2 else ""))
+    if not result.advice:
+        out.line(Text("  no advice: no key takes enough of its node's ops to be worth a change", style="dim"))
+    for rank, a in enumerate(result.advice, 1):
+        head = Text(f"  {rank}. {a.kind} ", style="bold")
+        head.append(f"-{a.expected_ops_reduction_pct:.0f}% ", style="green")
+        head.append(f"{a.key or 'slot ' + str(a.slot)} on {display_key(a.node, out.name_max)}: ")
+        head.append(a.detail)
+        out.line(head)
+    for note in result.notes:
+        out.line(Text(f"  {display_key(note, 200)}", style="dim"))
