@@ -55,6 +55,7 @@ examples:
   cachetop warm redis://127.0.0.1:6379 --plugin-path ./warmers --strategy my-warmer
   cachetop hotkeys --json redis://127.0.0.1:6379 > hot.json
   cachetop warm redis://127.0.0.1:6379 --strategy hotkeys-replay -o from=hot.json -o loader=popular-content
+  cachetop warm -c cachetop.toml --instance cache-1 --predict --horizon 1h --strategy popular-content
 
 exit status: 0 done, 1 failed or cancelled part-way, 2 usage, config or plugin error, 3 refused (read-only).
 """
@@ -63,6 +64,15 @@ exit status: 0 done, 1 failed or cancelled part-way, 2 usage, config or plugin e
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_arguments(parser)
     parser.add_argument("--strategy", required=True, metavar="NAME", help="a warmer plugin, e.g. file")
+    parser.add_argument(
+        "--predict",
+        action="store_true",
+        help="warm the keys history predicts hot in the next bucket; --strategy gives their values",
+    )
+    parser.add_argument(
+        "--horizon", metavar="DURATION", help="with --predict: every bucket that starts within this (e.g. 2h)"
+    )
+    parser.add_argument("--top", type=int, default=100, metavar="N", help="with --predict: keys per bucket")
     parser.add_argument("--file", metavar="FILE", help="for --strategy file: JSON lines of key, value, ttl")
     parser.add_argument(
         "-o",
@@ -138,6 +148,14 @@ def run(args: argparse.Namespace) -> int:
     except (PluginNotFound, PluginFailed, ValueError, OSError) as exc:
         text = exc.args[0] if isinstance(exc, PluginNotFound) and exc.args else str(exc)
         raise ConfigError(f"--strategy {args.strategy}: {text}") from None
+    if args.predict:
+        from cachetop.history.warm_cli import predicted_warmer
+
+        horizon = _duration(args.horizon, "--horizon", 0.0, 366 * 86400.0)
+        warmer, predicted = predicted_warmer(
+            config, inst, warmer, horizon, _duration(args.ttl, "--ttl"), args.top
+        )
+        what.update(predicted)
     cancel = threading.Event()
     rate = DEFAULT_RATE if args.rate is None else args.rate
     runner = RedisWarmer(
