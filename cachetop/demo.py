@@ -1,4 +1,4 @@
-"""`cachetop demo`: local servers, a realistic workload, and the dashboard on them.
+"""`cachetop demo`: local servers and a realistic workload (commands/demo.py opens the dashboard on them).
 
 Three servers on free loopback ports, each in its own temp dir (cachetop/servers.py):
   cache-main  redis, read-through traffic with Zipf key popularity and a few hot keys
@@ -128,34 +128,6 @@ class DemoFleet:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def run(args: argparse.Namespace) -> int:
-    """`cachetop demo`: servers + workload + dashboard."""
-    from cachetop.tui.app import CachetopApp
-    from cachetop.tui.run import run_app
-
-    print("cachetop demo: starting redis-server and memcached on free loopback ports…", file=sys.stderr)
-    # SIGTERM and SIGHUP before the dashboard is up must also clean up: make them exceptions.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
-    import asyncio
-
-    with DemoFleet(ops_per_sec=args.rate) as fleet:
-        config = fleet.config(interval=args.interval)
-        # Writable: the throwaway servers are the place to try evict (dry run and confirmation
-        # as everywhere); --read-only refuses it, as on a real fleet.
-        read_only = bool(getattr(args, "read_only", False))
-        app = CachetopApp(config, theme=getattr(args, "theme", None), read_only=read_only)
-        app.sub_title = "demo · read-only" if read_only else "demo"
-        from cachetop.util.terminal import screen_on_terminal
-
-        with screen_on_terminal():  # `2>err.log`: the screen on the terminal, only log lines in the file
-            return asyncio.run(run_app(app, config))
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 # --- the workload (child process) ------------------------------------------------------------

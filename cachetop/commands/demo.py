@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
+import sys
 
 HELP = "start local redis-server and memcached with a realistic workload and watch them"
 DESCRIPTION = """\
@@ -31,7 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cachetop.demo import run as run_demo
     from cachetop.engine.configfile import ConfigError
     from cachetop.servers import ServerNotInstalled
 
@@ -41,3 +43,30 @@ def run(args: argparse.Namespace) -> int:
         return run_demo(args)
     except ServerNotInstalled as exc:
         raise ConfigError(str(exc)) from None
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Servers + workload (cachetop/demo.py) + dashboard. Here, not in demo.py: the core never
+    imports the TUI (tests/unit/test_import_graph.py)."""
+    from cachetop.demo import DemoFleet
+    from cachetop.tui.app import CachetopApp
+    from cachetop.tui.run import run_app
+    from cachetop.util.terminal import screen_on_terminal
+
+    print("cachetop demo: starting redis-server and memcached on free loopback ports…", file=sys.stderr)
+    # SIGTERM and SIGHUP before the dashboard is up must also clean up: make them exceptions.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)
+    with DemoFleet(ops_per_sec=args.rate) as fleet:
+        config = fleet.config(interval=args.interval)
+        # Writable: the throwaway servers are the place to try evict (dry run and confirmation
+        # as everywhere); --read-only refuses it, as on a real fleet.
+        read_only = bool(getattr(args, "read_only", False))
+        app = CachetopApp(config, theme=getattr(args, "theme", None), read_only=read_only)
+        app.sub_title = "demo · read-only" if read_only else "demo"
+        with screen_on_terminal():  # `2>err.log`: the screen on the terminal, only log lines in the file
+            return asyncio.run(run_app(app, config))
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
