@@ -119,6 +119,14 @@ class HotKeyCollector:
         if task is not None:
             await cancel_and_wait([task])
 
+    async def pause(self) -> None:
+        """Stops sampling and closes every connection, keeping the windows and the own-traffic counts,
+        while a costly collector (a keyspace analysis) holds the instance's extra connection; start()
+        resumes."""
+        await self.stop()
+        if self.sampler is not None:
+            self._retire_sampler()
+
     async def _run(self) -> None:
         if self.inst.hotkeys == "off":
             self.source_name, self.status = "off", "off"
