@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     "config",
     "demo",
     "hotkeys",
+    "keyspace",
     "daemon",
     "alerts",
     "evict",
