@@ -29,6 +29,7 @@ PROBES_PER_INTERVAL = 3
 PERCENTILE_PROBES = samples_needed(0.99)
 DETAIL_EVERY_S = 5.0
 MIN_INTERVAL = 0.1  # seconds: the shortest interval +/- (Monitor.set_interval) can reach
+STALE_AFTER = 0.5  # of an interval: a poll in flight longer leaves its instance's values stale
 ROLES = {"master": "master", "slave": "replica"}  # INFO role -> what we show
 
 
@@ -75,7 +76,6 @@ class Poller:
         self.status = Status.UNKNOWN
         self.error: str | None = None
         self.last_poll_wall: float | None = None
-        self._last_answer: float | None = None  # clock time of the last successful poll
         self._poll_since: float | None = None  # clock time the poll in flight began (None: none)
         self.polls = 0
         self.detail_wanted = False
@@ -109,13 +109,13 @@ class Poller:
 
     @property
     def stale(self) -> bool:
-        """Up, but a poll is in flight and the last answer is older than one interval: the values
-        shown are the last ones, until the poll answers or its timeout declares the instance down."""
+        """Up, but a poll has been in flight for over STALE_AFTER of an interval (a healthy one
+        takes milliseconds): the values shown are the last ones, until the poll answers or its
+        timeout declares the instance down."""
         return (
             self.status == Status.UP
             and self._poll_since is not None
-            and self._last_answer is not None
-            and self.clock() - self._last_answer > self.interval
+            and self.clock() - self._poll_since > STALE_AFTER * self.interval
         )
 
     def _set_detail_cadence(self) -> None:
@@ -157,7 +157,6 @@ class Poller:
             self.totals.add(sample)
             self.status, self.error = Status.UP, None
             self.last_poll_wall = self.wall()
-            self._last_answer = now
         finally:
             self._poll_since = None
         self.polls += 1

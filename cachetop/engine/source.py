@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from cachetop.engine.poller import Poller
 from cachetop.model import Snapshot
 from cachetop.util.aio import Callbacks
 
@@ -92,6 +93,22 @@ class Timeline(Source, Protocol):
     def step(self, frames: int = 1) -> Snapshot: ...
 
     def seek(self, *, index: int | None = None, time: float | None = None) -> Snapshot: ...
+
+
+@runtime_checkable
+class PolledSource(Source, Protocol):
+    """A Source with live pollers behind it (the Monitor): a screen that fetches more about one
+    instance (slowlog, clients) or asks for per-command figures reaches its poller here."""
+
+    @property
+    def pollers(self) -> Sequence[Poller]: ...
+
+
+def live_pollers(source: Source | None) -> Sequence[Poller]:
+    """The pollers behind a source that acts on live servers; none for a replay or fixed data."""
+    if isinstance(source, PolledSource) and source.capabilities.act:
+        return source.pollers
+    return ()
 
 
 class SourceBase:

@@ -90,6 +90,7 @@ def _instance_state(inst: InstanceMetrics) -> dict[str, Any]:
         "role": inst.role,
         "shard": inst.shard,
         "counters": dict(inst.counters),
+        "stale": inst.stale,
     }
 
 
@@ -113,6 +114,7 @@ def state_snapshot(state: dict[str, Any]) -> Snapshot:
                 role=i["role"],
                 shard=i["shard"],
                 counters=dict(i.get("counters", {})),  # recordings made before counters have none
+                stale=bool(i.get("stale", False)),  # nor recordings made before stale
             )
         )
     return Snapshot(time=state["time"], window_s=state["window_s"], instances=tuple(instances))

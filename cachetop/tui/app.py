@@ -1,9 +1,11 @@
-"""The dashboard app: renders the Monitor's Snapshots, and nothing else.
+"""The dashboard app: renders a Source's Snapshots, and nothing else.
 
-The Monitor runs in the same asyncio loop as Textual (run_dashboard, in cachetop/tui/run.py,
-starts it around the app), so a poll never blocks the screen and no thread touches a widget.
-The app keeps bounded history, decides toasts on status changes, and hands each Snapshot to
-the screen on top.
+The Source (engine/source.py) is the live Monitor, a recording being replayed, or any other
+publisher of Snapshots; the app depends on the protocol only, and offers pause, refresh, +/-,
+step and seek where the source declares them (SourceCapabilities). The Monitor runs in the same
+asyncio loop as Textual (run_dashboard, in cachetop/tui/run.py, starts it around the app), so a
+poll never blocks the screen and no thread touches a widget. The app keeps bounded history,
+decides toasts on status changes, and hands each Snapshot to the screen on top.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from cachetop.engine.config import Config
+from cachetop.engine.poller import Poller
+from cachetop.engine.source import Source, SourceCapabilities, Timeline, live_pollers
 from cachetop.model import InstanceMetrics, Snapshot, Status
 from cachetop.tui.columns import COLUMNS
 from cachetop.tui.health import Health
@@ -36,8 +40,8 @@ class CachetopApp(App[int]):
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help", key_display="?"),
-        # Only while replaying a recording (check_action hides them otherwise); ahead of the live
-        # keys, so a narrow footer keeps them and leaves out the interval keys first.
+        # Only where the source can step and seek (a replay; check_action hides them otherwise);
+        # ahead of the live keys, so a narrow footer keeps them and leaves out the interval keys first.
         Binding("left_square_bracket", "step(-1)", "-1", key_display="["),
         Binding("right_square_bracket", "step(1)", "+1", key_display="]"),
         Binding("left_curly_bracket", "step(-10)", "-10", key_display="{"),
@@ -51,44 +55,64 @@ class CachetopApp(App[int]):
         Binding("t", "toggle_theme", "Theme", show=False),
     ]
 
+    # Which capability each source-driven key needs. Without a source (fixed data: tests,
+    # screenshots) the live keys show, as they do on a live screen, and step/seek do not.
+    NEEDS: ClassVar[dict[str, str]] = {
+        "step": "step",
+        "seek": "seek",
+        "toggle_pause": "pause",
+        "refresh": "refresh",
+        "slower": "pace",
+        "faster": "pace",
+    }
+    WITHOUT_SOURCE = SourceCapabilities(pause=True, refresh=True, pace=True)
+
+    @property
+    def capabilities(self) -> SourceCapabilities:
+        """What the source behind the screen can do (engine/source.py)."""
+        return self.WITHOUT_SOURCE if self.monitor is None else self.monitor.capabilities
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        replaying = hasattr(self.monitor, "step")
-        if action in ("step", "seek"):
-            return replaying
-        if action == "refresh":
-            return not replaying  # a recording has nothing new to poll
-        return True
+        needs = self.NEEDS.get(action)
+        return needs is None or getattr(self.capabilities, needs)
+
+    def _timeline(self) -> Timeline | None:
+        return self.monitor if isinstance(self.monitor, Timeline) else None
 
     def action_step(self, frames: int) -> None:
-        """Replay: pause and move `frames` frames (negative: back)."""
-        self.monitor.step(frames)
+        """A timeline (a replay): pause and move `frames` frames (negative: back)."""
+        timeline = self._timeline()
+        if timeline is not None and self.capabilities.step:
+            timeline.step(frames)
         self._refresh_chrome()
 
     def action_seek(self, index: int) -> None:
-        """Replay: pause on the first (0) or the last (-1) frame."""
-        last = len(self.monitor.recording) - 1
-        self.monitor.seek(index=last if index < 0 else index)
+        """A timeline (a replay): pause on the first (0) or the last (-1) frame."""
+        timeline = self._timeline()
+        if timeline is not None and self.capabilities.seek:
+            timeline.seek(index=timeline.frame_count - 1 if index < 0 else index)
         self._refresh_chrome()
 
     def __init__(
         self,
         config: Config,
         *,
-        monitor: Any = None,
+        monitor: Source | None = None,
         snapshots: Sequence[Snapshot] = (),
         theme: str | None = None,
         read_only: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
-        self.monitor = monitor  # None: fixed data (tests, screenshots)
-        self.read_only = read_only
+        # The Source of Snapshots (the name is older than the protocol); None: fixed data (tests,
+        # screenshots).
+        self.monitor: Source | None = monitor
+        self._read_only = read_only
         self.history = History()
         self.health = Health.from_config(config)
         self.view = ViewState()
         self.latest: Snapshot | None = None
         self.snapshots_seen = 0
-        self.interval = monitor.interval if monitor is not None else config.settings.interval
         self._fixed = list(snapshots)
         self._statuses: dict[str, Status] = {}
         self.alerts: Any = None  # an alerts state source (AlertService) when the alerts build runs
@@ -114,11 +138,25 @@ class CachetopApp(App[int]):
         if self.monitor is not None:
             self.attach_monitor(self.monitor)
 
-    def attach_monitor(self, monitor: Any) -> None:
+    @property
+    def interval(self) -> float:
+        """The source's interval: it owns it (+/- ask it to change); the config's without one."""
+        return self.config.settings.interval if self.monitor is None else self.monitor.interval
+
+    def live_pollers(self) -> Sequence[Poller]:
+        """The pollers behind the source, where it watches live servers (not a replay)."""
+        return live_pollers(self.monitor)
+
+    @property
+    def read_only(self) -> bool:
+        """Refuse destructive actions: asked for, or no live server behind the source."""
+        return self._read_only or (self.monitor is not None and not self.monitor.capabilities.act)
+
+    def attach_monitor(self, monitor: Source) -> None:
         """Starts showing `monitor`'s Snapshots (run_app attaches it once it has started, which
         for a large fleet is after the first frame)."""
         self.monitor = monitor
-        self.interval = monitor.interval
+        self.refresh_bindings()  # the keys its capabilities allow
         if self._unsubscribe is not None:
             return
         self._unsubscribe = monitor.subscribe(self.on_snapshot)
@@ -136,7 +174,7 @@ class CachetopApp(App[int]):
     def exit(self, *args: Any, **kwargs: Any) -> None:
         """Quitting (q, ctrl+c, a signal) first stops new polls: in a large fleet they would keep
         the loop busy while the app shuts down, and they are about to be cancelled anyway."""
-        if self.monitor is not None and hasattr(self.monitor, "pause"):
+        if self.monitor is not None and self.monitor.capabilities.pause:
             self.monitor.pause()
             self.monitor.refresh_now()  # wakes every poller from its probes: paused, it waits
         super().exit(*args, **kwargs)
@@ -204,7 +242,7 @@ class CachetopApp(App[int]):
             self.push_screen(HelpScreen())
 
     def action_toggle_pause(self) -> None:
-        if self.monitor is None:
+        if self.monitor is None or not self.monitor.capabilities.pause:
             return
         if self.monitor.paused:
             self.monitor.resume()
@@ -214,17 +252,17 @@ class CachetopApp(App[int]):
         self._refresh_chrome()
 
     def action_refresh(self) -> None:
-        if self.monitor is not None:
+        if self.monitor is not None and self.monitor.capabilities.refresh:
             if self.monitor.paused:
                 self.monitor.resume()
             self.monitor.refresh_now()
         self._refresh_chrome()
 
     def _set_interval(self, seconds: float) -> None:
-        self.interval = seconds
-        if self.monitor is not None:
-            self.monitor.set_interval(seconds)
-        self.notify(f"polling every {seconds:g}s", timeout=2, markup=False)
+        if self.monitor is None or not self.monitor.capabilities.pace:
+            return
+        self.monitor.set_interval(seconds)
+        self.notify(f"polling every {self.interval:g}s", timeout=2, markup=False)
         self._refresh_chrome()
 
     def action_slower(self) -> None:

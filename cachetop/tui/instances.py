@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from cachetop.engine.config import InstanceConfig
+from cachetop.engine.source import live_pollers
 
 
 def live_instance(app: Any, name: str) -> InstanceConfig | None:
-    monitor = getattr(app, "monitor", None)
-    for poller in getattr(monitor, "pollers", ()):
+    for poller in live_pollers(getattr(app, "monitor", None)):
         if poller.inst.name == name:
             inner = getattr(poller.backend, "inner", None)  # a sentinel's current master
             inner_inst = getattr(inner, "inst", None)

@@ -157,9 +157,9 @@ class DetailScreen(Screen[None]):
 
     def _want_detail(self, wanted: bool) -> None:
         """Per-command figures on every poll while this view is open (every few seconds else)."""
-        monitor: Any = getattr(self.app, "monitor", None)
-        for poller in getattr(monitor, "pollers", ()):
-            if poller.inst.name == self.instance_name and hasattr(poller, "want_detail"):
+        app: Any = self.app
+        for poller in app.live_pollers():
+            if poller.inst.name == self.instance_name:
                 poller.want_detail(wanted)
 
     def on_resize(self, event: events.Resize) -> None:
@@ -255,9 +255,7 @@ class DetailScreen(Screen[None]):
         inst_cfg = live_instance(app, self.instance_name)
         if inst_cfg is None:
             return
-        poller = None
-        if app.monitor is not None:
-            poller = next((p for p in app.monitor.pollers if p.inst.name == self.instance_name), None)
+        poller = next((p for p in app.live_pollers() if p.inst.name == self.instance_name), None)
         own = getattr(poller.backend, "own_commands", None) if poller is not None else None
         if poller is not None and not app.monitor.paused:
             # Right after a poll, so our few commands are counted before the next INFO runs.

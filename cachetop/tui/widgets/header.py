@@ -17,6 +17,8 @@ from rich.text import Text
 from textual import events
 from textual.widgets import Static
 
+from cachetop.engine.source import Source, Timeline
+from cachetop.model import Snapshot
 from cachetop.tui.history import fleet_summary
 from cachetop.util import format as fmt
 from cachetop.util.safe_text import display_key
@@ -51,13 +53,12 @@ def seconds_label(seconds: float) -> str:
     return f"{round(seconds, 2):g}s"
 
 
-def replay_marker(monitor: Any, snap: Any) -> str:
-    """`REPLAY 12:03:04 (frame 17/240)` for a replay (a monitor with a recording), else ""."""
-    recording = getattr(monitor, "recording", None)
-    if recording is None:
+def replay_marker(source: Source | None, snap: Snapshot | None) -> str:
+    """`REPLAY 12:03:04 (frame 17/240)` for a timeline that seeks (a replay), else ""."""
+    if not isinstance(source, Timeline) or not source.capabilities.seek:
         return ""
-    total = len(recording)
-    position = int(getattr(monitor, "position", -1))
+    total = source.frame_count
+    position = source.position
     if snap is None or position < 0:
         return f"REPLAY (frame –/{total})"
     clock = time.strftime("%H:%M:%S", time.localtime(snap.time))
