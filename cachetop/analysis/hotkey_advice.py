@@ -36,7 +36,7 @@ from cachetop.util.safe_text import display_key
 
 READ_MOSTLY = 0.8  # reads / (reads + writes) at or above this: a key worth caching
 WRITE_HOT = 0.5  # writes / (reads + writes) at or above this: cache no good, split it
-MIN_EFFECT_PCT = 1.0  # advice that removes less of its node's ops is left out
+MIN_EFFECT_PCT = 5.0  # advice that removes less of its node's ops is not worth a change: left out
 SLOT_CARRIES = 0.5  # a slot "carries" the imbalance when it explains half the node's excess
 KEY_SHOWN = 60
 # Which advice comes first when two promise the same: removing ops beats moving them.
