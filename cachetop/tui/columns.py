@@ -24,6 +24,15 @@ STATUS_LABEL = {
     Status.LOADING: "LOAD",
     Status.UNKNOWN: "…",
 }
+STALE_LABEL = "stale"  # up, but its poll is late: the row shows its last values (InstanceMetrics.stale)
+
+
+def status_label(inst: InstanceMetrics) -> str:
+    if inst.stale:
+        return STALE_LABEL
+    return STATUS_LABEL.get(inst.status, str(inst.status))
+
+
 # DataTable pads each cell by one on both sides.
 CELL_PADDING = 2
 
@@ -61,6 +70,8 @@ def metric_column(info: MetricInfo) -> Column:
 def _note(inst: InstanceMetrics) -> str:
     if inst.status != Status.UP:
         return display_key(inst.error or str(inst.status), 60)
+    if inst.stale:
+        return "poll late: last values"
     if inst.memory_max_from == "system":
         return "no maxmemory"
     return ""
@@ -69,7 +80,7 @@ def _note(inst: InstanceMetrics) -> str:
 LEADING: tuple[Column, ...] = (
     Column("name", "instance", 14, 0, right=False, grow=22),
     Column("kind", "kind", 9, 11, right=False, text=lambda i: i.kind),
-    Column("status", "status", 6, 0, right=False, text=lambda i: STATUS_LABEL.get(i.status, str(i.status))),
+    Column("status", "status", 6, 0, right=False, text=status_label),
 )
 TRAILING: tuple[Column, ...] = (
     Column("trend", "ops/s trend", 12, 8, right=False, grow=28),

@@ -190,7 +190,9 @@ def instance_cells(
                 "dim" if not up else "",
             )
         elif col.key == "status":
-            level = "good" if up else None if inst.status == Status.UNKNOWN else "bad"
+            level = (
+                "warn" if inst.stale else "good" if up else None if inst.status == Status.UNKNOWN else "bad"
+            )
             text = col.text(inst) if col.text else ""
             mark = ALERT_MARK.get(alert or "")
             if mark:
