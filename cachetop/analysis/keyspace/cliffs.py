@@ -27,6 +27,7 @@ CLIFF_FACTOR = 10.0
 MIN_SAMPLED = 5
 MIN_KEYS = 100
 MAX_CLIFFS = 10
+PREFIX_SHARE = 0.1  # a prefix is named in a cliff when it holds this share of its keys
 JITTER = 0.15
 DEFAULT_HORIZON_S = 3600.0
 
@@ -98,13 +99,16 @@ def find_cliffs(expiries: Sequence[Expiry], now: float) -> list[Cliff]:
         by_prefix: dict[bytes, float] = {}
         for e in members:
             by_prefix[e.prefix] = by_prefix.get(e.prefix, 0.0) + e.weight
+        # Named are the prefixes that make the cliff, not those whose usual trickle falls in it.
+        ranked = sorted(by_prefix.items(), key=lambda kv: -kv[1])
+        named = [kv for kv in ranked if kv[1] >= PREFIX_SHARE * keys_est] or ranked[:1]
         cliffs.append(
             Cliff(
                 at=second,
                 keys_est=keys_est,
                 keys_half=half,
                 sampled=len(members),
-                prefixes=tuple(sorted(by_prefix.items(), key=lambda kv: -kv[1])),
+                prefixes=tuple(named),
                 mean_per_s=mean,
                 ttl_left_s=second - now,
             )
