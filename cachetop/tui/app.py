@@ -21,7 +21,7 @@ from cachetop.engine.config import Config
 from cachetop.engine.poller import Poller
 from cachetop.engine.source import Source, SourceCapabilities, Timeline, live_pollers
 from cachetop.model import InstanceMetrics, Snapshot, Status
-from cachetop.tui.columns import COLUMNS
+from cachetop.tui.columns import overview_columns
 from cachetop.tui.health import Health
 from cachetop.tui.history import History
 from cachetop.tui.overview_rows import FOLD_ABOVE, ViewState
@@ -319,7 +319,7 @@ class CachetopApp(App[int]):
             yield SystemCommand(
                 "Open instance", "Details of the selected instance (enter)", overview.action_open
             )
-            for col in COLUMNS:
+            for col in overview_columns():
                 yield SystemCommand(
                     f"Sort by {col.label}",
                     "Again to reverse (s cycles columns, S reverses)",
