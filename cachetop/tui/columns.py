@@ -99,9 +99,6 @@ def overview_columns() -> tuple[Column, ...]:
     return _built[1]
 
 
-COLUMNS = overview_columns()  # the built-in set; code that must see later registrations calls the function
-
-
 def layout(width: int, columns: Sequence[Column] | None = None, reserve: int = 2) -> list[Column]:
     """The columns that fit in `width` cells, in display order, with spare width handed to the
     growable columns. `reserve` leaves room for a vertical scrollbar."""
