@@ -20,7 +20,7 @@ from cachetop.metrics.registry import METRICS as METRICS
 
 
 class Status(StrEnum):
-    UNKNOWN = "unknown"  # not polled yet; never printed by `snapshot`, which waits for a poll
+    UNKNOWN = "unknown"  # not polled yet: its first poll is still in flight
     UP = "up"
     DOWN = "down"
     AUTH_FAILED = "auth_failed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from dataclasses import replace
@@ -11,16 +12,23 @@ from dataclasses import replace
 from cachetop.cli import add_target_arguments
 from cachetop.commands.common import config_from_args, flag_duration
 from cachetop.commands.render_table import Output, print_snapshot
+from cachetop.engine.config import Config
 from cachetop.engine.configfile import ConfigError
 from cachetop.engine.monitor import Monitor
 from cachetop.model import Snapshot, Status
 from cachetop.util.redact import scrub_json
 
+# How long after its due time a snapshot waits for polls still in flight (a healthy one takes
+# milliseconds): at most this late, never a timeout late.
+GRACE_S = 0.1
+
 HELP = "poll once over a short window and print the numbers (table or --json)"
 DESCRIPTION = """\
 Poll every instance, wait one window (default 1s), poll again, and print windowed numbers:
 hit ratio, ops/s, probe latency p50/p95/p99, memory, error rate, evictions. With --count N,
-print N consecutive snapshots (JSON lines with --json)."""
+print N consecutive snapshots (JSON lines with --json), one every window, on time: an instance
+that has not answered yet is not waited for. It keeps its last values, marked stale, until its
+--timeout declares it down."""
 EPILOG = """\
 exit status: 0 every instance answered, 1 any did not, 2 usage or config error.
 
@@ -58,13 +66,19 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_run(config, args.count, args.json))
 
 
-async def _run(config, count: int, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+async def _run(config: Config, count: int, as_json: bool) -> int:
     status = 0
+    window = config.settings.window
+    loop = asyncio.get_running_loop()
     async with Monitor(config) as monitor:
+        start = loop.time()  # every poller polls now, then once a window
         for n in range(count):
-            await monitor.wait_polls(
-                n + 2, timeout=(n + 2) * (config.settings.window + config.settings.timeout) + 5
-            )
+            # Snapshot n is due when poll n + 2 began (one window after poll n + 1), plus a grace
+            # for the answers: whoever has not answered by then is shown as it was (stale), or as
+            # not polled yet, so one silent instance never delays the others.
+            due = start + (n + 1) * window + min(GRACE_S, window / 10)
+            with contextlib.suppress(TimeoutError):
+                await monitor.wait_polls(n + 2, timeout=max(0.0, due - loop.time()))
             snap = monitor.snapshot()
             if any(i.status != Status.UP for i in snap.instances):
                 status = 1
