@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from cachetop.analysis.node_balance import DEFAULT_TARGET_IMBALANCE
+from cachetop.analysis.snapshot_advice import cluster_of, shard_imbalance
 from cachetop.model import METRICS, InstanceMetrics, Snapshot, Status
 from cachetop.tui.columns import Column, matches, overview_columns, sort_value
 from cachetop.tui.health import Health
@@ -298,6 +300,7 @@ def build_rows(
         groups.setdefault(group_of(inst), []).append(inst)
     first_seen = {tag: n for n, tag in enumerate(groups)}  # the order of each group's top member
     clusters = {i.name.split("/", 1)[0] for i in snap.instances if i.shard}
+    imbalances = shard_imbalance(snap)
 
     def group_order(tag: str) -> tuple[int, int, bool, str, tuple[int, str]]:
         worst = min(urgency(i, marks) for i in groups[tag]) if view.worst_first else URGENCY_NONE
@@ -312,7 +315,8 @@ def build_rows(
         members = groups[tag]
         folded = tag in view.collapsed
         title = group_title(members[0], shards, len(clusters) > 1) if members[0].shard else tag
-        label = f"{'▸' if folded else '▾'} {display_key(title, 40)} ({len(members):,})"
+        label = f"{'▸' if folded else '▾'} {imbalance_badge(members[0], imbalances)}"
+        label += f"{display_key(title, 40)} ({len(members):,})"
         rows.append(
             Row(
                 GROUP_PREFIX + tag,
@@ -322,6 +326,14 @@ def build_rows(
         if not folded:
             rows += [row(i) for i in members]
     return rows
+
+
+def imbalance_badge(inst: InstanceMetrics, imbalances: Mapping[tuple[str, str], float]) -> str:
+    """`⚖1.8x ` before a cluster shard's title when its master does more than the target times
+    the cluster's mean ops/s (the Hot keys tab says which keys and what to do)."""
+    cluster = cluster_of(inst)
+    factor = imbalances.get((cluster, inst.shard or "")) if cluster is not None else None
+    return f"⚖{factor:.1f}x " if factor is not None and factor > DEFAULT_TARGET_IMBALANCE else ""
 
 
 def shard_numbers(instances: Sequence[InstanceMetrics]) -> dict[tuple[str, str], int]:

@@ -14,11 +14,13 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 
+from cachetop.analysis.snapshot_advice import InstanceAdvice, instance_advice
 from cachetop.model import Snapshot
 from cachetop.tui.columns import Column
 from cachetop.tui.history import sparkline
+from cachetop.tui.hotkey_advice_text import advice_line, node_line
 from cachetop.tui.overview_rows import Row
 from cachetop.tui.widgets.diff_table import DiffTable
 from cachetop.util import format as fmt
@@ -134,16 +136,22 @@ class HotKeysPanel(Vertical):
     DEFAULT_CSS = """
     HotKeysPanel { height: 1fr; }
     HotKeysPanel > Static { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
+    HotKeysPanel > #hotkeys-advice { max-height: 2; color: $text; }
+    HotKeysPanel > #hotkeys-node { max-height: 2; }
     """
 
     def __init__(self, instance: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.instance = instance
         self.shown_keys: list[bytes] = []  # raw keys in row order, for `e`
+        self.advice: InstanceAdvice | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(status_line(None), id="hotkeys-status", markup=False)
         yield DiffTable(id="hotkeys-table")
+        # Advice for the key under the cursor, and the node against its cluster (docs/hotkeys.md).
+        yield Static("", id="hotkeys-advice", markup=False)
+        yield Static("", id="hotkeys-node", markup=False)
 
     def on_mount(self) -> None:
         table = self.query_one(DiffTable)
@@ -166,6 +174,19 @@ class HotKeysPanel(Vertical):
         self.query_one("#hotkeys-status", Static).update(status_line(view))
         self.shown_keys = [k.key for k in ranked(view)] if view is not None else []
         self.query_one(DiffTable).show(key_rows(view) if view is not None else [])
+        self.advice = instance_advice(snap, self.instance) if view is not None else None
+        self.query_one("#hotkeys-node", Static).update(node_line(self.advice) if view is not None else "")
+        self.show_advice()
+
+    def selected_key(self) -> bytes | None:
+        row = self.query_one(DiffTable).cursor_row
+        return self.shown_keys[row] if 0 <= row < len(self.shown_keys) else None
+
+    def show_advice(self) -> None:
+        self.query_one("#hotkeys-advice", Static).update(advice_line(self.advice, self.selected_key()))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_advice()
 
     def action_evict_key(self) -> None:
         """Evicts the hot key under the cursor, through the confirmation (dry run first)."""

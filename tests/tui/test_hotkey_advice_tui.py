@@ -1,0 +1,77 @@
+"""The Hot keys tab says what to do about the key under the cursor, and how the node compares:
+Pilot on a real Redis with real traffic, sampled by MONITOR."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import redis as redis_py
+
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.engine.live import LiveSources
+from cachetop.engine.monitor import Monitor
+from cachetop.hotkeys.config import HotKeySettings
+from cachetop.servers import LocalServer
+from cachetop.tui.app import CachetopApp
+from cachetop.tui.screens.detail import DetailScreen
+from tests.tui.helpers import keys, until
+
+
+async def _reads(port: int, stop: asyncio.Event) -> None:
+    """Only GETs, 30 of every 50 on hot:1: caching it in the client removes 60% of the node's ops."""
+    client = redis_py.asyncio.Redis(port=port, protocol=2)
+    try:
+        while not stop.is_set():
+            pipe = client.pipeline(transaction=False)
+            for i in range(50):
+                pipe.get("hot:1" if i % 5 < 3 else f"cold:{i}")
+            await pipe.execute()
+            await asyncio.sleep(0.01)
+    finally:
+        await client.aclose()
+
+
+def _static(app: CachetopApp, selector: str) -> str:
+    return str(app.screen.query_one(selector).render())
+
+
+async def test_advice_line_follows_the_selected_key(redis: LocalServer, tmp_path: Path) -> None:
+    config = Config(
+        path=None,
+        settings=Settings(interval=0.25, window=4.0, timeout=1.0, state_dir=tmp_path / "state"),
+        instances=(InstanceConfig(name="r1", target=parse_target(redis.url)),),
+        sections={"hotkeys": HotKeySettings(monitor_on=0.5, monitor_off=0.5, big_keys=False)},
+    )
+    stop = asyncio.Event()
+    async with Monitor(config) as mon:
+        app = CachetopApp(config, monitor=mon)
+        async with LiveSources(config, mon), app.run_test(size=(80, 24)):
+            load = asyncio.create_task(_reads(redis.port, stop))
+            try:
+                table = app.screen.query_one("FleetTable")
+                await until(lambda: "r1" in table.row_keys, what="the overview row")
+                table.move_cursor(row=table.get_row_index("r1"))
+                await keys(app, "enter")
+                await until(lambda: isinstance(app.screen, DetailScreen), what="the detail view")
+                tabs = app.screen.query_one("#tabs")
+                for _ in range(5):
+                    await keys(app, "right")
+                await until(lambda: tabs.active == "tab-hotkeys", what="the Hot keys tab")
+                hot_table = app.screen.query_one("#hotkeys-table")
+                await until(lambda: hot_table.row_count >= 2, deadline_s=15, what="two keys")
+                await until(lambda: hot_table.get_row_at(0)[1].plain == "hot:1", what="hot:1 first")
+                hot = "advice: cache it in the client (CLIENT TRACKING): -60% of this node's ops"
+                await until(lambda: _static(app, "#hotkeys-advice") == hot, deadline_s=10, what=hot)
+                node = _static(app, "#hotkeys-node")
+                assert node.startswith("node: ") and node.endswith(
+                    " ops/s (one instance: no cluster mean to compare); 0 replicas"
+                )
+                await keys(app, "down")
+                cold = "advice: none for this key (no change would remove ≥ 5% of the node's ops)"
+                await until(lambda: _static(app, "#hotkeys-advice") == cold, what=cold)
+            finally:
+                stop.set()
+                with contextlib.suppress(Exception):
+                    await load
