@@ -34,6 +34,7 @@ SECTION_PARSERS: dict[str, str] = {
     "hotkeys": "cachetop.hotkeys.config:parse_hotkeys_section",
     "history": "cachetop.history.config:parse_history_section",
     "warm": "cachetop.history.config:parse_warm_section",
+    "keyspace": "cachetop.analysis.keyspace.config:parse_keyspace_section",
 }
 
 # Checks that need the whole config (e.g. a rule naming a channel), run after every section
