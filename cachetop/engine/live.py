@@ -88,6 +88,7 @@ class LiveSources:
         self.collectors: dict[str, Any] = {}
         self.alert_service: Any = None
         self.history: Any = None  # cachetop.history.service.HistoryService, when kept
+        self.keyspace: Any = None  # analysis/keyspace/figures.KeyspaceFigures, when wanted
         self._cleanup: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._masters: dict[str, tuple[str, int]] = {}  # sentinel instances: the master sampled
@@ -103,6 +104,7 @@ class LiveSources:
                 self._start_history()
             if self.want_alerts:
                 await self._start_alerts()
+            self._start_keyspace()
         except BaseException:
             await self.__aexit__()
             raise
@@ -123,6 +125,14 @@ class LiveSources:
             with contextlib.suppress(Exception):
                 await self.alert_service.stop()
             self.alert_service = None
+
+    def _start_keyspace(self) -> None:
+        """expiry_cliff_keys from the last keyspace report, where a rule or [keyspace] asks."""
+        from cachetop.analysis.keyspace import figures
+
+        if figures.wanted(self.config):
+            self.keyspace = figures.KeyspaceFigures.from_config(self.config)
+            self._cleanup.append(self.monitor.add_figures(self.keyspace))
 
     # --- hot keys ----------------------------------------------------------------------------
 

@@ -273,6 +273,17 @@ BUILTIN: tuple[MetricInfo, ...] = (
         # Contributed by the hot-key collector (it sees the key events), not computed from counters.
     ),
     MetricInfo(
+        "expiry_cliff_keys",
+        "keys",
+        "Keys due to expire in the same second: the largest expiry cliff within [keyspace]"
+        " cliff_horizon (default 1 h), estimated by the last keyspace analysis (`cachetop keyspace`"
+        " or the Keyspace tab), re-evaluated against the clock. Absent until an analysis has run.",
+        "lower",
+        "expiry_cliff_keys",
+        label="expiry cliff",
+        # Contributed by the last keyspace report (analysis/keyspace/figures.py); no background scan.
+    ),
+    MetricInfo(
         "cpu_pct",
         "%",
         "Server process CPU as a share of one core, when the server runs on this host.",

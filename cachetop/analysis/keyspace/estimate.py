@@ -27,6 +27,7 @@ IDLE_BUCKETS = (
 )
 IDLE_OVER = (3600, 86400, 604800)
 BIG_PER_PREFIX = 3
+RARE_SPREAD = 0.25  # how far a value the sample missed may be from the mean (see total_estimate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +96,19 @@ def mean_estimate(values: Sequence[float], population: float) -> tuple[float, fl
 
 
 def total_estimate(keys: Interval, values: Sequence[float]) -> Interval:
-    """keys * mean(values), with both errors added (delta method)."""
+    """keys * mean(values), with both errors added (delta method).
+
+    A sample in which (nearly) every value is the same says little about rare values it missed:
+    by the rule of three, up to 3/n of the keys may differ from all n sampled ones, so the
+    interval is at least that many keys times a quarter of the mean (an allocator size class)."""
     mean, var_mean = mean_estimate(values, keys.est)
     var_keys = (keys.half / Z95) ** 2
     var = keys.est**2 * var_mean + mean**2 * var_keys
-    return Interval(keys.est * mean, Z95 * math.sqrt(var))
+    half = Z95 * math.sqrt(var)
+    n = len(values)
+    if 0 < n < keys.est:
+        half = max(half, keys.est * min(1.0, 3.0 / n) * RARE_SPREAD * abs(mean))
+    return Interval(keys.est * mean, half)
 
 
 def shares(values: Sequence[str], keys: float) -> dict[str, float]:
