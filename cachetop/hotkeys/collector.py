@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from cachetop.engine.config import InstanceConfig
@@ -34,6 +34,7 @@ from cachetop.hotkeys.conn import (
 from cachetop.hotkeys.memcached_watch import WatchSampler, WorkerDrops
 from cachetop.hotkeys.monitor_parser import READ, ParseResult, unquote
 from cachetop.hotkeys.redis_monitor import MonitorSampler
+from cachetop.hotkeys.sampler import HotKeySampler
 from cachetop.hotkeys.scan import ThrottledScan, keysizes, lfu_policy
 from cachetop.hotkeys.stampede import StampedeDetector
 from cachetop.hotkeys.view import (
@@ -96,7 +97,7 @@ class HotKeyCollector:
         self.unit = "ops"
         self.status = "starting"
         self.error: str | None = None
-        self.sampler: Any = None  # the running source object
+        self.sampler: HotKeySampler | None = None  # the running source
         self.big: ThrottledScan | None = None
         self._keysizes: dict[str, str] = {}
         self._clients: list[Any] = []  # redis-py clients of our own, for open_connections
@@ -146,7 +147,7 @@ class HotKeyCollector:
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _retire_sampler(self) -> None:
-        self._own_commands_done.update(self._monitor_commands(self.sampler))
+        self._own_commands_done.update(self._sampler_commands())
         self._own_hits_done, self._own_misses_done = self.own_keyspace_hits, self.own_keyspace_misses
         self.sampler, self.big = None, None
 
@@ -157,8 +158,7 @@ class HotKeyCollector:
                     f"hotkeys = {self.inst.hotkeys!r} is not available for memcached (use watch)"
                 )
             s = self.settings
-            self.source_name, self.unit = "watch", "ops"
-            self.sampler = WatchSampler(
+            sampler = WatchSampler(
                 self.inst,
                 self._ingest_watch,
                 on_s=s.watch_on,
@@ -167,8 +167,9 @@ class HotKeyCollector:
                 clock=self.clock,
                 worker_drops=self.worker_drops,
             )
+            runner = self._use(sampler, "ops")
             self.error = None
-            await self.sampler.run()
+            await runner
             return
         # One client to detect the source (and run HOTKEYS or LFU); a second only for big keys.
         wanted = 2 if self.settings.big_keys else 1
@@ -179,7 +180,7 @@ class HotKeyCollector:
         try:
             runner = await self._choose_redis_source(clients[0])
             self.error = None
-            if isinstance(self.sampler, MonitorSampler):
+            if self.source_name == "monitor":
                 # MONITOR brings its own connections: the detecting one would idle for ever.
                 await clients[0].aclose()
             jobs = [runner]
@@ -200,7 +201,7 @@ class HotKeyCollector:
                     await client.aclose()
             self._clients = []
 
-    async def _choose_redis_source(self, client: Any) -> Any:
+    async def _choose_redis_source(self, client: Any) -> Coroutine[Any, Any, None]:
         mode = self.inst.hotkeys
         s = self.settings
         if mode in ("auto", "hotkeys"):
@@ -222,7 +223,7 @@ class HotKeyCollector:
             policy = await lfu_policy(client)
             if policy:
                 scan = ThrottledScan(client, budget=s.scan_budget, tick_s=1.0, keep=s.k, what="freq")
-                return self._use(scan, "lfu_freq", source="lfu")
+                return self._use(scan, "lfu_freq")
             if mode == "lfu":
                 raise HotKeysError("OBJECT FREQ needs an LFU maxmemory-policy (allkeys-lfu or volatile-lfu)")
         if mode == "watch":
@@ -246,9 +247,9 @@ class HotKeyCollector:
         )
         return self._use(sampler, "ops")
 
-    def _use(self, sampler: Any, unit: str, source: str | None = None) -> Any:
+    def _use(self, sampler: HotKeySampler, unit: str) -> Coroutine[Any, Any, None]:
         self.sampler = sampler
-        self.source_name = source or sampler.source
+        self.source_name = sampler.source
         self.unit = unit
         return sampler.run()
 
@@ -294,21 +295,21 @@ class HotKeyCollector:
     def open_connections(self) -> int:
         """Connections this collector holds to the server right now: its INFO counts them."""
         # HOTKEYS and LFU sources run on self._clients; MONITOR and watch hold their own.
-        return sum(map(client_connected, self._clients)) + getattr(self.sampler, "open_connections", 0)
+        mine = self.sampler.open_connections if self.sampler is not None else 0
+        return sum(map(client_connected, self._clients)) + mine
 
     def _count(self, command: str, n: int = 1) -> None:
         self._client_commands[command] += n
 
-    @staticmethod
-    def _monitor_commands(obj: Any) -> Counter[str]:
-        """A MONITOR sampler has connections of its own; every other source uses our clients."""
-        return obj.stats.own_by_command if isinstance(obj, MonitorSampler) else Counter()
+    def _sampler_commands(self) -> Counter[str]:
+        """What the source sent on connections of its own (MONITOR's); the rest went through our clients."""
+        return self.sampler.own_sent if self.sampler is not None else Counter()
 
     @property
     def own_command_counts(self) -> Counter[str]:
         """Commands cachetop's hot-key work sent to the server so far, per command name,
         counted when sent (they are in total_commands_processed and commandstats)."""
-        return self._client_commands + self._own_commands_done + self._monitor_commands(self.sampler)
+        return self._client_commands + self._own_commands_done + self._sampler_commands()
 
     @property
     def own_commands(self) -> int:
@@ -317,12 +318,12 @@ class HotKeyCollector:
     @property
     def own_keyspace_hits(self) -> int:
         """keyspace_hits caused by OBJECT FREQ (LFU source), cumulative across retries."""
-        live = self.sampler.own_hits if isinstance(self.sampler, ThrottledScan) else 0
+        live = self.sampler.own_reads[0] if self.sampler is not None else 0
         return self._own_hits_done + live
 
     @property
     def own_keyspace_misses(self) -> int:
-        live = self.sampler.own_misses if isinstance(self.sampler, ThrottledScan) else 0
+        live = self.sampler.own_reads[1] if self.sampler is not None else 0
         return self._own_misses_done + live
 
     # --- the view ------------------------------------------------------------------------------
@@ -344,23 +345,12 @@ class HotKeyCollector:
                 PrefixStat(p.key, show_key(p.key), p.count, p.ops_per_sec, p.share, is_hot(p, s))
                 for p in self.prefixes.top(now).keys
             )
-        elif isinstance(sampler, ThrottledScan):
-            keys = tuple(HotKey(k.key, show_key(k.key), k.value, None, None) for k in sampler.table.top(s.k))
-        elif sampler is not None and getattr(sampler, "latest", None) is not None:
-            latest = sampler.latest
-            self.unit = latest.unit
-            keys = tuple(
-                HotKey(
-                    k.key,
-                    show_key(k.key),
-                    int(k.value),
-                    k.value if latest.unit == "qps" else None,
-                    k.share,
-                    hot=k.share is not None and k.share * 100 >= s.min_share,
-                )
-                for k in latest.keys[: s.k]
-            )
-        status, detail = source_status(self.status, self.error, sampler, s)
+        report = sampler.report(s) if sampler is not None else None
+        if report is not None:
+            self.unit = report.unit
+            if report.keys is not None:  # a source that keeps its own table (LFU, HOTKEYS)
+                keys = report.keys
+        status, detail = source_status(self.status, self.error, report)
         since = now - self.window_s
         stampedes = tuple(
             StampedeEvent(e.key, show_key(e.key), e.time + wall_offset, e.writers, e.readers)
@@ -383,11 +373,11 @@ class HotKeyCollector:
             big_keys=big,
             stampedes=stampedes,
             stampede_events=self.stampedes.count_since(since),
-            drop_rate=sampler.stats.drop_rate if isinstance(sampler, WatchSampler) else None,
+            drop_rate=report.drop_rate if report is not None else None,
             total_events=total,
             sampled_s=sampled,
             window_s=self.window_s,
-            max_omem=sampler.stats.max_omem if isinstance(sampler, MonitorSampler) else None,
+            max_omem=report.max_omem if report is not None else None,
             keysizes=dict(self._keysizes),
             min_share=s.min_share,
             min_ops=s.min_ops if self.source_name in ("monitor", "watch") else None,

@@ -19,13 +19,17 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cachetop.engine.config import InstanceConfig
 from cachetop.hotkeys import suspend
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.hotkeys.conn import HotKeysError, close_stream, open_stream
 from cachetop.hotkeys.linecap import LineCap
+from cachetop.hotkeys.sampler import SamplerReport
+from cachetop.hotkeys.status_line import watch_status
 from cachetop.hotkeys.watch_parser import WatchParser, WatchResult
 
 CHUNK = 1 << 18
@@ -94,6 +98,16 @@ class WatchSampler:
     @property
     def open_connections(self) -> int:
         return (1 if self.stats.connected else 0) + (1 if self._side is not None else 0)
+
+    @property
+    def own_sent(self) -> Counter[str]:
+        return Counter()  # `watch` and `stats` move no counter that ops/s is made of
+
+    own_reads = (0, 0)
+
+    def report(self, settings: HotKeySettings) -> SamplerReport:
+        status, detail = watch_status(self)
+        return SamplerReport(status, detail, "ops", drop_rate=self.stats.drop_rate)
 
     async def run(self) -> None:
         try:

@@ -248,3 +248,20 @@ class MonitorParser:
         stop = len(args) if last < 0 else last  # args[0] is the first argument (position 1)
         stop += last + 1 if last < 0 else 0
         return args[start - 1 : stop : max(step, 1)]
+
+
+def command_table_reply(reply: Any) -> dict[bytes, dict[str, Any]]:
+    """COMMAND's raw reply (one array per command: name, arity, flags, first key, last key,
+    step, ...) in the shape of redis-py's parsed one, for command_table_from_redis."""
+    table: dict[bytes, dict[str, Any]] = {}
+    for entry in reply if isinstance(reply, list) else ():
+        if not isinstance(entry, list) or len(entry) < 6 or not isinstance(entry[0], bytes):
+            continue
+        flags = entry[2] if isinstance(entry[2], list) else []
+        table[entry[0]] = {
+            "flags": flags,
+            "first_key_pos": entry[3],
+            "last_key_pos": entry[4],
+            "step_count": entry[5],
+        }
+    return table

@@ -35,9 +35,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from cachetop.engine.config import InstanceConfig
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.hotkeys.conn import (
     HotKeysError,
     SideCommands,
@@ -49,7 +49,14 @@ from cachetop.hotkeys.conn import (
 from cachetop.hotkeys.guardian_link import BEAT_S, GuardianLink
 from cachetop.hotkeys.linecap import LineCap
 from cachetop.hotkeys.monitor_guard import MonitorGuard, server_buffer_limit
-from cachetop.hotkeys.monitor_parser import MonitorParser, ParseResult, command_table_from_redis
+from cachetop.hotkeys.monitor_parser import (
+    MonitorParser,
+    ParseResult,
+    command_table_from_redis,
+    command_table_reply,
+)
+from cachetop.hotkeys.sampler import SamplerReport
+from cachetop.hotkeys.status_line import monitor_status
 from cachetop.util.aio import OwnTrafficGate, cancel_and_wait
 
 CHUNK = 1 << 18
@@ -197,6 +204,16 @@ class MonitorSampler(MonitorGuard):
         MONITOR connection."""
         side = self._side.connections if self._side is not None else 0
         return side + (1 if self.stats.connected else 0)
+
+    @property
+    def own_sent(self) -> Counter[str]:
+        return self.stats.own_by_command  # on the side connection of its own, or claimed on the poll's
+
+    own_reads = (0, 0)  # MONITOR reads no key
+
+    def report(self, settings: HotKeySettings) -> SamplerReport:
+        status, detail = monitor_status(self, settings)
+        return SamplerReport(status, detail, "ops", max_omem=self.stats.max_omem)
 
     def _count(self, command: str, n: int = 1) -> None:
         self.stats.own_commands += n
@@ -366,20 +383,3 @@ class MonitorSampler(MonitorGuard):
             return
         stop.set()
         await close_stream(writer)
-
-
-def command_table_reply(reply: Any) -> dict[bytes, dict[str, Any]]:
-    """COMMAND's raw reply (one array per command: name, arity, flags, first key, last key,
-    step, ...) in the shape of redis-py's parsed one, for command_table_from_redis."""
-    table: dict[bytes, dict[str, Any]] = {}
-    for entry in reply if isinstance(reply, list) else ():
-        if not isinstance(entry, list) or len(entry) < 6 or not isinstance(entry[0], bytes):
-            continue
-        flags = entry[2] if isinstance(entry[2], list) else []
-        table[entry[0]] = {
-            "flags": flags,
-            "first_key_pos": entry[3],
-            "last_key_pos": entry[4],
-            "step_count": entry[5],
-        }
-    return table

@@ -14,8 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+
+from cachetop.hotkeys.config import HotKeySettings
+from cachetop.hotkeys.sampler import SamplerReport
+from cachetop.hotkeys.view import HotKey, show_key
 
 LFU_POLICIES = ("allkeys-lfu", "volatile-lfu")
 
@@ -99,6 +104,27 @@ class ThrottledScan:
         while True:
             await self.step()
             await asyncio.sleep(self.tick_s)
+
+    # --- as a hot-key source (sampler.HotKeySampler): LFU counters -----------------------------
+
+    @property
+    def source(self) -> str:
+        return "lfu" if self.what == "freq" else "memory"
+
+    open_connections = 0  # it runs on the collector's client
+
+    @property
+    def own_sent(self) -> Counter[str]:
+        return Counter()  # the collector's client counts what it sends
+
+    @property
+    def own_reads(self) -> tuple[int, int]:
+        return self.own_hits, self.own_misses
+
+    def report(self, settings: HotKeySettings) -> SamplerReport:
+        keys = tuple(HotKey(k.key, show_key(k.key), k.value, None, None) for k in self.table.top(settings.k))
+        detail = f"LFU counters via SCAN + OBJECT FREQ, {settings.scan_budget} keys/s"
+        return SamplerReport("sampling", detail, "lfu_freq", keys=keys)
 
 
 async def lfu_policy(client: Any) -> str | None:

@@ -18,7 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.hotkeys.conn import raw_call
+from cachetop.hotkeys.sampler import NoOwnTraffic, SamplerReport
+from cachetop.hotkeys.view import HotKey, show_key
 
 REDIS_HOTKEYS = "redis"
 VALKEY_HOTKEYS = "valkey"
@@ -137,8 +140,28 @@ async def valkey_enabled(client: Any) -> bool:
     return False
 
 
-class RedisHotKeysPoller:
-    """One Redis 8.6 tracking session per cycle, with DURATION so the server ends it even if we die."""
+def server_report(latest: ServerHotKeys | None, unit: str, phase: str, s: HotKeySettings) -> SamplerReport:
+    """The rows of the last HOTKEYS GET (none before the first); `unit` until then."""
+    keys: tuple[HotKey, ...] = ()
+    if latest is not None:
+        unit = latest.unit
+        keys = tuple(
+            HotKey(
+                k.key,
+                show_key(k.key),
+                int(k.value),
+                k.value if latest.unit == "qps" else None,
+                k.share,
+                hot=k.share is not None and k.share * 100 >= s.min_share,
+            )
+            for k in latest.keys[: s.k]
+        )
+    return SamplerReport(phase, "server-side HOTKEYS", unit, keys=keys)
+
+
+class RedisHotKeysPoller(NoOwnTraffic):
+    """One Redis 8.6 tracking session per cycle, with DURATION so the server ends it even if we die.
+    Its commands go through the collector's client, which counts them."""
 
     source = "hotkeys"
 
@@ -169,8 +192,11 @@ class RedisHotKeysPoller:
             self.phase = "waiting"
             await asyncio.sleep(self.off_s)
 
+    def report(self, settings: HotKeySettings) -> SamplerReport:
+        return server_report(self.latest, "cpu_us", self.phase, settings)
 
-class ValkeyHotKeysPoller:
+
+class ValkeyHotKeysPoller(NoOwnTraffic):
     source = "hotkeys"
 
     def __init__(self, client: Any, interval_s: float) -> None:
@@ -185,3 +211,6 @@ class ValkeyHotKeysPoller:
             self.own_commands += 1
             self.latest = parse_valkey_hotkeys_get(await raw_call(self.client, "HOTKEYS", "GET"))
             await asyncio.sleep(self.interval_s)
+
+    def report(self, settings: HotKeySettings) -> SamplerReport:
+        return server_report(self.latest, "qps", self.phase, settings)
