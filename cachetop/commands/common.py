@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from cachetop.engine.config import Config, apply_profile, resolve_config
+from cachetop.engine.config import Config, apply_profile, resolve_config, window_problem
 from cachetop.engine.configfile import ConfigError, bounded_duration
 
 
@@ -33,7 +33,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         settings = replace(settings, window=window)
     if timeout is not None:
         settings = replace(settings, timeout=timeout)
-    if settings.window < settings.interval:
-        settings = replace(settings, window=settings.interval)
+    problem = window_problem(settings)
+    if problem:  # the file's rule and message; the flag that broke it (or the file's window) named
+        raise ConfigError(f"{'--window' if window is not None else '--interval'}: {problem}")
     config = replace(config, settings=settings)
     return apply_profile(config, "light") if getattr(args, "light", False) else config

@@ -142,12 +142,21 @@ def parse_settings(raw: Any, ctx: ConfigContext) -> Settings:
     if "profile" in table:
         profile = ctx.string(table["profile"], (*path, "profile"), choices=PROFILES)
         settings = replace(settings, profile=profile)
-    if settings.window < settings.interval:
-        ctx.fail(
-            (*path, "window"),
-            f"window ({settings.window:g}s) must be at least interval ({settings.interval:g}s)",
-        )
+    problem = window_problem(settings)
+    if problem:
+        ctx.fail((*path, "window"), problem)
     return settings
+
+
+def window_problem(settings: Settings) -> str | None:
+    """The window rule, one check for the file and the command line alike: a window holds at
+    least one poll. None when the settings keep it."""
+    if settings.window < settings.interval:
+        return (
+            f"window ({settings.window:g}s) must be at least interval ({settings.interval:g}s): "
+            "rates need a poll at each end of the window"
+        )
+    return None
 
 
 def parse_instance(raw: Any, index: int, ctx: ConfigContext) -> InstanceConfig:
