@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cachetop.analysis.hotkey_advice import Advice, KeyFacts, KeyTraffic, advise, key_facts, key_rate
-from cachetop.analysis.node_balance import NodeBalance, NodeLoad, balance
+from cachetop.analysis.node_balance import DEFAULT_TARGET_IMBALANCE, NodeBalance, NodeLoad, balance
 from cachetop.commands.hotkeys_advice import Group, NodeRun
 from cachetop.hotkeys.view import JSON_KEY_MAX
 from cachetop.util.safe_text import display_key
@@ -73,6 +73,7 @@ def analyse(group: Group, top: int, target: float) -> GroupAdvice:
     keys: list[KeyTraffic] = []
     loads: list[NodeLoad] = []
     notes: list[str] = []
+    monitor_note = ""
     memcached = group.inst.target.kind == "memcached"
     for node in group.nodes:
         keys += node_keys(node, top, group.cluster)
@@ -87,7 +88,9 @@ def analyse(group: Group, top: int, target: float) -> GroupAdvice:
                 f"{node.name}: the {view.source} source counts {view.unit}, not operations: no advice"
             )
         elif view is not None and view.source == "monitor":
-            notes.append(f"{node.name}: MONITOR sees no replies: hits and misses unknown")
+            monitor_note = "MONITOR sees no replies: hits and misses unknown"
+    if monitor_note:
+        notes.append(monitor_note)
     by_node = {n.name: n.ops_per_sec for n in loads}
     hot_slots: dict[str, list[tuple[int, float]]] | None = None
     if group.cluster:
@@ -157,8 +160,13 @@ def print_group(out: Any, group: Group, result: GroupAdvice) -> None:
     out.line(title)
     if group.error:
         out.line(Text(f"  {display_key(group.error, 200)}", style="red"))
+
+    def short(name: str) -> str:  # a cluster's nodes without the cluster's name before each
+        name = name.removeprefix(group.name + "/") if group.cluster else name
+        return display_key(name, out.name_max)
+
     for b in result.balance:
-        line = f"  {display_key(b.name, out.name_max)}  {b.ops_per_sec:,.0f} ops/s"
+        line = f"  {short(b.name)}  {b.ops_per_sec:,.0f} ops/s"
         if b.imbalance is not None:
             line += f"  {b.imbalance:.2f}x the mean"
             line += "".join(
@@ -166,19 +174,16 @@ def print_group(out: Any, group: Group, result: GroupAdvice) -> None:
                 for label, value in (("net", b.net_imbalance), ("cpu", b.cpu_imbalance))
                 if value is not None
             )
-        if b.contributors:
-            line += (
-                "  ("
-                + ", ".join(f"{c.what} {c.name} {c.ops_per_sec:,.0f} ops/s" for c in b.contributors)
-                + ")"
-            )
-        out.line(Text(line, style="bold red" if (b.imbalance or 0) > 1.2 else ""))
+        shown = [c for c in b.contributors if c.excess_pct >= 5][:2]
+        if shown:
+            line += "  excess: " + ", ".join(f"{c.what} {c.name} {c.excess_pct:.0f}%" for c in shown)
+        out.line(Text(line, style="bold red" if (b.imbalance or 0) > DEFAULT_TARGET_IMBALANCE else ""))
     if not result.advice:
         out.line(Text("  no advice: no key takes enough of its node's ops to be worth a change", style="dim"))
     for rank, a in enumerate(result.advice, 1):
         head = Text(f"  {rank}. {a.kind} ", style="bold")
         head.append(f"-{a.expected_ops_reduction_pct:.0f}% ", style="green")
-        head.append(f"{a.key or 'slot ' + str(a.slot)} on {display_key(a.node, out.name_max)}: ")
+        head.append(f"{a.key or 'slot ' + str(a.slot)} on {short(a.node)}: ")
         head.append(a.detail)
         out.line(head)
     for note in result.notes:
