@@ -52,7 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sample",
         type=int,
-        default=10_000,
         metavar="N",
         help="keys that get the per-key calls (default: 10000)",
     )
@@ -66,7 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--values",
         type=int,
-        default=200,
         metavar="N",
         help="string values read per prefix for compression (default: 200; 0: read none)",
     )
@@ -76,7 +74,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="stop counting names after N (default: all); counts then scale from the part walked",
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="sample the same keys on every run with the same N (default: fresh)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _defaults(args: argparse.Namespace, config: Any) -> None:
+    """Flags not given take the [keyspace] section's values (or the built-in defaults)."""
+    from cachetop.analysis.keyspace.config import keyspace_settings
+
+    settings = keyspace_settings(config)
+    if args.sample is None:
+        args.sample = settings.sample
+    if args.rate is None:
+        args.rate = settings.rate
+    if args.values is None:
+        args.values = settings.values
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -96,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
     from cachetop.commands.keyspace_table import print_report
     from cachetop.commands.render_table import Output, is_terminal
 
-    _check(args)
     config = config_from_args(args)
+    _defaults(args, config)
+    _check(args)
     reports, interrupted = asyncio.run(_analyse_all(config, args, show_bar=is_terminal(sys.stderr)))
     for report in reports:
         with contextlib.suppress(OSError):  # a read-only state dir costs the tab its history only
@@ -154,6 +172,7 @@ async def _analyse_all(
                         values_per_prefix=args.values,
                         progress=progress,
                         max_scan=args.max_scan,
+                        seed=args.seed,
                         timeout=config.timeout_of(inst),
                         cancel=cancel,
                     )

@@ -37,6 +37,7 @@ async def analyse_instance(
     values_per_prefix: int = 200,
     progress: Callable[[KeyspaceProgress], None] | None = None,
     max_scan: int | None = None,
+    seed: int | None = None,
     timeout: float = 5.0,
     own: OwnCounts | None = None,
     gate: OwnTrafficGate | None = None,
@@ -46,7 +47,8 @@ async def analyse_instance(
     "instances"). `rate`: operations per second (None: DEFAULT_RATE; 0: no limit). `cancel`: set
     it once to end the scan early (the sample of what was seen still runs), twice... cancel the
     task to stop at once; the connection is closed either way. In a process that polls the
-    instance, pass the poller's own-traffic gate and register `own` with its backend (OwnCounts)."""
+    instance, pass the poller's own-traffic gate and register `own` with its backend (OwnCounts).
+    `seed`: the same keys are sampled every time (a repeatable run); None: a fresh sample."""
     if inst.target.kind == "memcached":
         from cachetop.analysis.keyspace.memcached_walk import analyse_memcached
 
@@ -64,6 +66,7 @@ async def analyse_instance(
         rate=DEFAULT_RATE if rate is None else rate,
         values_per_prefix=values_per_prefix,
         max_scan=max_scan,
+        seed=seed,
         timeout=timeout,
         progress=progress,
         own=own,

@@ -82,6 +82,7 @@ class KeyspaceWalk:
         rate: float = 20_000,
         values_per_prefix: int = 200,
         max_scan: int | None = None,
+        seed: int | None = None,
         timeout: float = 5.0,
         progress: Callable[[KeyspaceProgress], None] | None = None,
         own: OwnCounts | None = None,
@@ -101,7 +102,7 @@ class KeyspaceWalk:
         self.budget = RateBudget(rate, clock=clock, wait=lambda _s: None)
         self.scan_count = SCAN_COUNT_LIMITED if rate else SCAN_COUNT_FREE
         self.conn = KeyspaceConnection(inst, timeout, self.own, gate)
-        self.counter = NameCounter(sample)
+        self.counter = NameCounter(sample, seed=seed)
         self.cursor = 0
         self.scan_done = False
         self.dbsize: int | None = None

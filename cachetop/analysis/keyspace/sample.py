@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import heapq
 import secrets
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cachetop.metrics.prefix import PrefixRoller
@@ -29,6 +31,16 @@ def rank(key: bytes) -> int:
     return hash(_SALT + key) & 0x7FFF_FFFF_FFFF_FFFF
 
 
+def seeded_rank(seed: int) -> Callable[[bytes], int]:
+    """A rank that is the same in every process for the same seed (`--seed`: a repeatable sample):
+    CRC-32 of the name, spread over 63 bits by a Fibonacci multiplication."""
+
+    def rank_of(key: bytes) -> int:
+        return ((zlib.crc32(key, seed & 0xFFFF_FFFF) * 0x9E37_79B9_7F4A_7C15) & 0xFFFF_FFFF_FFFF_FFFF) >> 1
+
+    return rank_of
+
+
 @dataclass
 class Stratum:
     """One prefix: the names counted and a bottom-k reservoir (a max-heap of (-rank, key))."""
@@ -37,9 +49,8 @@ class Stratum:
     cap: int = 0
     heap: list[tuple[int, bytes]] = field(default_factory=list)
 
-    def offer(self, key: bytes) -> None:
+    def offer(self, key: bytes, r: int) -> None:
         self.counted += 1
-        r = rank(key)
         if len(self.heap) < self.cap:
             heapq.heappush(self.heap, (-r, key))
         elif self.heap and -self.heap[0][0] > r:
@@ -58,8 +69,9 @@ class Stratum:
 class NameCounter:
     """Counts every name per prefix and keeps the reservoirs within RESERVOIR_FACTOR * sample keys."""
 
-    def __init__(self, sample: int, roller: PrefixRoller | None = None) -> None:
+    def __init__(self, sample: int, roller: PrefixRoller | None = None, seed: int | None = None) -> None:
         self.sample = max(1, sample)
+        self.rank = rank if seed is None else seeded_rank(seed)
         self.roller = roller or PrefixRoller()
         self.strata: dict[bytes, Stratum] = {}
         self.kept = 0
@@ -67,6 +79,7 @@ class NameCounter:
 
     def add(self, keys: list[bytes]) -> None:
         rollup = self.roller.rollup
+        rank_of = self.rank
         strata = self.strata
         for key in keys:
             prefix = rollup(key)
@@ -78,7 +91,7 @@ class NameCounter:
                 if stratum is None:
                     stratum = strata[prefix] = Stratum(cap=self.sample)
             before = len(stratum.heap)
-            stratum.offer(key)
+            stratum.offer(key, rank_of(key))
             self.kept += len(stratum.heap) - before
         self.counted += len(keys)
         if self.kept > RESERVOIR_FACTOR * self.sample:
