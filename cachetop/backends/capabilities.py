@@ -105,3 +105,6 @@ class FollowsMaster(Protocol):
 
     @property
     def master(self) -> tuple[str, int] | None: ...
+
+    @property
+    def address(self) -> str | None: ...  # the master's, as shown (None until one is known)
