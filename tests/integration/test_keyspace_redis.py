@@ -1,0 +1,193 @@
+"""Keyspace analysis against real servers: a million keys in five prefixes (estimates against the
+exact MEMORY USAGE sum), an expiry cliff among half a million TTLs (and an alert rule on
+expiry_cliff_keys that fires), and doing no harm (counters net of our reads, idle time, config).
+
+The samples are drawn with a fixed --seed so a run is repeatable; that the 95% intervals cover
+the truth about 95% of the time over many draws is tested on plain numbers
+(tests/unit/test_keyspace_estimate.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redispy
+import zstandard
+
+from cachetop.analysis.keyspace import OwnCounts, analyse_instance, save_report
+from cachetop.engine.config import InstanceConfig
+from cachetop.engine.targets import parse_target
+from cachetop.servers import LocalServer
+from tests.alert_servers import SlackStandIn
+from tests.conftest import until
+from tests.keyspace_data import five_prefixes, memory_usage, pipe_into_redis, resp
+
+SEED = 14
+
+
+def inst_of(server: LocalServer, name: str = "cache-1") -> InstanceConfig:
+    return InstanceConfig(name=name, target=parse_target(server.url))
+
+
+def zstd_ratio(values: list[bytes]) -> float:
+    c = zstandard.ZstdCompressor(level=3)
+    return sum(map(len, values)) / sum(len(c.compress(v)) for v in values)
+
+
+@pytest.mark.slow
+async def test_a_million_keys_per_prefix_within_the_stated_error(redis: LocalServer) -> None:
+    spec, commands = five_prefixes()
+    pipe_into_redis(redis.port, commands)
+    del commands
+    exact = {pattern: memory_usage(redis.port, p.keys) for pattern, p in spec.items()}
+
+    report = (await analyse_instance(inst_of(redis), sample=10_000, rate=0, seed=SEED)).to_json()
+
+    assert (report["keys_total"], report["keys_scanned"], report["complete"]) == (1_000_000, 1_000_000, True)
+    assert report["keys_sampled"] == 10_000
+    by = {p["prefix"]: p for p in report["prefixes"]}
+    assert set(by) == set(spec)
+    for pattern, prefix in spec.items():
+        got, keys, truth = by[pattern], len(prefix.keys), exact[pattern]
+        assert abs(got["keys_est"] - keys) <= 0.01 * keys, pattern
+        assert abs(got["bytes_est"] - truth) <= 0.05 * truth, (pattern, got["bytes_est"], truth)
+        lo, hi = got["bytes_ci95"]
+        assert lo <= truth <= hi, (pattern, lo, truth, hi)
+    assert by["cfg:*"]["ttl"]["none"] == 100_000 and by["cfg:*"]["types"] == {"hash": 100_000}
+    assert by["user:*:profile"]["ttl"]["longer"] == 150_000  # 2 days
+    assert by["rate:*"]["ttl"]["none"] == 0
+    json_prefix = by["user:*:profile"]["compress"]
+    truth = zstd_ratio(spec["user:*:profile"].values)
+    assert abs(json_prefix["zstd_ratio"] - truth) <= 0.05 * truth, (json_prefix["zstd_ratio"], truth)
+    assert json_prefix["recommend"] is True
+    assert by["blob:*"]["compress"]["recommend"] is False
+    assert by["cfg:*"]["compress"] is None and report["values"]["skipped_types"]["hash"] > 0
+
+
+def cliff_keyspace(at: int) -> list[bytes]:
+    """500,000 sess:* keys with TTLs spread over an hour and 50,000 promo:* keys expiring at `at`."""
+    out = [resp(b"SET", b"sess:%d" % i, b"v", b"EX", b"%d" % (120 + i % 3480)) for i in range(500_000)]
+    out += [resp(b"SET", b"promo:%d" % i, b"p", b"EXAT", b"%d" % at) for i in range(50_000)]
+    return out
+
+
+def alert_config(tmp_path: Path, server: LocalServer, webhook: str) -> Any:
+    from cachetop.engine.config import load_config
+
+    path = tmp_path / "cachetop.toml"
+    path.write_text(
+        f"""
+[settings]
+interval = "200ms"
+window = "1s"
+state_dir = "{tmp_path / "state"}"
+
+[[instance]]
+name = "cache-1"
+url = "{server.url}"
+
+[alerts]
+instance_down = false
+
+[[rule]]
+name = "expiry-cliff"
+metric = "expiry_cliff_keys"
+op = ">"
+threshold = 10000
+channels = ["ops"]
+
+[channel.ops]
+type = "slack"
+webhook_url = "{webhook}"
+"""
+    )
+    return load_config(path)
+
+
+@pytest.mark.slow
+async def test_an_expiry_cliff_is_named_and_its_alert_fires(
+    redis: LocalServer, slack: SlackStandIn, tmp_path: Path
+) -> None:
+    at = int(time.time()) + 300
+    pipe_into_redis(redis.port, cliff_keyspace(at))
+
+    report = (await analyse_instance(inst_of(redis), sample=10_000, rate=0, seed=SEED)).to_json()
+
+    cliff = report["cliffs"][0]
+    assert abs(cliff["at"] - at) <= 1
+    assert abs(cliff["keys_est"] - 50_000) <= 5_000, cliff
+    assert cliff["prefixes"] == ["promo:*"]
+    assert "jitter" in cliff["advice"] and "XFetch" in cliff["advice"]
+
+    # The daemon's path: the saved report gives expiry_cliff_keys, the rule fires, Slack hears it.
+    from cachetop.commands.daemon import serve
+
+    config = alert_config(tmp_path, redis, slack.webhook_url)
+    save_report(config.settings.state_dir, report)
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(serve(config, stop))
+    try:
+        await until(lambda: slack.delivered, 20.0, "the expiry-cliff alert in Slack")
+    finally:
+        stop.set()
+        await asyncio.wait_for(daemon, 10)
+    text = str(slack.delivered[0].body)
+    assert "expiry-cliff" in text and "expiry_cliff_keys" in text
+
+
+def stats(client: Any) -> tuple[int, int, int, int]:
+    info = client.info("stats")
+    return (
+        info["keyspace_hits"],
+        info["keyspace_misses"],
+        info["total_commands_processed"],
+        info.get("total_error_replies", 0),
+    )
+
+
+@pytest.mark.parametrize("flavour", ["redis", "valkey"])
+async def test_an_analysis_does_no_harm(flavour: str, request: pytest.FixtureRequest) -> None:
+    server: LocalServer = request.getfixturevalue(flavour)
+    client = redispy.Redis(port=server.port)
+    _spec, commands = five_prefixes(scale=0.02)
+    pipe_into_redis(server.port, commands)
+    client.set("canary", "a string value that is read for compression if anything is")
+    config_before = client.config_get("*")
+    await until(lambda: client.object("idletime", "canary") >= 2, 10.0, "the canary to sit idle 2 s")
+    idle_before = client.object("idletime", "canary")
+    # Redis 7.0 has no CLIENT NO-TOUCH: reading values there would refresh them, so none are read.
+    values = 200 if flavour == "valkey" else 0
+    own = OwnCounts()
+    seen_connections: list[int] = []
+
+    def progress(_p: Any) -> None:
+        clients = client.client_list()
+        seen_connections.append(sum(c["name"].startswith("cachetop-keyspace") for c in clients))
+
+    before = stats(client)
+    started = time.monotonic()
+    report = await analyse_instance(
+        inst_of(server), sample=2_000, rate=0, values_per_prefix=values, own=own, progress=progress
+    )
+    elapsed = time.monotonic() - started
+    after = stats(client)
+
+    assert report.error is None and report.keys_sampled == 2_000
+    assert report.prefixes and all(p.sampled for p in report.prefixes)
+    # Hits and misses moved by exactly what we counted as ours, and every command was counted
+    # (each progress call above sent one CLIENT LIST, and the second INFO counts the first).
+    assert (after[0] - before[0], after[1] - before[1]) == (own.hits(), own.misses())
+    assert own.hits() > 0
+    assert after[2] - before[2] == sum(own.commands().values()) + len(seen_connections) + 1
+    assert after[3] == before[3]  # no error reply
+    idle_after = client.object("idletime", "canary")
+    assert idle_after >= idle_before + int(elapsed) - 1 and idle_after >= idle_before
+    assert client.config_get("*") == config_before
+    assert max(seen_connections) == 1 and own.connections() == 0
+    assert sum(c["name"].startswith("cachetop-keyspace") for c in client.client_list()) == 0
+    if flavour == "valkey":
+        assert report.values["no_touch"] is True and report.values["read"] > 0
+    client.close()
