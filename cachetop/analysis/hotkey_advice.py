@@ -307,9 +307,14 @@ def _cache_detail(memcached: bool, read_frac: float, key: KeyTraffic, pct: float
         if memcached
         else "cache it in the client with CLIENT TRACKING (the server invalidates it on each write)"
     )
+    cost = (
+        "a write reaches the readers only when their copy expires"
+        if memcached
+        else "one re-read per write per client"
+    )
     return (
-        f"{how}: ~{pct:.0f}% of the node's ops go away ({read_frac:.0%} reads; one re-read per write"
-        f" per client, {key.writes:,} writes in the sample)"
+        f"{how}: ~{pct:.0f}% of the node's ops go away ({read_frac:.0%} reads; {cost},"
+        f" {key.writes:,} writes in the sample)"
     )
 
 
