@@ -22,6 +22,7 @@ top k (by count) that the prediction's top k named. Pure: numbers in, numbers ou
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -181,13 +182,17 @@ class Prediction:
         return ranked(self.scores.get(predictor, {}), k)
 
 
+BLEND_SHARPNESS = 8.0  # a predictor 0.1 more precise lately weighs e^0.8 = 2.2 times as much
+
+
 def blend_weights(recent: Mapping[str, Sequence[float]]) -> tuple[float, float]:
-    """(seasonal, sequence): each predictor's mean recent precision, with a floor so a predictor
-    that has not been scored yet (or did badly once) still counts a little."""
+    """(seasonal, sequence): exp(BLEND_SHARPNESS * mean recent precision), normalised. Equal
+    records (or none yet) weigh half and half; the one that has been right lately leads, and
+    the other still counts a little, so it can earn its way back when the traffic changes."""
 
     def score(name: str) -> float:
         values = recent.get(name) or ()
-        return (sum(values) / len(values) if values else 0.5) + 0.05
+        return math.exp(BLEND_SHARPNESS * (sum(values) / len(values) if values else 0.5))
 
     s, q = score("seasonal"), score("sequence")
     return s / (s + q), q / (s + q)

@@ -102,7 +102,7 @@ class HistoryService:
             return
         now = snapshot.time
         for inst in snapshot.instances:
-            self._take_slots(inst.name, now)
+            self._take_slots(inst.name)
             self._take_totals(inst.name, snapshot, inst)
             self._close_finished(inst.name, now)
             self._maybe_predict(inst.name, now)
@@ -115,12 +115,12 @@ class HistoryService:
             buckets[index] = OpenBucket(name, index, self.settings.bucket, self.settings.top)
         return buckets[index]
 
-    def _take_slots(self, name: str, wall: float) -> None:
+    def _take_slots(self, name: str) -> None:
         collector = self.collectors.get(name)
         if collector is None:
             return
         mono = collector.clock()
-        offset = wall - mono
+        offset = time.time() - mono  # now, not the snapshot's time: slots are placed to the ms
         for what, topk in (("keys", collector.keys), ("prefixes", collector.prefixes)):
             mark = self._slot_marks.get((name, what), float("-inf"))
             for slot in topk.finished(mark, mono):
@@ -132,7 +132,6 @@ class HistoryService:
                         bucket.add_slot(entries, {}, slot.covered_s)
                     else:
                         bucket.add_slot({}, entries, 0.0)
-                        bucket.events -= sum(e[0] for e in entries.values())  # counted with the keys
                 mark = slot.start
             self._slot_marks[(name, what)] = mark
 
