@@ -4,6 +4,8 @@ A window holds the samples of the last `window_s` seconds (plus the one just bef
 span covers the whole window). Every rate and ratio is a delta between the newest and oldest
 sample. A counter that goes down, or a new server epoch (restart, CONFIG RESETSTAT, stats
 reset), drops the history: the next numbers come from a fresh window, never a negative rate.
+Where windows sit in the pipeline, and how cachetop's own traffic is taken out of them:
+docs/architecture.md.
 """
 
 from __future__ import annotations
