@@ -32,6 +32,7 @@ SUBCOMMANDS = (
     "warm",
     "plugins",
     "replay",
+    "trends",
 )
 
 EPILOG = """\
