@@ -171,8 +171,8 @@ def render_text(report: dict[str, Any], width: int = 80) -> list[str]:
     scores = pred["precision_at_k"]
     if scores:
         parts = [f"{p} {s['mean']:.2f}" for p, s in scores.items()]
-        line = f"precision@{pred['k']} (last season): " + " · ".join(parts)
-        note = " (naive: last bucket's keys)"
+        line = f"precision@{pred['k']}: " + " · ".join(parts)
+        note = " (last season)"
         lines.append(line + note if len(line + note) <= width else line)
     else:
         lines.append(f"precision@{pred['k']}: no prediction scored yet (one per bucket, once it closes)")
