@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from cachetop.engine.config import InstanceConfig
 from cachetop.util.aio import OwnTrafficGate
 
 
@@ -108,3 +109,8 @@ class FollowsMaster(Protocol):
 
     @property
     def address(self) -> str | None: ...  # the master's, as shown (None until one is known)
+
+    @property
+    def polled_inst(self) -> InstanceConfig | None:
+        """The instance with the current master's address: what actions and detail fetches reach."""
+        ...

@@ -51,6 +51,7 @@ class SentinelBackend:
         self.service = inst.target.service or ""
         self.master: tuple[str, int] | None = None
         self.inner: Backend | None = None
+        self.polled_inst: InstanceConfig | None = None  # the instance as the current master
         self.switches = 0  # how many times the master moved (the first discovery included)
         self._polls_since_check = 0
         self._last_failed = False
@@ -140,7 +141,8 @@ class SentinelBackend:
         target = replace(
             self.inst.target, host=found[0], port=found[1], mode="single", seeds=(), service=None
         )
-        self.inner = self.factory(replace(self.inst, target=target), self.timeout)
+        self.polled_inst = replace(self.inst, target=target)
+        self.inner = self.factory(self.polled_inst, self.timeout)
         self._configure(self.inner)
         self.switches += 1
         if old is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cachetop.backends.capabilities import FollowsMaster
 from cachetop.engine.config import InstanceConfig
 from cachetop.engine.source import live_pollers
 
@@ -15,7 +16,7 @@ from cachetop.engine.source import live_pollers
 def live_instance(app: Any, name: str) -> InstanceConfig | None:
     for poller in live_pollers(getattr(app, "monitor", None)):
         if poller.inst.name == name:
-            inner = getattr(poller.backend, "inner", None)  # a sentinel's current master
-            inner_inst = getattr(inner, "inst", None)
-            return inner_inst if isinstance(inner_inst, InstanceConfig) else poller.inst
+            backend = poller.backend  # a sentinel's: the current master
+            moved = backend.polled_inst if isinstance(backend, FollowsMaster) else None
+            return moved or poller.inst
     return next((i for i in app.config.instances if i.name == name), None)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import redis as redis_py
@@ -18,6 +19,7 @@ from cachetop.engine.monitor import Monitor
 from cachetop.hotkeys.config import HotKeySettings
 from cachetop.model import Snapshot, Status
 from cachetop.servers import LocalServer, free_port
+from cachetop.tui.instances import live_instance
 from tests.conftest import until, wait_until
 from tests.integration.test_hotkeys_redis import monitor_clients, send
 
@@ -74,8 +76,13 @@ async def test_follows_the_master_through_a_failover_and_names_an_unknown_master
     sentinel_setup: tuple[LocalServer, LocalServer, LocalServer],
 ) -> None:
     master, replica, sentinel = sentinel_setup
-    async with Monitor(sentinel_config(sentinel.port)) as mon:
+    config = sentinel_config(sentinel.port)
+    screen = SimpleNamespace(monitor=None, config=config)  # what tui/instances.live_instance reads
+    async with Monitor(config) as mon:
+        screen.monitor = mon
         first = await mon.wait_snapshot(lambda s: s.instances[0].status == Status.UP, 10)
+        acted_on = live_instance(screen, "main")
+        assert acted_on is not None and acted_on.target.address == master.address
         unknown = first.instances[1]
         assert (unknown.status, unknown.error) == (Status.DOWN, "no sentinel knows a master named 'nope'")
         assert (first.instances[0].name, first.instances[0].address) == ("main", master.address)
@@ -87,6 +94,8 @@ async def test_follows_the_master_through_a_failover_and_names_an_unknown_master
             lambda s: s.instances[0].status == Status.UP and s.instances[0].address == replica.address, 20
         )
         took = time.monotonic() - killed
+        acted_on = live_instance(screen, "main")
+        assert acted_on is not None and acted_on.target.address == replica.address  # actions follow
     inst = after.instances[0]
     assert (inst.name, inst.facts["role"], inst.error) == ("main", "master", None)
     assert mon.pollers[0].backend.switches == 2
