@@ -120,7 +120,7 @@ class HistoryService:
         if collector is None:
             return
         mono = collector.clock()
-        offset = time.time() - mono  # now, not the snapshot's time: slots are placed to the ms
+        offset = self.clock() - mono  # now, not the snapshot's time: slots are placed to the ms
         for what, topk in (("keys", collector.keys), ("prefixes", collector.prefixes)):
             mark = self._slot_marks.get((name, what), float("-inf"))
             for slot in topk.finished(mark, mono):

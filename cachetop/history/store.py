@@ -183,8 +183,8 @@ class HistoryStore:
         dropped = 0
         cutoff = self.clock() - self.settings.retention
         with _transaction(db):
-            dropped += db.execute("DELETE FROM bucket WHERE (idx + 1) * bucket_s < ?", (cutoff,)).rowcount
-            db.execute("DELETE FROM prediction WHERE (idx + 1) * bucket_s < ?", (cutoff,))
+            dropped += db.execute("DELETE FROM bucket WHERE (idx + 1) * bucket_s <= ?", (cutoff,)).rowcount
+            db.execute("DELETE FROM prediction WHERE (idx + 1) * bucket_s <= ?", (cutoff,))
         while self.size_bytes() > self.settings.max_bytes:
             rows = db.execute("SELECT COUNT(*) FROM bucket").fetchone()[0]
             if rows == 0:
