@@ -72,8 +72,7 @@ class FigureBoard:
     def collect(self, instance: str, on_error: Callable[[FigureContributor], None]) -> Figures:
         if not self._count:
             return NO_FIGURES
-        metrics: dict[str, MetricValue] = {}
-        extras: dict[str, Any] = {}
+        answers = []
         for contributor in self._contributors:
             try:
                 found = contributor.figures(instance)
@@ -81,6 +80,12 @@ class FigureBoard:
                 on_error(contributor)
                 continue
             if found is not None:
-                metrics.update(found.metrics)
-                extras.update(found.extras)
-        return Figures(metrics, extras) if metrics or extras else NO_FIGURES
+                answers.append(found)
+        if len(answers) < 2:  # the common case: handed on as it is, no merge
+            return answers[0] if answers else NO_FIGURES
+        metrics: dict[str, MetricValue] = {}
+        extras: dict[str, Any] = {}
+        for found in answers:
+            metrics.update(found.metrics)
+            extras.update(found.extras)
+        return Figures(metrics, extras)
