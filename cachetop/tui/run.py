@@ -116,6 +116,7 @@ async def _start_sources(
     )
     await sources.enter_async_context(attach_outputs(monitor, live.alert_service, record=record))
     app.alerts = live.alert_service
+    app.live = live  # type: ignore[attr-defined]  # the Keyspace tab pauses a hot-key sampler through it
 
 
 async def _end(

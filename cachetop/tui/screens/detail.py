@@ -85,6 +85,9 @@ class DetailScreen(Screen[None]):
         # The Hot keys tab's keys, wherever the focus is (the panel's own `e` needs the focus
         # inside it, which took a Tab); check_action keeps them to that tab.
         Binding("e", "evict_key", "Evict key"),
+        # The Keyspace tab's: analyse now (never by itself), evict idle keys (check_action: that tab only).
+        Binding("a", "keyspace_run", "Analyse"),
+        Binding("i", "keyspace_evict_idle", "Evict idle"),
         Binding("up", "hotkey_cursor(-1)", "Up", show=False),
         Binding("down", "hotkey_cursor(1)", "Down", show=False),
     ]
@@ -126,6 +129,9 @@ class DetailScreen(Screen[None]):
             panes.append(
                 TabPane("Hot keys", HotKeysPanel(self.instance_name, id="hotkeys"), id="tab-hotkeys")
             )
+        from cachetop.tui.widgets.keyspace_panel import KeyspacePanel
+
+        panes.append(TabPane("Keyspace", KeyspacePanel(self.instance_name, id="keyspace"), id="tab-keyspace"))
         app: Any = self.app
         if getattr(app, "alerts", None) is not None:
             from cachetop.tui.widgets.alerts_panel import AlertsPanel
@@ -225,12 +231,25 @@ class DetailScreen(Screen[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_bindings()  # `e` in the footer on the Hot keys tab only (check_action)
+        if self.query_one("#tabs", TabbedContent).active != "tab-keyspace":
+            for panel in self.query("#keyspace"):
+                panel.cancel()  # type: ignore[attr-defined]  # leaving the tab stops an analysis
         self._maybe_fetch()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("evict_key", "hotkey_cursor"):
             return self.query_one("#tabs", TabbedContent).active == "tab-hotkeys"
+        if action.startswith("keyspace_"):
+            return self.query_one("#tabs", TabbedContent).active == "tab-keyspace"
         return True
+
+    def action_keyspace_run(self) -> None:
+        for panel in self.query("#keyspace"):
+            panel.action_run()  # type: ignore[attr-defined]
+
+    def action_keyspace_evict_idle(self) -> None:
+        for panel in self.query("#keyspace"):
+            panel.action_evict_idle()  # type: ignore[attr-defined]
 
     def action_hotkey_cursor(self, step: int) -> None:
         """↑/↓ on the Hot keys tab pick a key, whatever has the focus. Not by focusing the table
