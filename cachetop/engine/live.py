@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cachetop.backends.capabilities import (
     AcceptsOwnSources,
@@ -23,11 +23,15 @@ from cachetop.backends.capabilities import (
     LendsSideCommands,
     ReportsWorkerDrops,
 )
-from cachetop.engine.config import Config
+from cachetop.engine.config import Config, InstanceConfig
 from cachetop.engine.figures import Figures
 from cachetop.engine.monitor import CHUNK, CLOSE_DEADLINE_S, Monitor, close_all
+from cachetop.engine.poller import Poller
 from cachetop.engine.targets import format_address
 from cachetop.util.aio import cancel_and_wait
+
+if TYPE_CHECKING:  # imported when hot keys start: a process without them never loads them
+    from cachetop.hotkeys.collector import HotKeyCollector
 
 log = logging.getLogger("cachetop.live")  # the name users see in logs; stable across moves
 
@@ -45,7 +49,7 @@ class OwnTotals:
     total that went down would look like a server restart and reset the window."""
 
     def __init__(self) -> None:
-        self.current: Any = None
+        self.current: HotKeyCollector | None = None
         self._commands: Counter[str] = Counter()
         self._hits = 0
         self._misses = 0
@@ -85,7 +89,7 @@ class LiveSources:
         self.want_hotkeys = hotkeys
         self.want_alerts = alerts
         self.on_notice = on_notice or (lambda message: log.warning("%s", message))
-        self.collectors: dict[str, Any] = {}
+        self.collectors: dict[str, HotKeyCollector] = {}
         self.alert_service: Any = None
         self.history: Any = None  # cachetop.history.service.HistoryService, when kept
         self.keyspace: Any = None  # analysis/keyspace/figures.KeyspaceFigures, when wanted
@@ -158,15 +162,15 @@ class LiveSources:
         self._cleanup.append(self.monitor.before_snapshot(self._follow_masters))
         self._cleanup.append(self.monitor.add_figures(self))
 
-    def _spawn(self, job: Callable[[Any], Awaitable[None]]) -> Callable[[Any], None]:
-        def start(poller: Any) -> None:
+    def _spawn(self, job: Callable[[Poller], Awaitable[None]]) -> Callable[[Poller], None]:
+        def start(poller: Poller) -> None:
             task = asyncio.create_task(job(poller))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         return start
 
-    async def _start_collector(self, poller: Any) -> None:
+    async def _start_collector(self, poller: Poller) -> None:
         # A sentinel target names the sentinels, not the master: _follow_masters starts its
         # collector on the master once the sentinels have named it, and moves it on failover.
         if poller.inst.hotkeys == "off" or poller.inst.target.mode == "sentinel":
@@ -175,7 +179,7 @@ class LiveSources:
             return
         await self._run_collector(poller, poller.inst)
 
-    async def _run_collector(self, poller: Any, inst: Any) -> None:
+    async def _run_collector(self, poller: Poller, inst: InstanceConfig) -> None:
         from cachetop.hotkeys.collector import HotKeyCollector
 
         backend = poller.backend
@@ -200,7 +204,7 @@ class LiveSources:
         self.collectors[poller.inst.name] = collector
         await collector.start()
 
-    async def _forget_collector(self, poller: Any) -> None:
+    async def _forget_collector(self, poller: Poller) -> None:
         """The instance left the fleet (a cluster node): its poller and backend are gone too."""
         # Forgotten first: the same name may be added back (a new backend) while this one stops.
         self._own.pop(poller.inst.name, None)
@@ -208,7 +212,7 @@ class LiveSources:
         self._figures.pop(poller.inst.name, None)
         await self._stop_collector(poller)
 
-    async def _stop_collector(self, poller: Any) -> None:
+    async def _stop_collector(self, poller: Poller) -> None:
         collector = self.collectors.get(poller.inst.name)
         if collector is None:
             return
@@ -231,7 +235,7 @@ class LiveSources:
                 self._masters[poller.inst.name] = master
                 self._spawn(self._move_collector)(poller)
 
-    async def _move_collector(self, poller: Any) -> None:
+    async def _move_collector(self, poller: Poller) -> None:
         name = poller.inst.name
         async with self._moving.setdefault(name, asyncio.Lock()):
             master = self._masters.get(name)
