@@ -51,8 +51,7 @@ def own_traffic(app: Any, instance: str) -> tuple[Any, Any]:
     registered once: its counts are cumulative, and a fresh one would read as counters going down."""
     from cachetop.analysis.keyspace import OwnCounts
 
-    monitor = getattr(app, "monitor", None)
-    poller = next((p for p in getattr(monitor, "pollers", ()) if p.inst.name == instance), None)
+    poller = next((p for p in app.live_pollers() if p.inst.name == instance), None)
     backend = getattr(poller, "backend", None)
     if backend is None or not hasattr(backend, "add_own_source"):
         return OwnCounts(), None
