@@ -138,6 +138,9 @@ class DetailScreen(Screen[None]):
 
         # Last: the tabs before it keep their places (arrow-key habits, tests that count them).
         panes.append(TabPane("Keyspace", KeyspacePanel(self.instance_name, id="keyspace"), id="tab-keyspace"))
+        from cachetop.tui.widgets.trends_panel import TrendsPanel
+
+        panes.append(TabPane("Trends", TrendsPanel(self.instance_name, id="trends"), id="tab-trends"))
         return panes
 
     def on_mount(self) -> None:
