@@ -27,6 +27,7 @@ HELP_KEYS: tuple[tuple[str, str], ...] = (
     ("c", "fold / unfold every group (enter on a group: that one)"),
     ("← →", "previous / next tab in the instance view"),
     ("e", "Hot keys tab: evict the selected key (dry run, confirm)"),
+    ("a  i", "Keyspace tab: analyse now / evict idle keys"),
     ("p", "pause / resume polling (replay: playback)"),
     ("r", "refresh now"),
     ("+  -", "poll less / more often (replay: slower / faster)"),
