@@ -1,7 +1,8 @@
-"""AlertService: wires a Monitor's snapshots to the engine, the outbox and the delivery worker.
+"""AlertService: wires a Source's snapshots (the live Monitor, or any engine/source.py Source)
+to the engine, the outbox and the delivery worker.
 
     async with AlertService(config) as alerts:
-        unsubscribe = alerts.attach(monitor)
+        unsubscribe = alerts.attach(source)
 
 Only one cachetop process per state_dir evaluates and delivers alerts (an flock on the directory),
 so a dashboard and a daemon side by side never page twice. `state()` is the read API for
@@ -30,6 +31,7 @@ from cachetop.alerts.outbox import EXPIRED, FAILED, PENDING, Message, Outbox
 from cachetop.alerts.presets import alert_settings, effective_rules
 from cachetop.alerts.rules import format_value
 from cachetop.engine.configfile import ConfigError
+from cachetop.engine.source import Source
 from cachetop.model import Snapshot
 from cachetop.plugins import plugin_paths_of
 from cachetop.util.redact import register_secret
@@ -171,10 +173,9 @@ class AlertService:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def attach(self, monitor: Any) -> Callable[[], None]:
-        """Evaluates every snapshot the monitor publishes; returns the unsubscribe function."""
-        unsubscribe: Callable[[], None] = monitor.subscribe(self.on_snapshot)
-        return unsubscribe
+    def attach(self, source: Source) -> Callable[[], None]:
+        """Evaluates every snapshot the source publishes; returns the unsubscribe function."""
+        return source.subscribe(self.on_snapshot)
 
     # --- one tick -------------------------------------------------------------------------------
 

@@ -1,11 +1,12 @@
 """--metrics-port and --record for the daemon (and --record for the dashboard), in one place.
 
     add_output_arguments(parser)               # in add_arguments
-    async with attach_outputs(monitor, alerts, metrics_port=args.metrics_port, record=args.record):
+    async with attach_outputs(source, alerts, metrics_port=args.metrics_port, record=args.record):
         await stop.wait()
 
-Both are Monitor subscribers: the exporter keeps the latest Snapshot for scrapes, the recorder
-appends each Snapshot to its file. Both are closed on the way out, also on errors.
+Both subscribe to a Source (engine/source.py; the Monitor in the daemon and the dashboard): the
+exporter keeps the latest Snapshot for scrapes, the recorder appends each Snapshot to its file.
+Both are closed on the way out, also on errors.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from cachetop.engine.configfile import ConfigError
+from cachetop.engine.source import Source
 from cachetop.exporters.prometheus import PrometheusExporter
 from cachetop.exporters.recorder import Recorder, RecordingError
 
@@ -41,14 +43,14 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, metrics: bool = Tru
 
 @contextlib.asynccontextmanager
 async def attach_outputs(
-    monitor: Any,
+    source: Source,
     alerts: Any = None,
     *,
     metrics_port: int | None = None,
     metrics_addr: str = "0.0.0.0",
     record: str | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Subscribes the exporter and/or recorder to `monitor`; yields {"exporter": …, "recorder": …}."""
+    """Subscribes the exporter and/or recorder to `source`; yields {"exporter": …, "recorder": …}."""
     attached: dict[str, Any] = {}
     undo: list[Any] = []
     try:
@@ -58,7 +60,7 @@ async def attach_outputs(
             except RecordingError as exc:
                 raise ConfigError(f"--record: {exc}") from None
             attached["recorder"] = recorder
-            undo.append(monitor.subscribe(recorder.on_snapshot))
+            undo.append(source.subscribe(recorder.on_snapshot))
             log.info("recording snapshots to %s", record)
         if metrics_port is not None:
             exporter = PrometheusExporter(alerts)
@@ -67,7 +69,7 @@ async def attach_outputs(
             except OSError as exc:
                 raise ConfigError(f"--metrics-port {metrics_port}: cannot listen ({exc.strerror})") from None
             attached["exporter"] = exporter
-            undo.append(monitor.subscribe(exporter.on_snapshot))
+            undo.append(source.subscribe(exporter.on_snapshot))
             log.info("Prometheus metrics on http://%s:%d/metrics", metrics_addr, port)
         yield attached
     finally:
