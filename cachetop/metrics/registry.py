@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from cachetop.metrics.builtin import BUILTIN, CHARTS
-from cachetop.metrics.info import UNIT_FORMAT, ChartInfo, Formatter, MetricInfo
+from cachetop.metrics.info import UNIT_FORMAT, ChartInfo, Compute, Formatter, MetricInfo
 from cachetop.metrics.inputs import MetricInputs
 from cachetop.util import format as fmt
 
@@ -66,9 +66,15 @@ def version() -> int:
     return _version
 
 
+_computed: tuple[int, tuple[tuple[str, Compute], ...]] | None = None
+
+
 def compute_metrics(inputs: MetricInputs) -> dict[str, float | int | None]:
     """Every registered metric that is computed from the window, by its name."""
-    return {name: info.compute(inputs) for name, info in _registry.items() if info.compute is not None}
+    global _computed
+    if _computed is None or _computed[0] != _version:
+        _computed = (_version, tuple((n, i.compute) for n, i in _registry.items() if i.compute is not None))
+    return {name: compute(inputs) for name, compute in _computed[1]}
 
 
 def chart_info(key: str) -> ChartInfo:

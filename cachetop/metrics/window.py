@@ -138,12 +138,11 @@ class WindowInputs:
         self.latency = latency
         self.now = now
         self.min_probes = min_probes
+        self.span = window.span  # read by several formulas; a property of the window computes it
+        latest = window.latest
+        self._gauges: Mapping[str, float] = latest.gauges if latest is not None else {}
         self._probes: tuple[dict[float, float | None], int] | None = None
         self._server: dict[int, int] | None = None
-
-    @property
-    def span(self) -> float:
-        return self.window.span
 
     @property
     def polls(self) -> int:
@@ -163,24 +162,28 @@ class WindowInputs:
         return self.window.rate(counter, own)
 
     def gauge(self, name: str) -> float | None:
-        latest = self.window.latest
-        return None if latest is None else latest.gauges.get(name)
+        return self._gauges.get(name)
 
     def _probe_quantiles(self, extra: float | None = None) -> tuple[dict[float, float | None], int]:
         if self.latency is None:
             return {}, 0
         if self._probes is None or (extra is not None and extra not in self._probes[0]):
-            qs = self.PROBE_QUANTILES if extra is None else (*self.PROBE_QUANTILES, extra)
+            wanted = set(self.PROBE_QUANTILES) | set(self._probes[0] if self._probes is not None else ())
+            qs = tuple(sorted(wanted | ({extra} if extra is not None else set())))
             values, count = self.latency.quantiles_and_count(self.now, qs, self.min_probes)
             self._probes = dict(zip(qs, values, strict=True)), count
         return self._probes
 
     def probe_quantile(self, q: float) -> float | None:
+        probes = self._probes
+        if probes is not None and q in probes[0]:
+            return probes[0][q]
         return self._probe_quantiles(q)[0].get(q)
 
     @property
     def probe_count(self) -> int:
-        return self._probe_quantiles()[1]
+        probes = self._probes
+        return probes[1] if probes is not None else self._probe_quantiles()[1]
 
     def server_quantile(self, q: float) -> float | None:
         if self._server is None:
