@@ -7,8 +7,9 @@ metrics/builtin.py, or `register()` from its own module) plus its computation: `
 function of the window (metrics/inputs.MetricInputs), or a value another part contributes under
 the metric's name.
 
-    register(MetricInfo("expiry_cliff_keys", "keys", "Keys expiring in the next minute.",
-                        "lower", label="expiry cliff", short="cliff", column=ColumnSpec("cliff", 6, 12)))
+    register(MetricInfo("evicted_bytes_per_sec", "bytes", "Bytes evicted per second.", "lower",
+                        label="evicted bytes/s", short="evict B", column=ColumnSpec("evictb", 7, 12),
+                        compute=lambda m: m.rate("evicted_bytes")))
 """
 
 from __future__ import annotations
