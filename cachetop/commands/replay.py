@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 async def _dashboard(recording: Recording, first: int, args: argparse.Namespace) -> int:
     try:
         from cachetop.tui.app import CachetopApp
-        from cachetop.tui.run import run_app
+        from cachetop.tui.run import run_on_source
     except ImportError:
         print("cachetop: the dashboard is not available in this build; try --json", file=sys.stderr)
         return 2
@@ -92,5 +92,4 @@ async def _dashboard(recording: Recording, first: int, args: argparse.Namespace)
     from cachetop.util.terminal import screen_on_terminal
 
     with screen_on_terminal():  # `2>err.log`: the screen on the terminal, only log lines in the file
-        async with player:
-            return await run_app(app, config, start_monitor=False)
+        return await run_on_source(app, config, player)

@@ -1,7 +1,8 @@
 """Running the dashboard: the Monitor and the other live sources started around the app in one
 asyncio loop, and stopped (within deadlines) however the app ends: q, SIGHUP, SIGTERM or an error.
 
-run_dashboard is the entry point from `cachetop [TARGET...]`; run_app also serves replay and demo.
+run_dashboard is the entry point from `cachetop [TARGET...]`; run_app also serves the demo, and
+run_on_source any other Source (engine/source.py): a replay, a daemon attached over HTTP.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 from typing import Any, NoReturn
 
 from cachetop.engine.config import Config
+from cachetop.engine.source import Source
 from cachetop.tui.app import CachetopApp
 
 QUIT_DEADLINE_S = 1.0  # after a signal, how long the app may take to end before it is cancelled
@@ -75,6 +77,17 @@ async def run_app(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
     return app.return_code or 0
+
+
+async def run_on_source(app: CachetopApp, config: Config, source: Source) -> int:
+    """Runs the app on a Source other than the live Monitor (a replay, an attached daemon): the
+    source starts before the app shows it and stops however the app ends."""
+    await source.start()
+    try:
+        app.monitor = source  # the app subscribes to it as it mounts
+        return await run_app(app, config, start_monitor=False)
+    finally:
+        await source.stop()
 
 
 def _hard_exit_after(seconds: float) -> None:
