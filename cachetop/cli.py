@@ -71,7 +71,9 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, nargs: str = "*") -
     """Targets and the options every monitoring command shares."""
     parser.add_argument("targets", nargs=nargs, metavar="TARGET", help="instance URLs (see below)")
     parser.add_argument("-c", "--config", metavar="FILE", help="TOML config file")
-    parser.add_argument("--interval", metavar="DURATION", help='poll interval, e.g. "1s" (default: 1s)')
+    parser.add_argument(
+        "--interval", metavar="DURATION", help='poll interval, e.g. "1s" (default: 1s; at most the window)'
+    )
     parser.add_argument("--timeout", metavar="DURATION", help='poll timeout, e.g. "2s" (default: 2s)')
     parser.add_argument(
         "--light",
