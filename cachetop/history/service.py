@@ -81,8 +81,16 @@ class HistoryService:
         self.writer = self._lock.held
         self.store = HistoryStore(self.state_dir, self.settings, writable=self.writer, clock=self.clock)
         if not self.writer:
+            problem = self._lock.problem
             self._lock.close()
-            self.on_notice("history: another cachetop process (a daemon) keeps it here; this one reads it")
+            if problem:
+                self.on_notice(
+                    f"history: not kept, the state dir refuses writes ({display_key(problem, 160)})"
+                )
+            else:
+                self.on_notice(
+                    "history: another cachetop process (a daemon) keeps it here; this one reads it"
+                )
 
     def attach(self, source: Any) -> Callable[[], None]:
         unsubscribe: Callable[[], None] = source.subscribe(self.on_snapshot)

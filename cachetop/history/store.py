@@ -94,13 +94,17 @@ class HistoryLock:
 
     def __init__(self, state_dir: Path) -> None:
         self.held = False
+        self.problem: str | None = None  # why this process cannot write (not set when another one does)
         self._fd: int | None = None
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self.held = True
-        except OSError:  # BlockingIOError: someone else writes; other errors: we cannot write
+        except BlockingIOError:  # another process (a daemon) writes the history
+            self.close()
+        except OSError as exc:  # a read-only or full state dir: this process cannot write it
+            self.problem = f"{state_dir / LOCK_FILE}: {exc.strerror or type(exc).__name__}"
             self.close()
 
     def close(self) -> None:
