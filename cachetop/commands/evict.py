@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import sys
 import threading
@@ -38,11 +37,10 @@ from cachetop.actions.memcached_evict import MemcachedEvictor
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.cli import add_target_arguments
 from cachetop.commands.common import config_from_args
+from cachetop.commands.evict_idle import POOL, idle_over, memcached_idle
 from cachetop.engine.config import Config, InstanceConfig
 from cachetop.engine.configfile import ConfigError
-from cachetop.util.durations import parse_duration
 from cachetop.util.redact import scrub
-from cachetop.util.safe_text import display_key
 
 HELP = "evict keys by name, glob pattern or prefix: dry run, confirmation, throttled, audited"
 DESCRIPTION = (
@@ -61,10 +59,13 @@ examples:
   cachetop evict -c cachetop.toml --instance cache-1 --prefix 'user:*:cart'
   cachetop evict memcached://10.0.0.1:11211 memcached://10.0.0.2:11211 --key user:42 --invalidate
   cachetop evict redis://127.0.0.1:6379 --idle-over 7d --pattern 'report:*' --dry-run
+  cachetop evict memcached://10.0.0.1:11211 memcached://10.0.0.2:11211 --idle-over 1d --yes
 
---idle-over D keeps only keys the server has not read or written for at least D (OBJECT IDLETIME,
-whole seconds; every key is checked, so the count is exact). It needs an LRU (or no-eviction)
-maxmemory-policy: under an LFU policy the server keeps no idle time, and cachetop refuses.
+--idle-over D keeps only keys not read or written for at least D; every key is checked, so the
+count is exact. Redis/Valkey: OBJECT IDLETIME (whole seconds), under an LRU or no-eviction policy
+(under LFU the server keeps no idle time, and cachetop refuses). Memcached: each server's items
+from `lru_crawler metadump all` (last access; a read refreshes it at most once a minute), matched
+with --pattern as a shell glob, and removed on the server that holds them.
 
 exit status: 0 done (or nothing matched), 1 failed, cancelled (Ctrl-C, SIGTERM, SIGHUP) or the
 outcome could not be audited, 2 usage or config error, 3 refused before anything was removed
@@ -77,13 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--key", action="append", metavar="K", help="a key (repeat for several)")
     what.add_argument("--keys-file", metavar="FILE", help="keys to evict, one per line")
-    what.add_argument("--pattern", metavar="P", help="a glob, as SCAN MATCH takes it (Redis/Valkey)")
+    what.add_argument(
+        "--pattern", metavar="P", help="a glob, as SCAN MATCH takes it (memcached: with --idle-over)"
+    )
     what.add_argument("--prefix", metavar="P", help="a prefix-tree node like 'user:*:cart' (Redis/Valkey)")
     parser.add_argument(
         "--idle-over",
         metavar="D",
-        help="only keys idle for at least D, like 10s, 1h, 7d (Redis/Valkey, LRU policies; "
-        "with --pattern or --prefix, else every key)",
+        help="only keys idle for at least D, like 10s, 1h, 7d (with --pattern or --prefix, else every key)",
     )
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask (needed without a terminal)")
     parser.add_argument(
@@ -91,29 +93,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch", type=int, metavar="N", help="keys per SCAN/UNLINK round trip")
     add_action_arguments(parser)
-
-
-MEMCACHED_IDLE = (
-    "--idle-over is for Redis/Valkey: evict removes memcached keys by name only. Memcached forgets "
-    "idle items by itself (its LRU); `cachetop keyspace` shows how many are idle from "
-    "`lru_crawler metadump`, and their names can be passed to evict with --keys-file"
-)
-
-
-def _idle_over(args: argparse.Namespace) -> int | None:
-    """--idle-over in whole seconds, rounded up (OBJECT IDLETIME counts whole seconds)."""
-    if args.idle_over is None:
-        return None
-    try:
-        seconds = parse_duration(args.idle_over)
-    except ValueError as exc:
-        raise ConfigError(f"--idle-over: {exc}") from None
-    if seconds < 1:
-        raise ConfigError(
-            f"--idle-over: {display_key(args.idle_over, 40)!r} is under 1s "
-            "(the server counts idle time in whole seconds)"
-        )
-    return math.ceil(seconds)
 
 
 def _keys(args: argparse.Namespace) -> tuple[bytes, ...]:
@@ -134,12 +113,14 @@ def _build(
     if rate < 0:
         raise ConfigError("--rate: must be 0 (no limit) or positive")
     keys = _keys(args)
-    idle_over_s = _idle_over(args)
+    idle_over_s = idle_over(args)
     if not (keys or args.pattern or args.prefix or idle_over_s):
         raise ConfigError("say what to evict: --key, --keys-file, --pattern, --prefix or --idle-over")
+    if idle_over_s is not None and keys:
+        raise ConfigError("--idle-over goes with --pattern or --prefix (or alone: every key), not with keys")
     if all(i.target.kind == "memcached" for i in instances):
         if idle_over_s is not None:
-            raise ConfigError(MEMCACHED_IDLE)
+            return memcached_idle(args, config, instances, cancel, rate, idle_over_s)
         if not keys:
             raise ConfigError("memcached cannot list keys by pattern: give them with --key or --keys-file")
         timeout = config.timeout_of(instances[0])
@@ -162,8 +143,6 @@ def _build(
     if args.invalidate:
         raise ConfigError("--invalidate is for memcached; Redis keys are unlinked")
     inst = instances[0]
-    if idle_over_s is not None and keys:
-        raise ConfigError("--idle-over goes with --pattern or --prefix (or alone: every key), not with keys")
     pattern = args.pattern.encode() if args.pattern else None
     request = EvictRequest(
         keys=keys,
@@ -326,9 +305,6 @@ def _counts(result: EvictResult) -> dict[str, object]:
     if result.error:
         counts["error"] = result.error
     return counts
-
-
-POOL = "pool of"  # a memcached pool's label: "pool of 3 memcached servers"
 
 
 def _where(result: EvictResult, label: str) -> str:

@@ -138,13 +138,12 @@ def test_lfu_policy_is_refused_with_a_reason(make_redis: Callable[..., LocalServ
     assert client.dbsize() == len(KEYS)
 
 
-def test_usage_errors(redis: LocalServer, memcached: LocalServer, tmp_path: Path) -> None:
+def test_usage_errors(redis: LocalServer, tmp_path: Path) -> None:
     cases = {
         ("evict", redis.url): "say what to evict",
         ("evict", redis.url, "--idle-over", "500ms"): "is under 1s",
         ("evict", redis.url, "--idle-over", "soon"): "--idle-over: 'soon' is not a duration",
         ("evict", redis.url, "--idle-over", "1m", "--key", "a"): "not with keys",
-        ("evict", memcached.url, "--idle-over", "1m"): "--idle-over is for Redis/Valkey",
     }
     for args, message in cases.items():
         out = cachetop(*args, state=tmp_path)

@@ -57,7 +57,8 @@ def ask_idle_evict(app: App[Any], instance: str, prefix: str | None) -> None:
         return
     if inst.target.kind == "memcached":
         app.notify(
-            "idle eviction is for Redis/Valkey: memcached evicts idle items by itself (its LRU)",
+            "the dashboard evicts memcached items by name only: run "
+            "`cachetop evict URL --idle-over 1d` for idle items (from the LRU crawler's metadump)",
             severity="warning",
             markup=False,
         )
