@@ -62,6 +62,9 @@ class OpenBucket:
         self.events = 0
         self.covered_s = 0.0
         self.observed_s = 0.0  # seconds of snapshots seen, for ops/s
+        # Sources with no stream (server-side HOTKEYS, LFU counters) give a ranking, not events:
+        # the last ranking seen in the bucket stands for it.
+        self.ranking: tuple[tuple[tuple[bytes, int], ...], tuple[tuple[bytes, int], ...]] | None = None
 
     def add_slot(
         self, keys: Mapping[bytes, list[int]], prefixes: Mapping[bytes, list[int]], covered_s: float
@@ -94,8 +97,13 @@ class OpenBucket:
         n = limit or self.top
         return _top(self.keys.entries.items(), n), _top(self.prefixes.entries.items(), n)
 
+    def set_ranking(self, keys: Iterable[tuple[bytes, int]], prefixes: Iterable[tuple[bytes, int]]) -> None:
+        self.ranking = (tuple(keys)[: self.top], tuple(prefixes)[: self.top])
+
     def close(self) -> BucketRecord:
         keys, prefixes = self.peek()
+        if not keys and self.ranking is not None:
+            keys, prefixes = self.ranking
         metrics = dict(self.totals)
         if self.observed_s > 0:
             metrics["ops_per_sec"] = self.totals["commands"] / self.observed_s

@@ -28,6 +28,7 @@ from cachetop.history.bucket import BucketRecord, OpenBucket, bucket_index
 from cachetop.history.config import history_settings, warm_settings
 from cachetop.history.store import HistoryLock, HistoryStore
 from cachetop.history.warm_ahead import SEASONS_KEPT, plan_ahead
+from cachetop.hotkeys.view import HotKeysView
 from cachetop.metrics.topk import WindowedTopK
 from cachetop.model import Snapshot
 from cachetop.util.aio import cancel_and_wait
@@ -35,6 +36,7 @@ from cachetop.util.safe_text import display_key
 
 log = logging.getLogger("cachetop.history")
 PREDICTED_TOPS = ("combined", "seasonal", "sequence", "naive")
+STREAM_SOURCES = ("monitor", "watch")  # sources whose events history counts slot by slot
 
 
 class SlotSource(Protocol):
@@ -154,6 +156,11 @@ class HistoryService:
         bucket = self._bucket(name, bucket_index(snapshot.time, self.settings.bucket))
         if bucket is not None:
             bucket.add_totals(delta, seconds, inst.metrics)
+            view = inst.extras.get("hotkeys")
+            if isinstance(view, HotKeysView) and view.source not in STREAM_SOURCES and view.keys:
+                bucket.set_ranking(
+                    ((k.key, k.count) for k in view.keys), ((p.pattern, p.count) for p in view.prefixes)
+                )
 
     def _close_finished(self, name: str, now: float) -> None:
         grace = 1.25  # a collector slot (1 s) must have finished before its bucket closes

@@ -233,3 +233,34 @@ def test_a_sigkill_mid_bucket_loses_no_closed_bucket_and_the_next_run_carries_on
     # the bucket open at the kill is kept only from the restart on (its first half died with the process)
     assert stored[first + 4].events == 5
     asyncio.run(service.stop())
+
+
+def test_a_source_with_no_stream_stores_its_last_ranking_of_the_bucket(tmp_path: Path) -> None:
+    from cachetop.hotkeys.view import HotKey, HotKeysView, PrefixStat
+
+    wall = [1_000_000.0]
+    config = parse_config(
+        {"settings": {"state_dir": str(tmp_path)}, "history": {"bucket": "10s", "season": 3}},
+        ConfigContext("x.toml", ""),
+    )
+    service = HistoryService(config, {}, clock=lambda: wall[0])
+    service.start()
+    for step in range(13):
+        rank = (b"early", 5) if step < 5 else (b"late", 9)  # LFU counters: a ranking, no events
+        view = HotKeysView(
+            "a",
+            "lfu",
+            "lfu_freq",
+            "sampling",
+            keys=(HotKey(rank[0], rank[0].decode(), rank[1], None, None),),
+            prefixes=(PrefixStat(b"p:*", "p:*", 3, None, None),),
+        )
+        inst = InstanceMetrics(
+            "a", "redis", "x", Status.UP, None, {}, extras={"hotkeys": view}, counters={"hits": step}
+        )
+        service.on_snapshot(Snapshot(wall[0], 1.0, (inst,)))
+        wall[0] += 1.0
+    assert service.store is not None
+    (stored,) = service.store.buckets("a", 10.0).values()
+    assert stored.keys == ((b"late", 9),) and stored.prefixes == ((b"p:*", 3),) and stored.events == 0
+    asyncio.run(service.stop())
