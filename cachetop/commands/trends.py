@@ -68,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
             if report is None:
                 missing += 1
                 print(
-                    f"cachetop: no history of {display_key(name, 60)} in {store.path} yet (kept while the"
-                    " daemon or the dashboard samples hot keys; the first bucket is stored when it closes)",
+                    f"cachetop: no history of {display_key(name, 60)} in {store.path} over the last 7 seasons"
+                    " (kept while the daemon or the dashboard samples hot keys; a bucket is stored when it"
+                    " closes)",
                     file=sys.stderr,
                 )
                 continue
