@@ -24,6 +24,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import ProgressBar, Static
 
+from cachetop.backends.capabilities import AcceptsOwnSources, HasOwnGate
 from cachetop.tui.instances import live_instance
 from cachetop.tui.keyspace_rows import details_text, headline, prefix_columns, prefix_rows, progress_text
 from cachetop.tui.widgets.diff_table import DiffTable
@@ -52,8 +53,8 @@ def own_traffic(app: Any, instance: str) -> tuple[Any, Any]:
     from cachetop.analysis.keyspace import OwnCounts
 
     poller = next((p for p in app.live_pollers() if p.inst.name == instance), None)
-    backend = getattr(poller, "backend", None)
-    if backend is None or not hasattr(backend, "add_own_source"):
+    backend = poller.backend if poller is not None else None
+    if not isinstance(backend, AcceptsOwnSources):
         return OwnCounts(), None
     own = _OWN.get(backend)
     if own is None:
@@ -61,7 +62,7 @@ def own_traffic(app: Any, instance: str) -> tuple[Any, Any]:
         backend.add_own_source(
             "keyspace", own.commands, hits=own.hits, misses=own.misses, connections=own.connections
         )
-    return own, getattr(backend, "own_gate", None)
+    return own, backend.own_gate if isinstance(backend, HasOwnGate) else None
 
 
 def hot_key_sampler(app: Any, instance: str) -> PausableSampler | None:
@@ -184,6 +185,7 @@ class KeyspacePanel(Vertical):
 
     async def _analyse(self, inst: Any) -> None:
         from cachetop.analysis.keyspace import analyse_instance, save_report
+        from cachetop.analysis.keyspace.config import keyspace_settings
 
         sampler = hot_key_sampler(self.app, self.instance)
         try:
@@ -192,7 +194,14 @@ class KeyspacePanel(Vertical):
                 self.paused_hotkeys = True
             app: Any = self.app
             own, gate = own_traffic(app, self.instance)
-            options = {"timeout": app.config.timeout_of(inst), **self.ANALYSIS_OPTIONS}
+            settings = keyspace_settings(app.config)  # [keyspace] sample, rate, values
+            options = {
+                "timeout": app.config.timeout_of(inst),
+                "sample": settings.sample,
+                "rate": settings.rate,
+                "values_per_prefix": settings.values,
+                **self.ANALYSIS_OPTIONS,
+            }
             report = await analyse_instance(inst, progress=self._progress, own=own, gate=gate, **options)
             data = report.to_json()
             now = time.time()
@@ -201,6 +210,9 @@ class KeyspacePanel(Vertical):
             except OSError as exc:
                 self.app.notify(f"the report was not kept: {exc.strerror or exc}", severity="warning")
             self.report, self.saved_at = data, now
+            figures = getattr(getattr(app, "live", None), "keyspace", None)
+            if figures is not None:  # expiry_cliff_keys follows the new report at once
+                figures.offer(data, now)
         except asyncio.CancelledError:
             self._status("analysis cancelled" + (f"\n{IDLE_HINT}" if self.report is None else ""))
             raise
