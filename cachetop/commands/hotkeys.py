@@ -17,6 +17,7 @@ from cachetop.hotkeys.collector import HotKeyCollector
 from cachetop.hotkeys.config import HotKeySettings
 from cachetop.hotkeys.view import HotKeysView
 
+ADVICE_KEYS = 500  # keys listed per node with --advice (per-slot sums)
 HELP = "sample traffic for a few seconds and print the hottest keys (table or --json)"
 DESCRIPTION = """\
 Watch each instance's key traffic for --duration seconds and print the hottest keys with their
@@ -88,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
     if args.advice:
         if args.target_imbalance <= 1.0:
             raise ConfigError("--target-imbalance: must be above 1 (1.2 = 20% above the cluster mean)")
-        return _run_advice(args, config, settings, duration)
+        # Many keys listed, so a slot's lukewarm keys add up; advice and output keep to --top.
+        wide = replace(settings, k=max(settings.k, ADVICE_KEYS), counters=max(settings.counters, ADVICE_KEYS))
+        return _run_advice(args, config, wide, duration)
     collectors = [
         HotKeyCollector(inst, settings, window_s=duration + 1, timeout=config.timeout_of(inst))
         for inst in config.instances
@@ -131,7 +134,7 @@ def _run_advice(args: argparse.Namespace, config: Any, settings: HotKeySettings,
                 loop.remove_signal_handler(sig)
 
     groups, interrupted = asyncio.run(main())
-    results = [analyse(g, args.top, args.target_imbalance) for g in groups]
+    results = [analyse(g, args.target_imbalance) for g in groups]
     if args.json:
         doc = {"instances": [group_json(g, r, args.top) for g, r in zip(groups, results, strict=True)]}
         json.dump(doc, sys.stdout, indent=2)

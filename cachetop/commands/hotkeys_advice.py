@@ -26,6 +26,7 @@ from cachetop.hotkeys.conn import redis_client, redis_error_text
 from cachetop.hotkeys.view import HotKeysView
 
 VALUE_SIZES = 3  # MEMORY USAGE for this many of each node's hottest keys
+STREAM_START_S = 10.0  # at most this long for every MONITOR/watch to be on before the duration runs
 
 
 class CountedSide:
@@ -97,6 +98,30 @@ class NodeRun:
     view: HotKeysView | None = None
     value_sizes: dict[bytes, int] = field(default_factory=dict)
     error: str | None = None
+    # CLUSTER SLOT-STATS at both ends (slot -> its counters), where the server keeps per-slot CPU
+    # (Redis 8.2+, Valkey 8.0+ with cluster-slot-stats-enabled yes); None otherwise.
+    slot_stats_before: dict[int, dict[str, int]] | None = None
+    slot_stats_after: dict[int, dict[str, int]] | None = None
+
+    def slot_shares(self) -> tuple[str, list[tuple[int, float]]] | None:
+        """(counter, [(slot, its share of the node's per-slot traffic over the sample)]), busiest
+        first; None where the server keeps no per-slot traffic. Request bytes stand in for ops
+        (commands of one kind cost about the same bytes; CPU time per call is counted in whole
+        microseconds, too coarse for cache commands), CPU time where bytes are missing."""
+        before, after = self.slot_stats_before, self.slot_stats_after
+        if before is None or after is None:
+            return None
+        for counter in ("network-bytes-in", "cpu-usec"):
+            deltas = {
+                slot: max(0, stats.get(counter, 0) - before.get(slot, {}).get(counter, 0))
+                for slot, stats in after.items()
+            }
+            total = sum(deltas.values())
+            if total > 0:
+                return counter, sorted(
+                    ((s, d / total) for s, d in deltas.items() if d), key=lambda sd: -sd[1]
+                )
+        return None
 
     def rate(self, *names: str) -> float | None:
         if self.before is None or self.after is None or self.t1 <= self.t0:
@@ -213,9 +238,31 @@ async def read_counters(node: NodeRun, first: bool) -> None:
         if not node.replicas and not node.slots:
             with contextlib.suppress(TypeError, ValueError):
                 node.replicas = int(info.get("connected_slaves", 0))
+        node.slot_stats_before = await slot_stats(node)
     else:
         node.after, node.t1 = info, now
         node.own_between = count - node.own_at_start + node.collector.own_commands
+        if node.slot_stats_before is not None:
+            node.slot_stats_after = await slot_stats(node)
+
+
+async def slot_stats(node: NodeRun) -> dict[int, dict[str, int]] | None:
+    """CLUSTER SLOT-STATS over the node's own slot ranges; None where the server lacks the
+    command or keeps no per-slot CPU (then the hot-key sample stands in)."""
+    from cachetop.engine.cluster import parse_slot_stats
+
+    if node.side is None or not node.slots:
+        return None
+    out: dict[int, dict[str, int]] = {}
+    try:
+        for lo, hi in node.slots:
+            reply = await node.side.call("CLUSTER", "SLOT-STATS", "SLOTSRANGE", lo, hi)
+            for row in parse_slot_stats(reply):
+                out[row.pop("slot")] = row
+    except Exception:  # an older server: unknown subcommand
+        return None
+    traffic = ("cpu-usec", "network-bytes-in")
+    return out if any(name in row for row in out.values() for name in traffic) else None
 
 
 async def size_values(node: NodeRun) -> None:
@@ -229,6 +276,17 @@ async def size_values(node: NodeRun) -> None:
                 node.value_sizes[key.key] = size
 
 
+async def _streams_on(nodes: list[NodeRun], done: asyncio.Event) -> None:
+    def on(node: NodeRun) -> bool:
+        c = node.collector
+        if c.status in ("error", "off"):
+            return True
+        return c.sampler is not None and getattr(c.sampler, "phase", "sampling") != "starting"
+
+    while not done.is_set() and not all(on(n) for n in nodes):
+        await asyncio.sleep(0.02)
+
+
 async def sample_groups(groups: list[Group], duration: float, done: asyncio.Event) -> None:
     """INFO, the sample, INFO, sizes: every node's connection closed at the end, also on Ctrl-C."""
     nodes = [n for g in groups for n in g.nodes]
@@ -236,6 +294,10 @@ async def sample_groups(groups: list[Group], duration: float, done: asyncio.Even
         await asyncio.gather(*(read_counters(n, True) for n in nodes))
         for n in nodes:
             await n.collector.start()
+        # The duration counts from when every stream is on: on a busy host connecting and
+        # loading the command table can take a good part of a short sample.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_streams_on(nodes, done), STREAM_START_S)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), duration + 0.2)
         for n in nodes:

@@ -30,7 +30,9 @@ def key_slot(key: bytes) -> int:
     return int(slot(key))
 
 
-def node_keys(node: NodeRun, top: int, cluster: bool) -> list[KeyTraffic]:
+def node_keys(node: NodeRun, cluster: bool) -> list[KeyTraffic]:
+    """Every key the view lists (--advice asks for ADVICE_KEYS), so per-slot sums see the
+    many lukewarm keys of a hot slot too."""
     view = node.view
     if view is None or view.unit not in COUNTED_UNITS:
         return []
@@ -40,7 +42,7 @@ def node_keys(node: NodeRun, top: int, cluster: bool) -> list[KeyTraffic]:
         entry[0] += 1
         entry[1] = max(entry[1], event.writers)
     out = []
-    for k in sorted(view.keys, key=lambda k: k.count, reverse=True)[:top]:
+    for k in sorted(view.keys, key=lambda k: k.count, reverse=True):
         burst = bursts.get(k.key, [0, 0])
         out.append(
             KeyTraffic(
@@ -69,14 +71,14 @@ def node_keys(node: NodeRun, top: int, cluster: bool) -> list[KeyTraffic]:
     return out
 
 
-def analyse(group: Group, top: int, target: float) -> GroupAdvice:
+def analyse(group: Group, target: float) -> GroupAdvice:
     keys: list[KeyTraffic] = []
     loads: list[NodeLoad] = []
     notes: list[str] = []
     monitor_note = ""
     memcached = group.inst.target.kind == "memcached"
     for node in group.nodes:
-        keys += node_keys(node, top, group.cluster)
+        keys += node_keys(node, group.cluster)
         ops = node.ops_per_sec
         if ops is None:
             notes.append(f"{node.name}: no counters ({node.error or 'no sample'}): left out of the balance")
@@ -99,6 +101,12 @@ def analyse(group: Group, top: int, target: float) -> GroupAdvice:
             if k.slot is not None and k.node in by_node:
                 sums[k.node][k.slot] += key_rate(k, by_node[k.node])
         hot_slots = {node: sorted(slots.items(), key=lambda s: -s[1]) for node, slots in sums.items()}
+        for node in group.nodes:  # the server's own per-slot counters, where it keeps them
+            found = node.slot_shares()
+            if found is not None and node.name in by_node:
+                counter, shares = found
+                hot_slots[node.name] = [(slot, share * by_node[node.name]) for slot, share in shares[:10]]
+                notes.append(f"{node.name}: slot load from CLUSTER SLOT-STATS ({counter} per slot)")
     facts = {(k.node, k.key): key_facts(k, by_node.get(k.node)) for k in keys}
     hot_keys = {
         name: [(display_key(k.key, 40), key_rate(k, ops)) for k in keys if k.node == name]
@@ -141,7 +149,9 @@ def group_json(group: Group, result: GroupAdvice, top: int) -> dict[str, Any]:
             "total_events": sum(n.view.total_events for n in views),  # type: ignore[union-attr]
             "stampedes": [s for n in views for s in n.view.to_json()["stampedes"]],  # type: ignore[union-attr]
         }
-    out["keys"] = keyed[: top if group.cluster else len(keyed)]
+    out["keys"] = keyed[:top]
+    if "prefixes" in out:
+        out["prefixes"] = out["prefixes"][:top]
     out["nodes"] = [b.to_json() for b in result.balance]
     out["advice"] = [a.to_json() for a in result.advice]
     out["notes"] = [display_key(n, JSON_KEY_MAX) for n in result.notes]

@@ -164,12 +164,13 @@ def test_single_instance_without_replicas_is_not_told_to_read_from_replicas(redi
     worker = threading.Thread(target=loop, daemon=True)
     worker.start()
     try:
+        wait_until(lambda: commands_processed(redis.port) > 5000, 20, "the workload to run")
         [doc] = run_advice("--duration", "2", redis.url)["instances"]
     finally:
         stop.set()
         worker.join(10)
     assert [(n["replicas"], n["imbalance"]) for n in doc["nodes"]] == [(0, None)]
-    assert [(a["kind"], a["key"]) for a in doc["advice"]] == [("client_cache", "hot:1")]
+    assert [(a["kind"], a["key"]) for a in doc["advice"]] == [("client_cache", "hot:1")], doc
     assert doc["advice"][0]["expected_ops_reduction_pct"] == pytest.approx(30, abs=3)
 
 
