@@ -32,6 +32,7 @@ from cachetop.analysis.node_balance import (
     plan_slot_move,
     plan_split,
 )
+from cachetop.hotkeys.view import JSON_KEY_MAX
 from cachetop.util.safe_text import display_key
 
 READ_MOSTLY = 0.8  # reads / (reads + writes) at or above this: a key worth caching
@@ -102,7 +103,8 @@ class Advice:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": self.kind,
-            "key": self.key,
+            # As the keys list spells it (escaped, cut at 1024), so the two can be matched.
+            "key": display_key(self.raw_key, JSON_KEY_MAX) if self.raw_key else self.key,
             "node": self.node,
             "expected_ops_reduction_pct": round(self.expected_ops_reduction_pct, 1),
             "detail": self.detail,

@@ -136,3 +136,11 @@ def test_key_facts_say_what_the_source_cannot_tell() -> None:
     }
     watch = key_facts(KeyTraffic(b"k", "n", 50.0, 40, 10, hits=30, misses=10), None)
     assert (watch.hit_pct, watch.node_share_pct, watch.net_bytes_per_sec) == (75.0, None, None)
+
+
+def test_hostile_key_names_are_escaped_and_cut() -> None:
+    raw = b"\x1b[2J[bold]" + b"k" * 2000
+    [advice] = advise([KeyTraffic(raw, "n", 500.0, 500, 0)], [NodeLoad("n", 1000.0)])
+    assert advice.key == "\\x1b[2J[bold]" + "k" * 46 + "…"  # 60 cells on screen
+    assert advice.to_json()["key"] == "\\x1b[2J[bold]" + "k" * 1010 + "…"  # as the JSON keys list
+    assert "\x1b" not in advice.detail
