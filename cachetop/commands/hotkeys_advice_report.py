@@ -188,7 +188,7 @@ def print_group(out: Any, group: Group, result: GroupAdvice) -> None:
         if shown:
             line += "  excess: " + ", ".join(f"{c.what} {c.name} {c.excess_pct:.0f}%" for c in shown)
         out.line(Text(line, style="bold red" if (b.imbalance or 0) > DEFAULT_TARGET_IMBALANCE else ""))
-    if not result.advice:
+    if not result.advice and result.balance:
         out.line(Text("  no advice: no key takes enough of its node's ops to be worth a change", style="dim"))
     for rank, a in enumerate(result.advice, 1):
         head = Text(f"  {rank}. {a.kind} ", style="bold")
