@@ -27,7 +27,7 @@ from cachetop.analysis.predict import Top
 from cachetop.history.bucket import BucketRecord, OpenBucket, bucket_index
 from cachetop.history.config import history_settings, warm_settings
 from cachetop.history.store import HistoryLock, HistoryStore
-from cachetop.history.warm_ahead import SEASONS_KEPT, plan_ahead
+from cachetop.history.warm_ahead import plan_ahead
 from cachetop.hotkeys.view import HotKeysView
 from cachetop.metrics.topk import WindowedTopK
 from cachetop.model import Snapshot
@@ -71,7 +71,7 @@ class HistoryService:
         self._open: dict[str, dict[int, OpenBucket]] = {}
         self._slot_marks: dict[tuple[str, str], float] = {}
         self._totals: dict[str, tuple[float, Mapping[str, int]]] = {}
-        self._history: dict[str, dict[int, BucketRecord]] = {}
+        self._closed: dict[str, int] = {}  # instance -> the last bucket closed
         self._predicted: dict[str, int] = {}  # instance -> the last bucket predicted
         self._warming: set[asyncio.Task[None]] = set()
         self.warm_results: list[tuple[str, int, Any]] = []  # (instance, bucket, WarmResult), newest last
@@ -111,16 +111,25 @@ class HistoryService:
         if not self.writer or self.store is None:
             return
         now = snapshot.time
+        closed: list[BucketRecord] = []
         for inst in snapshot.instances:
             self._take_slots(inst.name)
             self._take_totals(inst.name, snapshot, inst)
-            self._close_finished(inst.name, now)
-            self._maybe_predict(inst.name, now)
+            closed.extend(self._close_finished(inst.name, now))
+        if closed:  # every instance's bucket in one transaction: a fleet closes its hour at once
+            self._save(closed)
+        self._predict_all([i.name for i in snapshot.instances if self._has_keys(i.name)], now)
+
+    def _has_keys(self, name: str) -> bool:
+        """Prediction is about keys: instances with no hot-key source are only recorded."""
+        if name in self.collectors:
+            return True
+        return any(b.ranking is not None for b in self._open.get(name, {}).values())
 
     def _bucket(self, name: str, index: int) -> OpenBucket | None:
         buckets = self._open.setdefault(name, {})
         if index not in buckets:
-            if any(index < i for i in buckets) or index in self._history.get(name, {}):
+            if any(index < i for i in buckets) or index <= self._closed.get(name, -(2**62)):
                 return None  # late data for a bucket already closed: dropped
             buckets[index] = OpenBucket(name, index, self.settings.bucket, self.settings.top)
         return buckets[index]
@@ -162,66 +171,78 @@ class HistoryService:
                     ((k.key, k.count) for k in view.keys), ((p.pattern, p.count) for p in view.prefixes)
                 )
 
-    def _close_finished(self, name: str, now: float) -> None:
+    def _close_finished(self, name: str, now: float) -> list[BucketRecord]:
         grace = 1.25  # a collector slot (1 s) must have finished before its bucket closes
+        closed = []
         for index in sorted(self._open.get(name, {})):
             if now < (index + 1) * self.settings.bucket + grace:
                 break
-            record = self._open[name].pop(index).close()
-            self._save(record)
+            closed.append(self._open[name].pop(index).close())
+            self._closed[name] = index
+        return closed
 
-    def _save(self, record: BucketRecord) -> None:
+    def _save(self, records: list[BucketRecord]) -> None:
         assert self.store is not None
         try:
-            self.store.add(record)
-            scores = self.store.score_predictions(record, self.k)
+            self.store.add_many(records)
+            scored = self.store.score_predictions(records, self.k)
         except Exception as exc:  # a full or broken disk: history pauses, monitoring goes on
-            self.on_notice(f"history: bucket not saved ({display_key(str(exc), 120)})")
+            self.on_notice(f"history: {len(records)} bucket(s) not saved ({display_key(str(exc), 120)})")
             return
-        history = self._history.setdefault(record.instance, {})
-        history[record.index] = record
-        keep_from = record.index - SEASONS_KEPT * self.settings.season - 1
-        for old in [i for i in history if i < keep_from]:
-            del history[old]
-        if scores:
-            text = ", ".join(f"{p} {v:.2f}" for p, v in sorted(scores.items()))
-            log.info(
-                "history %s bucket %d: precision@%d %s",
-                display_key(record.instance, 60),
-                record.index,
-                self.k,
-                text,
-            )
+        for record, scores in zip(records, scored, strict=True):
+            if scores:
+                text = ", ".join(f"{p} {v:.2f}" for p, v in sorted(scores.items()))
+                log.info(
+                    "history %s bucket %d: precision@%d %s",
+                    display_key(record.instance, 60),
+                    record.index,
+                    self.k,
+                    text,
+                )
 
     # --- predicting and warming ahead -----------------------------------------------------------
 
-    def _maybe_predict(self, name: str, now: float) -> None:
+    def _predict(self, name: str, now: float) -> tuple[int, dict[str, list[bytes]], list[bytes]] | None:
+        """The prediction for the next bucket, once, `lead` before it starts: (bucket, each
+        predictor's top keys, the keys to warm)."""
         bucket = self.settings.bucket
         target = bucket_index(now + self.lead, bucket)
         if target <= bucket_index(now, bucket) or self._predicted.get(name, -1) >= target:
-            return
+            return None
         self._predicted[name] = target
         assert self.store is not None
         current = self._open.get(name, {}).get(target - 1)
         top = None
-        if current is not None and current.events:
-            keys, prefixes = current.peek()
+        if current is not None and (current.events or current.ranking):
+            keys, prefixes = current.peek() if current.events else current.ranking or ((), ())
             top = Top(current.index, keys, prefixes)
         separators = getattr(self.config.sections.get("hotkeys"), "separators", ":")
         try:
             plan = plan_ahead(
                 self.store, name, self.settings, separators=separators, top=self.k, now=now, current=top
             )
-            prediction = plan.predictions[0]
-            tops = {p: prediction.top(p, self.k) for p in PREDICTED_TOPS}
-            self.store.put_predictions(name, bucket, target, tops)
         except Exception as exc:
             self.on_notice(
                 f"history: no prediction for {display_key(name, 60)} ({display_key(str(exc), 120)})"
             )
+            return None
+        prediction = plan.predictions[0]
+        tops = {p: prediction.top(p, self.k) for p in PREDICTED_TOPS}
+        return target, tops, list(plan.keys) if plan.buckets_known else []
+
+    def _predict_all(self, names: list[str], now: float) -> None:
+        made = [(name, found) for name in names if (found := self._predict(name, now)) is not None]
+        if not made:
             return
-        if self.warm.predict and plan.keys and plan.buckets_known:
-            self._start_warm(name, target, list(plan.keys))
+        assert self.store is not None
+        try:  # one transaction for the fleet
+            self.store.put_predictions([(name, self.settings.bucket, t, tops) for name, (t, tops, _) in made])
+        except Exception as exc:
+            self.on_notice(f"history: predictions not saved ({display_key(str(exc), 120)})")
+        if self.warm.predict:
+            for name, (target, _, keys) in made:
+                if keys:
+                    self._start_warm(name, target, keys)
 
     def _start_warm(self, name: str, target: int, keys: list[bytes]) -> None:
         inst = next((i for i in self.config.instances if i.name == name), None)

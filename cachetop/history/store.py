@@ -164,20 +164,26 @@ class HistoryStore:
     # --- writing -------------------------------------------------------------------------------
 
     def add(self, record: BucketRecord) -> None:
-        """Stores a closed bucket (one transaction), then keeps the file within retention and cap."""
+        self.add_many([record])
+
+    def add_many(self, records: Sequence[BucketRecord]) -> None:
+        """Stores closed buckets (one transaction), then keeps the file within retention and cap."""
         db = self._conn()
         assert db is not None and self.writable
-        row = (
-            record.instance,
-            record.bucket_s,
-            record.index,
-            json.dumps({k: round(v, 6) for k, v in record.metrics.items()}),
-            record.events,
-            record.covered_s,
-            pack([record.keys, record.prefixes]),
-        )
+        rows = [
+            (
+                r.instance,
+                r.bucket_s,
+                r.index,
+                json.dumps({k: round(v, 6) for k, v in r.metrics.items()}),
+                r.events,
+                r.covered_s,
+                pack([r.keys, r.prefixes]),
+            )
+            for r in records
+        ]
         with _transaction(db):
-            db.execute("INSERT OR REPLACE INTO bucket VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            db.executemany("INSERT OR REPLACE INTO bucket VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         self.prune()
 
     def prune(self) -> int:
@@ -202,43 +208,49 @@ class HistoryStore:
                 db.execute("DELETE FROM prediction WHERE idx * bucket_s <= ?", (oldest,))
         return dropped
 
-    def put_predictions(
-        self, instance: str, bucket_s: float, index: int, tops: dict[str, list[bytes]]
-    ) -> None:
+    def put_predictions(self, made: Sequence[tuple[str, float, int, dict[str, list[bytes]]]]) -> None:
+        """(instance, bucket_s, bucket index, predictor -> keys) for each prediction, in one transaction."""
         db = self._conn()
         assert db is not None
+        rows = [
+            (instance, bucket_s, index, predictor, pack([[(k, 0) for k in keys]]))
+            for instance, bucket_s, index, tops in made
+            for predictor, keys in tops.items()
+        ]
         with _transaction(db):
-            for predictor, keys in tops.items():
-                db.execute(
-                    "INSERT OR REPLACE INTO prediction (instance, bucket_s, idx, predictor, keys)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (instance, bucket_s, index, predictor, pack([[(k, 0) for k in keys]])),
-                )
+            db.executemany(
+                "INSERT OR REPLACE INTO prediction (instance, bucket_s, idx, predictor, keys)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
 
-    def score_predictions(self, record: BucketRecord, k: int) -> dict[str, float]:
-        """Scores the predictions made for this bucket against its real top keys."""
+    def score_predictions(self, records: Sequence[BucketRecord], k: int) -> list[dict[str, float]]:
+        """Scores the predictions made for these buckets against their real top keys (one
+        transaction); per record, predictor -> precision@k."""
         from cachetop.analysis.predict import precision_at_k
 
         db = self._conn()
         assert db is not None
-        actual = [key for key, _ in record.keys]
-        found: dict[str, float] = {}
-        rows = db.execute(
-            "SELECT predictor, keys FROM prediction WHERE instance = ? AND bucket_s = ? AND idx = ?",
-            (record.instance, record.bucket_s, record.index),
-        ).fetchall()
+        out: list[dict[str, float]] = []
         with _transaction(db):
-            for predictor, blob in rows:
-                predicted = [key for key, _ in unpack(blob)[0]]
-                value = precision_at_k(predicted, actual, k)
-                if value is not None:
-                    found[predictor] = value
-                db.execute(
-                    "UPDATE prediction SET k = ?, precision = ? WHERE instance = ? AND bucket_s = ?"
-                    " AND idx = ? AND predictor = ?",
-                    (k, value, record.instance, record.bucket_s, record.index, predictor),
-                )
-        return found
+            for record in records:
+                actual = [key for key, _ in record.keys]
+                found: dict[str, float] = {}
+                rows = db.execute(
+                    "SELECT predictor, keys FROM prediction WHERE instance = ? AND bucket_s = ? AND idx = ?",
+                    (record.instance, record.bucket_s, record.index),
+                ).fetchall()
+                for predictor, blob in rows:
+                    value = precision_at_k([key for key, _ in unpack(blob)[0]], actual, k)
+                    if value is not None:
+                        found[predictor] = value
+                    db.execute(
+                        "UPDATE prediction SET k = ?, precision = ? WHERE instance = ? AND bucket_s = ?"
+                        " AND idx = ? AND predictor = ?",
+                        (k, value, record.instance, record.bucket_s, record.index, predictor),
+                    )
+                out.append(found)
+        return out
 
     # --- reading -------------------------------------------------------------------------------
 

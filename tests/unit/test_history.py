@@ -152,15 +152,19 @@ class Collector:
         self.clock = lambda: clock[0] - OFFSET
 
 
-def feed(service: HistoryService, collector: Collector, wall: list[float], until: float) -> None:
-    """One event a second: key k<bucket>:<n> (n = 0..4), then a snapshot."""
+def feed(
+    service: HistoryService, collector: Collector, wall: list[float], until: float, season: int | None = None
+) -> None:
+    """One event a second: key k<bucket>:<n> (n = 0..4), then a snapshot. With `season`, the
+    bucket's number within the season names the keys: the same keys come back every season."""
     while wall[0] < until:
         index = int(wall[0] // BUCKET)
+        name = index % season if season else index
         mono = wall[0] - OFFSET
-        key = f"k{index}:{int(wall[0]) % 5}".encode()
+        key = f"k{name}:{int(wall[0]) % 5}".encode()
         collector.keys.add(mono, key)
         collector.keys.cover(mono, 1.0)
-        collector.prefixes.add(mono, f"k{index}:*".encode())
+        collector.prefixes.add(mono, f"k{name}:*".encode())
         total = int(wall[0])
         inst = InstanceMetrics(
             "a", "redis", "x", Status.UP, None, {}, counters={"hits": total, "misses": 0, "commands": total}
@@ -177,9 +181,10 @@ CHILD = textwrap.dedent(
     collector = Collector(wall)
     service = service_for(sys.argv[1], collector, wall)
     save = service._save
-    def saved(record):
-        save(record)
-        print("closed", record.index, flush=True)
+    def saved(records):
+        save(records)
+        for record in records:
+            print("closed", record.index, flush=True)
     service._save = saved
     feed(service, collector, wall, 1_000_000.0 + 4.5 * BUCKET)  # four buckets and a half
     print("ready", flush=True)
@@ -263,4 +268,24 @@ def test_a_source_with_no_stream_stores_its_last_ranking_of_the_bucket(tmp_path:
     assert service.store is not None
     (stored,) = service.store.buckets("a", 10.0).values()
     assert stored.keys == ((b"late", 9),) and stored.prefixes == ((b"p:*", 3),) and stored.events == 0
+    asyncio.run(service.stop())
+
+
+def test_predictions_are_made_ahead_stored_and_scored_when_their_bucket_closes(tmp_path: Path) -> None:
+    wall = [1_000_000.0]
+    collector = Collector(wall)
+    service = service_for(str(tmp_path), collector, wall)  # season 3 buckets of 10 s
+    feed(service, collector, wall, 1_000_000.0 + 10 * BUCKET, season=3)
+    assert service.store is not None
+    scored = service.store.precision("a", BUCKET)
+    first = int(1_000_000.0 // BUCKET)
+    day3 = range(first + 6, first + 9)
+    # each prediction is made `lead` before its bucket (the default 2m, cut to half a bucket: 5 s)
+    assert [v for i, v in scored["seasonal"] if i in day3] == [1.0, 1.0, 1.0]
+    assert [v for i, v in scored["combined"] if i in day3] == [1.0, 1.0, 1.0]
+    assert [v for i, v in scored["naive"] if i in day3] == [0.0, 0.0, 0.0]  # every bucket has new keys
+    predicted = service.store.predicted_keys("a", BUCKET, first + 7, "combined")
+    assert predicted is not None and sorted(predicted) == [
+        f"k{(first + 7) % 3}:{n}".encode() for n in range(5)
+    ]
     asyncio.run(service.stop())
