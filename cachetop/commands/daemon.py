@@ -23,7 +23,10 @@ Run the monitor and the alert engine without a screen. Rules and channels come f
 file ([[rule]], [channel.NAME], [alerts]); notifications go through the outbox in
 [settings] state_dir, so a restart delivers what was still queued (a full state dir delays
 no notification: the outbox carries on in memory, says so, and is written back when space
-returns). One daemon per state_dir: a second one exits with status 1. Logs go to stderr, one line
+returns). With a [history] table it keeps each instance's hot keys, prefixes and metrics per
+hour in the state dir (`cachetop trends` and the dashboard read it), and with [warm] predict = true
+it warms the keys predicted for each coming hour through a warmer plugin (docs/trends.md).
+One daemon per state_dir: a second one exits with status 1. Logs go to stderr, one line
 per event (state changes, deliveries, retries, failures). SIGTERM or SIGINT stops it cleanly:
 a message being sent is finished and recorded first."""
 EPILOG = """\
@@ -68,10 +71,12 @@ def run(args: argparse.Namespace) -> int:
 
 def wants_hotkeys(config: Config, rules: Sequence[Any]) -> bool:
     """Hot keys cost the servers something (MONITOR sampling), so the daemon runs them only when
-    asked: a [hotkeys] or [history] table (history is made of them), or a rule on stampede_events."""
+    asked: a [hotkeys] or [history] table or [warm] predict = true (history is made of them), or a
+    rule on stampede_events."""
     return (
         "hotkeys" in config.sections
         or "history" in config.sections
+        or bool(getattr(config.sections.get("warm"), "predict", False))
         or any(r.metric == "stampede_events" for r in rules)
     )
 
