@@ -21,7 +21,7 @@ import redis as redis_py
 from redis.crc import key_slot
 
 from cachetop.engine.cluster import parse_cluster_nodes
-from cachetop.servers import LocalServer
+from cachetop.servers import LocalServer, redis_server
 from tests.cluster_fixtures import Cluster, three_masters  # noqa: F401
 from tests.conftest import wait_until
 from tests.integration.test_hotkeys_redis import monitor_clients
@@ -148,7 +148,8 @@ def test_write_hot_key_is_split_not_cached(three_masters: Cluster) -> None:  # n
     assert "3 parts" in mine[0]["detail"]
 
 
-def test_single_instance_without_replicas_is_not_told_to_read_from_replicas(redis: LocalServer) -> None:
+def single_instance_advice(redis: LocalServer) -> dict:
+    """hot:1 takes 30% of the instance's ops, all of them reads."""
     r = redis_py.Redis(port=redis.port)
     stop = threading.Event()
 
@@ -169,6 +170,11 @@ def test_single_instance_without_replicas_is_not_told_to_read_from_replicas(redi
     finally:
         stop.set()
         worker.join(10)
+    return doc
+
+
+def test_single_instance_without_replicas_is_not_told_to_read_from_replicas(redis: LocalServer) -> None:
+    doc = single_instance_advice(redis)
     assert [(n["replicas"], n["imbalance"]) for n in doc["nodes"]] == [(0, None)]
     assert [(a["kind"], a["key"]) for a in doc["advice"]] == [("client_cache", "hot:1")], doc
     assert doc["advice"][0]["expected_ops_reduction_pct"] == pytest.approx(30, abs=3)
@@ -200,3 +206,20 @@ def test_stampede_advice_only_for_the_key_that_stampeded(redis: LocalServer) -> 
     stampede = [a for a in doc["advice"] if a["kind"] == "stampede"]
     assert [a["key"] for a in stampede] == ["page:home"]
     assert stampede[0]["detail"].startswith("1 miss burst seen, up to 3 clients")
+
+
+def test_with_a_replica_the_same_key_is_also_read_from_it(redis: LocalServer, tmp_path: Path) -> None:
+    replica = redis_server(workdir=tmp_path / "replica", extra=["--replicaof", "127.0.0.1", str(redis.port)])
+    try:
+        link = lambda: redis_py.Redis(port=replica.port).info("replication").get("master_link_status")  # noqa: E731
+        wait_until(lambda: link() == "up", 20, "the replica's link")
+        doc = single_instance_advice(redis)
+    finally:
+        replica.cleanup()
+    assert [n["replicas"] for n in doc["nodes"]] == [1]
+    assert [(a["kind"], a["key"]) for a in doc["advice"]] == [
+        ("client_cache", "hot:1"),
+        ("replica_reads", "hot:1"),
+    ]
+    # Reads spread over the master and its replica: half of the key's 30% moves there.
+    assert doc["advice"][1]["expected_ops_reduction_pct"] == pytest.approx(15, abs=2)
