@@ -53,4 +53,9 @@ def run(args: argparse.Namespace) -> int:
         console.line(Text(f"{len(rules)} alert rule(s) in force: {names}"))
         channels = ", ".join(display_key(c, 60) for c in channels_of(config))
         console.line(Text(f"{len(channels_of(config))} channel(s): {channels}"))
+    if "history" in config.sections or "warm" in config.sections:
+        from cachetop.history.config import describe
+
+        for line in describe(config):
+            console.line(Text(line))
     return 0

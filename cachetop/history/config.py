@@ -139,3 +139,22 @@ def history_settings(config: Any) -> HistorySettings:
 def warm_settings(config: Any) -> WarmAheadSettings:
     found = config.sections.get("warm")
     return found if isinstance(found, WarmAheadSettings) else WarmAheadSettings()
+
+
+def describe(config: Any) -> list[str]:
+    """`cachetop config check` lines: what history keeps and what warming ahead does."""
+    from cachetop.util.safe_text import display_key
+
+    h = history_settings(config)
+    lines = [
+        f"history: {format_seconds(h.bucket)} buckets, season {h.season} buckets, top {h.top} keys,"
+        f" kept {format_seconds(h.retention)}, at most {h.max_bytes:,} bytes"
+        + ("" if h.enabled else " (enabled = false: not kept)")
+    ]
+    w = warm_settings(config)
+    if w.predict:
+        lines.append(
+            f"warm ahead: top {w.top} predicted keys per instance, {format_seconds(w.lead)} before each"
+            f" bucket, values from {display_key(w.strategy or '', 60)}, at most {w.rate:g} keys/s"
+        )
+    return lines

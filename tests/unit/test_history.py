@@ -289,3 +289,19 @@ def test_predictions_are_made_ahead_stored_and_scored_when_their_bucket_closes(t
         f"k{(first + 7) % 3}:{n}".encode() for n in range(5)
     ]
     asyncio.run(service.stop())
+
+
+def test_config_check_says_what_history_and_warming_ahead_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cachetop.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[history]\nbucket = "30m"\nseason = 48\nmax_bytes = "8MiB"\n\n'
+        '[warm]\npredict = true\nlead = "5m"\nstrategy = "file"\noptions = { path = "v.jsonl" }\n'
+    )
+    assert main(["config", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "history: 30m buckets, season 48 buckets, top 200 keys, kept 35d, at most 8,388,608 bytes" in out
+    assert "warm ahead: top 100 predicted keys per instance, 5m before each bucket, values from file" in out
