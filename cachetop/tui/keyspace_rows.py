@@ -141,7 +141,8 @@ def age_text(saved_at: float | None, now: float | None = None) -> str:
 
 
 def headline(report: Mapping[str, Any], saved_at: float | None, now: float | None = None) -> str:
-    """What the figures rest on: keys, the sample, the time it took, and how old they are."""
+    """What the figures rest on: keys, the sample, the time it took, and how old they are (one line
+    at 80 columns for up to 9,999,999 keys)."""
     total = _num(report.get("keys_total"))
     sampled = _num(report.get("keys_sampled"))
     source = report.get("source")
@@ -155,8 +156,6 @@ def headline(report: Mapping[str, Any], saved_at: float | None, now: float | Non
     if saved_at is not None:
         clock = time.strftime("%H:%M:%S", time.localtime(saved_at))
         line += f" · analysed {age_text(saved_at, now)} ({clock})"
-    if source != "metadump":
-        line += " · ± is the 95% interval"
     return line
 
 

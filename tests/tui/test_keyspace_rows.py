@@ -79,7 +79,7 @@ def test_headline_and_age() -> None:
     saved = NOW - 180
     clock = time.strftime("%H:%M:%S", time.localtime(saved))
     assert headline(report, saved, NOW) == (
-        f"10,000 of 1,000,000 keys sampled in 4.2s · analysed 3m ago ({clock}) · ± is the 95% interval"
+        f"10,000 of 1,000,000 keys sampled in 4.2s · analysed 3m ago ({clock})"
     )
     dump = {"source": "metadump", "keys_total": 200_000}
     assert headline(dump, None).startswith("200,000 items listed (metadump: every item, exact)")

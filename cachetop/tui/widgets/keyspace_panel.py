@@ -32,6 +32,7 @@ from cachetop.util.redact import scrub
 from cachetop.util.safe_text import display_key
 
 IDLE_HINT = "a: analyse the keyspace (one budgeted pass; leaving the tab cancels it) · i: evict idle keys"
+AGAIN_HINT = "a: analyse again · i: evict idle keys"
 
 
 @runtime_checkable
@@ -144,7 +145,8 @@ class KeyspacePanel(Vertical):
         line = headline(self.report, self.saved_at)
         if self.report.get("complete") is False:
             line += " · stopped before the end"
-        return line + "\n" + IDLE_HINT
+        interval = "± = 95% interval · " if self.report.get("source") != "metadump" else ""
+        return f"{line}\n{interval}{AGAIN_HINT}"
 
     def _render_report(self) -> None:
         if self.report is None:
