@@ -36,6 +36,7 @@ from cachetop.util.safe_text import display_key
 
 log = logging.getLogger("cachetop.history")
 PREDICTED_TOPS = ("combined", "seasonal", "sequence", "naive")
+LOCK_RETRY_S = 30.0
 STREAM_SOURCES = ("monitor", "watch")  # sources whose events history counts slot by slot
 
 
@@ -68,6 +69,7 @@ class HistoryService:
         self._lock: HistoryLock | None = None
         self.store: HistoryStore | None = None
         self.writer = False
+        self._lock_due = 0.0  # wall clock: the next try at the lock, while another process holds it
         self._open: dict[str, dict[int, OpenBucket]] = {}
         self._slot_marks: dict[tuple[str, str], float] = {}
         self._totals: dict[str, tuple[float, Mapping[str, int]]] = {}
@@ -79,20 +81,30 @@ class HistoryService:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._lock = HistoryLock(self.state_dir)
-        self.writer = self._lock.held
-        self.store = HistoryStore(self.state_dir, self.settings, writable=self.writer, clock=self.clock)
-        if not self.writer:
-            problem = self._lock.problem
-            self._lock.close()
-            if problem:
-                self.on_notice(
-                    f"history: not kept, the state dir refuses writes ({display_key(problem, 160)})"
-                )
-            else:
-                self.on_notice(
-                    "history: another cachetop process (a daemon) keeps it here; this one reads it"
-                )
+        self._take_lock(first=True)
+
+    def _take_lock(self, first: bool = False) -> None:
+        """Becomes the writer if no other process is (at start, then every LOCK_RETRY_S: a
+        daemon started beside a dashboard takes over the history when the dashboard quits)."""
+        lock = HistoryLock(self.state_dir)
+        if lock.held:
+            self._lock, self.writer = lock, True
+            if self.store is not None:
+                self.store.close()
+            self.store = HistoryStore(self.state_dir, self.settings, writable=True, clock=self.clock)
+            if not first:
+                self.on_notice("history: the process that kept it is gone; this one keeps it now")
+            return
+        problem = lock.problem
+        lock.close()
+        if self.store is None:
+            self.store = HistoryStore(self.state_dir, self.settings, writable=False, clock=self.clock)
+        if not first:
+            return
+        if problem:
+            self.on_notice(f"history: not kept, the state dir refuses writes ({display_key(problem, 160)})")
+        else:
+            self.on_notice("history: another cachetop process (a daemon) keeps it here; this one reads it")
 
     def attach(self, source: Any) -> Callable[[], None]:
         unsubscribe: Callable[[], None] = source.subscribe(self.on_snapshot)
@@ -108,8 +120,12 @@ class HistoryService:
     # --- every snapshot -------------------------------------------------------------------------
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
-        if not self.writer or self.store is None:
-            return
+        if not self.writer:
+            if snapshot.time >= self._lock_due:
+                self._lock_due = snapshot.time + LOCK_RETRY_S
+                self._take_lock()
+            if not self.writer:
+                return
         now = snapshot.time
         closed: list[BucketRecord] = []
         for inst in snapshot.instances:

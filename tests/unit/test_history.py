@@ -102,7 +102,7 @@ def test_retention_drops_buckets_older_than_it(tmp_path: Path) -> None:
     store.close()
 
 
-def test_one_writer_per_state_dir_the_other_reads(tmp_path: Path) -> None:
+def test_one_writer_per_state_dir_the_other_reads_and_takes_over(tmp_path: Path) -> None:
     config = parse_config({"settings": {"state_dir": str(tmp_path)}}, ConfigContext("x.toml", ""))
     daemon = HistoryService(config, {})
     dashboard = HistoryService(config, {})
@@ -115,7 +115,16 @@ def test_one_writer_per_state_dir_the_other_reads(tmp_path: Path) -> None:
     assert list(dashboard.store.buckets("a", HOUR)) == [recent]
     with pytest.raises(AssertionError):
         dashboard.store.add(record("a", recent + 1, keys=3))
+    snapshot = Snapshot(time.time(), 1.0, ())
+    dashboard.on_snapshot(snapshot)
+    assert not dashboard.writer  # the daemon still holds it
     asyncio.run(daemon.stop())
+    dashboard.on_snapshot(Snapshot(snapshot.time + 1, 1.0, ()))
+    assert not dashboard.writer  # tried again only every 30 s
+    dashboard.on_snapshot(Snapshot(snapshot.time + 31, 1.0, ()))
+    assert dashboard.writer  # the daemon is gone: the dashboard keeps the history now
+    dashboard.store.add(record("a", recent + 1, keys=3))
+    assert list(dashboard.store.buckets("a", HOUR)) == [recent, recent + 1]
     asyncio.run(dashboard.stop())
 
 
