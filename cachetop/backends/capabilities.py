@@ -10,6 +10,7 @@ that grows one is found by every caller at once. Which backend has which:
     ReportsWorkerDrops  -       yes         -
     AcceptsOwnSources   yes     yes         yes (kept for each new master)
     RunsOwnCommands     yes     -           -
+    CountsOwnCommands   yes     -           -
     HasDetailCadence    yes     -           yes
     FollowsMaster       -       -           yes
 
@@ -18,6 +19,7 @@ runtime_checkable isinstance only checks that the members exist; the types are c
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -83,6 +85,14 @@ class AcceptsOwnSources(Protocol):
         misses: Callable[[], int] | None = None,
         connections: Callable[[], int] | None = None,
     ) -> None: ...
+
+
+@runtime_checkable
+class CountsOwnCommands(Protocol):
+    """Its running count of the commands sent on the poll connection, per name: a short-lived
+    fetch of ours (the detail view's slowlog and clients) adds to it what it sends."""
+
+    own_commands: Counter[str]
 
 
 @runtime_checkable

@@ -19,6 +19,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static, TabbedContent, TabPane
 
+from cachetop.backends.capabilities import CountsOwnCommands, HasOwnGate, LendsSideCommands
 from cachetop.model import InstanceMetrics, Snapshot
 from cachetop.tui.detail_charts import chart_series, chart_widgets, summary_metrics
 from cachetop.tui.detail_rows import (
@@ -279,15 +280,16 @@ class DetailScreen(Screen[None]):
         if inst_cfg is None:
             return
         poller = next((p for p in app.live_pollers() if p.inst.name == self.instance_name), None)
-        own = getattr(poller.backend, "own_commands", None) if poller is not None else None
+        backend = poller.backend if poller is not None else None
+        own = backend.own_commands if isinstance(backend, CountsOwnCommands) else None
         if poller is not None and not app.monitor.paused:
             # Right after a poll, so our few commands are counted before the next INFO runs.
             poller.polled.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(poller.polled.wait(), poller.interval + poller.timeout)
-        gate = getattr(poller.backend, "own_gate", None) if poller is not None else None
+        gate = backend.own_gate if isinstance(backend, HasOwnGate) else None
         # A live Redis poller lends its poll connection: no connection of the view's own.
-        side = getattr(poller.backend, "side_commands", None) if poller is not None else None
+        side = backend.side_commands if isinstance(backend, LendsSideCommands) else None
         details = await fetch_details(inst_cfg, app.config.timeout_of(inst_cfg), own, gate, side)
         self.show_details(details)
 
