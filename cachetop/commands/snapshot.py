@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     assert window is not None  # the flag has a default
     if args.count < 1:
         raise ConfigError("--count: must be at least 1")
-    args.interval = args.window  # one poll per window: the window is the interval here
+    flag_duration(args.interval, "--interval")  # refused if nonsense, though unused:
+    args.interval = args.window  # one poll per window, so the window is the interval here
     config = config_from_args(args)
     # One poll per window: the first at t=0, the next at t=window, with probes in between.
     settings = replace(config.settings, interval=window, window=window)

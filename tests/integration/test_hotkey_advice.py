@@ -223,3 +223,34 @@ def test_with_a_replica_the_same_key_is_also_read_from_it(redis: LocalServer, tm
     ]
     # Reads spread over the master and its replica: half of the key's 30% moves there.
     assert doc["advice"][1]["expected_ops_reduction_pct"] == pytest.approx(15, abs=2)
+
+
+def test_memcached_hot_key_gets_a_local_ttl_cache(memcached: LocalServer) -> None:
+    """page takes 40% of the gets, all hits; watch knows hits from misses."""
+    import socket
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        with socket.create_connection(("127.0.0.1", memcached.port)) as s:
+            s.sendall(b"set page 0 0 5\r\nhello\r\n")
+            s.recv(100)
+            batch = b"get page\r\n" * 40 + b"".join(b"get c%d\r\n" % i for i in range(60))
+            while not stop.is_set():
+                s.sendall(batch)
+                got = b""
+                while got.count(b"END\r\n") < 100:
+                    got += s.recv(65536)
+                stop.wait(0.002)  # paced, not saturating: the watch stream need not drain a backlog
+
+    worker = threading.Thread(target=loop, daemon=True)
+    worker.start()
+    try:
+        [doc] = run_advice("--duration", "2", memcached.url)["instances"]
+    finally:
+        stop.set()
+        worker.join(10)
+    assert [(a["kind"], a["key"]) for a in doc["advice"]] == [("local_cache", "page")], doc
+    assert doc["advice"][0]["expected_ops_reduction_pct"] == pytest.approx(40, abs=3)
+    [page] = [k for k in doc["keys"] if k["key"] == "page"]
+    assert (page["hit_pct"], page["read_pct"]) == (100.0, 100.0)
