@@ -52,7 +52,7 @@ def summary_line(
     """The line under the header, fitted to `room` cells: every label keeps its value. At 80
     columns the gaps narrow, then the kind and the address go (the Server tab has them), then a
     down instance's reason is cut with …; a metric is never left as a bare label."""
-    status = str(inst.status).upper()
+    status = "STALE" if inst.stale else str(inst.status).upper()  # stale: up, its poll late
     for gap, head in (
         ("  ", f"{inst.kind} {inst.address}"),
         (" ", f"{inst.kind} {inst.address}"),
@@ -219,7 +219,8 @@ class DetailScreen(Screen[None]):
         for label, metric, render in summary_metrics():
             level = levels.get(app.health.level(inst, metric) or "", "")
             values.append((label, render(inst.metrics.get(metric)), colours.get(level, "") if level else ""))
-        status_colour = colours.get("success" if inst.status == "up" else "error", "")
+        level = "warning" if inst.stale else "success" if inst.status == "up" else "error"
+        status_colour = colours.get(level, "")
         room = max(20, (self.size.width or app.size.width) - 2)  # #summary has padding 0 1
         line = summary_line(inst, values, f"bold {status_colour}", room)
         self.query_one("#summary", Static).update(line)
