@@ -131,9 +131,14 @@ def sequence(
     current: BucketTop,
     target: int,
     rollup: Callable[[bytes], bytes],
+    max_steps: int = 24,
 ) -> Scores:
-    """The key chain and the prefix chain stepped from `current` to `target`, half and half."""
+    """The key chain and the prefix chain stepped from `current` to `target`, half and half.
+    Nothing when `current` is more than `max_steps` buckets back (history that stopped days ago
+    says nothing about the next hour's sequence; the season still does)."""
     steps = max(1, target - current.index)
+    if steps > max_steps:
+        return {}
     keys: Scores = _key_shares(current)
     prefixes: Scores = _prefix_shares(current)
     key_chain = Chain.learn(history, _key_shares)
@@ -210,7 +215,7 @@ def predict(
     """Scores for bucket `target` from closed buckets (`history`, by index) and the latest state
     (`current`: the bucket being counted, or the last closed one)."""
     seas = seasonal(history, target, season)
-    seq = sequence(history, current, target, rollup) if current is not None else {}
+    seq = sequence(history, current, target, rollup, max_steps=season) if current is not None else {}
     w_seas, w_seq = blend_weights(recent or {})
     combined: Scores = {}
     if seas and seq:

@@ -111,3 +111,9 @@ def test_trends_changes_and_hit_ratio_by_phase() -> None:
     assert hit_ratio_by_phase(history, 4) == pytest.approx([50.0, 90.0, 50.0, 90.0])
     chart = bar_chart([50.0, 100.0, None], height=2, width=9)
     assert chart == ["   ██", "▁▁ ██"]
+
+
+def test_a_chain_far_behind_the_target_predicts_nothing() -> None:
+    history = {1: top(1, ("a", 1)), 2: top(2, ("b", 1))}
+    assert sequence(history, history[1], 2, rollup) == pytest.approx({b"b": 1.0})
+    assert sequence(history, history[1], 100, rollup, max_steps=24) == {}
