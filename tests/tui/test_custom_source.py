@@ -125,6 +125,11 @@ async def test_a_source_with_no_capabilities_shows_its_snapshots_and_refuses_eve
         assert cell(app, "alpha", "hit") == "87.5%"
         assert cell(app, "alpha", "note") == "poll late: last values"
         assert cell(app, "beta", "status") == "up"
+        table = app.screen.query_one("FleetTable")
+        table.move_cursor(row=list(table.row_keys).index("alpha"))
+        await keys(app, "enter")  # its own view says so too
+        await until(lambda: "STALE" in text(app), what="STALE in alpha's view")
+        assert "hit 87.5%" in text(app)
 
 
 async def test_declared_pause_and_pace_work_and_undeclared_step_stays_refused() -> None:
