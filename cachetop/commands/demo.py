@@ -39,6 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.rate < 1 or args.interval <= 0:
         raise ConfigError("--rate and --interval must be positive")
+    from cachetop.engine.config import Settings, window_problem
+
+    problem = window_problem(Settings(interval=args.interval))  # the demo's window is the default
+    if problem:
+        raise ConfigError(f"--interval: {problem}")
     try:
         return run_demo(args)
     except ServerNotInstalled as exc:
