@@ -314,3 +314,84 @@ def test_config_check_says_what_history_and_warming_ahead_do(
     out = capsys.readouterr().out
     assert "history: 30m buckets, season 48 buckets, top 200 keys, kept 35d, at most 8,388,608 bytes" in out
     assert "warm ahead: top 100 predicted keys per instance, 5m before each bucket, values from file" in out
+
+
+def _filled_store(state: Path, now_index: int) -> None:
+    store = HistoryStore(state, HistorySettings())
+    for back in (1, 25, 49):  # the last hour, and the same hour one and two days before
+        keys = (
+            ((b"page:new:1", 90), (b"page:both:1", 50))
+            if back == 1
+            else ((b"page:both:1", 70), (b"page:old:1", 60))
+        )
+        store.add(
+            BucketRecord(
+                "shop", now_index - back, HOUR, keys, ((b"page:*:1", 140),), {"hits": 9.0, "misses": 1.0}
+            )
+        )
+    # the next hour, on the two days before: what the season predicts
+    for back in (24, 48):
+        store.add(BucketRecord("shop", now_index + 1 - back, HOUR, ((b"page:next:1", 5),), (), {"hits": 1.0}))
+    store.put_predictions(
+        [("shop", HOUR, now_index - 1, {"combined": [b"page:new:1"], "naive": [b"page:zzz"]})]
+    )
+    store.score_predictions(store.buckets("shop", HOUR, since=now_index - 1).values(), 100)
+    store.close()
+
+
+def test_trends_json_and_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from cachetop.cli import main
+
+    now_index = int(time.time() // HOUR)
+    _filled_store(tmp_path / "state", now_index)
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[settings]\nstate_dir = "{tmp_path / "state"}"\n\n[[instance]]\nname = "shop"\nurl = "redis://127.0.0.1:1"\n'
+    )
+    assert main(["trends", "-c", str(path), "--json"]) == 0
+    (report,) = json.loads(capsys.readouterr().out)["instances"]
+    assert report["this"]["index"] == now_index - 1 and report["this"]["metrics"]["hit_ratio"] == 90.0
+    yesterday, week = report["compare"]
+    assert yesterday["label"] == "yesterday" and yesterday["keys"] == {
+        "appeared": ["page:new:1"],
+        "vanished": ["page:old:1"],
+    }
+    assert week["label"] == "a week ago" and week["metrics"] is None
+    assert report["prediction"]["for_index"] == now_index + 1
+    assert report["prediction"]["keys"] == ["page:next:1"]
+    assert report["prediction"]["precision_at_k"] == {
+        "combined": {"mean": 0.5, "buckets": 1},  # 1 of the 2 keys the bucket had
+        "naive": {"mean": 0.0, "buckets": 1},
+    }
+    assert main(["trends", "-c", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "new keys vs yesterday: page:new:1" in out
+    assert "precision@100: combined 0.50 · naive 0.00 (last season)" in out
+    assert max(len(line) for line in out) <= 80 and len(out) <= 22
+
+
+def test_trends_says_where_it_looked_when_there_is_no_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cachetop.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[settings]\nstate_dir = "{tmp_path}"\n\n[[instance]]\nname = "shop"\nurl = "redis://127.0.0.1:1"\n'
+    )
+    assert main(["trends", "-c", str(path)]) == 1
+    assert f"no history of shop in {tmp_path / 'history.sqlite3'}" in capsys.readouterr().err
+
+
+def test_plan_ahead_covers_every_bucket_that_starts_within_the_horizon(tmp_path: Path) -> None:
+    from cachetop.history.warm_ahead import plan_ahead
+
+    store = HistoryStore(tmp_path, HistorySettings(), clock=lambda: 1000 * HOUR)
+    for index in range(1000 - 30, 1000):
+        store.add(BucketRecord("a", index, HOUR, ((f"h{index % 24}".encode(), 5),), (), {}))
+    plan = plan_ahead(store, "a", HistorySettings(), horizon=2.5 * HOUR, now=1000.5 * HOUR, top=1)
+    assert plan.targets == (1001, 1002, 1003)
+    assert plan.keys == tuple(f"h{i % 24}".encode() for i in (1001, 1002, 1003))
+    store.close()
