@@ -128,26 +128,27 @@ def _key_json(raw: dict[str, Any], facts: KeyFacts | None) -> dict[str, Any]:
 def group_json(group: Group, result: GroupAdvice, top: int) -> dict[str, Any]:
     """The instance's usual JSON, plus "nodes" and "advice" (and per key its facts); a cluster
     is one element whose keys come from all its masters, each with its node."""
-    views = [n for n in group.nodes if n.view is not None]
+    views = [(n.name, n.view) for n in group.nodes if n.view is not None]
+    docs = [(name, view, view.to_json()) for name, view in views]
     keyed = []
-    for node in views:
-        doc = node.view.to_json()  # type: ignore[union-attr]
-        raws = sorted(node.view.keys, key=lambda k: k.count, reverse=True)  # type: ignore[union-attr]
+    for name, view, doc in docs:
+        raws = sorted(view.keys, key=lambda k: k.count, reverse=True)  # to_json's order
         for raw, entry in zip(raws, doc["keys"], strict=True):
-            keyed.append(_key_json({**entry, "node": node.name}, result.facts.get((node.name, raw.key))))
+            keyed.append(_key_json({**entry, "node": name}, result.facts.get((name, raw.key))))
     keyed.sort(key=lambda k: k["count"], reverse=True)
-    if not group.cluster and views:
-        out = views[0].view.to_json()  # type: ignore[union-attr]
+    if not group.cluster and docs:
+        out = docs[0][2]
     else:
+        failed = group.error is not None or any(view.status == "error" for _, view in views)
         out = {
             "name": group.name,
             "cluster": True,
-            "source": views[0].view.source if views else "none",  # type: ignore[union-attr]
-            "status": "error" if group.error or any(n.view.status == "error" for n in views) else "ok",  # type: ignore[union-attr]
+            "source": views[0][1].source if views else "none",
+            "status": "error" if failed else "ok",
             "error": group.error,
-            "sampled_s": round(max((n.view.sampled_s for n in views), default=0.0), 3),  # type: ignore[union-attr]
-            "total_events": sum(n.view.total_events for n in views),  # type: ignore[union-attr]
-            "stampedes": [s for n in views for s in n.view.to_json()["stampedes"]],  # type: ignore[union-attr]
+            "sampled_s": round(max((view.sampled_s for _, view in views), default=0.0), 3),
+            "total_events": sum(view.total_events for _, view in views),
+            "stampedes": [s for _, _, doc in docs for s in doc["stampedes"]],
         }
     out["keys"] = keyed[:top]
     if "prefixes" in out:
