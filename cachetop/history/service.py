@@ -131,7 +131,11 @@ class HistoryService:
         for inst in snapshot.instances:
             self._take_slots(inst.name)
             self._take_totals(inst.name, snapshot, inst)
-            closed.extend(self._close_finished(inst.name, now))
+        present = {inst.name for inst in snapshot.instances}
+        for name in list(self._open):  # also a node that left the fleet: its last bucket is kept
+            closed.extend(self._close_finished(name, now))
+            if name not in present and not self._open[name]:
+                self._forget(name)
         if closed:  # every instance's bucket in one transaction: a fleet closes its hour at once
             self._save(closed)
         self._predict_all([i.name for i in snapshot.instances if self._has_keys(i.name)], now)
@@ -186,6 +190,12 @@ class HistoryService:
                 bucket.set_ranking(
                     ((k.key, k.count) for k in view.keys), ((p.pattern, p.count) for p in view.prefixes)
                 )
+
+    def _forget(self, name: str) -> None:
+        for table in (self._open, self._totals, self._closed, self._predicted):
+            table.pop(name, None)
+        for what in ("keys", "prefixes"):
+            self._slot_marks.pop((name, what), None)
 
     def _close_finished(self, name: str, now: float) -> list[BucketRecord]:
         grace = 1.25  # a collector slot (1 s) must have finished before its bucket closes

@@ -395,3 +395,26 @@ def test_plan_ahead_covers_every_bucket_that_starts_within_the_horizon(tmp_path:
     assert plan.targets == (1001, 1002, 1003)
     assert plan.keys == tuple(f"h{i % 24}".encode() for i in (1001, 1002, 1003))
     store.close()
+
+
+def test_a_node_that_leaves_the_fleet_keeps_its_last_bucket(tmp_path: Path) -> None:
+    wall = [1_000_000.0]
+    config = parse_config(
+        {"settings": {"state_dir": str(tmp_path)}, "history": {"bucket": "10s", "season": 3}},
+        ConfigContext("x.toml", ""),
+    )
+    service = HistoryService(config, {}, clock=lambda: wall[0])
+    service.start()
+    for step in range(15):
+        names = ("a", "b") if step < 5 else ("b",)  # a cluster node removed after 5 s
+        instances = tuple(
+            InstanceMetrics(n, "redis", "x", Status.UP, None, {}, counters={"hits": step}) for n in names
+        )
+        service.on_snapshot(Snapshot(wall[0], 1.0, instances))
+        wall[0] += 1.0
+    assert service.store is not None
+    first = int(1_000_000.0 // 10)
+    assert list(service.store.buckets("a", 10.0)) == [first]
+    assert service.store.buckets("a", 10.0)[first].metrics["hits"] == 4.0
+    assert "a" not in service._open  # forgotten once its bucket is stored
+    asyncio.run(service.stop())
