@@ -183,6 +183,34 @@ async def test_leaving_the_tab_cancels_and_closes_the_connection(
         await counter.aclose()
 
 
+async def test_quitting_mid_analysis_leaves_no_connection(
+    redis: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _load(redis.port)
+    monkeypatch.setattr(KeyspacePanel, "ANALYSIS_OPTIONS", {"rate": 300})
+    config = _config(redis, tmp_path / "state")
+    counter = aioredis.Redis(port=redis.port, client_name="counter", driver_info=None)
+    try:
+        async with dashboard(config, (100, 30)) as app:
+            panel = await _open_keyspace(app)
+            await keys(app, "a")
+            await until(lambda: panel.paused_hotkeys, what="running, hot keys paused")
+            app.exit()
+        # The analysis was cancelled with the app, and the sampler was not started again after it.
+        names: list[str] = []
+
+        async def ours() -> list[str]:
+            names[:] = await _ours(counter)
+            return names
+
+        deadline = time.monotonic() + 10
+        while await ours():
+            assert time.monotonic() < deadline, names
+            await asyncio.sleep(0.05)
+    finally:
+        await counter.aclose()
+
+
 async def test_evict_idle_from_the_tab_goes_through_the_confirmation(
     redis: LocalServer, tmp_path: Path
 ) -> None:

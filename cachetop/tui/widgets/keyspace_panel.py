@@ -74,6 +74,14 @@ def hot_key_sampler(app: Any, instance: str) -> PausableSampler | None:
     return sampler if isinstance(sampler, PausableSampler) else None
 
 
+def still_sampled(app: Any, instance: str, sampler: PausableSampler) -> bool:
+    """Resume the paused sampler only while the app runs on and the live sources still hold it: a
+    quit cancels the analysis too, and a sampler started then would outlive the live sources."""
+    if getattr(app, "_exit", False):  # Textual's App.exit() was called: the app is closing
+        return False
+    return hot_key_sampler(app, instance) is sampler
+
+
 class KeyspacePanel(Vertical):
     DEFAULT_CSS = """
     KeyspacePanel { height: 1fr; }
@@ -189,12 +197,12 @@ class KeyspacePanel(Vertical):
         from cachetop.analysis.keyspace import analyse_instance, save_report
         from cachetop.analysis.keyspace.config import keyspace_settings
 
-        sampler = hot_key_sampler(self.app, self.instance)
+        app: Any = self.app
+        sampler = hot_key_sampler(app, self.instance)
         try:
             if sampler is not None:
                 await sampler.pause()  # its connection closes: we stay within 3 to the instance
                 self.paused_hotkeys = True
-            app: Any = self.app
             own, gate = own_traffic(app, self.instance)
             settings = keyspace_settings(app.config)  # [keyspace] sample, rate, values
             options = {
@@ -210,7 +218,7 @@ class KeyspacePanel(Vertical):
             try:
                 save_report(self._state_dir(), data, now=now)
             except OSError as exc:
-                self.app.notify(f"the report was not kept: {exc.strerror or exc}", severity="warning")
+                app.notify(f"the report was not kept: {exc.strerror or exc}", severity="warning")
             self.report, self.saved_at = data, now
             figures = getattr(getattr(app, "live", None), "keyspace", None)
             if figures is not None:  # expiry_cliff_keys follows the new report at once
@@ -226,8 +234,9 @@ class KeyspacePanel(Vertical):
                 self.remove_class("running")
             if sampler is not None and self.paused_hotkeys:
                 self.paused_hotkeys = False
-                with contextlib.suppress(Exception):
-                    await sampler.start()
+                if still_sampled(app, self.instance, sampler):
+                    with contextlib.suppress(Exception):
+                        await sampler.start()
         if self.is_mounted:
             if self.error:
                 self._status(f"analysis failed: {self.error}\n{IDLE_HINT}")
