@@ -23,20 +23,32 @@ from cachetop.metrics.prefix import PrefixRoller
 MAX_PREFIXES = 1_000  # distinct prefixes tracked; later ones are counted under OTHER
 OTHER = b"(other prefixes)"
 RESERVOIR_FACTOR = 3  # keys kept over all prefixes, as a multiple of the sample asked for
-_SALT = secrets.token_bytes(8)
 
 
-def rank(key: bytes) -> int:
-    """A pseudo-random rank for a key, fixed for this process (Python's keyed hash of the name)."""
-    return hash(_SALT + key) & 0x7FFF_FFFF_FFFF_FFFF
+def salted_rank() -> Callable[[bytes], int]:
+    """A fresh pseudo-random rank per walk: Python's keyed hash of a new salt and the name."""
+    salt = secrets.token_bytes(8)
+
+    def rank_of(key: bytes) -> int:
+        return hash(salt + key) & 0x7FFF_FFFF_FFFF_FFFF
+
+    return rank_of
+
+
+_M64 = 0xFFFF_FFFF_FFFF_FFFF
 
 
 def seeded_rank(seed: int) -> Callable[[bytes], int]:
     """A rank that is the same in every process for the same seed (`--seed`: a repeatable sample):
-    CRC-32 of the name, spread over 63 bits by a Fibonacci multiplication."""
+    the name's CRC-32 and length through splitmix64, whose avalanche leaves no trace of the
+    name's make-up (a weak mix picked keys by their digit count, and so their values' sizes)."""
+    base = (seed * 0x9E37_79B9_7F4A_7C15) & _M64
 
     def rank_of(key: bytes) -> int:
-        return ((zlib.crc32(key, seed & 0xFFFF_FFFF) * 0x9E37_79B9_7F4A_7C15) & 0xFFFF_FFFF_FFFF_FFFF) >> 1
+        z = (((len(key) << 32) | zlib.crc32(key)) + base) & _M64
+        z = ((z ^ (z >> 30)) * 0xBF58_476D_1CE4_E5B9) & _M64
+        z = ((z ^ (z >> 27)) * 0x94D0_49BB_1331_11EB) & _M64
+        return (z ^ (z >> 31)) >> 1
 
     return rank_of
 
@@ -71,7 +83,7 @@ class NameCounter:
 
     def __init__(self, sample: int, roller: PrefixRoller | None = None, seed: int | None = None) -> None:
         self.sample = max(1, sample)
-        self.rank = rank if seed is None else seeded_rank(seed)
+        self.rank = salted_rank() if seed is None else seeded_rank(seed)
         self.roller = roller or PrefixRoller()
         self.strata: dict[bytes, Stratum] = {}
         self.kept = 0
