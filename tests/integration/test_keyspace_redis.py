@@ -226,3 +226,21 @@ async def test_a_stopped_walk_still_answers_and_always_closes_its_connection(red
         await task
     await until(lambda: ours() == 0, 5.0, "the connection to close")
     client.close()
+
+
+async def test_under_an_lfu_policy_the_walk_reads_frequencies(make_redis: Any) -> None:
+    server = make_redis("--maxmemory-policy", "allkeys-lfu")
+    pipe_into_redis(server.port, [resp(b"SET", b"k:%d" % i, b"v") for i in range(1_000)])
+    client = redispy.Redis(port=server.port)
+    for _ in range(50):
+        client.get("k:7")  # k:7 gets a high LFU counter
+    own = OwnCounts()
+    before = stats(client)
+    report = await analyse_instance(inst_of(server), sample=1_000, rate=0, own=own, values_per_prefix=0)
+    after = stats(client)
+    (prefix,) = report.prefixes
+    assert (report.idle_source, prefix.idle, report.error) == ("freq", None, None)
+    assert sum(prefix.freq.values()) == 1_000 and prefix.freq["6-15"] == 1 and prefix.freq["5"] == 999
+    assert after[3] == before[3]  # OBJECT IDLETIME would have been an error reply under LFU
+    assert (after[0] - before[0], after[1] - before[1]) == (own.hits(), own.misses())
+    client.close()

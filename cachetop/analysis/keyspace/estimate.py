@@ -167,9 +167,9 @@ def estimate_prefix(
 
 
 def _freq_label(freq: int | None) -> str:
-    """LFU counters are logarithmic (0..255): bucketed as the server's own scale suggests."""
+    """LFU counters are logarithmic (0..255); a new key starts at 5 and decays below it unused."""
     f = freq or 0
-    return "0" if f == 0 else "1-4" if f <= 4 else "5-15" if f <= 15 else "16-63" if f <= 63 else "64+"
+    return "0-4" if f < 5 else "5" if f == 5 else "6-15" if f <= 15 else "16-63" if f <= 63 else "64-255"
 
 
 def idle_totals(prefixes: Sequence[PrefixEstimate]) -> list[dict[str, object]]:
