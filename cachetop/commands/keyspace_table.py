@@ -43,8 +43,11 @@ def _idle_over_hour(idle: dict[str, float] | None, keys: float) -> str:
 def _compress(c: dict[str, Any] | None) -> Text:
     if not c:
         return Text("-", style="dim")
-    text = f"{c.get('codec', 'zstd')} {c.get(str(c.get('codec', 'zstd')) + '_ratio', c.get('zstd_ratio'))}x"
-    return Text(text + (" yes" if c.get("recommend") else ""), style="green" if c.get("recommend") else "dim")
+    codec = str(c.get("codec") or "zstd")
+    ratio = float(c.get(f"{codec}_ratio") or c.get("zstd_ratio") or 0.0)
+    if c.get("recommend"):
+        return Text(f"{codec} {ratio:.1f}x yes", style="green")
+    return Text(f"{codec} {ratio:.1f}x", style="dim")
 
 
 def print_report(report: dict[str, Any], out: Output, *, now: float | None = None) -> None:
@@ -59,13 +62,11 @@ def print_report(report: dict[str, Any], out: Output, *, now: float | None = Non
         f"{what}, {report['keys_sampled']:,} keys sampled, in {report['elapsed_s']:.1f} s", style="dim"
     )
     columns = [
-        Column("prefix", min_width=16),
+        Column("prefix", min_width=14),
         Column("keys", right=True),
-        Column("±", right=True),
         Column("bytes", right=True),
-        Column("±", right=True),
+        Column("±95%", right=True),
         Column("mean", right=True),
-        Column("max", right=True),
         Column("TTL", right=True),
         Column("idle>1h", right=True),
         Column("compress", right=True),
@@ -74,15 +75,14 @@ def print_report(report: dict[str, Any], out: Output, *, now: float | None = Non
     prefixes = report.get("prefixes") or []
     for p in prefixes[:PREFIX_ROWS]:
         keys = float(p["keys_est"])
+        keys_pm = _pm(keys, p.get("keys_ci95"))
         rows.append(
             [
                 Text(p["prefix"]),
-                f"{keys:,.0f}",
-                _pm(keys, p.get("keys_ci95")),
+                f"{keys:,.0f}" + ("" if keys_pm == "exact" else f" {keys_pm}"),
                 size(p["bytes_est"]),
                 _pm(float(p["bytes_est"]), p.get("bytes_ci95")),
                 size(p["mean_bytes"]),
-                size(p["max_bytes"]),
                 _with_ttl(p.get("ttl"), keys),
                 _idle_over_hour(p.get("idle"), keys),
                 _compress(p.get("compress")),
