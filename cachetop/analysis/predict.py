@@ -157,20 +157,57 @@ def sequence(
 def _spread(
     prefixes: Mapping[bytes, float], history: Mapping[int, BucketTop], rollup: Callable[[bytes], bytes]
 ) -> Scores:
-    """A predicted namespace's weight, shared by the keys it held the last time it was seen."""
+    """A predicted namespace's weight, shared by the keys it held the last time it was strong: the
+    most recent bucket in which its count reached half its best in the history read. (Its leftovers
+    in the bucket after, or a trickle, do not show which of its keys are read when it is hot.)"""
+    wanted = {p: w for p, w in prefixes.items() if w > 0}
+    best: dict[bytes, int] = {}
+    for record in history.values():
+        for pattern, count in record.prefixes:
+            if pattern in wanted and count > best.get(pattern, 0):
+                best[pattern] = count
     out: Scores = {}
-    wanted = dict(prefixes)
     for index in sorted(history, reverse=True):
         if not wanted:
             break
+        record = history[index]
+        strong = {p for p, c in record.prefixes if p in wanted and 2 * c >= best.get(p, 0)}
+        if not strong:
+            continue
         held: dict[bytes, list[tuple[bytes, int]]] = {}
-        for key, count in history[index].keys:
+        for key, count in record.keys:
             pattern = rollup(key)
-            if pattern in wanted:
+            if pattern in strong:
                 held.setdefault(pattern, []).append((key, count))
         for pattern, keys in held.items():
             _add(out, shares(keys), wanted.pop(pattern))
     return out
+
+
+def sequence_now(
+    history: Mapping[int, BucketTop],
+    current: BucketTop | None,
+    target: int,
+    rollup: Callable[[bytes], bytes],
+    season: int,
+    seen: float,
+) -> Scores:
+    """The chain stepped from where things stand: a bucket still being counted speaks for "now"
+    in proportion to how much of it has been seen; the closed bucket before it (one step further
+    from the target) speaks for the rest. Early in a bucket, its first seconds say little."""
+    if current is None:
+        return {}
+    now = sequence(history, current, target, rollup, max_steps=season)
+    before = history.get(current.index - 1)
+    seen = min(max(seen, 0.0), 1.0)
+    if seen >= 1.0 or before is None or current.index in history:
+        return now
+    earlier = sequence(history, before, target, rollup, max_steps=season)
+    out: Scores = {}
+    for part, weight in ((now, seen), (earlier, 1.0 - seen)):
+        _add(out, part, weight)
+    total = sum(out.values())
+    return {k: v / total for k, v in out.items()} if total else {}
 
 
 def naive(last: BucketTop | None) -> Scores:
@@ -211,11 +248,13 @@ def predict(
     *,
     rollup: Callable[[bytes], bytes],
     recent: Mapping[str, Sequence[float]] | None = None,
+    seen: float = 1.0,
 ) -> Prediction:
     """Scores for bucket `target` from closed buckets (`history`, by index) and the latest state
-    (`current`: the bucket being counted, or the last closed one)."""
+    (`current`: the bucket being counted, or the last closed one). `seen`: the share of a
+    current bucket still being counted that has been seen so far (see `sequence_now`)."""
     seas = seasonal(history, target, season)
-    seq = sequence(history, current, target, rollup, max_steps=season) if current is not None else {}
+    seq = sequence_now(history, current, target, rollup, season, seen)
     w_seas, w_seq = blend_weights(recent or {})
     combined: Scores = {}
     if seas and seq:

@@ -239,13 +239,22 @@ class HistoryService:
         assert self.store is not None
         current = self._open.get(name, {}).get(target - 1)
         top = None
+        seen = 1.0
         if current is not None and (current.events or current.ranking):
             keys, prefixes = current.peek() if current.events else current.ranking or ((), ())
             top = Top(current.index, keys, prefixes)
+            seen = (self._seen_until(name, now) - current.index * bucket) / bucket
         separators = getattr(self.config.sections.get("hotkeys"), "separators", ":")
         try:
             plan = plan_ahead(
-                self.store, name, self.settings, separators=separators, top=self.k, now=now, current=top
+                self.store,
+                name,
+                self.settings,
+                separators=separators,
+                top=self.k,
+                now=now,
+                current=top,
+                seen=seen,
             )
         except Exception as exc:
             self.on_notice(
@@ -255,6 +264,15 @@ class HistoryService:
         prediction = plan.predictions[0]
         tops = {p: prediction.top(p, self.k) for p in PREDICTED_TOPS}
         return target, tops, list(plan.keys) if plan.buckets_known else []
+
+    def _seen_until(self, name: str, now: float) -> float:
+        """Wall time up to which the instance's hot keys are counted: the end of the last slot
+        taken from its collector (`now` for sources without slots)."""
+        collector = self.collectors.get(name)
+        mark = self._slot_marks.get((name, "keys"))
+        if collector is None or mark is None:
+            return now
+        return mark + collector.keys.slot_s + (self.clock() - collector.clock())
 
     def _predict_all(self, names: list[str], now: float) -> None:
         made = [(name, found) for name in names if (found := self._predict(name, now)) is not None]

@@ -75,6 +75,7 @@ def plan_ahead(
     top: int = 100,
     now: float | None = None,
     current: Top | BucketRecord | None = None,
+    seen: float = 1.0,
 ) -> Plan:
     """The keys to warm for the buckets that start within `horizon` (default: the next one)."""
     now = time.time() if now is None else now
@@ -88,7 +89,8 @@ def plan_ahead(
     roller = PrefixRoller(separators)
     recent = recent_precision(store, instance, settings)
     predictions = tuple(
-        predict(history, current, t, settings.season, rollup=roller.rollup, recent=recent) for t in targets
+        predict(history, current, t, settings.season, rollup=roller.rollup, recent=recent, seen=seen)
+        for t in targets
     )
     keys: list[bytes] = []
     for p in predictions:

@@ -117,3 +117,28 @@ def test_a_chain_far_behind_the_target_predicts_nothing() -> None:
     history = {1: top(1, ("a", 1)), 2: top(2, ("b", 1))}
     assert sequence(history, history[1], 2, rollup) == pytest.approx({b"b": 1.0})
     assert sequence(history, history[1], 100, rollup, max_steps=24) == {}
+
+
+def test_a_young_bucket_shares_the_say_with_the_closed_one_before_it() -> None:
+    # a -> b -> c, learned; the bucket being counted (3) has seen a quarter of itself and holds a
+    # leftover of the bucket before it (a's keys), plus b
+    history = {0: top(0, ("a", 1)), 1: top(1, ("b", 1)), 2: top(2, ("c", 1)), 4: top(4, ("a", 1))}
+    young = top(5, ("a", 1), ("b", 1))
+    from cachetop.analysis.predict import sequence_now
+
+    # seen fully: the chain steps from young: a -> b, b -> c, half each
+    assert sequence_now(history, young, 6, rollup, 10, 1.0) == pytest.approx({b"b": 0.5, b"c": 0.5})
+    # a quarter seen: bucket 4 (a) stepped twice (-> c) has three quarters of the say
+    assert sequence_now(history, young, 6, rollup, 10, 0.25) == pytest.approx({b"b": 0.125, b"c": 0.875})
+    # a closed bucket is what it is
+    assert sequence_now(history, history[4], 5, rollup, 10, 0.25) == pytest.approx({b"b": 1.0})
+
+
+def test_a_namespace_lends_its_weight_to_the_keys_it_held_when_it_was_strong() -> None:
+    from cachetop.analysis.predict import _spread
+
+    history = {
+        1: top(1, ("cart:1", 50), ("cart:2", 50), prefixes=(("cart:*", 100),)),
+        2: top(2, ("cart:3", 2), ("home:1", 90), prefixes=(("home:*", 90), ("cart:*", 2))),  # a leftover
+    }
+    assert _spread({b"cart:*": 1.0}, history, rollup) == pytest.approx({b"cart:1": 0.5, b"cart:2": 0.5})
