@@ -24,6 +24,7 @@ from cachetop.engine.monitor import Monitor
 from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
+from cachetop.tui.evict_own import idle_read_totals
 from cachetop.tui.screens.detail import DetailScreen
 from cachetop.tui.widgets.confirm_evict import ConfirmEvictScreen
 from cachetop.tui.widgets.keyspace_evict import IdleEvictScreen
@@ -224,6 +225,7 @@ async def test_evict_idle_from_the_tab_goes_through_the_confirmation(
     config = _config(redis, tmp_path / "state")
     async with dashboard(config, (100, 30)) as app:
         await _open_keyspace(app)
+        hits_before = client.info("stats")["keyspace_hits"]
         await keys(app, "i")
         modal = await until(lambda: isinstance(app.screen, IdleEvictScreen) and app.screen, what="asked")
         await until(lambda: modal.query("#idle-pattern"), what="the questions")
@@ -239,6 +241,11 @@ async def test_evict_idle_from_the_tab_goes_through_the_confirmation(
         assert "pattern old:* idle over 3600s" in text(app)
         app.screen.query_one("#evict-confirm").press()
         await until(lambda: not isinstance(app.screen, ConfirmEvictScreen), what="done")
+        # 41 OBJECT IDLETIME lookups in the dry run and 41 in the evict: keyspace hits the server
+        # counted, and the dashboard counted as its own (so its hit ratio leaves them out).
+        totals = idle_read_totals(app, "r1")
+        assert totals is not None and totals.hits() == 82 and totals.commands() == {"object|idletime": 82}
+        assert client.info("stats")["keyspace_hits"] - hits_before == 82
     assert client.exists(*[f"old:{i}" for i in range(40)]) == 0
     assert client.exists("old:fresh") == 1
     audit = [json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]

@@ -237,17 +237,23 @@ class DetailScreen(Screen[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_bindings()  # `e` in the footer on the Hot keys tab only (check_action)
-        if self.query_one("#tabs", TabbedContent).active != "tab-keyspace":
+        if event.pane.id != "tab-keyspace":
             for panel in self.query("#keyspace"):
                 panel.cancel()  # type: ignore[attr-defined]  # leaving the tab stops an analysis
         self._maybe_fetch()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("evict_key", "hotkey_cursor"):
-            return self.query_one("#tabs", TabbedContent).active == "tab-hotkeys"
+            return self._active_tab() == "tab-hotkeys"
         if action.startswith("keyspace_"):
-            return self.query_one("#tabs", TabbedContent).active == "tab-keyspace"
+            return self._active_tab() == "tab-keyspace"
         return True
+
+    def _active_tab(self) -> str | None:
+        """The open tab; None while the tabs are not (or no longer) mounted: bindings are checked
+        then too, as the screen is built and as it is taken down."""
+        tabs = self.query("#tabs")
+        return tabs.first(TabbedContent).active if tabs else None
 
     def action_keyspace_run(self) -> None:
         for panel in self.query("#keyspace"):

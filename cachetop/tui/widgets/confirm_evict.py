@@ -37,6 +37,7 @@ from cachetop.actions.evict import DEFAULT_RATE, EvictRequest, EvictResult, Redi
 from cachetop.actions.memcached_evict import MemcachedEvictor
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.engine.config import InstanceConfig
+from cachetop.tui.evict_own import counted
 from cachetop.tui.instances import live_instance
 from cachetop.util.safe_text import display_key
 
@@ -68,12 +69,14 @@ def _run(
     cancel: threading.Event,
     progress: Any,
     timeout: float,
+    app: Any = None,
 ) -> EvictResult:
     if inst.target.kind == "memcached":
         evictor = MemcachedEvictor([inst.target], timeout=timeout, cancel=cancel, progress=progress)
         return evictor.run(request.keys, dry_run=dry_run)
     runner = RedisEvictor(inst, timeout=timeout, rate=DEFAULT_RATE, cancel=cancel, progress=progress)
-    return runner.run(request, dry_run=dry_run)
+    with counted(app, inst.name, runner.idle_reads):  # an idle evict's IDLETIME hits are our own
+        return runner.run(request, dry_run=dry_run)
 
 
 def request_evict(app: App[Any], instance: str, request: EvictRequest) -> None:
@@ -97,7 +100,7 @@ def request_evict(app: App[Any], instance: str, request: EvictRequest) -> None:
     def dry_run() -> None:
         try:
             preview = _run(
-                inst, request, dry_run=True, cancel=threading.Event(), progress=None, timeout=timeout
+                inst, request, dry_run=True, cancel=threading.Event(), progress=None, timeout=timeout, app=cfg
             )
         except ActionError as exc:
             app.call_from_thread(app.notify, str(exc), severity="error", markup=False)
@@ -252,7 +255,7 @@ class ConfirmEvictScreen(ModalScreen[EvictResult | None]):
         try:
             result = _run(
                 self.inst, self.request, dry_run=False, cancel=self.cancel_event, progress=progress,
-                timeout=self.timeout,
+                timeout=self.timeout, app=self._owner,
             )  # fmt: skip
         except ActionError as exc:
             result = EvictResult(dry_run=False, error=str(exc))
