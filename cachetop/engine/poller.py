@@ -80,6 +80,7 @@ class Poller:
         self.error: str | None = None
         self.last_poll_wall: float | None = None
         self._poll_since: float | None = None  # clock time the poll in flight began (None: none)
+        self._probe_overdue_at: float | None = None  # while probing: when the next poll is due
         self.polls = 0
         self.detail_wanted = False
         self._set_detail_cadence()
@@ -112,12 +113,13 @@ class Poller:
     @property
     def stale(self) -> bool:
         """Up, but a poll has been in flight for over STALE_AFTER of an interval (a healthy one
-        takes milliseconds): the values shown are the last ones, until the poll answers or its
-        timeout declares the instance down."""
+        takes milliseconds), or is that late because a probe holds it up: the values shown are
+        the last ones, until the poll answers or its timeout declares the instance down."""
+        since = self._poll_since if self._poll_since is not None else self._probe_overdue_at
         return (
             self.status == Status.UP
-            and self._poll_since is not None
-            and self.clock() - self._poll_since > STALE_AFTER * self.interval
+            and since is not None
+            and self.clock() - since > STALE_AFTER * self.interval
         )
 
     def _set_detail_cadence(self) -> None:
@@ -203,7 +205,11 @@ class Poller:
                 return False
             if self.clock() >= deadline:
                 return True
-            await self.probe_once()
+            self._probe_overdue_at = deadline  # a probe that hangs holds the next poll back
+            try:
+                await self.probe_once()
+            finally:
+                self._probe_overdue_at = None
         return True
 
     async def _sleep_until(self, when: float) -> bool:

@@ -123,8 +123,11 @@ async def test_an_instance_that_stops_answering_keeps_its_values_marked_stale_un
             proxy.delay_s = 60.0  # from now on the proxied instance answers nothing
             frozen_at = time.monotonic()
             stale = await mon.wait_snapshot(lambda s: s.instances[0].stale, 5)
+            stale_after = time.monotonic() - frozen_at
             down = await mon.wait_snapshot(lambda s: s.instances[0].status == Status.DOWN, 5)
             proxy.delay_s = 0.0
+    # Late by half an interval, whether a poll or a probe is what hangs: long before the timeout.
+    assert stale_after < timeout, stale_after
     slow, healthy = stale.instances
     assert slow.status == Status.UP and slow.error is None
     assert slow.last_poll is not None and slow.last_poll < stale.time - interval / 2
