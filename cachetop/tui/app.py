@@ -10,7 +10,7 @@ decides toasts on status changes, and hands each Snapshot to the screen on top.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 from textual.app import App, SystemCommand
@@ -57,13 +57,13 @@ class CachetopApp(App[int]):
 
     # Which capability each source-driven key needs. Without a source (fixed data: tests,
     # screenshots) the live keys show, as they do on a live screen, and step/seek do not.
-    NEEDS: ClassVar[dict[str, str]] = {
-        "step": "step",
-        "seek": "seek",
-        "toggle_pause": "pause",
-        "refresh": "refresh",
-        "slower": "pace",
-        "faster": "pace",
+    NEEDS: ClassVar[dict[str, Callable[[SourceCapabilities], bool]]] = {
+        "step": lambda can: can.step,
+        "seek": lambda can: can.seek,
+        "toggle_pause": lambda can: can.pause,
+        "refresh": lambda can: can.refresh,
+        "slower": lambda can: can.pace,
+        "faster": lambda can: can.pace,
     }
     WITHOUT_SOURCE = SourceCapabilities(pause=True, refresh=True, pace=True)
 
@@ -74,7 +74,7 @@ class CachetopApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         needs = self.NEEDS.get(action)
-        return needs is None or getattr(self.capabilities, needs)
+        return needs is None or needs(self.capabilities)
 
     def _timeline(self) -> Timeline | None:
         return self.monitor if isinstance(self.monitor, Timeline) else None
@@ -303,10 +303,14 @@ class CachetopApp(App[int]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield SystemCommand("Help", "Show the key bindings (?)", self.action_help)
-        yield SystemCommand("Pause / resume", "Stop or restart polling (p)", self.action_toggle_pause)
-        yield SystemCommand("Refresh now", "Poll every instance now (r)", self.action_refresh)
-        yield SystemCommand("Interval longer", "Poll less often (+)", self.action_slower)
-        yield SystemCommand("Interval shorter", "Poll more often (-)", self.action_faster)
+        can = self.capabilities  # only what the source can do
+        if can.pause:
+            yield SystemCommand("Pause / resume", "Stop or restart polling (p)", self.action_toggle_pause)
+        if can.refresh:
+            yield SystemCommand("Refresh now", "Poll every instance now (r)", self.action_refresh)
+        if can.pace:
+            yield SystemCommand("Interval longer", "Poll less often (+)", self.action_slower)
+            yield SystemCommand("Interval shorter", "Poll more often (-)", self.action_faster)
         yield SystemCommand("Toggle theme", "Switch between dark and light (t)", self.action_toggle_theme)
         overview = self._overview()
         if overview is not None:
