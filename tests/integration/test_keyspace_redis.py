@@ -244,3 +244,23 @@ async def test_under_an_lfu_policy_the_walk_reads_frequencies(make_redis: Any) -
     assert after[3] == before[3]  # OBJECT IDLETIME would have been an error reply under LFU
     assert (after[0] - before[0], after[1] - before[1]) == (own.hits(), own.misses())
     client.close()
+
+
+async def test_a_walk_stopped_early_resumes_where_it_stopped(redis: LocalServer) -> None:
+    from cachetop.analysis.keyspace.redis_walk import KeyspaceWalk
+
+    pipe_into_redis(redis.port, [resp(b"SET", b"r:%d" % i, b"v") for i in range(20_000)])
+    cancel = asyncio.Event()
+    walk = KeyspaceWalk(
+        inst_of(redis),
+        sample=300,
+        rate=0,
+        cancel=cancel,
+        progress=lambda p: cancel.set() if p.phase == "scanning" and p.keys_scanned >= 5_000 else None,
+    )
+    first = await walk.run()
+    assert not first.complete and first.keys_scanned < 20_000
+    walk.progress = lambda _p: None
+    second = await walk.run()  # the SCAN goes on from its cursor: no name is counted twice
+    assert second.complete and second.keys_scanned == 20_000
+    assert [p.keys.est for p in second.prefixes] == [20_000]

@@ -13,9 +13,10 @@ returns and every per-key call is one operation of the budget.
    time nor LFU counters move. Older servers have no such switch: the report says how many keys
    were read, since those look freshly used to the eviction policy.
 
-The walk is resumable: the cursor and what was counted live on the KeyspaceWalk object, and a
-cancel between batches ends the phase in hand (a cancelled scan goes on to sample what it saw,
-so a stopped walk still answers, with wider intervals).
+The walk is resumable: the cursor and what was counted live on the KeyspaceWalk object. A cancel
+between batches ends the phase in hand (a cancelled scan goes on to sample what it saw, so a
+stopped walk still answers, with wider intervals), and calling run() again goes on counting from
+the cursor, then samples afresh.
 """
 
 from __future__ import annotations
