@@ -1,0 +1,141 @@
+"""From a source (a live Redis, a live memcached, a trace file) to a SizingReport."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from cachetop.analysis.sizing.curve import CurveRequest, build_curves
+from cachetop.analysis.sizing.memory import MemoryModel, redis_model
+from cachetop.analysis.sizing.profile_redis import Progress, profile_redis
+from cachetop.analysis.sizing.report import REDIS_POLICY, SizingReport, compared_policies
+from cachetop.analysis.sizing.trace_file import read_trace
+from cachetop.engine.config import InstanceConfig
+
+# Below this many sampled reads a curve is mostly noise: the report says so.
+FEW_READS = 2_000
+
+
+def _notes_for(report: SizingReport) -> None:
+    if report.sampled_reads < FEW_READS:
+        report.notes.append(
+            f"only {report.sampled_reads} sampled reads: run longer (--duration) or sample more "
+            "(--sample-rate) for a steadier curve"
+        )
+    for curve in report.curves[:1]:
+        unfilled = [p for p in curve.points if not p.filled]
+        if unfilled:
+            report.notes.append(
+                f"the profile saw too few distinct keys to fill sizes from {unfilled[0].memory_bytes} bytes "
+                "up: their hit ratios are lower bounds (run longer)"
+            )
+    report.calibrate()
+
+
+async def analyse_redis(
+    inst: InstanceConfig,
+    *,
+    duration: float,
+    rate: float,
+    seed: int = 0,
+    progress: Callable[[Progress], None] | None = None,
+    cancel: asyncio.Event | None = None,
+    policies: list[str] | None = None,
+) -> SizingReport:
+    profile = await profile_redis(
+        inst, duration=duration, rate=rate, seed=seed, progress=progress, cancel=cancel
+    )
+    cfg = profile.config
+    server_policy = cfg.get("maxmemory-policy", "noeviction")
+    simulated = REDIS_POLICY.get(server_policy, "redis-lru")
+    memory = redis_model(profile.info_memory, profile.keys, profile.usage_sample)
+    maxmemory = int(cfg.get("maxmemory", "0") or 0)
+    notes = []
+    if maxmemory <= 0:
+        maxmemory = profile.info_memory.get("used_memory", 0)
+        notes.append("maxmemory is 0 (no limit): the current size is taken as used_memory")
+    if server_policy not in REDIS_POLICY:
+        notes.append(f"maxmemory-policy {server_policy}: simulated as allkeys-lru")
+    if profile.stopped:
+        notes.append(f"the profile ended early: {profile.stopped}")
+    req = CurveRequest(
+        maxmemory,
+        memory,
+        policies or compared_policies(simulated),
+        samples=int(cfg.get("maxmemory-samples", "5") or 5),
+        log_factor=int(cfg.get("lfu-log-factor", "10") or 10),
+        decay_minutes=int(cfg.get("lfu-decay-time", "1") or 1),
+        seed=seed,
+    )
+    scale = profile.time_scale
+    if scale < 0.95:
+        profile.trace.rescale_times(scale)
+        notes.append(
+            f"the server served {100 * (1 - scale):.0f}% fewer reads while MONITOR was on: the trace's "
+            "clock is scaled back to the undisturbed rate (Redis's LRU clock ticks in seconds)"
+        )
+    curves = await asyncio.to_thread(build_curves, profile.trace, req)
+    t = profile.trace
+    report = SizingReport(
+        inst.name,
+        server_policy,
+        simulated,
+        maxmemory,
+        profile.hit_ratio_now,
+        curves,
+        memory,
+        rate,
+        len(t.ids),
+        t.keys,
+        t.reads_total,
+        t.duration_s,
+        notes,
+        {
+            "monitor_on_s": round(profile.stats.on_seconds, 2),
+            "monitor_lines": profile.stats.lines,
+            "max_omem_bytes": profile.stats.max_omem,
+            "own_commands": profile.own_commands,
+            "reads_per_s_before": round(profile.reads_per_s_before),
+            "reads_per_s_during": round(profile.reads_per_s_during),
+        },
+    )
+    _notes_for(report)
+    return report
+
+
+def analyse_trace(
+    path: Path,
+    *,
+    rate: float,
+    memory_bytes: int | None = None,
+    seed: int = 0,
+    policies: list[str] | None = None,
+) -> SizingReport:
+    trace, sized = read_trace(path, rate, seed)
+    footprint = sum({k: s for k, s in zip(trace.ids, trace.sizes, strict=True)}.values()) / rate
+    notes = []
+    if memory_bytes is None:
+        memory_bytes = max(1, int(footprint / 10))
+        notes.append("no --memory given: the current size is a tenth of the trace's footprint")
+    unit = "bytes (the trace's sizes)" if sized else "keys (the trace has no sizes: each key counts 1)"
+    memory = MemoryModel(1.0, 0.0, f"memory is counted in {unit}", by_size=True)
+    chosen = policies or compared_policies("lru")
+    curves = build_curves(trace, CurveRequest(memory_bytes, memory, chosen, seed=seed))
+    report = SizingReport(
+        path.name,
+        "trace",
+        chosen[0],
+        memory_bytes,
+        None,
+        curves,
+        memory,
+        rate,
+        len(trace.ids),
+        trace.keys,
+        trace.reads_total,
+        trace.duration_s,
+        notes,
+    )
+    _notes_for(report)
+    return report

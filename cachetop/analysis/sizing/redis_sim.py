@@ -1,0 +1,158 @@
+"""Redis's own eviction, simulated: approximated LRU and LFU by sampling (evict.c).
+
+Redis does not keep an LRU list. When memory is over the limit it takes `maxmemory-samples` keys
+at random, puts them into an eviction pool of 16 kept sorted by "idle" (for LRU, seconds since the
+last access on a clock of 1 s resolution; for LFU, 255 minus the decayed 8-bit log counter), and
+evicts the pool's best candidate that still exists. The pool survives between evictions and its
+idle values are not refreshed, so a candidate touched after it was pooled can still go. That
+differs from textbook LRU, and more so when the cache turns over within a few seconds (many keys
+share one LRU second), which is why the curve for a Redis policy comes from this model and not
+from libCacheSim's exact LRU.
+
+The simulated cache holds unit-size objects (memory.py maps bytes to objects); it runs on a
+spatially sampled trace (shards.py) with the capacity scaled by the sample rate, which keeps the
+key population and its idle-time distribution the same in proportion, so random sampling of
+candidates behaves as on the full key space.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Sequence
+
+POOL_SIZE = 16
+LFU_INIT_VAL = 5
+
+
+class RedisSampledCache:
+    """One cache of `capacity` objects evicting like Redis with allkeys-lru or allkeys-lfu."""
+
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        lfu: bool = False,
+        samples: int = 5,
+        log_factor: int = 10,
+        decay_minutes: int = 1,
+        seed: int = 0,
+    ) -> None:
+        self.capacity = max(1, capacity)
+        self.lfu = lfu
+        self.samples = max(1, samples)
+        self.log_factor = log_factor
+        self.decay_minutes = decay_minutes
+        self.rng = random.Random(seed)
+        self.keys: list[int] = []  # for O(1) random picks
+        self.slot: dict[int, int] = {}  # key -> index in keys
+        self.stamp: dict[int, int] = {}  # LRU: last access second; LFU: counter
+        self.decr_at: dict[int, int] = {}  # LFU: minute of the last decay
+        self.pool: list[tuple[int, int]] = []  # (idle, key), ascending idle
+        self.hits = 0
+        self.misses = 0
+
+    def access(self, key: int, at: float) -> bool:
+        """A read at time `at` (seconds). On a miss the client stores the key (cache-aside)."""
+        if key in self.slot:
+            self.hits += 1
+            if self.lfu:
+                self._lfu_touch(key, at)
+            else:
+                self.stamp[key] = int(at)
+            return True
+        self.misses += 1
+        self._insert(key, at)
+        while len(self.keys) > self.capacity:
+            self._evict(at)
+        return False
+
+    def _insert(self, key: int, at: float) -> None:
+        self.slot[key] = len(self.keys)
+        self.keys.append(key)
+        if self.lfu:
+            self.stamp[key] = LFU_INIT_VAL
+            self.decr_at[key] = int(at // 60)
+        else:
+            self.stamp[key] = int(at)
+
+    def _remove(self, key: int) -> None:
+        i = self.slot.pop(key)
+        last = self.keys.pop()
+        if last != key:
+            self.keys[i] = last
+            self.slot[last] = i
+        del self.stamp[key]
+        self.decr_at.pop(key, None)
+
+    def _decayed(self, key: int, at: float) -> int:
+        counter = self.stamp[key]
+        periods = (int(at // 60) - self.decr_at[key]) // self.decay_minutes if self.decay_minutes else 0
+        return max(0, counter - periods) if periods > 0 else counter
+
+    def _lfu_touch(self, key: int, at: float) -> None:
+        counter = self._decayed(key, at)
+        if counter < 255:
+            base = max(0, counter - LFU_INIT_VAL)
+            if self.rng.random() < 1.0 / (base * self.log_factor + 1):
+                counter += 1
+        self.stamp[key] = counter
+        self.decr_at[key] = int(at // 60)
+
+    def _idle(self, key: int, at: float) -> int:
+        if self.lfu:
+            return 255 - self._decayed(key, at)
+        return int(at) - self.stamp[key]
+
+    def _populate(self, at: float) -> None:
+        n = len(self.keys)
+        pool = self.pool
+        for _ in range(min(self.samples, n)):
+            key = self.keys[self.rng.randrange(n)]
+            idle = self._idle(key, at)
+            if any(k == key for _, k in pool):
+                continue
+            if len(pool) >= POOL_SIZE:
+                if idle <= pool[0][0]:
+                    continue  # worse than the worst pooled candidate: the pool is full
+                pool.pop(0)
+            bisect.insort(pool, (idle, key))
+
+    def _evict(self, at: float) -> None:
+        while True:
+            self._populate(at)
+            while self.pool:
+                _, key = self.pool.pop()
+                if key in self.slot:
+                    self._remove(key)
+                    return
+
+
+def simulate_redis(
+    ids: Sequence[int],
+    times: Sequence[float],
+    capacities: Sequence[int],
+    *,
+    lfu: bool = False,
+    samples: int = 5,
+    log_factor: int = 10,
+    decay_minutes: int = 1,
+    seed: int = 0,
+    warm: int = 0,
+) -> list[tuple[int, bool]]:
+    """(misses after the first `warm` reads, whether the cache was full by then) for each
+    capacity (in objects), with Redis's sampled eviction."""
+    out = []
+    for capacity in capacities:
+        cache = RedisSampledCache(
+            capacity, lfu=lfu, samples=samples, log_factor=log_factor, decay_minutes=decay_minutes, seed=seed
+        )
+        access = cache.access
+        for key, at in zip(ids[:warm], times[:warm], strict=True):
+            access(key, at)
+        before = cache.misses
+        filled = len(cache.keys) >= 0.95 * cache.capacity
+        for key, at in zip(ids[warm:], times[warm:], strict=True):
+            access(key, at)
+        out.append((cache.misses - before, filled))
+    return out

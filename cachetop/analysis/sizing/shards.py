@@ -1,0 +1,124 @@
+"""Spatial sampling of a key stream (SHARDS, Waldspurger et al., FAST'15).
+
+A key is kept when its hash, spread over [0, 2**24), falls below rate * 2**24; every access of a
+kept key is kept, so each kept key's reuse pattern is exact and the sample stands for the whole
+stream with every cache size scaled by the rate. The hash is CRC-32 spread by a Fibonacci
+multiplication: fast in C, the same in every process (Python's hash() is salted), and a `seed`
+picks another subset for error studies.
+
+Hit ratios from a sample are estimated from its misses (SHARDS' adjustment): the number of reads
+in the whole stream is known exactly (every line is seen), so hit ratio = 1 - misses / (reads x
+rate). A key so hot that it is always in the cache adds no misses, so whether it happens to be in
+the sample or not moves this estimate far less than it moves the plain ratio hits / sampled reads.
+"""
+
+from __future__ import annotations
+
+import zlib
+from array import array
+from dataclasses import dataclass, field
+
+SPACE = 1 << 24
+_FIB = 0x9E3779B1
+
+
+def key_hash(key: bytes, seed: int = 0) -> int:
+    """A key's place in [0, SPACE): CRC-32, mixed with the seed, spread by a multiplication."""
+    return (((zlib.crc32(key) ^ (seed * _FIB)) * _FIB) & 0xFFFFFFFF) >> 8
+
+
+class SpatialFilter:
+    """Keeps a key when key_hash(key) < rate * SPACE; remembers each key's verdict."""
+
+    def __init__(self, rate: float, seed: int = 0) -> None:
+        if not 0.0 < rate <= 1.0:
+            raise ValueError(f"sample rate must be in (0, 1], got {rate}")
+        self.rate = rate
+        self.seed = seed
+        self.threshold = max(1, round(rate * SPACE))
+        self._verdict: dict[bytes, bool] = {}
+
+    def keep(self, key: bytes) -> bool:
+        verdict = self._verdict.get(key)
+        if verdict is None:
+            verdict = key_hash(key, self.seed) < self.threshold
+            if len(self._verdict) < 2_000_000:  # bounded memory on a huge key space
+                self._verdict[key] = verdict
+        return verdict
+
+
+@dataclass
+class SampledTrace:
+    """The reads of the kept keys, in order: key ids, times (seconds), sizes (bytes, 0 = unknown).
+
+    `reads_total` counts every read of the stream, kept or not (the estimator's denominator);
+    `writes_total` every write. Cache-aside: a miss is filled by the client, so a read is what
+    the simulated cache serves and a write only tells the value's size."""
+
+    rate: float
+    ids: array = field(default_factory=lambda: array("q"))
+    times: array = field(default_factory=lambda: array("d"))
+    sizes: array = field(default_factory=lambda: array("q"))
+    before: array = field(default_factory=lambda: array("q"))  # reads_total before each kept read
+    reads_total: int = 0
+    writes_total: int = 0
+    first_time: float | None = None
+    last_time: float | None = None
+    _id_of: dict[bytes, int] = field(default_factory=dict)
+    _size_of: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> int:
+        return len(self._id_of)
+
+    @property
+    def duration_s(self) -> float:
+        if self.first_time is None or self.last_time is None:
+            return 0.0
+        return self.last_time - self.first_time
+
+    def some_keys(self, n: int) -> list[bytes]:
+        return [k for k, _ in zip(self._id_of, range(n), strict=False)]
+
+    def key_id(self, key: bytes) -> int:
+        kid = self._id_of.get(key)
+        if kid is None:
+            kid = self._id_of[key] = len(self._id_of) + 1
+        return kid
+
+    def add_read(self, key: bytes, at: float, size: int = 0) -> None:
+        kid = self.key_id(key)
+        if size <= 0:
+            size = self._size_of.get(kid, 0)
+        self.ids.append(kid)
+        self.before.append(self.reads_total - 1)  # add_read comes after reads_total counted it
+        self.times.append(at)
+        self.sizes.append(size)
+        self._seen(at)
+
+    def add_write(self, key: bytes, at: float, size: int) -> None:
+        if size > 0:
+            self._size_of[self.key_id(key)] = size
+        self._seen(at)
+
+    def _seen(self, at: float) -> None:
+        if self.first_time is None:
+            self.first_time = at
+        self.last_time = at
+
+    def rescale_times(self, factor: float) -> None:
+        """Multiplies every time since the first by `factor` (profile_redis.time_scale)."""
+        start = self.first_time or 0.0
+        self.times = array("d", (start + (t - start) * factor for t in self.times))
+        if self.last_time is not None:
+            self.last_time = start + (self.last_time - start) * factor
+
+    def reads_from(self, index: int) -> int:
+        """Reads of the whole stream from the kept read at `index` on."""
+        if index >= len(self.before):
+            return 0
+        return self.reads_total - self.before[index]
+
+    def mean_size(self) -> float:
+        known = [s for s in self.sizes if s > 0]
+        return sum(known) / len(known) if known else 0.0

@@ -1,0 +1,99 @@
+"""Sizing, checked by really resizing (issue 15): a Redis under a cache-aside Zipf 0.9 workload over
+300,000 keys of 1 KB; cachetop predicts the hit ratio at M/2 and 2M from a MONITOR profile at M;
+the test then sets maxmemory to each, runs the same workload until the hit ratio settles and
+compares with the server's own counters. Also: no MONITOR client is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+
+from cachetop.analysis.sizing.analyse import analyse_redis
+from cachetop.engine.config import InstanceConfig
+from cachetop.engine.targets import parse_target
+from cachetop.servers import LocalServer
+
+M = 40 << 20
+WINDOW_READS = 150_000  # reads per measurement window
+SETTLED_POINTS = 0.5  # two windows in a row this close: settled
+
+
+def inst_of(server: LocalServer) -> InstanceConfig:
+    return InstanceConfig(name="sized", target=parse_target(server.url))
+
+
+def start_workload(server: LocalServer, seed: int = 7) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.sizing_workload",
+            str(server.port),
+            "--forever",
+            "--requests",
+            "50000",
+            "--seed",
+            str(seed),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def _reads(client: redis.Redis) -> tuple[int, int]:
+    s = client.info("stats")
+    return s["keyspace_hits"], s["keyspace_misses"]
+
+
+def settled_hit_ratio(client: redis.Redis, deadline_s: float = 120.0) -> float:
+    """The hit ratio (%) over the last window of WINDOW_READS reads, once two windows in a row
+    agree within SETTLED_POINTS (the workload runs in its own process meanwhile)."""
+    end = time.monotonic() + deadline_s
+    last = None
+    h0, m0 = _reads(client)
+    while time.monotonic() < end:
+        h, m = _reads(client)
+        if (h - h0) + (m - m0) < WINDOW_READS:
+            time.sleep(0.1)  # polling the server's counters with a deadline, not a synchronisation
+            continue
+        ratio = 100.0 * (h - h0) / ((h - h0) + (m - m0))
+        if last is not None and abs(ratio - last) < SETTLED_POINTS:
+            return ratio
+        last, h0, m0 = ratio, h, m
+    raise AssertionError(f"the hit ratio did not settle in {deadline_s} s (last window {last})")
+
+
+def monitor_clients(client: redis.Redis) -> list[dict]:
+    return [c for c in client.client_list() if "O" in c.get("flags", "") or c.get("cmd") == "monitor"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu"])
+def test_prediction_at_half_and_double_memory_matches_the_resized_server(make_redis, policy) -> None:
+    server = make_redis("--maxmemory", str(M), "--maxmemory-policy", policy)
+    client = redis.Redis(port=server.port)
+    workload = start_workload(server)
+    try:
+        now = settled_hit_ratio(client)
+        report = asyncio.run(analyse_redis(inst_of(server), duration=20.0, rate=0.05))
+        assert monitor_clients(client) == []  # the profile's MONITOR is gone
+        curve = report.current_curve()
+        assert curve is not None and report.memory_max_bytes == M
+        predicted = {size: curve.hit_ratio_at(size) for size in (M // 2, 2 * M)}
+        measured = {}
+        for size in (M // 2, 2 * M):
+            client.config_set("maxmemory", size)
+            measured[size] = settled_hit_ratio(client)
+        print(
+            f"{policy}: now {now:.2f} (profile says {report.hit_ratio_now:.2f}, predicted "
+            f"{report.predicted_now:.2f}); predicted {predicted}; measured {measured}; notes {report.notes}"
+        )
+        for size in (M // 2, 2 * M):
+            assert abs(predicted[size] - measured[size]) <= 3.0, (size, predicted, measured)
+    finally:
+        workload.kill()
+        workload.wait()
