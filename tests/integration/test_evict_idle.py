@@ -149,3 +149,40 @@ def test_usage_errors(redis: LocalServer, tmp_path: Path) -> None:
         out = cachetop(*args, state=tmp_path)
         assert out.returncode == 2, args
         assert message in out.stderr, (args, out.stderr)
+
+
+def test_idle_over_on_a_cluster_checks_every_master(tmp_path: Path) -> None:
+    from redis.crc import key_slot
+
+    from tests.cluster_fixture import running_cluster
+
+    with running_cluster(tmp_path / "cluster") as cluster:
+        ranges = cluster.slot_ranges()
+        clients = {port: redis_py.Redis(port=port) for port in ranges}
+
+        def owner(key: bytes) -> redis_py.Redis:
+            slot = key_slot(key)
+            return clients[next(p for p, (lo, hi) in ranges.items() if lo <= slot <= hi)]
+
+        owner(b"template").set(b"template", b"v" * 100)
+        payload = owner(b"template").dump(b"template")
+        owner(b"template").delete(b"template")
+        for key in KEYS:  # as if written a minute ago, on the master that owns each key
+            owner(key).restore(key, 0, payload, idletime=60)
+        for key in READ_AGAIN:
+            owner(key).get(key)
+        args = ("evict", cluster.url, "--idle-over", "10s", "--pattern", "idle:*", "--rate", "0", "--json")
+        dry = cachetop(*args, "--dry-run", state=tmp_path)
+        assert dry.returncode == 0, dry.stderr
+        assert json.loads(dry.stdout)["matched"] == 100
+        done = cachetop(*args, "--yes", state=tmp_path)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert (report["matched"], report["evicted"], report["complete"]) == (100, 100, True)
+        assert len(report["nodes"]) == len(ranges) and {n["state"] for n in report["nodes"].values()} == {
+            "done"
+        }
+        assert sum(owner(k).exists(k) for k in UNREAD) == 0
+        assert sum(owner(k).exists(k) for k in READ_AGAIN) == 100
+        for client in clients.values():
+            client.close()
