@@ -33,6 +33,7 @@ SUBCOMMANDS = (
     "plugins",
     "replay",
     "trends",
+    "sizing",
 )
 
 EPILOG = """\
