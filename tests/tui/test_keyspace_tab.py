@@ -17,6 +17,7 @@ import pytest
 import redis as redis_py
 import redis.asyncio as aioredis
 
+from cachetop.actions.evict import EvictRequest
 from cachetop.analysis.keyspace import load_report, save_report
 from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
 from cachetop.engine.live import LiveSources
@@ -27,7 +28,7 @@ from cachetop.tui.app import CachetopApp
 from cachetop.tui.evict_own import idle_read_totals
 from cachetop.tui.screens.detail import DetailScreen
 from cachetop.tui.widgets.confirm_evict import ConfirmEvictScreen
-from cachetop.tui.widgets.keyspace_evict import IdleEvictScreen
+from cachetop.tui.widgets.keyspace_evict import IdleEvictScreen, idle_request
 from cachetop.tui.widgets.keyspace_panel import KeyspacePanel
 from tests.tui.helpers import keys, open_tab, text, until
 
@@ -223,34 +224,43 @@ async def test_evict_idle_from_the_tab_goes_through_the_confirmation(
     client.set("old:fresh", "v")
     client.delete("template")
     config = _config(redis, tmp_path / "state")
+    report = {
+        "name": "r1",
+        "source": "scan",
+        "prefixes": [{"prefix": "old:*", "keys_est": 40}, {"prefix": "x:*"}],
+    }
+    save_report(config.settings.state_dir, report)
     async with dashboard(config, (100, 30)) as app:
         await _open_keyspace(app)
+        await until(lambda: "old:*" in text(app), what="the kept report")
         hits_before = client.info("stats")["keyspace_hits"]
         await keys(app, "i")
         modal = await until(lambda: isinstance(app.screen, IdleEvictScreen) and app.screen, what="asked")
         await until(lambda: modal.query("#idle-pattern"), what="the questions")
+        assert modal.query_one("#idle-pattern").value == "old:*"  # the selected row's prefix
         modal.query_one("#idle-over").value = "1h"
-        modal.query_one("#idle-pattern").value = "old:*"
         await keys(app, "enter")
         confirm = await until(
             lambda: isinstance(app.screen, ConfirmEvictScreen) and app.screen, what="confirm"
         )
         assert confirm.preview.matched == 40
-        assert confirm.request.idle_over_s == 3600
+        # The report's prefix, not a glob: exactly the keys it counted under old:* (old:fresh rolls
+        # up to itself: it is not even checked).
+        assert (confirm.request.prefix, confirm.request.idle_over_s) == (b"old:*", 3600)
         await until(lambda: "would evict 40 keys from r1" in text(app), what="the dry run")
-        assert "pattern old:* idle over 3600s" in text(app)
+        assert "prefix old:* idle over 3600s" in text(app)
         app.screen.query_one("#evict-confirm").press()
         await until(lambda: not isinstance(app.screen, ConfirmEvictScreen), what="done")
-        # 41 OBJECT IDLETIME lookups in the dry run and 41 in the evict: keyspace hits the server
+        # 40 OBJECT IDLETIME lookups in the dry run and 40 in the evict: keyspace hits the server
         # counted, and the dashboard counted as its own (so its hit ratio leaves them out).
         totals = idle_read_totals(app, "r1")
-        assert totals is not None and totals.hits() == 82 and totals.commands() == {"object|idletime": 82}
-        assert client.info("stats")["keyspace_hits"] - hits_before == 82
+        assert totals is not None and totals.hits() == 80 and totals.commands() == {"object|idletime": 80}
+        assert client.info("stats")["keyspace_hits"] - hits_before == 80
     assert client.exists(*[f"old:{i}" for i in range(40)]) == 0
     assert client.exists("old:fresh") == 1
     audit = [json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
     assert audit[-1]["outcome"] == "done" and audit[-1]["evicted"] == 40
-    assert audit[-1]["what"] == {"pattern": "old:*", "idle_over_s": 3600}
+    assert audit[-1]["what"] == {"prefix": "old:*", "idle_over_s": 3600}
     client.close()
 
 
@@ -267,3 +277,16 @@ async def test_read_only_refuses_evict_idle(redis: LocalServer, tmp_path: Path) 
     audit = [json.loads(line) for line in audit_file.read_text().splitlines()]
     assert [(a["outcome"], a["what"]) for a in audit] == [("refused", {"pattern": "*", "idle_over_s": 86400})]
     assert "--read-only" in audit[0]["reason"]
+
+
+def test_idle_request_uses_a_report_prefix_exactly_and_anything_else_as_a_glob() -> None:
+    prefixes = frozenset({"user:*:cart", "sess:*"})
+    assert idle_request("1d", "user:*:cart", prefixes) == EvictRequest(
+        prefix=b"user:*:cart", idle_over_s=86400
+    )
+    assert idle_request("90m", "user:*", prefixes) == EvictRequest(pattern=b"user:*", idle_over_s=5400)
+    assert idle_request("1.5s", "", prefixes) == EvictRequest(pattern=b"*", idle_over_s=2)
+    with pytest.raises(ValueError, match="at least 1s"):
+        idle_request("500ms", "*")
+    with pytest.raises(ValueError, match="not a duration"):
+        idle_request("soon", "*")

@@ -1,6 +1,6 @@
 """The Keyspace tab's "evict idle keys": ask how idle and which keys, then the usual evict path.
 
-The answer becomes an EvictRequest(pattern, idle_over_s) handed to request_evict, so it gets the
+The answer becomes an EvictRequest(prefix or pattern, idle_over_s) handed to request_evict, so it gets the
 same read-only refusal, exact dry run (every key's OBJECT IDLETIME), confirmation modal (typing the
 instance name above 1000 keys), budget, progress and audit lines as the Hot keys tab's evict.
 Read-only is checked before asking, so nobody types an answer only to be refused.
@@ -28,28 +28,33 @@ from cachetop.util.safe_text import display_key
 DEFAULT_IDLE = "1d"
 
 
-def pattern_for(prefix: str | None) -> str:
-    """The SCAN glob for a report's prefix ('sess:*' stays 'sess:*'); '*' when there is none or the
-    name was escaped in the report (a backslash: the raw bytes are not known here)."""
-    if not prefix or "\\" in prefix or "…" in prefix:
-        return "*"
-    return prefix if prefix.endswith("*") else prefix + "*"
+def usable(prefix: object) -> bool:
+    """A report's prefix names its keys exactly unless it was escaped or cut there (a backslash or
+    an ellipsis: the raw bytes are not known here)."""
+    return isinstance(prefix, str) and bool(prefix) and "\\" not in prefix and "…" not in prefix
 
 
-def idle_request(idle_text: str, pattern: str) -> EvictRequest:
-    """The request for the answers, or ValueError with what is wrong."""
+def idle_request(idle_text: str, keys: str, prefixes: frozenset[str] = frozenset()) -> EvictRequest:
+    """The request for the answers, or ValueError with what is wrong. `keys` is one of the report's
+    prefixes (exactly the keys the report counted under it: `user:*:cart` leaves `user:1:cart:old`
+    alone) or else a SCAN glob."""
     seconds = parse_duration(idle_text)
     if seconds < 1:
         raise ValueError("idle over: at least 1s (the server counts idle time in whole seconds)")
-    return EvictRequest(pattern=(pattern or "*").encode(), idle_over_s=math.ceil(seconds))
+    keys = keys or "*"
+    if keys in prefixes:
+        return EvictRequest(prefix=keys.encode(), idle_over_s=math.ceil(seconds))
+    return EvictRequest(pattern=keys.encode(), idle_over_s=math.ceil(seconds))
 
 
-def ask_idle_evict(app: App[Any], instance: str, prefix: str | None) -> None:
+def ask_idle_evict(app: App[Any], instance: str, prefix: str | None, prefixes: frozenset[str]) -> None:
+    """`i`: the selected prefix (of the report's `prefixes`) is offered, else every key."""
     cfg: Any = app
     inst = live_instance(cfg, instance)
     if inst is None:
         return
-    request = EvictRequest(pattern=pattern_for(prefix).encode(), idle_over_s=86400)
+    offered = prefix if usable(prefix) and prefix in prefixes else "*"
+    request = idle_request(DEFAULT_IDLE, offered, prefixes)
     try:
         check_writable(inst, read_only=bool(cfg.read_only), action="evict", config_path=cfg.config.path)
     except ReadOnlyError:
@@ -68,7 +73,7 @@ def ask_idle_evict(app: App[Any], instance: str, prefix: str | None) -> None:
         if answer is not None:
             request_evict(app, instance, answer)
 
-    app.push_screen(IdleEvictScreen(instance, pattern_for(prefix)), chosen)
+    app.push_screen(IdleEvictScreen(instance, offered, prefixes), chosen)
 
 
 class IdleEvictScreen(ModalScreen[EvictRequest | None]):
@@ -85,16 +90,19 @@ class IdleEvictScreen(ModalScreen[EvictRequest | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
     AUTO_FOCUS = "#idle-over"
 
-    def __init__(self, instance: str, pattern: str) -> None:
+    def __init__(self, instance: str, keys: str, prefixes: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.instance = instance
-        self.pattern = pattern
+        self.keys = keys
+        self.prefixes = prefixes
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(f"Evict idle keys from {display_key(self.instance, 40)}", markup=False)
             yield Input(value=DEFAULT_IDLE, placeholder="idle over: 1h, 1d, 7d", id="idle-over")
-            yield Input(value=self.pattern, placeholder="keys matching (glob): *", id="idle-pattern")
+            yield Input(
+                value=self.keys, placeholder="keys: a prefix of the report, or a glob", id="idle-pattern"
+            )
             yield Static("", id="idle-error", markup=False)
             with Horizontal():
                 yield Button("Dry run", variant="warning", id="idle-go")
@@ -109,7 +117,7 @@ class IdleEvictScreen(ModalScreen[EvictRequest | None]):
         idle = self.query_one("#idle-over", Input).value
         pattern = self.query_one("#idle-pattern", Input).value.strip()
         try:
-            request = idle_request(idle, pattern)
+            request = idle_request(idle, pattern, self.prefixes)
         except ValueError as exc:
             self.query_one("#idle-error", Static).update(display_key(str(exc), 120))
             return

@@ -268,6 +268,10 @@ class KeyspacePanel(Vertical):
         return str(entry.get("prefix")) if isinstance(entry, Mapping) else None
 
     def action_evict_idle(self) -> None:
-        from cachetop.tui.widgets.keyspace_evict import ask_idle_evict
+        from cachetop.tui.widgets.keyspace_evict import ask_idle_evict, usable
 
-        ask_idle_evict(self.app, self.instance, self.selected_prefix())
+        prefixes = (self.report or {}).get("prefixes") or []
+        names = frozenset(
+            str(p.get("prefix")) for p in prefixes if isinstance(p, Mapping) and usable(p.get("prefix"))
+        )
+        ask_idle_evict(self.app, self.instance, self.selected_prefix(), names)
