@@ -12,6 +12,7 @@ from cachetop.analysis.sizing.profile_redis import Progress, profile_redis
 from cachetop.analysis.sizing.report import REDIS_POLICY, SizingReport, compared_policies
 from cachetop.analysis.sizing.trace_file import read_trace
 from cachetop.engine.config import InstanceConfig
+from cachetop.util.format import size
 
 # Below this many sampled reads a curve is mostly noise: the report says so.
 FEW_READS = 2_000
@@ -27,7 +28,7 @@ def _notes_for(report: SizingReport) -> None:
         unfilled = [p for p in curve.points if not p.filled]
         if unfilled:
             report.notes.append(
-                f"the profile saw too few distinct keys to fill sizes from {unfilled[0].memory_bytes} bytes "
+                f"the profile saw too few distinct keys to fill sizes from {size(unfilled[0].memory_bytes)} "
                 "up: their hit ratios are lower bounds (run longer)"
             )
     report.calibrate()
@@ -68,6 +69,7 @@ async def analyse_redis(
         decay_minutes=int(cfg.get("lfu-decay-time", "1") or 1),
         seed=seed,
     )
+    watched_s = profile.trace.duration_s  # before the clock is scaled
     scale = profile.time_scale
     if scale < 0.95:
         profile.trace.rescale_times(scale)
@@ -89,7 +91,7 @@ async def analyse_redis(
         len(t.ids),
         t.keys,
         t.reads_total,
-        t.duration_s,
+        watched_s,
         notes,
         {
             "monitor_on_s": round(profile.stats.on_seconds, 2),

@@ -80,6 +80,19 @@ class Curve:
         return None
 
 
+def curve_from_json(data: dict) -> Curve:
+    points = tuple(
+        CurvePoint(
+            int(p["memory_bytes"]),
+            float(p["hit_ratio"]),
+            float(p.get("objects", 0)),
+            bool(p.get("filled", True)),
+        )
+        for p in data["points"]
+    )
+    return Curve(str(data["policy"]), str(data.get("label", data["policy"])), points)
+
+
 @dataclass
 class CurveRequest:
     current_bytes: int
