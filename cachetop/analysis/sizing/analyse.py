@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cachetop.analysis.sizing.curve import CurveRequest, build_curves
 from cachetop.analysis.sizing.memory import MemoryModel, redis_model
@@ -43,9 +44,11 @@ async def analyse_redis(
     progress: Callable[[Progress], None] | None = None,
     cancel: asyncio.Event | None = None,
     policies: list[str] | None = None,
+    **profile_options: Any,
 ) -> SizingReport:
+    """profile_options go to profile_redis (side, count, gate, timeout, baseline_s)."""
     profile = await profile_redis(
-        inst, duration=duration, rate=rate, seed=seed, progress=progress, cancel=cancel
+        inst, duration=duration, rate=rate, seed=seed, progress=progress, cancel=cancel, **profile_options
     )
     cfg = profile.config
     server_policy = cfg.get("maxmemory-policy", "noeviction")

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from cachetop.analysis.sizing.monitor_trace import SizingParser
 from cachetop.analysis.sizing.shards import SampledTrace, SpatialFilter
 from cachetop.engine.config import InstanceConfig
-from cachetop.hotkeys.conn import SideConnection
+from cachetop.hotkeys.conn import SideCommands, SideConnection
 from cachetop.hotkeys.monitor_parser import ParseResult
 from cachetop.hotkeys.redis_monitor import MonitorSampler, MonitorStats
-from cachetop.util.aio import cancel_and_wait
+from cachetop.util.aio import OwnTrafficGate, cancel_and_wait
 
 COST_NOTE = (
     "MONITOR makes the server format a line for every command while it is on: a saturated Redis 7.0 "
@@ -115,15 +115,24 @@ async def profile_redis(
     cancel: asyncio.Event | None = None,
     usage_keys: int = 20,
     baseline_s: float = 1.0,
+    side: SideCommands | None = None,
+    count: Callable[[str, int], None] | None = None,
+    gate: OwnTrafficGate | None = None,
 ) -> RedisProfile:
+    """`side`: a poll connection lent by the dashboard (it counts what it sends itself), else a
+    side connection of our own whose commands go to `count` (own-traffic accounting) too."""
     trace = SampledTrace(rate)
     keep = SpatialFilter(rate, seed)
     profile = RedisProfile(trace, MonitorStats())
 
-    def count(command: str, n: int = 1) -> None:
+    def counted(command: str, n: int = 1) -> None:
         profile.own_commands += n
+        if count is not None:
+            count(command, n)
 
-    side = SideConnection(inst, timeout, count=count)
+    own_side = side is None
+    if side is None:
+        side = SideConnection(inst, timeout, count=counted, gate=gate)
     started = time.monotonic()
 
     def sink(out: ParseResult, covered: float, now: float) -> None:
@@ -131,7 +140,7 @@ async def profile_redis(
             progress(_progress(profile, sampler, started, duration))
 
     sampler = MonitorSampler(
-        inst, sink, on_s=duration, off_s=3600.0, omem_limit=omem_limit, timeout=timeout, side=side
+        inst, sink, on_s=duration, off_s=3600.0, omem_limit=omem_limit, timeout=timeout, side=side, gate=gate
     )
     sampler._parser = SizingParser(trace, keep)  # same command table and own-client rules
     profile.stats = sampler.stats
@@ -168,7 +177,8 @@ async def profile_redis(
                     profile.usage_sample.append(int(usage))
         profile.stopped = profile.stopped or sampler.stats.last_stop
     finally:
-        await side.close()
+        if own_side:
+            await side.close()
     return profile
 
 

@@ -89,6 +89,8 @@ class DetailScreen(Screen[None]):
         # The Keyspace tab's: analyse now (never by itself), evict idle keys (check_action: that tab only).
         Binding("a", "keyspace_run", "Analyse"),
         Binding("i", "keyspace_evict_idle", "Evict idle"),
+        # The Sizing tab's: profile now (never by itself; check_action: that tab only).
+        Binding("m", "sizing_run", "Profile"),
         Binding("up", "hotkey_cursor(-1)", "Up", show=False),
         Binding("down", "hotkey_cursor(1)", "Down", show=False),
     ]
@@ -142,6 +144,9 @@ class DetailScreen(Screen[None]):
         from cachetop.tui.widgets.trends_panel import TrendsPanel
 
         panes.append(TabPane("Trends", TrendsPanel(self.instance_name, id="trends"), id="tab-trends"))
+        from cachetop.tui.widgets.sizing_panel import SizingPanel
+
+        panes.append(TabPane("Sizing", SizingPanel(self.instance_name, id="sizing"), id="tab-sizing"))
         return panes
 
     def on_mount(self) -> None:
@@ -240,6 +245,9 @@ class DetailScreen(Screen[None]):
         if event.pane.id != "tab-keyspace":
             for panel in self.query("#keyspace"):
                 panel.cancel()  # type: ignore[attr-defined]  # leaving the tab stops an analysis
+        if event.pane.id != "tab-sizing":
+            for panel in self.query("#sizing"):
+                panel.cancel()  # type: ignore[attr-defined]  # leaving the tab ends the MONITOR
         self._maybe_fetch()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -247,6 +255,8 @@ class DetailScreen(Screen[None]):
             return self._active_tab() == "tab-hotkeys"
         if action.startswith("keyspace_"):
             return self._active_tab() == "tab-keyspace"
+        if action.startswith("sizing_"):
+            return self._active_tab() == "tab-sizing"
         return True
 
     def _active_tab(self) -> str | None:
@@ -257,6 +267,10 @@ class DetailScreen(Screen[None]):
 
     def action_keyspace_run(self) -> None:
         for panel in self.query("#keyspace"):
+            panel.action_run()  # type: ignore[attr-defined]
+
+    def action_sizing_run(self) -> None:
+        for panel in self.query("#sizing"):
             panel.action_run()  # type: ignore[attr-defined]
 
     def action_keyspace_evict_idle(self) -> None:
