@@ -4,11 +4,9 @@ the idle ones removed on the server that holds them, exactly."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from pymemcache.client.base import Client
 
 from cachetop.servers import LocalServer
@@ -84,15 +82,10 @@ def test_memcached_idle_refuses_a_prefix(memcached: LocalServer, tmp_path: Path)
     assert "--prefix is for Redis/Valkey; on memcached give a glob with --pattern" in out.stderr
 
 
-@pytest.mark.parametrize("threshold", ["1h"])
-def test_nothing_idle_long_enough_matches_nothing(
-    memcached: LocalServer, tmp_path: Path, threshold: str
-) -> None:
+def test_an_item_written_now_is_not_idle_for_an_hour(memcached: LocalServer, tmp_path: Path) -> None:
     client = Client(("127.0.0.1", memcached.port))
     client.set("a", b"v")
-    started = time.monotonic()
-    out = cachetop("evict", memcached.url, "--idle-over", threshold, "--dry-run", "--json", state=tmp_path)
+    out = cachetop("evict", memcached.url, "--idle-over", "1h", "--dry-run", "--json", state=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["matched"] == 0
-    assert time.monotonic() - started < 30
     client.close()
