@@ -26,6 +26,7 @@ from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.evict_own import idle_read_totals
+from cachetop.tui.keyspace_rows import prefix_columns
 from cachetop.tui.screens.detail import DetailScreen
 from cachetop.tui.widgets.confirm_evict import ConfirmEvictScreen
 from cachetop.tui.widgets.keyspace_evict import IdleEvictScreen, idle_request
@@ -122,7 +123,12 @@ async def test_analyse_shows_progress_exact_figures_and_keeps_within_three_conne
             assert "1,234" in row and "±" not in row
             page_row = next(line for line in screen.splitlines() if "page:*" in line)
             assert "150" in page_row and "✓" in page_row  # compressible JSON is recommended
-            assert all(len(line) <= 80 for line in screen.splitlines())
+            # Fits 80 columns: the header row has every column's label, and no horizontal scrollbar.
+            header = next(line for line in screen.splitlines() if line.lstrip().startswith("prefix "))
+            assert header.split() == [c.label for c in prefix_columns(80)]
+            assert not any(
+                set(line.strip()) <= set("▁▂▃▄▅▆▇█") and line.strip() for line in screen.splitlines()
+            )
             assert "analysed just now" in screen
             # The hot-key sampler is back after the analysis.
             await until(lambda: collector._task is not None and not collector._task.done(), what="resumed")
