@@ -54,6 +54,12 @@ class Settings:
     state_dir: Path = field(default_factory=lambda: default_state_dir())
     # "light": no hot-key sampling anywhere (production); see docs/fleets.md "What cachetop costs".
     profile: str = "default"
+    # The daemon's /api/v1 (exporters/api.py, docs/api.md): viewers' token, the separate token
+    # for actions, and TLS for its HTTP port. None: no API / no actions / plain HTTP.
+    api_token: str | None = None
+    action_token: str | None = None
+    api_tls_cert: str | None = None
+    api_tls_key: str | None = None
 
 
 PROFILES = ("default", "light")
@@ -98,6 +104,7 @@ class Config:
     def secrets(self) -> tuple[str, ...]:
         """Every secret the config holds, so output can be scrubbed of them as a last line of defence."""
         found = [i.target.password for i in self.instances if i.target.password]
+        found += [t for t in (self.settings.api_token, self.settings.action_token) if t]
         if "channel" in self.sections:
             from cachetop.alerts.channels import alert_secrets
 
@@ -105,7 +112,8 @@ class Config:
         return tuple(s for s in found if s)
 
 
-SETTINGS_KEYS = ("interval", "window", "timeout", "state_dir", "profile")
+API_SETTINGS = ("api_token", "action_token", "api_tls_cert", "api_tls_key")
+SETTINGS_KEYS = ("interval", "window", "timeout", "state_dir", "profile", *API_SETTINGS)
 INSTANCE_KEYS = (
     "name",
     "url",
@@ -142,6 +150,16 @@ def parse_settings(raw: Any, ctx: ConfigContext) -> Settings:
     if "profile" in table:
         profile = ctx.string(table["profile"], (*path, "profile"), choices=PROFILES)
         settings = replace(settings, profile=profile)
+    for key in API_SETTINGS:
+        if key in table:
+            value = ctx.string(table[key], (*path, key))
+            if key.endswith("_token"):
+                if len(value) < 16:
+                    ctx.fail((*path, key), f"{key} must be at least 16 characters (`openssl rand -hex 24`)")
+                register_secret(value)
+            settings = replace(settings, **{key: value})
+    if bool(settings.api_tls_cert) != bool(settings.api_tls_key):
+        ctx.fail((*path, "api_tls_cert"), "api_tls_cert and api_tls_key go together: give both or neither")
     problem = window_problem(settings)
     if problem:
         ctx.fail((*path, "window"), problem)
