@@ -98,6 +98,15 @@ class SnapshotCollector(Collector):
                 status.add_metric([*labels, str(value)], 1.0 if inst.status == value else 0.0)
         yield up
         yield status
+        # The tags (the dashboard groups by the first), for a dashboard that reads Prometheus.
+        info = GaugeMetricFamily(
+            f"{PREFIX}instance_info",
+            "Always 1; tags: the instance's tags, comma-separated.",
+            labels=(*LABELS, "tags"),
+        )
+        for inst in snap.instances:
+            info.add_metric([*instance_labels(inst), ",".join(inst.tags)], 1.0)
+        yield info
         for name, info in METRICS.items():
             family = GaugeMetricFamily(f"{PREFIX}{info.prom_name or name}", info.help, labels=LABELS)
             for inst in snap.instances:
