@@ -107,8 +107,9 @@ class RedisSampledCache:
     def _populate(self, at: float) -> None:
         n = len(self.keys)
         pool = self.pool
-        for _ in range(min(self.samples, n)):
-            key = self.keys[self.rng.randrange(n)]
+        # Distinct keys, as dictGetSomeKeys returns (a cache smaller than the sample: all of it).
+        for i in self.rng.sample(range(n), min(self.samples, n)):
+            key = self.keys[i]
             idle = self._idle(key, at)
             if any(k == key for _, k in pool):
                 continue
