@@ -178,8 +178,14 @@ class KeyspacePanel(Vertical):
             return
         app: Any = self.app
         inst = live_instance(app, self.instance)
-        if inst is None:
-            self.app.notify(f"no instance named {display_key(self.instance, 40)}", severity="error")
+        if inst is None or not any(p.inst.name == self.instance for p in app.live_pollers()):
+            # A replay (or another source without live servers): the recording has no keyspace.
+            app.notify(
+                f"no live server behind {display_key(self.instance, 40)} here: "
+                "run `cachetop keyspace URL` against it",
+                severity="warning",
+                markup=False,
+            )
             return
         self.running = True
         self.error = None
