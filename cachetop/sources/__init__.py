@@ -1,0 +1,1 @@
+"""Sources of Snapshots besides the live Monitor: a daemon attached over HTTP, Prometheus."""
