@@ -99,6 +99,12 @@ def build_dashboard_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--record", metavar="FILE", help="record every snapshot to FILE for `cachetop replay`"
     )
+    parser.add_argument(
+        "--source",
+        metavar="URL",
+        help="read the fleet from Prometheus instead of polling: prometheus://HOST:9090[?match=LABELS]"
+        " (see docs/scale.md)",
+    )
     parser.add_argument("-V", "--version", action="version", version=f"cachetop {__version__}")
     return parser
 

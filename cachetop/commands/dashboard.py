@@ -9,6 +9,10 @@ from cachetop.commands.common import config_from_args
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "source", None):
+        from cachetop.commands import dashboard_prometheus
+
+        return dashboard_prometheus.run(args)
     config = config_from_args(args)
     try:
         from cachetop.tui.run import run_dashboard
