@@ -48,8 +48,9 @@ def sample_from_info(
         # Ours, and what other cachetop processes sent (their client names count it).
         "own_commands": sum(own.commands.values()) + backend.viewers.commands,
         "own_errors": own.errors,
-        "own_hits": own.hits,
-        "own_misses": own.misses,
+        # Keyspace hits/misses our reads caused, and those other processes' names claim.
+        "own_hits": own.hits + backend.viewers.hits,
+        "own_misses": own.misses + backend.viewers.misses,
         "errors": (field_int(fields, b"total_error_replies") or 0)
         + (field_int(fields, b"rejected_connections") or 0),
         "evictions": field_int(fields, b"evicted_keys") or 0,

@@ -33,19 +33,29 @@ from pathlib import Path
 # One per process: tells this process's connections from another cachetop's.
 TOKEN = secrets.token_hex(4)
 OWN_PREFIX = b"cachetop"
-_COUNTED = re.compile(rb"^(cachetop[A-Za-z0-9_.-]*):([0-9a-f]{8}):(\d{1,18})$")
+_COUNTED = re.compile(rb"^(cachetop[A-Za-z0-9_.-]*):([0-9a-f]{8}):(\d{1,18})(?::(\d{1,18}):(\d{1,18}))?$")
 
 
-def counted_name(base: str, count: int) -> str:
+def counted_name(base: str, count: int, reads: tuple[int, int] | None = None) -> str:
     """The client name that says `count` commands were sent on this connection (this
-    SETNAME included)."""
-    return f"{base}:{TOKEN}:{count}"
+    SETNAME included), and, for a connection whose commands look keys up (the keyspace
+    analysis), the keyspace hits and misses they caused: `reads` = (hits, misses)."""
+    tail = f":{reads[0]}:{reads[1]}" if reads is not None else ""
+    return f"{base}:{TOKEN}:{count}{tail}"
 
 
 def parse_counted(name: bytes) -> tuple[bytes, int] | None:
     """(token, count) from a counted cachetop name, or None."""
     match = _COUNTED.match(name)
     return (match.group(2), int(match.group(3))) if match else None
+
+
+def parse_counted_reads(name: bytes) -> tuple[int, int]:
+    """(hits, misses) a counted cachetop name claims; (0, 0) when it claims none."""
+    match = _COUNTED.match(name)
+    if match is None or match.group(4) is None:
+        return 0, 0
+    return int(match.group(4)), int(match.group(5))
 
 
 def parse_client_list(raw: bytes) -> list[dict[bytes, bytes]]:
@@ -82,18 +92,22 @@ class ViewerTally:
     """
 
     commands: int = 0
+    hits: int = 0  # keyspace hits/misses other processes' names claim (the keyspace analysis)
+    misses: int = 0
     connections: int = 0  # other cachetop connections in the latest listing
     viewers: int = 0  # other cachetop processes (tokens) in the latest listing, plus unnamed ones
     own_connections: int = 0  # this process's connections in the latest listing
     uncounted: int = 0  # cachetop* connections whose name counts nothing (an older cachetop...)
     foreign_monitors: tuple[ForeignMonitor, ...] = ()
     _seen: dict[bytes, int] = field(default_factory=dict)  # client id -> last count
+    _seen_reads: dict[bytes, tuple[int, int]] = field(default_factory=dict)  # client id -> (hits, misses)
     _listed: bool = False
 
     def update(self, clients: Iterable[Mapping[bytes, bytes]], continuous: bool) -> None:
         """One CLIENT LIST. `continuous`: the previous poll listed clients too, so a connection
         not seen then is new since; otherwise new connections are a baseline."""
         seen: dict[bytes, int] = {}
+        seen_reads: dict[bytes, tuple[int, int]] = {}
         tokens: set[bytes] = set()
         others = own = unnamed = 0
         monitors = []
@@ -113,11 +127,17 @@ class ViewerTally:
                 tokens.add(token)
                 cid = client.get(b"id", b"")
                 seen[cid] = count
+                reads = seen_reads[cid] = parse_counted_reads(name)
                 before = self._seen.get(cid)
                 if before is not None:
                     self.commands += max(0, count - before)
+                    was = self._seen_reads.get(cid, (0, 0))
+                    self.hits += max(0, reads[0] - was[0])
+                    self.misses += max(0, reads[1] - was[1])
                 elif continuous and self._listed:
                     self.commands += count
+                    self.hits += reads[0]
+                    self.misses += reads[1]
             elif b"O" in client.get(b"flags", b""):
                 monitors.append(
                     ForeignMonitor(
@@ -128,6 +148,7 @@ class ViewerTally:
                     )
                 )
         self._seen = seen
+        self._seen_reads = seen_reads
         self._listed = True
         self.connections, self.own_connections, self.uncounted = others, own, unnamed
         self.viewers = len(tokens) + (1 if unnamed and not tokens else 0)

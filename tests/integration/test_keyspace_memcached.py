@@ -7,6 +7,8 @@ import socket
 import time
 from collections.abc import Callable
 
+import pytest
+
 from cachetop.analysis.keyspace import analyse_instance
 from cachetop.engine.config import InstanceConfig
 from cachetop.engine.targets import parse_target
@@ -28,6 +30,7 @@ def mc_stats(port: int) -> dict[str, int]:
     return out
 
 
+@pytest.mark.slow
 async def test_metadump_report_of_200k_items_is_exact(make_memcached: Callable[..., LocalServer]) -> None:
     server = make_memcached(memory_mb=256)
     promo_at = int(time.time()) + 300  # an absolute exptime (over 30 days is read as a Unix time)

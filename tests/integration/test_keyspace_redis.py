@@ -9,6 +9,7 @@ the truth about 95% of the time over many draws is tested on plain numbers
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import redis as redispy
 import zstandard
 
 from cachetop.analysis.keyspace import OwnCounts, analyse_instance, save_report
+from cachetop.analysis.keyspace.redis_walk import KEYS_PER_BATCH
 from cachetop.engine.config import InstanceConfig
 from cachetop.engine.targets import parse_target
 from cachetop.servers import LocalServer
@@ -264,3 +266,52 @@ async def test_a_walk_stopped_early_resumes_where_it_stopped(redis: LocalServer)
     second = await walk.run()  # the SCAN goes on from its cursor: no name is counted twice
     assert second.complete and second.keys_scanned == 20_000
     assert [p.keys.est for p in second.prefixes] == [20_000]
+
+
+def test_another_cachetop_process_leaves_our_reads_out(redis: LocalServer, tmp_path: Path) -> None:
+    """What a dashboard in another process sees: each CLIENT LIST (with INFO in the same write)
+    takes out the commands and keyspace hits the walk's client name claims (backends/viewers.py)."""
+    import subprocess
+    import sys
+    import threading
+
+    from cachetop.backends.viewers import ViewerTally, parse_client_list
+
+    pipe_into_redis(redis.port, [resp(b"SET", b"s:%d" % i, b"v") for i in range(20_000)])
+    client = redispy.Redis(port=redis.port)
+    tally, raw_hits, gaps = ViewerTally(), [], []
+    stop = threading.Event()
+
+    def listing() -> None:
+        pipe = client.pipeline(transaction=False)
+        pipe.execute_command("CLIENT", "LIST")
+        pipe.info("stats")
+        listed, info = pipe.execute()
+        tally.update(parse_client_list(listed), continuous=True)
+        raw_hits.append(info["keyspace_hits"])
+        gaps.append(info["keyspace_hits"] - raw_hits[0] - tally.hits)
+
+    def poll() -> None:
+        while not stop.is_set():
+            listing()
+            stop.wait(0.02)
+
+    listing()  # the baseline, before the walk connects
+    thread = threading.Thread(target=poll)
+    thread.start()
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
+    argv = [sys.executable, "-m", "cachetop", "keyspace", "--json", "--sample", "2000", "--values", "0"]
+    try:
+        done = subprocess.run([*argv, redis.url], capture_output=True, text=True, env=env, timeout=60)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert done.returncode == 0, done.stderr
+    listing()
+    lookups = 4 * 2_000
+    assert raw_hits[-1] - raw_hits[0] == lookups  # PTTL, TYPE, OBJECT ENCODING, OBJECT IDLETIME
+    # Claimed ahead (at most one batch of KEYS_PER_BATCH keys, 4 lookups each), and settled:
+    # the connection stays a second after its last name, so this listing saw it.
+    assert all(-4 * KEYS_PER_BATCH <= gap <= 0 for gap in gaps), [g for g in gaps if g]
+    assert gaps[-1] == 0 and tally.hits == lookups and tally.misses == 0
+    client.close()

@@ -11,7 +11,11 @@ What we send is our own traffic, reported the moment it is sent:
   misses our reads cause: PTTL, TYPE, OBJECT and GET are key lookups, measured on Redis 7.0.15
   and Valkey 9.1; SCAN and MEMORY USAGE are not), under the poller's own-traffic gate;
 - to other cachetop processes through the client name, which carries the count of commands sent
-  on the connection (backends/viewers.py): each batch starts with a CLIENT SETNAME that counts it.
+  on the connection and the hits and misses they caused (backends/viewers.py): each batch starts
+  with a CLIENT SETNAME that counts it. The batch's lookups are claimed ahead as hits (what they
+  are unless a sampled key vanished meanwhile); a miss found in the replies is claimed by the
+  next name, whose hits claim less by as much (a claim never goes down), and a last SETNAME
+  before the connection closes settles the misses.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from cachetop.util.aio import OwnTrafficGate
 CLIENT_NAME = "cachetop-keyspace"
 MAX_BATCH_REPLY = 64 << 20  # bytes; no batch of ours needs more (values are read only when small)
 READ_CHUNK = 1 << 16
+LINGER_S = 1.0  # the connection stays this long after its last name (see close)
 
 
 class KeyspaceError(Exception):
@@ -78,9 +83,12 @@ class KeyspaceConnection:
         self.timeout = timeout
         self.own = own
         self.gate = gate
+        self.linger_s = LINGER_S
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._sent = 0  # commands the server will have processed on this connection
+        self._reads0 = (0, 0)  # own hits/misses when this connection opened
+        self._hits_claimed = 0  # hits its name has claimed (never goes down)
 
     async def open(self) -> None:
         target = self.inst.target
@@ -96,19 +104,27 @@ class KeyspaceConnection:
         except Exception as exc:
             raise KeyspaceError(f"{target.redacted_url}: cannot connect ({exc})") from None
         self.own.open_connections += 1
+        self._reads0, self._hits_claimed = (self.own.hit_count, self.own.miss_count), 0
         replies = await self.batch(hello)
         for reply in replies:
             if isinstance(reply, hiredis.ReplyError):
                 await self.close()
                 raise KeyspaceError(f"{target.redacted_url}: {_first_line(reply)}")
 
-    async def batch(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Sends the commands as one pipeline (after a CLIENT SETNAME that counts them) and returns
-        their replies in order; error replies come back as hiredis.ReplyError values."""
+    def _name(self, lookups: int) -> str:
+        hits = self.own.hit_count - self._reads0[0]
+        misses = self.own.miss_count - self._reads0[1]
+        self._hits_claimed = max(self._hits_claimed, hits + lookups)
+        return counted_name(CLIENT_NAME, self._sent, (self._hits_claimed, misses))
+
+    async def batch(self, commands: Sequence[Sequence[Any]], *, lookups: int = 0) -> list[Any]:
+        """Sends the commands as one pipeline (after a CLIENT SETNAME that counts them, and their
+        `lookups`: commands that will count as keyspace hits or misses) and returns their replies
+        in order; error replies come back as hiredis.ReplyError values."""
         if self._writer is None or self._reader is None:
             raise KeyspaceError("the keyspace connection is closed")
         self._sent += len(commands) + 1
-        payload = [resp_command("CLIENT", "SETNAME", counted_name(CLIENT_NAME, self._sent))]
+        payload = [resp_command("CLIENT", "SETNAME", self._name(lookups))]
         payload.extend(resp_command(*c) for c in commands)
         gate = self.gate.shared() if self.gate is not None else contextlib.nullcontext()
         async with gate:
@@ -153,10 +169,23 @@ class KeyspaceConnection:
         return replies
 
     async def close(self) -> None:
-        writer, self._writer, self._reader = self._writer, None, None
-        if writer is not None:
-            self.own.open_connections -= 1
-            await close_stream(writer)
+        try:
+            if self._writer is not None and self._sent:
+                # The last name settles the misses the last batch found (best effort: the
+                # connection may be broken, or the task cancelled), and stays up a moment so that
+                # a dashboard polling every second lists it: a name gone before another process
+                # lists it never has its last batches taken out there.
+                settled = False
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.batch([]), min(self.timeout, 1.0))
+                    settled = True
+                if settled and self.linger_s > 0:
+                    await asyncio.sleep(self.linger_s)
+        finally:
+            writer, self._writer, self._reader = self._writer, None, None
+            if writer is not None:
+                self.own.open_connections -= 1
+                await close_stream(writer)
 
 
 def _first_line(reply: Any) -> str:

@@ -41,7 +41,9 @@ from cachetop.util.aio import OwnTrafficGate
 
 SCAN_COUNT_LIMITED = 200  # names per SCAN under a budget: about 0.15 ms of server time each
 SCAN_COUNT_FREE = 1000
-KEYS_PER_BATCH = 200  # sampled keys per pipeline (5 commands each)
+# Sampled keys per pipeline (5 commands each). Small enough that what another cachetop process
+# may not see claimed in our client name before the connection closes is one such batch.
+KEYS_PER_BATCH = 50
 VALUES_PER_BATCH = 50
 MAX_VALUE_BYTES = 1 << 20  # a value larger than this (by MEMORY USAGE) is not read
 CALLS_PER_KEY = 5
@@ -213,7 +215,7 @@ class KeyspaceWalk:
                     ("OBJECT", "ENCODING", key),
                     (*last, key),
                 ]
-            replies = await self.conn.batch(commands)
+            replies = await self.conn.batch(commands, lookups=(CALLS_PER_KEY - 1) * len(part))
             now = self.wall()
             for i, (prefix, key) in enumerate(part):
                 self._add_facts(prefix, key, replies[i * CALLS_PER_KEY : (i + 1) * CALLS_PER_KEY], now)
@@ -269,7 +271,7 @@ class KeyspaceWalk:
                 break
             part = todo[start : start + VALUES_PER_BATCH]
             await self._take(len(part))
-            replies = await self.conn.batch([("GET", k) for _, k in part])
+            replies = await self.conn.batch([("GET", k) for _, k in part], lookups=len(part))
             for (prefix, _), value in zip(part, replies, strict=True):
                 if isinstance(value, bytes):
                     self.own.hit_count += 1
