@@ -7,7 +7,9 @@ commands it counts (the poll sends `CLIENT SETNAME` first in its batch, the prob
 client's batch without interleaving another client's, so whenever a poll's `CLIENT LIST` runs,
 each name counts exactly the commands the server has processed on that connection. A poll reads
 `CLIENT LIST` and `INFO` in one batch and takes out of ops/s what the other processes' counts
-grew by (ViewerTally). Short-lived connections (a MONITOR phase) claim their few commands in
+grew by (ViewerTally); a name may also claim the keyspace hits and misses its commands caused
+(`…:<count>:<hits>:<misses>`, the keyspace analysis), which come out of the hit ratio the same
+way. Short-lived connections (a MONITOR phase) claim their few commands in
 advance on the process's poll connection (claim_ahead), since they may come and go between two
 polls of another process. `connections` leaves out every client named `cachetop*`.
 
