@@ -34,6 +34,7 @@ SUBCOMMANDS = (
     "replay",
     "trends",
     "sizing",
+    "serve",
 )
 
 EPILOG = """\

@@ -1,0 +1,187 @@
+"""`cachetop serve`: the dashboard in a browser, each tab attached to a daemon (textual-serve)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import signal
+import stat
+import sys
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from cachetop.engine.configfile import ConfigError
+from cachetop.util.redact import register_secret
+from cachetop.util.safe_text import display_key
+
+if TYPE_CHECKING:
+    from cachetop.commands.serve_web import DashboardServer
+
+HELP = "the dashboard in a browser: each tab attaches to a daemon, so tabs add no load on the caches"
+DESCRIPTION = """\
+Serve the dashboard to web browsers (through textual-serve). Every browser tab runs its own
+dashboard process, attached to one `cachetop daemon` (`cachetop --attach URL`): the daemon does
+all the polling, so ten tabs on an incident bridge send the caches nothing more than the daemon
+does.
+
+The token: from $CACHETOP_TOKEN or --token-file FILE, never a plain argument (`ps` would show it).
+It is the daemon's [settings] api_token. Each tab's dashboard gets it through its environment; a
+browser gets in by typing it into the sign-in page, which sets a session cookie (the token never
+sits in a URL).
+
+serve listens on 127.0.0.1 by default, over plain HTTP: from another machine, tunnel it
+(`ssh -L 9152:127.0.0.1:9152 HOST`, then open http://127.0.0.1:9152/), or put a TLS proxy in front
+and pass --public-url. See docs/team.md."""
+EPILOG = """\
+examples:
+  export CACHETOP_TOKEN=...            # the daemon's api_token
+  cachetop serve --attach http://cache-mon.internal:9150
+  cachetop serve --attach https://cache-mon.internal:9150 --token-file ~/.config/cachetop/token --port 8080
+
+exit status: 0 stopped with Ctrl+C, 2 usage error (no token, port in use, bad URL).
+"""
+
+DEFAULT_PORT = 9152
+TOKEN_ENV = "CACHETOP_TOKEN"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--attach",
+        metavar="URL",
+        default=os.environ.get("CACHETOP_ATTACH"),
+        help="the daemon every tab attaches to, e.g. http://127.0.0.1:9150 (default: $CACHETOP_ATTACH)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default: {DEFAULT_PORT}; 0: any)"
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for every interface)",
+    )
+    parser.add_argument(
+        "--token-file", metavar="FILE", help=f"read the API token from FILE (default: ${TOKEN_ENV})"
+    )
+    parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address browsers use when it is not the one they reached (behind a TLS proxy)",
+    )
+    parser.add_argument(
+        "--max-tabs", type=int, default=20, metavar="N", help="refuse more tabs open at once (default: 20)"
+    )
+    parser.add_argument(
+        "--read-only", action="store_true", help="tabs refuse every action, whatever the daemon allows"
+    )
+    parser.add_argument("--theme", choices=("dark", "light"), help="colour theme of the tabs")
+
+
+def read_token(token_file: str | None) -> str:
+    """The token from --token-file or $CACHETOP_TOKEN, with a message a person can act on."""
+    if token_file:
+        try:
+            mode = os.stat(token_file).st_mode
+            text = open(token_file, encoding="utf-8").read(4096)  # noqa: SIM115 (one read, closed below)
+        except OSError as exc:
+            raise ConfigError(f"--token-file {token_file}: cannot read it ({exc.strerror})") from None
+        token = text.strip()
+        if not token:
+            raise ConfigError(f"--token-file {token_file}: the file is empty; write the token into it")
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            print(
+                f"cachetop serve: warning: {token_file} is readable by other users; "
+                f"run `chmod 600 {token_file}`",
+                file=sys.stderr,
+            )
+        return token
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise ConfigError(
+            f"serve needs the daemon's API token: set ${TOKEN_ENV} or pass --token-file FILE "
+            "(never the token itself as an argument: `ps` shows arguments to every user)"
+        )
+    return token
+
+
+def check_attach_url(url: str | None) -> str:
+    if not url:
+        raise ConfigError(
+            "serve needs a daemon to attach to: --attach URL (or $CACHETOP_ATTACH), e.g. "
+            "--attach http://127.0.0.1:9150 for `cachetop daemon --metrics-port 9150` on this machine"
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--attach: {display_key(url, 80)!r} is not an http:// or https:// URL of a daemon")
+    if parts.password is not None or parts.username is not None:
+        raise ConfigError(
+            "--attach: the URL holds a user or password; put the token in $CACHETOP_TOKEN or a "
+            "--token-file instead (every tab's command line is visible in `ps`)"
+        )
+    return url
+
+
+def tab_command(args: argparse.Namespace) -> str:
+    """The shell command textual-serve runs per tab: no secret in it (the token is in the env)."""
+    argv = [sys.executable, "-m", "cachetop", "--attach", args.attach]
+    if args.read_only:
+        argv.append("--read-only")
+    if args.theme:
+        argv += ["--theme", args.theme]
+    return shlex.join(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cachetop.commands.serve_web import DashboardServer
+
+    url = check_attach_url(args.attach)
+    token = read_token(args.token_file)
+    register_secret(token)
+    if args.max_tabs < 1:
+        raise ConfigError(f"--max-tabs: must be 1 or more, not {args.max_tabs}")
+    # Each tab's dashboard inherits this environment (textual-serve copies os.environ).
+    os.environ[TOKEN_ENV] = token
+    server = DashboardServer(
+        tab_command(args),
+        token=token,
+        host=args.host,
+        port=args.port,
+        public_url=args.public_url,
+        max_tabs=args.max_tabs,
+    )
+    return asyncio.run(_serve(server, url, args))
+
+
+async def _serve(server: DashboardServer, attach_url: str, args: argparse.Namespace) -> int:
+    try:
+        runner, urls = await server.start()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); choose another --port"
+        ) from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    shown = args.public_url or urls[0]
+    lines = [
+        f"cachetop serve: open {shown} in a browser and sign in with the API token",
+        f"  every tab attaches to {display_key(attach_url, 100)} (no extra load on the caches)",
+    ]
+    if args.host in ("127.0.0.1", "localhost", "::1"):
+        port = urls[0].rsplit(":", 1)[-1].rstrip("/")
+        lines.append(
+            f"  this machine only; from elsewhere: ssh -L {port}:127.0.0.1:{port} THIS_HOST, then {urls[0]}"
+        )
+    elif not args.public_url:
+        lines.append("  plain HTTP on the network: prefer an SSH tunnel or a TLS proxy (see docs/team.md)")
+    lines.append("  Ctrl+C to stop")
+    print("\n".join(lines), flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.close_tabs()
+        await runner.cleanup()
+    return 0
