@@ -34,6 +34,14 @@ examples:
   cachetop daemon -c /etc/cachetop/cachetop.toml
   CACHETOP_LOG=debug cachetop daemon -c cachetop.toml
   cachetop daemon -c cachetop.toml --metrics-port 9150 --record /var/lib/cachetop/today.db
+  cachetop daemon -c cachetop.toml --metrics-port 9150   # with [settings] api_token: /api/v1 (docs/api.md)
+  cachetop daemon -c fleet.toml --shard 0/2 --metrics-port 9150     # one of two daemons
+  cachetop daemon -c fleet.toml --shard 1/2 --list                  # what the other one polls
+
+sharding: every daemon reads the same config; --shard I/N polls the targets whose rendezvous hash
+of the instance name picks daemon I of N (a cluster or sentinel target stays whole), and puts
+daemon_shard="I/N" on every series of its /metrics. Adding daemon N moves about 1/(N+1) of the
+targets. [inventory] files are re-read when they change (docs/alerts.md, "Many daemons").
 
 exit status: 0 stopped by a signal, 1 alerts already handled by another process, 2 config error.
 """
@@ -43,7 +51,22 @@ log = logging.getLogger("cachetop.daemon")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", metavar="FILE", help="TOML config file (default: the usual search)")
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="poll only this daemon's share of the targets: daemon I (0 to N-1) of N, e.g. 0/2",
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="print the targets this daemon (or --shard) would poll, one per line, and exit",
+    )
     add_output_arguments(parser)
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="refuse actions (evict) that attached dashboards send to /api/v1/actions (docs/api.md)",
+    )
 
 
 def configure_logging() -> None:
@@ -62,7 +85,13 @@ def run(args: argparse.Namespace) -> int:
     configure_logging()
     try:
         return asyncio.run(
-            serve(config, metrics_port=args.metrics_port, metrics_addr=args.metrics_addr, record=args.record)
+            serve(
+                config,
+                metrics_port=args.metrics_port,
+                metrics_addr=args.metrics_addr,
+                record=args.record,
+                read_only=bool(getattr(args, "read_only", False)),
+            )
         )
     except AlertsLocked as exc:
         log.error("%s", exc)
@@ -88,6 +117,7 @@ async def serve(
     metrics_port: int | None = None,
     metrics_addr: str = "0.0.0.0",
     record: str | None = None,
+    read_only: bool = False,
 ) -> int:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -110,11 +140,18 @@ async def serve(
         async with (
             LiveSources(config, monitor, hotkeys=hotkeys, alerts=False),
             attach_outputs(
-                monitor, alerts, metrics_port=metrics_port, metrics_addr=metrics_addr, record=record
-            ),
+                monitor,
+                alerts,
+                metrics_port=metrics_port,
+                metrics_addr=metrics_addr,
+                record=record,
+                config=config,
+                read_only=read_only,
+            ),  # fmt: skip
         ):
             await stop.wait()
         unsubscribe()
         log.info("stopping: finishing deliveries in progress")
     log.info("stopped")
     return 0
+

@@ -49,8 +49,12 @@ async def attach_outputs(
     metrics_port: int | None = None,
     metrics_addr: str = "0.0.0.0",
     record: str | None = None,
+    config: Any = None,
+    read_only: bool = False,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Subscribes the exporter and/or recorder to `source`; yields {"exporter": …, "recorder": …}."""
+    """Subscribes the exporter and/or recorder to `source`; yields {"exporter": …, "recorder": …}.
+    With `config` (the daemon's), [settings] api_token turns on /api/v1 on the metrics port, and
+    api_tls_cert/api_tls_key TLS (exporters/api_setup.py)."""
     attached: dict[str, Any] = {}
     undo: list[Any] = []
     try:
@@ -63,14 +67,27 @@ async def attach_outputs(
             undo.append(source.subscribe(recorder.on_snapshot))
             log.info("recording snapshots to %s", record)
         if metrics_port is not None:
-            exporter = PrometheusExporter(alerts)
+            from cachetop.exporters.api_setup import api_for
+
+            api, ssl_context = api_for(config, source, alerts, record=record, read_only=read_only)
+            exporter = PrometheusExporter(alerts, api=api, ssl=ssl_context)
             try:
                 port = exporter.serve(metrics_port, metrics_addr)
             except OSError as exc:
                 raise ConfigError(f"--metrics-port {metrics_port}: cannot listen ({exc.strerror})") from None
             attached["exporter"] = exporter
             undo.append(source.subscribe(exporter.on_snapshot))
-            log.info("Prometheus metrics on http://%s:%d/metrics", metrics_addr, port)
+            if api is not None:
+                undo.append(source.subscribe(api.on_snapshot))
+            scheme = "https" if ssl_context is not None else "http"
+            log.info("Prometheus metrics on %s://%s:%d/metrics", scheme, metrics_addr, port)
+            if api is not None:
+                log.info(
+                    "API for attached viewers on %s://%s:%d/api/v1/ (token required)",
+                    scheme,
+                    metrics_addr,
+                    port,
+                )
         yield attached
     finally:
         for unsubscribe in undo:

@@ -178,7 +178,10 @@ class SnapshotCollector(Collector):
 class PrometheusExporter:
     """A registry of its own (no process metrics of the default one) served over HTTP."""
 
-    def __init__(self, alerts: Any = None) -> None:
+    def __init__(self, alerts: Any = None, *, api: Any = None, ssl: Any = None) -> None:
+        # api: exporters/api.ApiServer, answering /api/v1/* on this port; ssl: an SSLContext (TLS).
+        self.api = api
+        self.ssl = ssl
         self.collector = SnapshotCollector(alerts)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
@@ -201,14 +204,19 @@ class PrometheusExporter:
             loop = asyncio.new_event_loop()
             try:
                 server = loop.run_until_complete(
-                    asyncio.start_server(self._handle, addr, port, limit=MAX_REQUEST_BYTES, backlog=128)
-                )
+                    asyncio.start_server(
+                        self._handle, addr, port, limit=MAX_REQUEST_BYTES, backlog=128,
+                        ssl=self.ssl, ssl_handshake_timeout=REQUEST_TIMEOUT_S if self.ssl else None,
+                    )
+                )  # fmt: skip
             except OSError as exc:
                 started["error"] = exc
                 ready.set()
                 loop.close()
                 return
             self._loop = loop
+            if self.api is not None:
+                self.api.loop = loop
             started["port"] = server.sockets[0].getsockname()[1]
             ready.set()
             try:
@@ -242,6 +250,9 @@ class PrometheusExporter:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
             self._connections[writer] = True
+            if head.split(b" ", 2)[1:2] and head.split(b" ", 2)[1].startswith(b"/api/"):
+                await self._api(head, reader, writer)
+                return
             writer.write(self._answer(head))
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
@@ -249,6 +260,21 @@ class PrometheusExporter:
         finally:
             self._connections.pop(writer, None)
             writer.close()
+
+    async def _api(self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """/api/v1/*: exporters/api.py. A stream is long-lived: it leaves the /metrics connection
+        count (the API caps its streams itself), so viewers never lock a scraper out."""
+        from cachetop.exporters.api import parse_request
+
+        self._connections.pop(writer, None)
+        peer = writer.get_extra_info("peername")
+        request = parse_request(head, f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "")
+        if self.api is None or request is None:
+            body = b'{"error":"the API is off: set [settings] api_token in the daemon\'s config"}\n'
+            writer.write(_response(404, "application/json", body))
+            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+            return
+        await self.api.handle(request, reader, writer)
 
     def _answer(self, head: bytes) -> bytes:
         lines = head.decode("latin-1").split("\r\n")
@@ -281,7 +307,13 @@ class PrometheusExporter:
             self._thread = None
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+}
 
 
 def _response(status: int, content_type: str, body: bytes, *, head_only: bool = False) -> bytes:
