@@ -110,7 +110,6 @@ class KeyspaceWalk:
         self.scan_done = False
         self.dbsize: int | None = None
         self.facts: dict[bytes, list[KeyFacts]] = {}
-        self.expiries: list[tuple[bytes, float]] = []
         self.notes: list[str] = []
         self.lfu = False
         self.no_touch = False
@@ -144,6 +143,7 @@ class KeyspaceWalk:
     async def run(self) -> InstanceReport:
         started_at = self.wall()
         self._started = self.clock()
+        self.notes = []  # a resumed walk says what this run did
         error = None
         try:
             await self.conn.open()
