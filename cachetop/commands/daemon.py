@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from cachetop.alerts.service import AlertService, AlertsLocked
+from cachetop.commands import daemon_scale
 from cachetop.engine.config import Config, resolve_config
 from cachetop.engine.configfile import ConfigError
 from cachetop.engine.live import LiveSources
 from cachetop.engine.monitor import Monitor
+from cachetop.engine.shards import ShardSpec
 from cachetop.exporters.outputs import add_output_arguments, attach_outputs
 
 HELP = "watch and alert headless (for systemd): one log line per event, stops on SIGTERM"
@@ -82,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config([], args.config)
     if not config.path:
         raise ConfigError("daemon: no config file found (give -c FILE with [[instance]] and [[rule]] tables)")
+    shard = daemon_scale.parse_shard(args.shard)
+    if args.list:
+        return daemon_scale.list_targets(config, shard)
     configure_logging()
     try:
         return asyncio.run(
@@ -91,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 metrics_addr=args.metrics_addr,
                 record=args.record,
                 read_only=bool(getattr(args, "read_only", False)),
+                shard=shard,
             )
         )
     except AlertsLocked as exc:
@@ -118,18 +124,24 @@ async def serve(
     metrics_addr: str = "0.0.0.0",
     record: str | None = None,
     read_only: bool = False,
+    shard: ShardSpec | None = None,
 ) -> int:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with AlertService(config) as alerts, Monitor(config) as monitor:
+    # This shard's [[instance]] tables; the inventory watcher adds the files' targets (daemon_scale).
+    async with (
+        AlertService(config) as alerts,
+        Monitor(daemon_scale.monitor_config(config, shard)) as monitor,
+        daemon_scale.watch_inventory(monitor, config, shard),
+    ):
         unsubscribe = alerts.attach(monitor)
         hotkeys = wants_hotkeys(config, alerts.rules)
         log.info(
             "started: pid %d, %d instance(s), %d rule(s), %d channel(s), hot keys %s, state in %s",
             os.getpid(),
-            len(config.instances),
+            len(monitor.pollers),
             len(alerts.rules),
             len(alerts.channels),
             "on" if hotkeys else "off",
@@ -147,11 +159,11 @@ async def serve(
                 record=record,
                 config=config,
                 read_only=read_only,
-            ),  # fmt: skip
+            ) as outputs,  # fmt: skip
         ):
+            daemon_scale.label_exporter(outputs, shard)
             await stop.wait()
         unsubscribe()
         log.info("stopping: finishing deliveries in progress")
     log.info("stopped")
     return 0
-

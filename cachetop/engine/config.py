@@ -35,6 +35,7 @@ SECTION_PARSERS: dict[str, str] = {
     "history": "cachetop.history.config:parse_history_section",
     "warm": "cachetop.history.config:parse_warm_section",
     "keyspace": "cachetop.analysis.keyspace.config:parse_keyspace_section",
+    "inventory": "cachetop.engine.inventory:parse_inventory_section",
 }
 
 # Checks that need the whole config (e.g. a rule naming a channel), run after every section
@@ -247,6 +248,12 @@ def parse_config(data: Mapping[str, Any], ctx: ConfigContext) -> Config:
             except (ImportError, AttributeError):
                 ctx.fail((name,), f"[{name}] is not supported by this build of cachetop")
             sections[name] = parser(data[name], ctx)
+    if "inventory" in sections:  # targets from file_sd files (engine/inventory.py), after [[instance]]
+        problems: list[str] = []
+        taken = {name: ctx.where(("instance", index, "name")) for name, index in seen.items()}
+        instances += sections["inventory"].instances(taken, problems.append)
+        if problems:
+            raise ConfigError(problems[0])
     config = Config(path=ctx.path, settings=settings, instances=tuple(instances), sections=sections)
     for names, ref in CROSS_CHECKS.items():
         if any(n in sections for n in names):
@@ -320,7 +327,7 @@ def resolve_config(targets: Sequence[str], config_path: str | None) -> Config:
     if targets:
         return apply_profile(config_from_targets(targets, base if config_path else None))
     if base is not None:
-        if not base.instances:
+        if not base.instances and "inventory" not in base.sections:
             raise ConfigError(
                 f"{found}:1: no [[instance]] tables (add at least one, or give targets on the command line)"
             )
