@@ -296,3 +296,22 @@ def test_idle_request_uses_a_report_prefix_exactly_and_anything_else_as_a_glob()
         idle_request("500ms", "*")
     with pytest.raises(ValueError, match="not a duration"):
         idle_request("soon", "*")
+
+
+async def test_a_server_that_is_gone_keeps_the_last_report_and_says_why(
+    redis: LocalServer, tmp_path: Path
+) -> None:
+    config = _config(redis, tmp_path / "state")
+    save_report(
+        config.settings.state_dir, {"name": "r1", "source": "scan", "prefixes": [{"prefix": "kept:*"}]}
+    )
+    async with dashboard(config, (100, 30)) as app:
+        panel = await _open_keyspace(app)
+        await until(lambda: "kept:*" in text(app), what="the kept report")
+        redis_py.Redis(port=redis.port).shutdown(nosave=True)
+        await keys(app, "a")
+        await until(lambda: "analysis failed: " in text(app), what="the failure, said")
+        assert panel.report is not None and panel.report["prefixes"][0]["prefix"] == "kept:*"
+        assert "kept:*" in text(app)
+    saved = load_report(config.settings.state_dir, "r1")
+    assert saved is not None and saved[0]["prefixes"][0]["prefix"] == "kept:*"

@@ -26,7 +26,14 @@ from textual.widgets import ProgressBar, Static
 
 from cachetop.backends.capabilities import AcceptsOwnSources, HasOwnGate
 from cachetop.tui.instances import live_instance
-from cachetop.tui.keyspace_rows import details_text, headline, prefix_columns, prefix_rows, progress_text
+from cachetop.tui.keyspace_rows import (
+    age_text,
+    details_text,
+    headline,
+    prefix_columns,
+    prefix_rows,
+    progress_text,
+)
 from cachetop.tui.widgets.diff_table import DiffTable
 from cachetop.util.redact import scrub
 from cachetop.util.safe_text import display_key
@@ -145,7 +152,7 @@ class KeyspacePanel(Vertical):
             self._render_report()
 
     def _refresh_age(self) -> None:
-        if not self.running and self.report is not None:
+        if not self.running and self.report is not None and self.error is None:
             self._status(self._headline())
 
     def _headline(self) -> str:
@@ -164,7 +171,7 @@ class KeyspacePanel(Vertical):
         if self.report.get("error"):
             details = f"error: {display_key(str(self.report['error']), 200)}\n{details}"
         self.query_one("#keyspace-details", Static).update(details)
-        if not self.running:
+        if not self.running and self.error is None:
             self._status(self._headline())
 
     def _status(self, text: str) -> None:
@@ -220,6 +227,9 @@ class KeyspacePanel(Vertical):
             }
             report = await analyse_instance(inst, progress=self._progress, own=own, gate=gate, **options)
             data = report.to_json()
+            if data.get("error") and not data.get("keys_scanned"):
+                # Nothing was walked (the server refused or went away): the last good report stays.
+                raise RuntimeError(str(data["error"]))
             now = time.time()
             try:
                 save_report(self._state_dir(), data, now=now)
@@ -244,9 +254,12 @@ class KeyspacePanel(Vertical):
                     with contextlib.suppress(Exception):
                         await sampler.start()
         if self.is_mounted:
-            if self.error:
-                self._status(f"analysis failed: {self.error}\n{IDLE_HINT}")
             self._render_report()
+            if self.error:  # said above the report kept from before, which stays on screen
+                kept = f" · below: the report of {age_text(self.saved_at)}" if self.report else ""
+                self._status(
+                    f"analysis failed: {self.error}{kept}\n{AGAIN_HINT if self.report else IDLE_HINT}"
+                )
 
     def _progress(self, progress: Any) -> None:
         if not self.is_mounted or not self.running:
