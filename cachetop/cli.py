@@ -106,6 +106,9 @@ def build_dashboard_parser() -> argparse.ArgumentParser:
         help="read the fleet from Prometheus instead of polling: prometheus://HOST:9090[?match=LABELS]"
         " (see docs/scale.md)",
     )
+    from cachetop.commands.attach import add_attach_arguments
+
+    add_attach_arguments(parser)
     parser.add_argument("-V", "--version", action="version", version=f"cachetop {__version__}")
     return parser
 

@@ -9,6 +9,10 @@ from cachetop.commands.common import config_from_args
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "attach", None):
+        from cachetop.commands.attach import run_attached
+
+        return run_attached(args)
     if getattr(args, "source", None):
         from cachetop.commands import dashboard_prometheus
 
