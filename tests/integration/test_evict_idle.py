@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -186,3 +190,56 @@ def test_idle_over_on_a_cluster_checks_every_master(tmp_path: Path) -> None:
         assert sum(owner(k).exists(k) for k in READ_AGAIN) == 100
         for client in clients.values():
             client.close()
+
+
+def _evict_on_a_terminal(url: str, answer: bytes, state: Path) -> tuple[int, bytes]:
+    """`evict --idle-over 10s` with stdin and stderr on a pty; answers the question; returns the exit
+    status and what the terminal showed."""
+    main, tty = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cachetop", "evict", url, "--idle-over", "10s", "--rate", "0"],
+        stdin=tty,
+        stdout=subprocess.PIPE,
+        stderr=tty,
+        env={**os.environ, "XDG_STATE_HOME": str(state), "COLUMNS": "100"},
+    )
+    os.close(tty)
+    os.set_blocking(main, False)
+    seen = bytearray()
+
+    def read() -> bool:
+        with contextlib.suppress(BlockingIOError, OSError):
+            seen.extend(os.read(main, 4096))
+        return b"to confirm: " in seen
+
+    try:
+        wait_for(read, 15.0, "the question")
+        os.write(main, answer + b"\n")
+        proc.wait(timeout=20)
+        read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+        os.close(main)
+    return proc.returncode, bytes(seen)
+
+
+def test_above_1000_idle_keys_the_instance_name_must_be_typed(redis: LocalServer, tmp_path: Path) -> None:
+    client = redis_py.Redis(port=redis.port)
+    many = [b"old:%d" % i for i in range(1500)]
+    write_backdated(client, many, idle_s=60)
+    client.set(b"fresh", b"v")
+    name = f"127.0.0.1:{redis.port}"
+
+    status, screen = _evict_on_a_terminal(redis.url, b"yes", tmp_path)
+    assert status == 3
+    assert f"Evict 1,500 keys from {name}?".encode() in screen
+    assert f"Type the instance name ({name}) to confirm: ".encode() in screen
+    assert client.dbsize() == 1501  # "yes" is not the name: nothing removed
+
+    status, _ = _evict_on_a_terminal(redis.url, name.encode(), tmp_path)
+    assert status == 0
+    assert client.dbsize() == 1 and client.exists(b"fresh") == 1
+    outcomes = [(e["outcome"], e.get("matched"), e.get("evicted")) for e in audit_lines(tmp_path)]
+    assert outcomes == [("declined", 1500, None), ("intent", 1500, None), ("done", 1500, 1500)]
