@@ -25,6 +25,7 @@ OWNER_LABELS = ("job", "instance")
 # The daemon's place among sharded daemons (`cachetop daemon --shard I/N`), shown beside its address.
 DAEMON_SHARD_LABELS = ("daemon_shard",)
 FORGET_AFTER_S = 600.0  # an instance gone from Prometheus is shown as down this long, then dropped
+LIVE_FACT = "hotkeys/slowlog"  # the fact naming the daemon to attach to for what needs a live server
 
 Owner = tuple[str, str]  # (job, instance): the scrape target, i.e. the daemon
 
@@ -141,8 +142,8 @@ def owner_facts(owner: Owner, labels: Mapping[str, str]) -> dict[str, str]:
     for key in DAEMON_SHARD_LABELS:
         if labels.get(key):
             facts["daemon_shard"] = labels[key]
-    if owner[1]:
-        facts["live_view"] = f"hot keys, slowlog, clients, actions: cachetop --attach {daemon_url(owner)}"
+    if owner[1]:  # the detail view's Server tab: where hot keys, slowlog, clients, actions are
+        facts[LIVE_FACT] = f"cachetop --attach {daemon_url(owner)}"
     return facts
 
 
