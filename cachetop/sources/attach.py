@@ -132,6 +132,8 @@ class AttachSource(SourceBase):
                 reason = str(exc)
                 if exc.status == 401:
                     delay = AUTH_RETRY_S
+            except ConnectionRefusedError:
+                reason = f"{self.where}: connection refused (is the daemon running?)"
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError) as exc:
                 reason = f"{self.where}: {getattr(exc, 'strerror', None) or 'the connection was lost'}"
             except TimeoutError:

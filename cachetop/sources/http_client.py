@@ -107,6 +107,8 @@ async def request(
     except ssl.SSLCertVerificationError as exc:
         raise HttpError(f"{endpoint.display}: TLS certificate not trusted ({exc.verify_message}; "
                         "give the CA with --ca-file)") from None  # fmt: skip
+    except ConnectionRefusedError:
+        raise HttpError(f"{endpoint.display}: connection refused (is the daemon running?)") from None
     except (OSError, ssl.SSLError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise HttpError(f"{endpoint.display}: {reason}") from None

@@ -37,6 +37,7 @@ from cachetop.actions.evict import DEFAULT_RATE, EvictRequest, EvictResult, Redi
 from cachetop.actions.memcached_evict import MemcachedEvictor
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.engine.config import InstanceConfig
+from cachetop.sources.link import RemoteActions
 from cachetop.tui.evict_own import counted
 from cachetop.tui.instances import live_instance
 from cachetop.util.safe_text import display_key
@@ -82,6 +83,11 @@ def _run(
 def request_evict(app: App[Any], instance: str, request: EvictRequest) -> None:
     """Starts an eviction the operator asked for: refuses in read-only, else dry run + modal."""
     cfg: Any = app
+    if isinstance(cfg.monitor, RemoteActions):  # attached: the daemon dry-runs, checks, runs, audits
+        from cachetop.tui.widgets.remote_evict import request_remote_evict
+
+        request_remote_evict(app, cfg.monitor, instance, request)
+        return
     inst = _instance(cfg, instance)
     if inst is None:
         app.notify(f"no instance named {display_key(instance, 40)}", severity="error", markup=False)

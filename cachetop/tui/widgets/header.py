@@ -19,6 +19,7 @@ from textual.widgets import Static
 
 from cachetop.engine.source import Source, Timeline
 from cachetop.model import Snapshot
+from cachetop.sources.link import LinkStatus
 from cachetop.tui.history import fleet_summary
 from cachetop.util import format as fmt
 from cachetop.util.safe_text import display_key
@@ -65,6 +66,23 @@ def replay_marker(source: Source | None, snap: Snapshot | None) -> str:
     return f"REPLAY {clock} (frame {position + 1}/{total})"
 
 
+LINK_REFRESH_S = 0.5
+
+
+def link_banner(source: object) -> str:
+    """`DAEMON LOST · last data 12:03:04 · <reason>` for an attached source whose link is down
+    (`NOT CONNECTED · <reason>` before its first data)."""
+    if not isinstance(source, LinkStatus):
+        return ""
+    problem = source.link_problem
+    if not problem:
+        return ""
+    last = source.last_data
+    if last is None:
+        return f"NOT CONNECTED · {problem}"
+    return f"DAEMON LOST · last data {time.strftime('%H:%M:%S', time.localtime(last))} · {problem}"
+
+
 class FleetHeader(Static):
     DEFAULT_CSS = """
     FleetHeader { height: 1; background: $panel; color: $foreground; padding: 0 1; }
@@ -76,6 +94,9 @@ class FleetHeader(Static):
 
     def on_mount(self) -> None:
         self.refresh_from_app()
+        if isinstance(getattr(self.app, "monitor", None), LinkStatus):
+            # An attached daemon can go quiet: the banner must show without a new snapshot.
+            self.set_interval(LINK_REFRESH_S, self.refresh_from_app)
 
     def on_resize(self, event: events.Resize) -> None:
         self.refresh_from_app()
@@ -91,6 +112,10 @@ class FleetHeader(Static):
         """The header for `room` cells: the fullest form that fits."""
         app: Any = self.app
         colours = app.get_css_variables()
+        banner = link_banner(app.monitor)
+        if banner:  # the daemon is lost: nothing else on this line is current
+            return Text(f" {banner} ", style=f"bold reverse {colours.get('error', '')}", no_wrap=True,
+                        overflow="ellipsis")  # fmt: skip
         snap = app.latest
         replay = replay_marker(app.monitor, snap)
         fleet: list[Segment] = []
