@@ -130,6 +130,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    config = daemon_scale.for_shard(config, shard)
     # This shard's [[instance]] tables; the inventory watcher adds the files' targets (daemon_scale).
     async with (
         AlertService(config) as alerts,

@@ -1,6 +1,7 @@
 """The daemon's part in a fleet of daemons: `--shard I/N`, `--list`, and [inventory] files.
 
     shard = parse_shard(args.shard)                     # ConfigError on a bad value (exit 2)
+    config = for_shard(config, shard)                   # state_dir/shard-I-of-N
     Monitor(monitor_config(config, shard))              # this shard's [[instance]] tables
     async with watch_inventory(monitor, config, shard)  # the files' targets, kept current
     label_exporter(outputs, shard)                      # daemon_shard="I/N" on every series
@@ -34,6 +35,15 @@ def parse_shard(text: str | None) -> ShardSpec | None:
         return ShardSpec.parse(text)
     except ValueError as exc:
         raise ConfigError(f"--shard {exc}") from None
+
+
+def for_shard(config: Config, shard: ShardSpec | None) -> Config:
+    """A sharded daemon keeps its alert outbox and history in `state_dir/shard-I-of-N`: daemons of
+    one fleet may share a host and a config file, and a state dir holds one daemon."""
+    if shard is None:
+        return config
+    state_dir = config.settings.state_dir / f"shard-{shard.index}-of-{shard.count}"
+    return replace(config, settings=replace(config.settings, state_dir=state_dir))
 
 
 def owned(config: Config, shard: ShardSpec | None) -> list[InstanceConfig]:

@@ -1,7 +1,7 @@
 """Keeps a running Monitor's instances equal to the inventory files, without a restart.
 
-Every `refresh` seconds the watcher asks the Inventory (engine/inventory.py) whether a file
-changed (a stat per file: cheap enough for every interval) and applies the difference through
+Every `refresh` seconds (default: half the interval) the watcher asks the Inventory
+(engine/inventory.py) whether a file changed (a stat per file) and applies the difference through
 the Fleet interface (engine/fleet.py): a new target starts polling, a removed one stops and
 its connections close, a changed one (URL, tags, interval...) is removed and added again. Only
 the targets this daemon's shard owns are polled (engine/shards.py). A redis-cluster:// target
@@ -56,7 +56,9 @@ class InventoryWatcher:
         }
         self.current: dict[str, InstanceConfig] = {}
         self._clusters: dict[str, tuple[ClusterWatcher, asyncio.Task[None], Callable[[], None]]] = {}
-        self.refresh = inventory.settings.refresh or config.settings.interval
+        # Twice per interval by default: a new target is seen within half an interval, polled at
+        # once, and in the next Snapshot, so it shows within 1.5 intervals (a stat per file).
+        self.refresh = inventory.settings.refresh or config.settings.interval / 2
         self.checks = 0  # scans done (tests wait on it)
 
     def wanted(self) -> dict[str, InstanceConfig]:
