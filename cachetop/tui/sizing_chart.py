@@ -39,7 +39,7 @@ def chart_lines(report: dict[str, Any], width: int) -> list[str]:
         (f"█ {c['label']}" if i == 0 else f"{MARKERS[(i - 1) % len(MARKERS)]} {c['label']}")
         for i, c in enumerate(curves)
     )
-    lines = [f"hit ratio (0-100%) against memory · {legend}"]
+    lines = [f"hit ratio (0-100%) against memory · {legend}"]  # (the legend may run off: notes below)
     for row, point in enumerate(curves[0]["points"]):
         cells = _bar(point["hit_ratio"], bar_w)
         for i, curve in enumerate(curves[1:]):
@@ -84,6 +84,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             hr = curve.hit_ratio_at(current * factor)
             if hr is not None:
                 lines.append(f"hit ratio at {size(current * factor)}: {hr:.1f}%")
-    for note in report.get("notes") or []:
-        lines.append("note: " + display_key(str(note), 300))
     return lines
+
+
+def note_lines(report: dict[str, Any]) -> list[str]:
+    return ["note: " + display_key(str(note), 300) for note in report.get("notes") or []]

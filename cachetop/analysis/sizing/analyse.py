@@ -100,6 +100,7 @@ async def analyse_redis(
             "monitor_on_s": round(profile.stats.on_seconds, 2),
             "monitor_lines": profile.stats.lines,
             "max_omem_bytes": profile.stats.max_omem,
+            "omem_limit_bytes": profile.omem_limit,
             "own_commands": profile.own_commands,
             "reads_per_s_before": round(profile.reads_per_s_before),
             "reads_per_s_during": round(profile.reads_per_s_during),

@@ -32,7 +32,8 @@ from cachetop.util.aio import OwnTrafficGate, cancel_and_wait
 COST_NOTE = (
     "MONITOR makes the server format a line for every command while it is on: a saturated Redis 7.0 "
     "serves 55-63% fewer commands during that time (measured by bench/hotkeys.py); an idle one loses "
-    "nothing. Its output buffer counts against maxmemory (the guard ends the run at half of {omem})."
+    "nothing. Its output buffer counts against maxmemory (the guard ends the run at half of {omem}, or of "
+    "an eighth of maxmemory when that is less)."
 )
 
 
@@ -44,6 +45,7 @@ class Progress:
     sampled_reads: int
     sampled_keys: int
     max_omem: int
+    monitor_on: bool = False  # the MONITOR connection is open right now
 
 
 @dataclass
@@ -61,6 +63,7 @@ class RedisProfile:
     reads_per_s_during: float = 0.0  # the same while MONITOR was on
     own_commands: int = 0
     stopped: str = ""  # why the run ended before `duration`, if it did
+    omem_limit: int = 0  # the output-buffer limit the guard used
 
     @property
     def time_scale(self) -> float:
@@ -100,6 +103,7 @@ def _config_pairs(reply: object) -> dict[str, str]:
     return {_as_text(items[i]): _as_text(items[i + 1]) for i in range(0, len(items) - 1, 2)}
 
 
+MIN_OMEM = 256 << 10
 CONFIG_NAMES = ("maxmemory", "maxmemory-policy", "maxmemory-samples", "lfu-log-factor", "lfu-decay-time")
 
 
@@ -147,6 +151,14 @@ async def profile_redis(
     try:
         for name in CONFIG_NAMES:
             profile.config.update(_config_pairs(await side.call("CONFIG", "GET", name)))
+        # MONITOR's output buffer counts against maxmemory and cannot be evicted: on a small
+        # cache, half of 8 MiB would crowd out keys (and refuse writes with OOM). So the limit
+        # is also at most an eighth of maxmemory (the guard acts at half of it).
+        maxmemory = int(profile.config.get("maxmemory", "0") or 0)
+        if maxmemory > 0:
+            sampler.omem_limit = min(omem_limit, max(MIN_OMEM, maxmemory // 8))
+            sampler.stop_at = sampler.omem_limit // 2
+        profile.omem_limit = sampler.omem_limit
         t0 = time.monotonic()
         first = _info_numbers(await side.call("INFO", "stats"))
         await asyncio.sleep(baseline_s)  # the window over which the undisturbed hit ratio is read
@@ -184,8 +196,9 @@ async def profile_redis(
 
 def _progress(profile: RedisProfile, sampler: MonitorSampler, started: float, duration: float) -> Progress:
     t = profile.trace
+    stats = sampler.stats
     return Progress(
-        time.monotonic() - started, duration, sampler.stats.lines, len(t.ids), t.keys, sampler.stats.max_omem
+        time.monotonic() - started, duration, stats.lines, len(t.ids), t.keys, stats.max_omem, stats.connected
     )
 
 

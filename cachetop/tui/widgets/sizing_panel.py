@@ -20,7 +20,7 @@ from textual.widgets import Static
 
 from cachetop.backends.capabilities import LendsSideCommands
 from cachetop.tui.instances import live_instance
-from cachetop.tui.sizing_chart import chart_lines, summary_lines
+from cachetop.tui.sizing_chart import chart_lines, note_lines, summary_lines
 from cachetop.tui.widgets.keyspace_panel import hot_key_sampler, own_traffic, still_sampled
 from cachetop.util.redact import scrub
 from cachetop.util.safe_text import display_key
@@ -39,6 +39,7 @@ class SizingPanel(Vertical):
     SizingPanel #sizing-status { height: auto; padding: 0 1; color: $text-muted; }
     SizingPanel #sizing-chart { height: auto; padding: 0 1; }
     SizingPanel #sizing-summary { height: auto; padding: 0 1; }
+    SizingPanel #sizing-notes { height: auto; padding: 0 1; color: $text-muted; }
     """
     # Test hook: analyse_redis keyword arguments (a shorter duration).
     OPTIONS: ClassVar[dict[str, Any]] = {}
@@ -48,13 +49,14 @@ class SizingPanel(Vertical):
         self.instance = instance
         self.report: dict[str, Any] | None = None
         self.running = False
-        self._task: asyncio.Task[None] | None = None
+        self._profile_task: asyncio.Task[None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self._hint(), id="sizing-status", markup=False)
         with VerticalScroll():
+            yield Static("", id="sizing-summary", markup=False)  # the calibration line first
             yield Static("", id="sizing-chart", markup=False)
-            yield Static("", id="sizing-summary", markup=False)
+            yield Static("", id="sizing-notes", markup=False)
 
     def _hint(self) -> str:
         return IDLE_HINT.format(s=self.OPTIONS.get("duration", DURATION_S))
@@ -70,7 +72,7 @@ class SizingPanel(Vertical):
             self.query_one("#sizing-status", Static).update(text)
 
     def cancel(self) -> None:
-        task, self._task = self._task, None
+        task, self._profile_task = self._profile_task, None
         if task is not None and not task.done():
             task.cancel()
 
@@ -84,7 +86,7 @@ class SizingPanel(Vertical):
             return
         self.running = True
         self._status(f"profiling {display_key(self.instance, 40)}: starting MONITOR…")
-        self._task = asyncio.create_task(self._profile(inst), name=f"sizing {self.instance}")
+        self._profile_task = asyncio.create_task(self._profile(inst), name=f"sizing {self.instance}")
 
     async def _profile(self, inst: Any) -> None:
         from cachetop.analysis.sizing.analyse import analyse_redis
@@ -129,7 +131,9 @@ class SizingPanel(Vertical):
             self._render_report()
 
     def _progress(self, p: Any) -> None:
-        if self.running and p.elapsed_s < p.duration_s:
+        if self.running and not p.monitor_on and not p.lines:
+            self._status("reading the hit ratio before MONITOR goes on…")
+        elif self.running and p.elapsed_s < p.duration_s:
             self._status(
                 f"MONITOR on: {p.elapsed_s:.0f}/{p.duration_s:.0f} s, {p.lines} lines, "
                 f"{p.sampled_reads} sampled reads of {p.sampled_keys} keys, omem {p.max_omem} bytes"
@@ -143,3 +147,4 @@ class SizingPanel(Vertical):
         width = self.size.width or self.app.size.width
         self.query_one("#sizing-chart", Static).update("\n".join(chart_lines(self.report, width - 2)))
         self.query_one("#sizing-summary", Static).update("\n".join(summary_lines(self.report)))
+        self.query_one("#sizing-notes", Static).update("\n".join(note_lines(self.report)))
