@@ -35,6 +35,7 @@ SUBCOMMANDS = (
     "trends",
     "sizing",
     "serve",
+    "rules",
 )
 
 EPILOG = """\
