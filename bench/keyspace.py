@@ -3,9 +3,11 @@
 One Redis gets the five-prefix keyspace of the acceptance test (tests/keyspace_data.py:
 1,000,000 keys), and the exact bytes per prefix from a full MEMORY USAGE pass. Then:
 
-1. the server time each way costs, from INFO commandstats usec deltas: `redis-cli --memkeys`
+1. the server time each way costs, from INFO commandstats usec deltas (time inside commands) and
+   INFO cpu deltas (the server process's CPU, parsing and replies included): `redis-cli --memkeys`
    (SCAN + TYPE + MEMORY USAGE on every key) against the analysis with every name counted, and
    with the name count stopped early (--max-scan), each with its worst per-prefix bytes error;
+   the load on a shared machine drifts, so each row has a --memkeys run of its own next to it;
 2. accuracy against sample size: the worst per-prefix bytes error and how many exact values fell
    inside the stated 95% intervals, over several seeds;
 3. the default budget (20,000 operations/s): keys analysed per second, and the p99 of a PING
@@ -38,7 +40,6 @@ from tests.keyspace_data import five_prefixes, memory_usage, pipe_into_redis
 
 SCALE = 1.0
 SEEDS = (1, 2, 3)
-MEMKEYS_RUNS = 3
 
 
 def commandstats(server: LocalServer) -> dict[str, tuple[int, int]]:
@@ -58,25 +59,38 @@ def commandstats(server: LocalServer) -> dict[str, tuple[int, int]]:
     return stats
 
 
-def server_usec(server: LocalServer) -> int:
-    return sum(usec for _, usec in commandstats(server).values())
+def server_cost(server: LocalServer) -> tuple[int, float]:
+    """(commands' µs from INFO commandstats, the server process's CPU seconds from INFO cpu)."""
+    out = subprocess.run(
+        ["redis-cli", "-p", str(server.port), "info", "all"], capture_output=True, text=True, check=True
+    ).stdout
+    cpu = 0.0
+    for line in out.splitlines():
+        if line.startswith(("used_cpu_sys:", "used_cpu_user:")):
+            cpu += float(line.split(":", 1)[1])
+    usec = sum(usec for _, usec in commandstats(server).values())
+    return usec, cpu
 
 
-def memkeys_cost(server: LocalServer) -> tuple[int, float]:
-    """(server µs, wall s) of one `redis-cli --memkeys`."""
-    before = server_usec(server)
+def measured(server: LocalServer, run: Any) -> tuple[Any, int, float, float]:
+    """(what run() returned, server µs, server CPU s, wall s)."""
+    us0, cpu0 = server_cost(server)
     start = time.perf_counter()
-    subprocess.run(["redis-cli", "-p", str(server.port), "--memkeys"], check=True, capture_output=True)
-    return server_usec(server) - before, time.perf_counter() - start
-
-
-def analyse(server: LocalServer, **kwargs: Any) -> tuple[dict[str, Any], int, float]:
-    """(report JSON, server µs, wall s) of one analysis."""
-    before = server_usec(server)
-    start = time.perf_counter()
-    report = asyncio.run(analyse_instance(InstanceConfig("bench", parse_target(server.url)), **kwargs))
+    result = run()
     wall = time.perf_counter() - start
-    return report.to_json(), server_usec(server) - before, wall
+    us1, cpu1 = server_cost(server)
+    return result, us1 - us0, cpu1 - cpu0, wall
+
+
+def memkeys(server: LocalServer) -> tuple[Any, int, float, float]:
+    argv = ["redis-cli", "-p", str(server.port), "--memkeys"]
+    return measured(server, lambda: subprocess.run(argv, check=True, capture_output=True))
+
+
+def analyse(server: LocalServer, **kwargs: Any) -> tuple[dict[str, Any], int, float, float]:
+    """(report JSON, server µs, server CPU s, wall s) of one analysis."""
+    inst = InstanceConfig("bench", parse_target(server.url))
+    return measured(server, lambda: asyncio.run(analyse_instance(inst, **kwargs)).to_json())
 
 
 def errors(report: dict[str, Any], exact: dict[str, int]) -> tuple[float, int]:
@@ -98,33 +112,35 @@ def main() -> None:
         exact = {pattern: memory_usage(server.port, p.keys) for pattern, p in spec.items()}
         print(f"{keys:,} keys in {len(spec)} prefixes; exact bytes from a full MEMORY USAGE pass")
 
-        memkeys = [memkeys_cost(server) for _ in range(MEMKEYS_RUNS)]
-        memkeys_us = statistics.median(us for us, _ in memkeys)
-        memkeys_wall = statistics.median(w for _, w in memkeys)
+        # The machine's load drifts: each row is measured next to a --memkeys run of its own.
         print(
-            f"\nredis-cli --memkeys: server {memkeys_us / 1e6:.2f} s, wall {memkeys_wall:.1f} s"
-            f" (median of {MEMKEYS_RUNS}; the reference)"
+            "\nserver time (commandstats µs) and server CPU (INFO cpu),"
+            " each against a --memkeys run next to it"
         )
-        head = f"{'analysis':<32} {'server s':>9} {'÷ memkeys':>10} {'worst err':>10} {'in 95% CI':>10}"
-        print(f"{head} {'wall s':>7}")
+        head = f"{'':<28} {'server s':>9} {'÷ memkeys':>10} {'CPU s':>7} {'÷ memkeys':>10}"
+        print(f"{head} {'worst err':>10} {'in 95% CI':>10} {'wall s':>7}")
         for label, kwargs in (
             ("all names, sample 10k", {"sample": 10_000}),
             ("names stopped at 5%, 10k", {"sample": 10_000, "max_scan": keys // 20}),
             ("names stopped at 5%, 5k", {"sample": 5_000, "max_scan": keys // 20}),
             ("names stopped at 3%, 5k", {"sample": 5_000, "max_scan": keys * 3 // 100}),
         ):
+            _, ref_us, ref_cpu, ref_wall = memkeys(server)
+            ref = f"{'  redis-cli --memkeys':<28} {ref_us / 1e6:>9.3f} {'1':>9}x {ref_cpu:>7.2f} {'1':>9}x"
+            print(f"{ref} {'':>21} {ref_wall:>7.1f}")
             runs = [analyse(server, rate=0, values_per_prefix=0, seed=s, **kwargs) for s in SEEDS]
             us = statistics.median(r[1] for r in runs)
+            cpu = statistics.median(r[2] for r in runs)
             worst = max(errors(r[0], exact)[0] for r in runs)
             inside = sum(errors(r[0], exact)[1] for r in runs)
-            wall = statistics.median(r[2] for r in runs)
+            wall = statistics.median(r[3] for r in runs)
             print(
-                f"{label:<32} {us / 1e6:>9.3f} {us / memkeys_us:>9.3f}x {worst:>9.1%} "
-                f"{inside:>4}/{len(spec) * len(runs):<5} {wall:>7.1f}"
+                f"{label:<28} {us / 1e6:>9.3f} {us / ref_us:>9.3f}x {cpu:>7.2f} {cpu / ref_cpu:>9.3f}x "
+                f"{worst:>10.1%} {inside:>4}/{len(spec) * len(runs):<5} {wall:>7.1f}"
             )
 
         before_stats = commandstats(server)
-        report, _, _ = analyse(server, rate=0, seed=SEEDS[0])
+        report = analyse(server, rate=0, seed=SEEDS[0])[0]
         after_stats = commandstats(server)
         print("\nserver time per call in one analysis (all names, 10k sample, values read)")
         for name, (calls, usec) in sorted(after_stats.items()):
@@ -152,19 +168,23 @@ def main() -> None:
             time.sleep(2.0)
         # The defaults (20,000 operations/s, a 10k sample, values read), as a user runs it: in its
         # own process, so the probe thread here is not slowed by the walk's client CPU.
-        before = server_usec(server)
         with ProbeThread(server.port) as busy:
-            out = subprocess.run(
-                [sys.executable, "-m", "cachetop", "keyspace", "--json", server.url],
-                check=True,
-                capture_output=True,
-                env={**os.environ, "XDG_STATE_HOME": tempfile.mkdtemp(prefix="cachetop-bench-")},
-            ).stdout
-        us = server_usec(server) - before
+            out, us, cpu, _ = measured(
+                server,
+                lambda: (
+                    subprocess.run(
+                        [sys.executable, "-m", "cachetop", "keyspace", "--json", server.url],
+                        check=True,
+                        capture_output=True,
+                        env={**os.environ, "XDG_STATE_HOME": tempfile.mkdtemp(prefix="cachetop-bench-")},
+                    ).stdout
+                ),
+            )
         (report,) = json.loads(out)["instances"]
         wall = report["elapsed_s"]
         print(
             f"\ndefault budget: {keys / wall:,.0f} keys/s analysed ({wall:.1f} s, server {us / 1e6:.2f} s, "
+            f"CPU {cpu:.2f} s, "
             f"worst err {errors(report, exact)[0]:.1%}); probe p99 {busy.p99_ms():.3f} ms during the run vs "
             f"{idle.p99_ms():.3f} ms idle ({busy.p99_ms() / idle.p99_ms():.2f}x)"
         )
