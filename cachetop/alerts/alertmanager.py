@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cachetop.alerts.channels import Channel, EmailChannel, PluginChannel, SlackChannel
-from cachetop.alerts.prom_rules import alert_name, duration
+from cachetop.alerts.presets import INSTANCE_DOWN
+from cachetop.alerts.prom_rules import DAEMON_DOWN, alert_name, duration
 from cachetop.alerts.rules import Rule
 
 DEFAULT_SECRETS_DIR = "/etc/alertmanager/secrets"
@@ -118,6 +119,14 @@ def alertmanager_config(
             )
         if not rule.channels:
             notes.append(f"rule {rule.name}: no channel, so no route (its alerts end at {NULL_RECEIVER})")
+    down = next((r for r in rules if r.name == INSTANCE_DOWN), None)
+    for name in (down.channels or ()) if down is not None else ():
+        if name in channels:  # routed like instance_down: its receivers exist by now
+            target = name if down.send_resolved else f"{name}-no-resolved"  # type: ignore[union-attr]
+            matcher = f'alertname="{DAEMON_DOWN}"'
+            routes.append(
+                {"receiver": target, "matchers": [matcher], "repeat_interval": "1h", "continue": True}
+            )
     config = {
         "route": {
             "receiver": NULL_RECEIVER,

@@ -14,6 +14,8 @@ daemon's own engine compares. What maps how:
                             alert stays firing (a pending one restarts its `for`: reported)
     no_data = alerting      `or (cachetop_up unless on(...) value)`
     status (instance_down)  `max without(status) (cachetop_instance_status{status=~...} == 1)`
+    (a daemon down)         one more rule, cachetop_daemon_down: `up == 0` for a target that exported
+                            cachetop's metrics within the hour, routed like instance_down
     severity, channels      labels `severity`, `channels` (",a,b,": match with =~".*,a,.*"), `rule`
     cooldown, send_resolved Alertmanager routes and receivers (alerts/alertmanager.py)
 
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cachetop.alerts.engine import FLAP_FIRINGS
+from cachetop.alerts.presets import INSTANCE_DOWN
 from cachetop.alerts.rules import PROBE_COUNT_METRIC, STATUS_METRIC, Rule
 from cachetop.model import METRICS, Status
 
@@ -36,6 +39,8 @@ PREFIX = "cachetop_"
 GROUP = "cachetop"
 # Labels that identify one cache instance as scraped from one daemon.
 JOIN = "on(cache_instance, job, instance)"
+DAEMON_DOWN = "cachetop_daemon_down"
+DAEMON_DOWN_FOR_S = 60.0
 STATUS_VALUES = tuple(s.value for s in Status if s is not Status.UNKNOWN)
 
 
@@ -143,10 +148,6 @@ def _status_expr(rule: Rule, notes: list[str]) -> str:
     expr = f"max without(status) ({status} == 1)"
     if rule.no_data == "keep_state":
         expr += f" or (max without(alertname, alertstate) ({_firing(rule)}) unless {JOIN} {PREFIX}up)"
-    notes.append(
-        "the daemon itself down is Prometheus's `up == 0` for its target: the instances it watched"
-        " vanish and their alerts resolve; see the cachetop-daemon-down rule in docs/scale.md"
-    )
     return expr
 
 
@@ -203,12 +204,40 @@ FLAPPING_NOTE = (
 )
 
 
+def daemon_down_rule(channels: Sequence[str]) -> dict[str, Any]:
+    """A daemon that stops answering takes its instances out of Prometheus (their alerts hold,
+    no new ones start): this one fires for a scrape target that exported cachetop's metrics
+    within the last hour and is down now. It goes where instance_down goes."""
+    return {
+        "alert": DAEMON_DOWN,
+        "expr": f"up == 0 and on(job, instance) count_over_time({PREFIX}snapshots_total[1h]) > 0",
+        "for": duration(DAEMON_DOWN_FOR_S),
+        "labels": {
+            "severity": "critical",
+            "channels": "," + ",".join(channels) + "," if channels else "",
+            "rule": DAEMON_DOWN,
+            "origin": "export",
+        },
+        "annotations": {
+            "summary": "cachetop daemon {{ $labels.instance }} (job {{ $labels.job }}) is not scraped:"
+            " its instances are not watched",
+            "value": "{{ $value }}",
+        },
+    }
+
+
+def daemon_down_channels(rules: Sequence[Rule]) -> tuple[str, ...]:
+    down = next((r for r in rules if r.name == INSTANCE_DOWN), None)
+    return tuple(down.channels or ()) if down is not None else ()
+
+
 def export_rules(rules: Sequence[Rule], *, group: str = GROUP, interval: str | None = None) -> Export:
     entries, unexpressed = [], []
     for rule in rules:
         notes: list[str] = []
         entries.append(rule_entry(rule, notes))
         unexpressed.extend(f"rule {rule.name}: {n}" for n in notes if _is_loss(n))
+    entries.append(daemon_down_rule(daemon_down_channels(rules)))
     if rules:
         unexpressed.append(FLAPPING_NOTE)
     body: dict[str, Any] = {"name": group, "rules": entries}
@@ -219,4 +248,4 @@ def export_rules(rules: Sequence[Rule], *, group: str = GROUP, interval: str | N
 
 def _is_loss(note: str) -> bool:
     """Notes that say something is approximated or missing (the rest only explain a mapping)."""
-    return note.startswith(("no_data", "the daemon itself"))
+    return note.startswith("no_data")
