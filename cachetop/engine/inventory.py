@@ -2,7 +2,7 @@
 
     [inventory]
     files = ["targets.json", "inventory.d/", "regions/*.yaml"]   # relative to the config file
-    refresh = "5s"                                   # default: half the [settings] interval
+    refresh = "5s"                                   # default: 1/4 of [settings] interval
 
 A path is a file, a directory (its *.json, *.yaml and *.yml files, not its subdirectories) or a
 glob. The files are read when the config is loaded, so every command sees their targets beside
@@ -33,7 +33,7 @@ Signature = tuple[int, int, int]  # mtime_ns, size, inode
 @dataclass(frozen=True, slots=True)
 class InventorySettings:
     paths: tuple[str, ...]  # as written, made absolute against the config file's directory
-    refresh: float | None = None  # None: half the [settings] interval
+    refresh: float | None = None  # None: a quarter of [settings] interval
 
 
 @dataclass
