@@ -12,6 +12,8 @@ import sys
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from cachetop.commands.attach import ACTION_TOKEN_ENV, TOKEN_ENV
+from cachetop.commands.attach import read_token as read_attach_token
 from cachetop.engine.configfile import ConfigError
 from cachetop.util.redact import register_secret
 from cachetop.util.safe_text import display_key
@@ -44,7 +46,6 @@ exit status: 0 stopped with Ctrl+C, 2 usage error (no token, port in use, bad UR
 """
 
 DEFAULT_PORT = 9152
-TOKEN_ENV = "CACHETOP_TOKEN"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for every interface)",
     )
     parser.add_argument(
-        "--token-file", metavar="FILE", help=f"read the API token from FILE (default: ${TOKEN_ENV})"
+        "--token-file", metavar="FILE", help="read the API token from FILE (default: $CACHETOP_TOKEN)"
     )
     parser.add_argument(
         "--public-url",
@@ -74,36 +75,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-tabs", type=int, default=20, metavar="N", help="refuse more tabs open at once (default: 20)"
     )
     parser.add_argument(
-        "--read-only", action="store_true", help="tabs refuse every action, whatever the daemon allows"
+        "--allow-actions",
+        action="store_true",
+        help="tabs may evict through the daemon, with the action token from $CACHETOP_ACTION_TOKEN or "
+        "--action-token-file (default: read-only tabs)",
     )
+    parser.add_argument(
+        "--action-token-file", metavar="FILE", help="the daemon's action_token (--allow-actions)"
+    )
+    parser.add_argument("--ca-file", metavar="PEM", help="CA to trust for an https:// daemon")
     parser.add_argument("--theme", choices=("dark", "light"), help="colour theme of the tabs")
 
 
 def read_token(token_file: str | None) -> str:
-    """The token from --token-file or $CACHETOP_TOKEN, with a message a person can act on."""
-    if token_file:
-        try:
-            mode = os.stat(token_file).st_mode
-            text = open(token_file, encoding="utf-8").read(4096)  # noqa: SIM115 (one read, closed below)
-        except OSError as exc:
-            raise ConfigError(f"--token-file {token_file}: cannot read it ({exc.strerror})") from None
-        token = text.strip()
-        if not token:
-            raise ConfigError(f"--token-file {token_file}: the file is empty; write the token into it")
-        if mode & (stat.S_IRGRP | stat.S_IROTH):
-            print(
-                f"cachetop serve: warning: {token_file} is readable by other users; "
-                f"run `chmod 600 {token_file}`",
-                file=sys.stderr,
-            )
-        return token
-    token = os.environ.get(TOKEN_ENV, "").strip()
+    """The API token from --token-file or $CACHETOP_TOKEN, with a message a person can act on."""
+    token = read_attach_token(token_file, TOKEN_ENV, "--token-file")
     if not token:
         raise ConfigError(
             f"serve needs the daemon's API token: set ${TOKEN_ENV} or pass --token-file FILE "
             "(never the token itself as an argument: `ps` shows arguments to every user)"
         )
+    if token_file and os.stat(token_file).st_mode & (stat.S_IRGRP | stat.S_IROTH):
+        print(
+            f"cachetop serve: warning: {token_file} is readable by other users; run `chmod 600 {token_file}`",
+            file=sys.stderr,
+        )
     return token
+
+
+def tab_environment(args: argparse.Namespace, token: str) -> list[str]:
+    """Sets what every tab's dashboard inherits (textual-serve copies os.environ); returns notes.
+
+    The action token reaches the tabs only with --allow-actions: whoever signs in to the page
+    could otherwise evict through the daemon with the serving user's token.
+    """
+    os.environ[TOKEN_ENV] = token
+    action_token = None
+    if args.allow_actions:
+        action_token = read_attach_token(args.action_token_file, ACTION_TOKEN_ENV, "--action-token-file")
+        if not action_token:
+            raise ConfigError(
+                f"--allow-actions: set ${ACTION_TOKEN_ENV} or pass --action-token-file FILE "
+                "(the daemon's action_token)"
+            )
+        register_secret(action_token)
+        os.environ[ACTION_TOKEN_ENV] = action_token
+        return ["  tabs may evict through the daemon (--allow-actions): everyone who signs in can"]
+    os.environ.pop(ACTION_TOKEN_ENV, None)
+    return ["  tabs are read-only (--allow-actions lets them act through the daemon)"]
 
 
 def check_attach_url(url: str | None) -> str:
@@ -126,7 +145,9 @@ def check_attach_url(url: str | None) -> str:
 def tab_command(args: argparse.Namespace) -> str:
     """The shell command textual-serve runs per tab: no secret in it (the token is in the env)."""
     argv = [sys.executable, "-m", "cachetop", "--attach", args.attach]
-    if args.read_only:
+    if args.ca_file:
+        argv += ["--ca-file", os.path.abspath(args.ca_file)]
+    if not args.allow_actions:
         argv.append("--read-only")
     if args.theme:
         argv += ["--theme", args.theme]
@@ -141,8 +162,9 @@ def run(args: argparse.Namespace) -> int:
     register_secret(token)
     if args.max_tabs < 1:
         raise ConfigError(f"--max-tabs: must be 1 or more, not {args.max_tabs}")
-    # Each tab's dashboard inherits this environment (textual-serve copies os.environ).
-    os.environ[TOKEN_ENV] = token
+    if args.ca_file and not os.path.isfile(args.ca_file):
+        raise ConfigError(f"--ca-file {args.ca_file}: no such file")
+    notes = tab_environment(args, token)
     server = DashboardServer(
         tab_command(args),
         token=token,
@@ -151,10 +173,10 @@ def run(args: argparse.Namespace) -> int:
         public_url=args.public_url,
         max_tabs=args.max_tabs,
     )
-    return asyncio.run(_serve(server, url, args))
+    return asyncio.run(_serve(server, url, args, notes))
 
 
-async def _serve(server: DashboardServer, attach_url: str, args: argparse.Namespace) -> int:
+async def _serve(server: DashboardServer, attach_url: str, args: argparse.Namespace, notes: list[str]) -> int:
     try:
         runner, urls = await server.start()
     except OSError as exc:
@@ -169,6 +191,7 @@ async def _serve(server: DashboardServer, attach_url: str, args: argparse.Namesp
     lines = [
         f"cachetop serve: open {shown} in a browser and sign in with the API token",
         f"  every tab attaches to {display_key(attach_url, 100)} (no extra load on the caches)",
+        *notes,
     ]
     if args.host in ("127.0.0.1", "localhost", "::1"):
         port = urls[0].rsplit(":", 1)[-1].rstrip("/")
