@@ -113,7 +113,7 @@ class ApiServer:
         doc = snapshot_json(snap, seq=self.seq, interval=self.interval(), daemon=daemon, alerts=alerts)
         data = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
         frame = b"id: %d\nevent: snapshot\ndata: %s\n\n" % (self.seq, data)
-        if self.loop is None:
+        if self.loop is None or not self.loop.is_running():  # not served (yet, or any more): keep it
             self._publish(doc, data, frame, snap.time)
             return
         with contextlib.suppress(RuntimeError):  # the exporter's loop has ended: the daemon stops

@@ -226,6 +226,12 @@ class PrometheusExporter:
                 for writer in list(self._connections):
                     writer.close()
                 loop.run_until_complete(asyncio.sleep(0))  # let the handlers see their sockets close
+                # API streams wait for the next snapshot, not on their socket: end them too.
+                left = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in left:
+                    task.cancel()
+                if left:
+                    loop.run_until_complete(asyncio.wait(left, timeout=2))
                 loop.close()
 
         self._thread = threading.Thread(target=run, name="cachetop-metrics", daemon=True)
@@ -251,7 +257,8 @@ class PrometheusExporter:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
             self._connections[writer] = True
             if head.split(b" ", 2)[1:2] and head.split(b" ", 2)[1].startswith(b"/api/"):
-                await self._api(head, reader, writer)
+                with contextlib.suppress(asyncio.CancelledError):  # the exporter closes
+                    await self._api(head, reader, writer)
                 return
             writer.write(self._answer(head))
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)

@@ -11,7 +11,7 @@ action with its own checks and audit log (sources/link.RemoteActions).
 
 When the stream ends (the daemon stopped, the network went, the token was refused) the source
 says why in `link_problem`, keeps `last_data`, and reconnects with backoff (RETRY_FIRST_S,
-doubling, at most one interval or RETRY_MAX_S; AUTH_RETRY_S after a 401). It asks for the
+doubling, at most half an interval or RETRY_MAX_S; AUTH_RETRY_S after a 401). It asks for the
 snapshots it missed (`?since=`), so a short loss leaves no hole; when the daemon no longer has
 them (it restarted), one snapshot with every instance `unknown` marks the gap, so a chart shows
 a break instead of joining the two sides.
@@ -147,7 +147,8 @@ class AttachSource(SourceBase):
             await asyncio.sleep(wait)
             self.reconnects += 1
             if delay < AUTH_RETRY_S:
-                delay = min(delay * 2, RETRY_MAX_S, max(self.interval, RETRY_FIRST_S))
+                # At most half an interval apart: back within 2 intervals of the daemon's return.
+                delay = min(delay * 2, RETRY_MAX_S, max(self.interval / 2, RETRY_FIRST_S))
 
     async def _follow(self) -> None:
         path = "/api/v1/stream"
