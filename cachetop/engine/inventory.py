@@ -75,7 +75,12 @@ class Inventory:
             except OSError as exc:
                 if self.signatures.get(path) != (0, 0, 0):
                     self.signatures[path] = (0, 0, 0)
-                    report(f"{path}: cannot read: {exc.strerror} (keeping its last good targets)")
+                    why = (
+                        "no such file"
+                        if isinstance(exc, FileNotFoundError)
+                        else f"cannot read: {exc.strerror}"
+                    )
+                    report(f"{path}: {why} (keeping its last good targets)")
                 continue
             signature = (info.st_mtime_ns, info.st_size, info.st_ino)
             if self.signatures.get(path) == signature:

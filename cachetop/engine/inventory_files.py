@@ -81,7 +81,7 @@ def _json_groups(path: str, text: str) -> list[_Group]:
         end = starts[n + 1] if n + 1 < len(starts) else len(text)
         found = []
         for target in targets:
-            at = text.find(json.dumps(target), offset, end) if isinstance(target, str) else -1
+            at = text.find(json.dumps(target), offset, end) if isinstance(target, str | int | float) else -1
             found.append((target, text.count("\n", 0, at) + 1 if at >= 0 else line))
             offset = at + 1 if at >= 0 else offset
         labels_at = text.find('"labels"', starts[n] if n < len(starts) else 0, end)
