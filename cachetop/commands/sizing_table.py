@@ -15,7 +15,15 @@ def _ratio(point: dict[str, Any]) -> str:
     return f"{mark}{point['hit_ratio']:.1f}%"
 
 
+def _amount(report: dict[str, Any]):
+    """Bytes as sizes; a trace without sizes counts keys."""
+    if (report.get("memory_model") or {}).get("unit") == "keys":
+        return lambda n: f"{round(n):,} keys"
+    return size
+
+
 def print_report(report: dict[str, Any], out: Output, *, hit_ratios=(), at_bytes=()) -> None:
+    size = _amount(report)
     name = display_key(report["name"], out.name_max)
     if report.get("error"):
         out.line(f"{name}: {report['error']}")
@@ -54,6 +62,7 @@ def print_report(report: dict[str, Any], out: Output, *, hit_ratios=(), at_bytes
 def answers(report: dict[str, Any], hit_ratios=(), at_bytes=()) -> list[str]:
     from cachetop.analysis.sizing.curve import curve_from_json
 
+    size = _amount(report)
     curve = curve_from_json(report["curves"][0]) if report["curves"] else None
     out = []
     if curve is None:

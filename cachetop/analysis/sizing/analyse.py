@@ -125,7 +125,9 @@ def analyse_trace(
         memory_bytes = max(1, int(footprint / 10))
         notes.append("no --memory given: the current size is a tenth of the trace's footprint")
     unit = "bytes (the trace's sizes)" if sized else "keys (the trace has no sizes: each key counts 1)"
-    memory = MemoryModel(1.0, 0.0, f"memory is counted in {unit}", by_size=True)
+    memory = MemoryModel(
+        1.0, 0.0, f"memory is counted in {unit}", by_size=True, unit="bytes" if sized else "keys"
+    )
     chosen = policies or compared_policies("lru")
     curves = build_curves(trace, CurveRequest(memory_bytes, memory, chosen, seed=seed))
     report = SizingReport(

@@ -26,6 +26,7 @@ class MemoryModel:
     fixed_bytes: float = 0.0
     how: str = ""  # one line for the report: where the numbers came from
     by_size: bool = False  # capacities are bytes of the trace's own sizes
+    unit: str = "bytes"  # "keys" for a trace without sizes (each key counts 1)
 
     def objects_at(self, memory_bytes: float) -> float:
         if self.by_size:

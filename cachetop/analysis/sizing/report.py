@@ -79,6 +79,7 @@ class SizingReport:
                 "bytes_per_object": round(self.memory.bytes_per_object, 1),
                 "fixed_bytes": int(self.memory.fixed_bytes),
                 "how": self.memory.how,
+                "unit": self.memory.unit,
             },
             "sample": {
                 "rate": self.rate,

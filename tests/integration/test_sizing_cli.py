@@ -1,0 +1,137 @@
+"""`cachetop sizing` as a user runs it: the installed script in a subprocess, a real Redis under a
+cache-aside workload. The profile's MONITOR never outlives it (normal end, Ctrl-C, SIGKILL, a
+stopped process), its output buffer stays under the guard's limit, and the JSON is the issue's."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cachetop.servers import LocalServer
+from tests.conftest import wait_until
+from tests.integration.test_hotkeys_redis import monitor_clients
+
+CACHETOP = str(Path(sys.executable).with_name("cachetop"))
+MAXMEMORY = 16 << 20
+
+
+@pytest.fixture
+def busy(make_redis: Any) -> Iterator[LocalServer]:
+    server = make_redis("--maxmemory", str(MAXMEMORY), "--maxmemory-policy", "allkeys-lru")
+    workload = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.sizing_workload",
+            str(server.port),
+            "--forever",
+            "--keys",
+            "20000",
+            "--requests",
+            "20000",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield server
+    finally:
+        workload.kill()
+        workload.wait()
+
+
+def start(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([CACHETOP, "sizing", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_normal_end_prints_the_issues_json_and_leaves_no_monitor(busy: LocalServer) -> None:
+    proc = start(busy.url, "--duration", "3s", "--sample-rate", "0.2", "--json")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert b"MONITOR for 3 s" in err and b"55-63% fewer commands" in err  # the cost, said first
+    [inst] = json.loads(out)["instances"]
+    assert (inst["name"], inst["policy"], inst["memory_max_bytes"]) == (
+        busy.address,
+        "allkeys-lru",
+        MAXMEMORY,
+    )
+    assert 0 < inst["hit_ratio_now"] < 100
+    assert [c["policy"] for c in inst["curves"]] == ["redis-lru", "redis-lfu", "s3fifo"]
+    points = inst["curves"][0]["points"]
+    assert [p["memory_bytes"] for p in points] == [
+        int(MAXMEMORY * f) for f in (0.25, 0.35, 0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0)
+    ]
+    assert all(0 <= p["hit_ratio"] <= 100 for p in points)
+    cost = inst["cost"]
+    assert cost["monitor_lines"] > 0 and cost["omem_limit_bytes"] == MAXMEMORY // 8
+    assert cost["max_omem_bytes"] < cost["omem_limit_bytes"]  # the guard kept it under the limit
+    assert not monitor_clients(busy.port)
+
+
+def test_ctrl_c_ends_monitor_at_once_and_still_draws_the_curve(busy: LocalServer) -> None:
+    proc = start(busy.url, "--duration", "60s", "--json")
+    try:
+        wait_until(lambda: monitor_clients(busy.port), 30, "the MONITOR client")
+        proc.send_signal(signal.SIGINT)
+        wait_until(lambda: not monitor_clients(busy.port), 5, "MONITOR client to go")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    [inst] = json.loads(out)["instances"]
+    assert inst["curves"] and "the profile ended early: cancelled" in inst["notes"]
+
+
+def test_sigkill_leaves_no_monitor_client(busy: LocalServer) -> None:
+    proc = start(busy.url, "--duration", "60s")
+    try:
+        wait_until(lambda: monitor_clients(busy.port), 30, "the MONITOR client")
+        proc.kill()  # SIGKILL: no cleanup code runs; the kernel closes the socket
+        proc.wait(timeout=5)
+    finally:
+        proc.kill()
+    wait_until(lambda: not monitor_clients(busy.port), 5, "MONITOR client to go")
+
+
+def test_a_stopped_process_has_its_monitor_ended_by_the_guardian(busy: LocalServer) -> None:
+    proc = start(busy.url, "--duration", "60s")
+    try:
+        wait_until(lambda: monitor_clients(busy.port), 30, "the MONITOR client")
+        os.kill(proc.pid, signal.SIGSTOP)  # cannot be caught: only the guardian process can act
+        wait_until(lambda: not monitor_clients(busy.port), 10, "the guardian to end the MONITOR")
+        os.kill(proc.pid, signal.SIGCONT)
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def test_trace_file_offline(tmp_path: Path) -> None:
+    trace = tmp_path / "loop.txt"
+    trace.write_text("".join(f"k{i % 100}\n" for i in range(2000)))  # 100 keys in a loop, 20 times
+    proc = subprocess.run(
+        [CACHETOP, "sizing", "--trace", str(trace), "--memory", "100", "--sample-rate", "1", "--json"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    [inst] = json.loads(proc.stdout)["instances"]
+    lru = inst["curves"][0]
+    assert lru["policy"] == "lru"
+    # LRU on a loop: all misses below the loop's length, all hits from it on.
+    assert [(p["memory_bytes"], p["hit_ratio"]) for p in lru["points"]][3:5] == [(71, 0.0), (100, 100.0)]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a 10\nb x\n")
+    proc = subprocess.run([CACHETOP, "sizing", "--trace", str(bad)], capture_output=True, timeout=60)
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.decode()
+        .strip()
+        .endswith(f"{bad}:2: SIZE must be a whole number of bytes and TIME a number of seconds")
+    )
