@@ -44,6 +44,10 @@ class Inventory:
     signatures: dict[str, Signature] = field(default_factory=dict)
     entries: dict[str, list[Entry]] = field(default_factory=dict)
 
+    def copy(self) -> Inventory:
+        """An Inventory of its own (each watcher keeps its own view of which files it has read)."""
+        return Inventory(self.settings, dict(self.signatures), {p: list(e) for p, e in self.entries.items()})
+
     def names(self) -> set[str]:
         """The names of every target the files hold now."""
         return {name for name, _ in entries_by_name(self)}

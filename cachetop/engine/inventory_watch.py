@@ -46,7 +46,7 @@ class InventoryWatcher:
         owns: Callable[[str], bool] = lambda name: True,
     ) -> None:
         self.fleet = fleet
-        self.inventory = inventory
+        self.inventory = inventory.copy()  # the config's stays as loaded
         self.config = config
         self.owns = owns
         inventory_names = inventory.names()
