@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,7 +38,7 @@ from cachetop.util.safe_text import display_key
 log = logging.getLogger("cachetop.history")
 PREDICTED_TOPS = ("combined", "seasonal", "sequence", "naive")
 LOCK_RETRY_S = 30.0
-PREDICT_BUDGET_S = 0.03
+STOP_WAIT_S = 10.0  # at stop, how long the history file's last writes may take
 STREAM_SOURCES = ("monitor", "watch")  # sources whose events history counts slot by slot
 
 
@@ -77,6 +78,12 @@ class HistoryService:
         self._closed: dict[str, int] = {}  # instance -> the last bucket closed
         self._predicted: dict[str, int] = {}  # instance -> the last bucket predicted
         self._warming: set[asyncio.Task[None]] = set()
+        # The file is written and predictions are made on one worker thread, in order: an fsync
+        # on a busy disk can take seconds, and the event loop must not wait for it (a stalled
+        # loop reads MONITOR late, which moves keys into the wrong bucket).
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cachetop-history")
+        self._pending: set[Future[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.warm_results: list[tuple[str, int, Any]] = []  # (instance, bucket, WarmResult), newest last
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -113,14 +120,35 @@ class HistoryService:
 
     async def stop(self) -> None:
         await cancel_and_wait(list(self._warming))
+        await asyncio.to_thread(self.flush, STOP_WAIT_S)
+        self._io.shutdown(wait=False, cancel_futures=True)
         if self.store is not None:
             self.store.close()
         if self._lock is not None:
             self._lock.close()
 
+    def flush(self, timeout: float = STOP_WAIT_S) -> None:
+        """Waits until what was handed to the worker (closed buckets, predictions) is done."""
+        wait(list(self._pending), timeout)
+
+    def _submit(self, job: Callable[[], Any]) -> Future[Any]:
+        future = self._io.submit(job)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future
+
+    def _say(self, line: str) -> None:
+        """A notice from the worker thread, handed to the event loop (the dashboard shows it)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.on_notice, line)
+        else:
+            self.on_notice(line)
+
     # --- every snapshot -------------------------------------------------------------------------
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
+        with contextlib.suppress(RuntimeError):  # no running loop: a test feeding snapshots by hand
+            self._loop = asyncio.get_running_loop()
         if not self.writer:
             if snapshot.time >= self._lock_due:
                 self._lock_due = snapshot.time + LOCK_RETRY_S
@@ -209,12 +237,16 @@ class HistoryService:
         return closed
 
     def _save(self, records: list[BucketRecord]) -> None:
+        self._submit(lambda: self._write_closed(records))
+
+    def _write_closed(self, records: list[BucketRecord]) -> None:
+        """On the worker: the closed buckets in one transaction, then their predictions scored."""
         assert self.store is not None
         try:
             self.store.add_many(records)
             scored = self.store.score_predictions(records, self.k)
         except Exception as exc:  # a full or broken disk: history pauses, monitoring goes on
-            self.on_notice(f"history: {len(records)} bucket(s) not saved ({display_key(str(exc), 120)})")
+            self._say(f"history: {len(records)} bucket(s) not saved ({display_key(str(exc), 120)})")
             return
         for record, scores in zip(records, scored, strict=True):
             if scores:
@@ -229,42 +261,20 @@ class HistoryService:
 
     # --- predicting and warming ahead -----------------------------------------------------------
 
-    def _predict(self, name: str, now: float) -> tuple[int, dict[str, list[bytes]], list[bytes]] | None:
-        """The prediction for the next bucket, once, `lead` before it starts: (bucket, each
-        predictor's top keys, the keys to warm)."""
+    def _due(self, name: str, now: float) -> tuple[int, Top | None, float] | None:
+        """(the next bucket, the bucket being counted, the share of it seen) once, `lead` before
+        the next bucket starts; None when no prediction is due. Cheap: runs on the event loop."""
         bucket = self.settings.bucket
         target = bucket_index(now + self.lead, bucket)
         if target <= bucket_index(now, bucket) or self._predicted.get(name, -1) >= target:
             return None
         self._predicted[name] = target
-        assert self.store is not None
         current = self._open.get(name, {}).get(target - 1)
-        top = None
-        seen = 1.0
-        if current is not None and (current.events or current.ranking):
-            keys, prefixes = current.peek() if current.events else current.ranking or ((), ())
-            top = Top(current.index, keys, prefixes)
-            seen = (self._seen_until(name, now) - current.index * bucket) / bucket
-        separators = getattr(self.config.sections.get("hotkeys"), "separators", ":")
-        try:
-            plan = plan_ahead(
-                self.store,
-                name,
-                self.settings,
-                separators=separators,
-                top=self.k,
-                now=now,
-                current=top,
-                seen=seen,
-            )
-        except Exception as exc:
-            self.on_notice(
-                f"history: no prediction for {display_key(name, 60)} ({display_key(str(exc), 120)})"
-            )
-            return None
-        prediction = plan.predictions[0]
-        tops = {p: prediction.top(p, self.k) for p in PREDICTED_TOPS}
-        return target, tops, list(plan.keys) if plan.buckets_known else []
+        if current is None or not (current.events or current.ranking):
+            return target, None, 1.0
+        keys, prefixes = current.peek() if current.events else current.ranking or ((), ())
+        seen = (self._seen_until(name, now) - current.index * bucket) / bucket
+        return target, Top(current.index, keys, prefixes), seen
 
     def _seen_until(self, name: str, now: float) -> float:
         """Wall time up to which the instance's hot keys are counted: the end of the last slot
@@ -276,28 +286,55 @@ class HistoryService:
         return mark + collector.keys.slot_s + (self.clock() - collector.clock())
 
     def _predict_all(self, names: list[str], now: float) -> None:
-        """Predicts for the instances that are due, within PREDICT_BUDGET_S of CPU per snapshot
-        (about 14 ms an instance with four seasons of hourly buckets): a large fleet spreads its
-        predictions over the ticks of the lead time instead of stalling one tick."""
-        made = []
-        deadline = time.perf_counter() + PREDICT_BUDGET_S
-        for name in names:
-            if time.perf_counter() > deadline:
-                break  # the others are still due: the next snapshot carries on
-            found = self._predict(name, now)
-            if found is not None:
-                made.append((name, found))
-        if not made:
+        due = [(name, found) for name in names if (found := self._due(name, now)) is not None]
+        if not due:
             return
+        future = self._submit(lambda: self._predict(due, now))
+        if self.warm.predict and self._loop is not None:
+            loop = self._loop
+            future.add_done_callback(lambda f: loop.call_soon_threadsafe(self._warm_ahead, f))
+
+    def _predict(self, due: list[tuple[str, tuple[int, Top | None, float]]], now: float) -> list[Any]:
+        """On the worker: each due instance's prediction (about 14 ms an instance with four seasons
+        of hourly buckets), stored in one transaction; returns (name, bucket, keys to warm)."""
         assert self.store is not None
-        try:  # one transaction for the fleet
-            self.store.put_predictions([(name, self.settings.bucket, t, tops) for name, (t, tops, _) in made])
+        separators = getattr(self.config.sections.get("hotkeys"), "separators", ":")
+        made, rows = [], []
+        for name, (target, current, seen) in due:
+            try:
+                plan = plan_ahead(
+                    self.store,
+                    name,
+                    self.settings,
+                    separators=separators,
+                    top=self.k,
+                    now=now,
+                    current=current,
+                    seen=seen,
+                )
+            except Exception as exc:
+                self._say(
+                    f"history: no prediction for {display_key(name, 60)} ({display_key(str(exc), 120)})"
+                )
+                continue
+            prediction = plan.predictions[0]
+            rows.append(
+                (name, self.settings.bucket, target, {p: prediction.top(p, self.k) for p in PREDICTED_TOPS})
+            )
+            made.append((name, target, list(plan.keys) if plan.buckets_known else []))
+        try:
+            self.store.put_predictions(rows)
         except Exception as exc:
-            self.on_notice(f"history: predictions not saved ({display_key(str(exc), 120)})")
-        if self.warm.predict:
-            for name, (target, _, keys) in made:
-                if keys:
-                    self._start_warm(name, target, keys)
+            self._say(f"history: predictions not saved ({display_key(str(exc), 120)})")
+        return made
+
+    def _warm_ahead(self, future: Future[Any]) -> None:
+        """On the event loop, once predictions are made: a scheduled warm per instance."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        for name, target, keys in future.result():
+            if keys:
+                self._start_warm(name, target, keys)
 
     def _start_warm(self, name: str, target: int, keys: list[bytes]) -> None:
         inst = next((i for i in self.config.instances if i.name == name), None)

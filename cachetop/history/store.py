@@ -136,14 +136,21 @@ class HistoryStore:
             return self._db
         if self.writable:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(str(self.path), isolation_level=None, timeout=5.0)
+            # Used from the history worker thread (and read from others, one at a time).
+            db = sqlite3.connect(str(self.path), isolation_level=None, timeout=5.0, check_same_thread=False)
             db.execute("PRAGMA auto_vacuum = FULL")  # only takes on a new file: before any table
             db.execute(
                 "PRAGMA synchronous = NORMAL"
             )  # survives a crash of cachetop; one fsync less per bucket
             db.executescript(_SCHEMA)
         elif self.path.exists():
-            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=5.0)
+            db = sqlite3.connect(
+                f"file:{self.path}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                timeout=5.0,
+                check_same_thread=False,
+            )
         else:
             return None
         self._db = db

@@ -189,13 +189,14 @@ CHILD = textwrap.dedent(
     wall = [1_000_000.0]
     collector = Collector(wall)
     service = service_for(sys.argv[1], collector, wall)
-    save = service._save
+    save = service._write_closed  # on the history worker, once the transaction is committed
     def saved(records):
         save(records)
         for record in records:
             print("closed", record.index, flush=True)
-    service._save = saved
+    service._write_closed = saved
     feed(service, collector, wall, 1_000_000.0 + 4.5 * BUCKET)  # four buckets and a half
+    service.flush()  # the closed ones are on disk (the worker writes them as they close)
     print("ready", flush=True)
     sys.stdin.readline()  # killed here, in the middle of a bucket
     """
@@ -236,6 +237,7 @@ def test_a_sigkill_mid_bucket_loses_no_closed_bucket_and_the_next_run_carries_on
     service = service_for(str(tmp_path), collector, wall)
     assert service.writer  # the dead process's lock went with it
     feed(service, collector, wall, 1_000_000.0 + 7 * BUCKET)
+    service.flush()  # the worker's writes are done
     assert service.store is not None
     stored = service.store.buckets("a", BUCKET)
     assert sorted(stored) == [first, first + 1, first + 2, first + 3, first + 4, first + 5]
@@ -274,6 +276,7 @@ def test_a_source_with_no_stream_stores_its_last_ranking_of_the_bucket(tmp_path:
         )
         service.on_snapshot(Snapshot(wall[0], 1.0, (inst,)))
         wall[0] += 1.0
+    service.flush()  # the worker's writes are done
     assert service.store is not None
     (stored,) = service.store.buckets("a", 10.0).values()
     assert stored.keys == ((b"late", 9),) and stored.prefixes == ((b"p:*", 3),) and stored.events == 0
@@ -285,6 +288,7 @@ def test_predictions_are_made_ahead_stored_and_scored_when_their_bucket_closes(t
     collector = Collector(wall)
     service = service_for(str(tmp_path), collector, wall)  # season 3 buckets of 10 s
     feed(service, collector, wall, 1_000_000.0 + 10 * BUCKET, season=3)
+    service.flush()  # the worker's writes are done
     assert service.store is not None
     scored = service.store.precision("a", BUCKET)
     first = int(1_000_000.0 // BUCKET)
@@ -412,6 +416,7 @@ def test_a_node_that_leaves_the_fleet_keeps_its_last_bucket(tmp_path: Path) -> N
         )
         service.on_snapshot(Snapshot(wall[0], 1.0, instances))
         wall[0] += 1.0
+    service.flush()  # the worker's writes are done
     assert service.store is not None
     first = int(1_000_000.0 // 10)
     assert list(service.store.buckets("a", 10.0)) == [first]
