@@ -16,8 +16,10 @@ SameSite=Strict, and the terminal's WebSocket also checks that the page asking i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import html
+import logging
 import re
 import secrets
 from pathlib import Path
@@ -26,9 +28,13 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from textual_serve.server import Server
+from textual_serve.app_service import AppService
+from textual_serve.server import Server, to_int
+
+log = logging.getLogger("cachetop.serve")
 
 COOKIE = "cachetop_session"
+QUIT_TIMEOUT_S = 5.0  # a tab's dashboard gets this long to quit when its tab closes
 # A wrong token costs the guesser this long (per request; a sign-in is a person typing).
 FAILED_SIGN_IN_DELAY_S = 1.0
 # The page's template loads a font from fonts.googleapis.com: a dashboard on an internal network
@@ -116,10 +122,20 @@ class DashboardServer(Server):
         response.set_cookie(
             COOKIE, self._session, httponly=True, samesite="Strict", secure=request.secure, path="/"
         )
-        return response
+        raise response
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            response = await self._route(request, handler)
+        except web.HTTPException as exc:  # redirects, 404s: raised, and given the same headers
+            exc.headers.update(_HEADERS)
+            raise
+        if not response.prepared:
+            response.headers.update(_HEADERS)
+        return response
+
+    async def _route(self, request: web.Request, handler: Any) -> web.StreamResponse:
         path = request.path
         if path.startswith("/static/") or path == "/login":
             response = await handler(request)
@@ -134,8 +150,6 @@ class DashboardServer(Server):
             response = web.Response(status=503, text=f"{self.max_tabs} tabs are open already (--max-tabs)\n")
         else:
             response = await handler(request)
-        if not response.prepared:
-            response.headers.update(_HEADERS)
         return response
 
     # -- pages ---------------------------------------------------------------------------------------
@@ -159,7 +173,7 @@ class DashboardServer(Server):
 
     async def handle_login_page(self, request: web.Request) -> web.StreamResponse:
         if self.signed_in(request):
-            return web.HTTPSeeOther("/")
+            raise web.HTTPSeeOther("/")
         return self._sign_in_page(status=200)
 
     def _base_url(self, request: web.Request) -> str:
@@ -181,18 +195,43 @@ class DashboardServer(Server):
         return aiohttp_jinja2.render_template("app_index.html", request, context)
 
     async def handle_tab(self, request: web.Request) -> web.StreamResponse:
+        """One browser tab: one dashboard process, as textual-serve's handle_websocket, except that
+        the process is always reaped (textual-serve asks it to quit and never waits for it: a
+        dashboard that hangs would stay, and its pipes outlive the loop)."""
         task = asyncio.current_task()
         assert task is not None
+        websocket = web.WebSocketResponse(heartbeat=15)
+        width = to_int(request.query.get("width", "80"), 80)
+        height = to_int(request.query.get("height", "24"), 24)
         self.tabs += 1
         self._tab_tasks.add(task)
+        service: AppService | None = None
         try:
-            return await self.handle_websocket(request)
+            await websocket.prepare(request)
+            service = AppService(
+                self.command,
+                write_bytes=websocket.send_bytes,
+                write_str=websocket.send_str,
+                close=websocket.close,
+                download_manager=self.download_manager,
+                debug=self.debug,
+            )
+            await service.start(width, height)
+            await self._process_messages(websocket, service)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("a dashboard tab failed")
         finally:
             self.tabs -= 1
             self._tab_tasks.discard(task)
+            if service is not None:
+                await _end(service)
+            await websocket.close()
+        return websocket
 
-    async def close_tabs(self, timeout_s: float = 5.0) -> None:
-        """Ends every tab: textual-serve closes its socket and tells its dashboard to quit."""
+    async def close_tabs(self, timeout_s: float = QUIT_TIMEOUT_S + 2) -> None:
+        """Ends every tab: its socket closes and its dashboard is told to quit (killed if it hangs)."""
         tasks = list(self._tab_tasks)
         for task in tasks:
             task.cancel()
@@ -216,3 +255,18 @@ class DashboardServer(Server):
             host, port = address[0], address[1]
             urls.append(f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/")
         return runner, urls
+
+
+async def _end(service: AppService) -> None:
+    """Asks the tab's dashboard to quit; kills it if it has not within QUIT_TIMEOUT_S; reaps it."""
+    process = service._process  # textual-serve keeps it private and never waits for it
+    with contextlib.suppress(TimeoutError, OSError, RuntimeError):
+        await asyncio.wait_for(asyncio.shield(service.stop()), QUIT_TIMEOUT_S)
+    if process is None:
+        return
+    if process.returncode is None:
+        try:
+            await asyncio.wait_for(process.wait(), 0.5)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
