@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -9,7 +10,26 @@ from pathlib import Path
 
 from cachetop.engine.shards import owner
 from cachetop.servers import LocalServer
-from tests.shard_daemons import CACHETOP, ShardDaemon, write_fleet
+from tests.shard_daemons import CACHETOP, ShardDaemon, fleet_entries, write_fleet
+
+
+def ours_on_redis(port: int) -> int:
+    """cachetop's connections to a Redis server, from CLIENT LIST (redis-cli is not one)."""
+    out = subprocess.run(
+        ["redis-cli", "-p", str(port), "client", "list"], capture_output=True, text=True, check=True
+    )
+    return sum("name=cachetop" in line for line in out.stdout.splitlines())
+
+
+def memcached_connections(port: int) -> int:
+    """curr_connections less the listening socket and this one."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"stats\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            data += conn.recv(65536)
+    stats = dict(line.split()[1:3] for line in data.decode().splitlines() if line.startswith("STAT "))
+    return int(stats["curr_connections"]) - 2
 
 
 def listed(config: Path, shard: str) -> set[str]:
@@ -39,6 +59,15 @@ def test_two_shards_poll_disjoint_sets_covering_400_and_a_third_moves_at_most_40
         started = time.monotonic()
         seen = [d.wait_up(expected[i]) for i, d in enumerate(daemons)]
         elapsed = time.monotonic() - started
+        # The footprint: at most 2 connections per instance per process, counted on the servers.
+        entries = fleet_entries(redis_a, redis_b, memcached, 400)
+        footprint = []
+        for server in (redis_a, redis_b):
+            on_it = sum(f":{server.port}" in url for _, url in entries)
+            footprint.append((ours_on_redis(server.port), on_it))
+        on_memcached = sum(f":{memcached.port}" in url for _, url in entries)
+        footprint.append((memcached_connections(memcached.port), on_memcached))
+        assert all(0 < connections <= 2 * on_it for connections, on_it in footprint), footprint
     finally:
         for daemon in daemons:
             daemon.stop()
@@ -60,6 +89,7 @@ def test_two_shards_poll_disjoint_sets_covering_400_and_a_third_moves_at_most_40
     assert moved == three[2]  # only the new shard's share moves; 0 and 1 never trade targets
     assert len(moved) <= 0.40 * 400
     print(f"2 shards: {len(polled[0])}+{len(polled[1])} up in {elapsed:.1f}s; 3 shards move {len(moved)}/400")
+    print(f"connections (ours, entries) on redis A, redis B, memcached: {footprint}")
 
 
 def test_shard_label_on_every_series_and_bad_values(
