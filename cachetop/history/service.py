@@ -340,27 +340,11 @@ class HistoryService:
         inst = next((i for i in self.config.instances if i.name == name), None)
         if inst is None or inst.target.kind == "memcached":
             return
-        from cachetop.history.warm_job import run_scheduled_warm
+        from cachetop.history.warm_job import start_warm_task
 
-        async def job() -> None:
-            result = await asyncio.to_thread(
-                run_scheduled_warm, self.config, inst, self.warm, self.settings, keys, target
-            )
-            if result is not None:
-                self.warm_results.append((name, target, result))
-                del self.warm_results[:-50]
-
-        task = asyncio.get_running_loop().create_task(job(), name=f"warm ahead {name}")
+        task = start_warm_task(self.config, inst, self.warm, self.settings, keys, target, self.warm_results)
         self._warming.add(task)
         task.add_done_callback(self._warming.discard)
-        task.add_done_callback(_log_failure)
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    with contextlib.suppress(asyncio.CancelledError):
-        exc = task.exception()
-        if exc is not None:
-            log.warning("warm ahead failed: %s", display_key(str(exc), 200))
 
 
 def start_history(

@@ -6,6 +6,8 @@ its per-key locks and rate budget, and one audit line for the outcome (a refusal
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -69,3 +71,33 @@ def _note(audit: AuditLog, inst: InstanceConfig, outcome: str, **fields: object)
         audit.record("warm", inst, outcome=outcome, **fields)
     except AuditError as exc:
         log.error("%s: this warm-ahead %s outcome is not in it", exc, outcome)
+
+
+def start_warm_task(
+    config: Any,
+    inst: InstanceConfig,
+    warm: WarmAheadSettings,
+    settings: HistorySettings,
+    keys: list[bytes],
+    target: int,
+    results: list[tuple[str, int, Any]],
+) -> asyncio.Task[None]:
+    """The daemon's warm-ahead as a task: the blocking warm runs in a thread; its result is kept
+    in `results` (the last 50)."""
+
+    async def job() -> None:
+        result = await asyncio.to_thread(run_scheduled_warm, config, inst, warm, settings, keys, target)
+        if result is not None:
+            results.append((inst.name, target, result))
+            del results[:-50]
+
+    task = asyncio.get_running_loop().create_task(job(), name=f"warm ahead {inst.name}")
+    task.add_done_callback(_log_failure)
+    return task
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        exc = task.exception()
+        if exc is not None:
+            log.warning("warm ahead failed: %s", display_key(str(exc), 200))
