@@ -36,15 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_target_arguments(parser)
     parser.add_argument("--instance", metavar="NAME", help="only this instance (by its config name)")
-    parser.add_argument(
-        "--k", type=int, default=100, metavar="N", help="precision@N and keys predicted (default: 100)"
-    )
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     from cachetop.commands.common import config_from_args
-    from cachetop.history.config import history_settings
+    from cachetop.history.config import history_settings, warm_settings
     from cachetop.history.report import build_report, render_text
     from cachetop.history.store import HistoryStore
 
@@ -58,13 +55,14 @@ def run(args: argparse.Namespace) -> int:
             )
         names = [args.instance]
     settings = history_settings(config)
+    k = warm_settings(config).top  # the k the keeper of the history scores its predictions with
     separators = getattr(config.sections.get("hotkeys"), "separators", ":")
     store = HistoryStore(config.settings.state_dir, settings, writable=False)
     missing = 0
     reports = []
     try:
         for name in names:
-            report = build_report(store, name, settings, separators=separators, k=args.k)
+            report = build_report(store, name, settings, separators=separators, k=k)
             if report is None:
                 missing += 1
                 print(
