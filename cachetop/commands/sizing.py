@@ -47,6 +47,10 @@ examples:
 """
 
 DEFAULT_DURATION_S = 30.0
+WATCH_NOTE = (
+    "memcached's `watch fetchers mutations` costs the server little (it drops lines rather than wait "
+    "for a watcher; the report gives the drop rate)."
+)
 DEFAULT_RATE = 0.05
 
 
@@ -162,7 +166,7 @@ def _trace_report(args: argparse.Namespace) -> dict[str, Any]:
 async def _analyse_all(
     config: Any, args: argparse.Namespace, duration: float, *, show_bar: bool
 ) -> tuple[list[dict[str, Any]], bool]:
-    from cachetop.analysis.sizing.analyse import analyse_redis
+    from cachetop.analysis.sizing.analyse import analyse_memcached, analyse_redis
     from cachetop.analysis.sizing.profile_redis import COST_NOTE
     from cachetop.util.format import size
 
@@ -192,18 +196,16 @@ async def _analyse_all(
             if interrupted:
                 break
             kind = inst.target.kind
-            if kind not in ("redis", "valkey"):
-                reports.append(
-                    _failed(inst, f"sizing works on a single Redis or Valkey server (this is {kind})")
-                )
+            if kind not in ("redis", "valkey", "memcached"):
+                reports.append(_failed(inst, f"sizing works on a single server, not a {kind} target"))
                 continue
-            print(
-                f"{inst.name}: MONITOR for {duration:g} s. " + COST_NOTE.format(omem=size(8 << 20)),
-                file=sys.stderr,
-            )
+            cost = WATCH_NOTE if kind == "memcached" else COST_NOTE.format(omem=size(8 << 20))
+            what = "watch" if kind == "memcached" else "MONITOR"
+            print(f"{inst.name}: {what} for {duration:g} s. {cost}", file=sys.stderr)
+            analyse = analyse_memcached if kind == "memcached" else analyse_redis
             with _bar(show_bar, inst.name, duration) as progress:
                 task = asyncio.create_task(
-                    analyse_redis(
+                    analyse(
                         inst,
                         duration=duration,
                         rate=args.sample_rate,

@@ -147,3 +147,59 @@ def analyse_trace(
     )
     _notes_for(report)
     return report
+
+
+# The drop rate of `watch` above which the report warns that the curve reads low.
+DROP_WARN = 0.02
+
+
+async def analyse_memcached(
+    inst: InstanceConfig,
+    *,
+    duration: float,
+    rate: float,
+    seed: int = 0,
+    progress: Callable[[Progress], None] | None = None,
+    cancel: asyncio.Event | None = None,
+    policies: list[str] | None = None,
+    timeout: float = 5.0,
+) -> SizingReport:
+    from cachetop.analysis.sizing.memory import memcached_model
+    from cachetop.analysis.sizing.profile_memcached import profile_memcached
+
+    profile = await profile_memcached(
+        inst, duration=duration, rate=rate, seed=seed, timeout=timeout, progress=progress, cancel=cancel
+    )
+    memory = memcached_model(profile.stats_after)
+    limit = profile.stats_after.get("limit_maxbytes", 0)
+    notes = []
+    if profile.stopped:
+        notes.append(f"the profile ended early: {profile.stopped}")
+    if profile.drop_rate > DROP_WARN:
+        notes.append(
+            f"watch dropped {100 * profile.drop_rate:.1f}% of the lines (the server never waits for a "
+            "watcher): reads the trace lacks make the curve read low"
+        )
+    chosen = policies or compared_policies("lru")
+    curves = await asyncio.to_thread(
+        build_curves, profile.trace, CurveRequest(limit, memory, chosen, seed=seed)
+    )
+    t = profile.trace
+    report = SizingReport(
+        inst.name,
+        "memcached (segmented LRU)",
+        "lru",
+        limit,
+        profile.hit_ratio_now,
+        curves,
+        memory,
+        rate,
+        len(t.ids),
+        t.keys,
+        t.reads_total,
+        t.duration_s,
+        notes,
+        {"watch_lines": profile.lines, "watch_dropped": profile.dropped},
+    )
+    _notes_for(report)
+    return report
