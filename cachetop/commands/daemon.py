@@ -43,7 +43,8 @@ examples:
 sharding: every daemon reads the same config; --shard I/N polls the targets whose rendezvous hash
 of the instance name picks daemon I of N (a cluster or sentinel target stays whole), and puts
 daemon_shard="I/N" on every series of its /metrics. Adding daemon N moves about 1/(N+1) of the
-targets. [inventory] files are re-read when they change (docs/alerts.md, "Many daemons").
+targets. Each shard keeps its state in STATE_DIR/shard-I-of-N. [inventory] files (Prometheus
+file_sd JSON or YAML) are re-read when they change (docs/alerts.md, "Many daemons").
 
 exit status: 0 stopped by a signal, 1 alerts already handled by another process, 2 config error.
 """
