@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from cachetop.actions.audit import AuditError, AuditLog, ReadOnlyError, check_writable
+from cachetop.actions.audit import KEY_LOG_LEN, AuditError, AuditLog, ReadOnlyError, check_writable
 from cachetop.actions.console import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -41,6 +41,7 @@ from cachetop.commands.evict_idle import POOL, idle_over, memcached_idle
 from cachetop.engine.config import Config, InstanceConfig
 from cachetop.engine.configfile import ConfigError
 from cachetop.util.redact import scrub
+from cachetop.util.safe_text import display_key
 
 HELP = "evict keys by name, glob pattern or prefix: dry run, confirmation, throttled, audited"
 DESCRIPTION = (
@@ -304,6 +305,8 @@ def _counts(result: EvictResult) -> dict[str, object]:
         counts["uncertain"] = result.uncertain
     if result.error:
         counts["error"] = result.error
+    if result.examples:  # which keys, by name (escaped): the first few matched
+        counts["examples"] = [display_key(k, KEY_LOG_LEN) for k in result.examples]
     return counts
 
 

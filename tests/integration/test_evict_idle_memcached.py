@@ -10,7 +10,7 @@ from pathlib import Path
 from pymemcache.client.base import Client
 
 from cachetop.servers import LocalServer
-from tests.integration.test_evict_idle import wait_for
+from tests.integration.test_evict_idle import kept_in_use, wait_for
 from tests.integration.test_evict_redis import audit_lines, cachetop
 
 KEYS = [f"idle:{i}" for i in range(100)]
@@ -41,28 +41,33 @@ def test_idle_over_lists_every_server_and_removes_exactly_the_idle_items(
         10.0,
         "3 s on both servers' clocks",
     )
-    for i, key in enumerate(KEYS):
-        if key in FRESH:
-            clients[i // 2 % 2].set(key, b"v" * 50)  # an access now (a read refreshes `la` once a minute)
+    writers = [Client(("127.0.0.1", s.port)) for s in servers]  # the application's own (one per thread)
 
-    urls = [s.url for s in servers]
-    args = ("evict", *urls, "--idle-over", "3s", "--pattern", "idle:*", "--rate", "0")
-    dry = cachetop(*args, "--dry-run", "--json", state=tmp_path)
-    assert dry.returncode == 0, dry.stderr
-    out = json.loads(dry.stdout)
-    assert out["matched"] == 50 and out["evicted"] == 0
-    assert {node["state"] for node in out["nodes"].values()} == {"done"}
+    def rewrite_fresh() -> None:  # it keeps writing them (a read refreshes `la` at most once a minute)
+        for i, key in enumerate(KEYS):
+            if key in FRESH:
+                writers[i // 2 % 2].set(key, b"v" * 50)
 
-    ro = cachetop(*args, "--yes", "--read-only", state=tmp_path)
-    assert ro.returncode == 3 and "refused: cachetop runs with --read-only" in ro.stderr
+    rewrite_fresh()
+    with kept_in_use(rewrite_fresh):
+        urls = [s.url for s in servers]
+        args = ("evict", *urls, "--idle-over", "3s", "--pattern", "idle:*", "--rate", "0")
+        dry = cachetop(*args, "--dry-run", "--json", state=tmp_path)
+        assert dry.returncode == 0, dry.stderr
+        out = json.loads(dry.stdout)
+        assert out["matched"] == 50 and out["evicted"] == 0
+        assert {node["state"] for node in out["nodes"].values()} == {"done"}
 
-    done = cachetop(*args, "--yes", "--json", state=tmp_path)
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
-    assert (out["matched"], out["evicted"], out["complete"]) == (50, 50, True)
-    assert sorted(n["evicted"] for n in out["nodes"].values()) == [25, 25]
-    assert present(clients, STALE) == 0
-    assert present(clients, FRESH) == 50 and present(clients, OTHERS) == 20
+        ro = cachetop(*args, "--yes", "--read-only", state=tmp_path)
+        assert ro.returncode == 3 and "refused: cachetop runs with --read-only" in ro.stderr
+
+        done = cachetop(*args, "--yes", "--json", state=tmp_path)
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        assert (out["matched"], out["evicted"], out["complete"]) == (50, 50, True)
+        assert sorted(n["evicted"] for n in out["nodes"].values()) == [25, 25]
+        assert present(clients, STALE) == 0
+        assert present(clients, FRESH) == 50 and present(clients, OTHERS) == 20
 
     entries = audit_lines(tmp_path)
     assert [(e["outcome"], e.get("matched"), e.get("evicted")) for e in entries] == [
@@ -72,7 +77,7 @@ def test_idle_over_lists_every_server_and_removes_exactly_the_idle_items(
         ("done", 50, 50),
     ]
     assert entries[-1]["what"] == {"pattern": "idle:*", "idle_over_s": 3, "mode": "delete"}
-    for c in clients:
+    for c in clients + writers:
         c.close()
 
 
