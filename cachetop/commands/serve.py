@@ -7,6 +7,7 @@ import asyncio
 import os
 import shlex
 import signal
+import socket
 import stat
 import sys
 from typing import TYPE_CHECKING
@@ -31,7 +32,8 @@ does.
 The token: from $CACHETOP_TOKEN or --token-file FILE, never a plain argument (`ps` would show it).
 It is the daemon's [settings] api_token. Each tab's dashboard gets it through its environment; a
 browser gets in by typing it into the sign-in page, which sets a session cookie (the token never
-sits in a URL).
+sits in a URL). Tabs are read-only unless --allow-actions hands them the daemon's action token
+(then everyone who can sign in can evict through the daemon).
 
 serve listens on 127.0.0.1 by default, over plain HTTP: from another machine, tunnel it
 (`ssh -L 9152:127.0.0.1:9152 HOST`, then open http://127.0.0.1:9152/), or put a TLS proxy in front
@@ -95,12 +97,19 @@ def read_token(token_file: str | None) -> str:
             f"serve needs the daemon's API token: set ${TOKEN_ENV} or pass --token-file FILE "
             "(never the token itself as an argument: `ps` shows arguments to every user)"
         )
-    if token_file and os.stat(token_file).st_mode & (stat.S_IRGRP | stat.S_IROTH):
+    if token_file and _readable_by_others(token_file):
         print(
             f"cachetop serve: warning: {token_file} is readable by other users; run `chmod 600 {token_file}`",
             file=sys.stderr,
         )
     return token
+
+
+def _readable_by_others(path: str) -> bool:
+    try:
+        return bool(os.stat(os.path.expanduser(path)).st_mode & (stat.S_IRGRP | stat.S_IROTH))
+    except OSError:
+        return False
 
 
 def tab_environment(args: argparse.Namespace, token: str) -> list[str]:
@@ -188,6 +197,8 @@ async def _serve(server: DashboardServer, attach_url: str, args: argparse.Namesp
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     shown = args.public_url or urls[0]
+    if args.host in ("0.0.0.0", "::", ""):  # every interface: a browser needs this machine's name
+        shown = f"http://{socket.gethostname()}:{urls[0].rsplit(':', 1)[-1]}"
     lines = [
         f"cachetop serve: open {shown} in a browser and sign in with the API token",
         f"  every tab attaches to {display_key(attach_url, 100)} (no extra load on the caches)",

@@ -4,6 +4,7 @@ the Chromium test in tests/e2e runs the real attached dashboard)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shlex
@@ -150,3 +151,36 @@ async def test_serve_says_where_to_point_the_browser(tmp_path: Path) -> None:
         f"  this machine only; from elsewhere: ssh -L {port}:127.0.0.1:{port} THIS_HOST, then http://127.0.0.1:{port}/\n"
     )
     assert lines[4] == "  Ctrl+C to stop\n"
+
+
+def test_tabs_get_the_action_token_only_with_allow_actions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cachetop.commands.serve import add_arguments, tab_command, tab_environment
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    monkeypatch.setenv("CACHETOP_TOKEN", "restored-after-the-test")  # tab_environment sets os.environ
+    monkeypatch.setenv("CACHETOP_ACTION_TOKEN", "action-token-77")
+    plain = parser.parse_args(["--attach", "http://127.0.0.1:9150"])
+    assert tab_environment(plain, TOKEN) == [
+        "  tabs are read-only (--allow-actions lets them act through the daemon)"
+    ]
+    assert os.environ["CACHETOP_TOKEN"] == TOKEN and "CACHETOP_ACTION_TOKEN" not in os.environ
+    assert shlex.split(tab_command(plain)) == [
+        sys.executable, "-m", "cachetop", "--attach", "http://127.0.0.1:9150", "--read-only",
+    ]  # fmt: skip
+
+    action_file = tmp_path / "action-token"
+    action_file.write_text("action-token-88\n")
+    acting = parser.parse_args(
+        ["--attach", "https://mon:9150", "--allow-actions", "--action-token-file", str(action_file),
+         "--ca-file", str(action_file)]
+    )  # fmt: skip
+    tab_environment(acting, TOKEN)
+    assert os.environ["CACHETOP_ACTION_TOKEN"] == "action-token-88"
+    command = tab_command(acting)
+    assert shlex.split(command) == [
+        sys.executable, "-m", "cachetop", "--attach", "https://mon:9150", "--ca-file", str(action_file),
+    ]  # fmt: skip
+    assert "action-token-88" not in command and TOKEN not in command
