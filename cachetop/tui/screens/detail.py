@@ -21,6 +21,7 @@ from textual.widgets import Static, TabbedContent, TabPane
 
 from cachetop.backends.capabilities import CountsOwnCommands, HasOwnGate, LendsSideCommands
 from cachetop.model import InstanceMetrics, Snapshot
+from cachetop.sources.link import LinkStatus
 from cachetop.tui.detail_charts import chart_series, chart_widgets, summary_metrics
 from cachetop.tui.detail_rows import (
     CLIENT_COLUMNS,
@@ -41,6 +42,9 @@ from cachetop.tui.widgets.diff_table import DiffTable
 from cachetop.tui.widgets.footer import FitFooter
 from cachetop.tui.widgets.header import FleetHeader
 from cachetop.util.safe_text import display_key
+
+# The slowlog and client list are read from the server: an attached dashboard has no connection.
+NOT_ATTACHED = "not available attached: the daemon serves no slowlog or client list (run cachetop on a host)"
 
 DETAILS_EVERY_S = 5.0  # slowlog/clients refresh while their tab is open
 WIDE = 120  # from this width the charts go two by two
@@ -299,6 +303,8 @@ class DetailScreen(Screen[None]):
         app: Any = self.app
         inst_cfg = live_instance(app, self.instance_name)
         if inst_cfg is None:
+            if isinstance(app.monitor, LinkStatus):  # attached to a daemon: no connection here
+                self.show_details(Details(error=NOT_ATTACHED))
             return
         poller = next((p for p in app.live_pollers() if p.inst.name == self.instance_name), None)
         backend = poller.backend if poller is not None else None
