@@ -28,6 +28,7 @@ from cachetop.engine.inventory import Inventory
 from cachetop.util.aio import cancel_and_wait
 
 log = logging.getLogger("cachetop.inventory")
+CHUNK = 200  # targets added between two yields to the event loop (as the Monitor starts them)
 
 
 class InventoryFleet(Fleet, Protocol):
@@ -93,7 +94,9 @@ class InventoryWatcher:
         added = [n for n in wanted if n not in self.current]
         for name in (*removed, *changed):
             await self._remove(self.current.pop(name))
-        for name in (*changed, *added):
+        for n, name in enumerate((*changed, *added), 1):
+            if n % CHUNK == 0:
+                await asyncio.sleep(0)  # thousands of new targets: the loop still polls and publishes
             await self._add(wanted[name])
             self.current[name] = wanted[name]
         if self.checks and (removed or changed or added):
