@@ -267,6 +267,7 @@ async def test_evict_idle_from_the_tab_goes_through_the_confirmation(
     audit = [json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
     assert audit[-1]["outcome"] == "done" and audit[-1]["evicted"] == 40
     assert audit[-1]["what"] == {"prefix": "old:*", "idle_over_s": 3600}
+    assert len(audit[-1]["examples"]) == 5 and all(k.startswith("old:") for k in audit[-1]["examples"])
     client.close()
 
 

@@ -31,7 +31,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, ProgressBar, Static
 
-from cachetop.actions.audit import AuditError, AuditLog, ReadOnlyError, check_writable
+from cachetop.actions.audit import KEY_LOG_LEN, AuditError, AuditLog, ReadOnlyError, check_writable
 from cachetop.actions.console import TYPE_NAME_ABOVE
 from cachetop.actions.evict import DEFAULT_RATE, EvictRequest, EvictResult, RedisEvictor, summary
 from cachetop.actions.memcached_evict import MemcachedEvictor
@@ -277,6 +277,8 @@ class ConfirmEvictScreen(ModalScreen[EvictResult | None]):
             fields["nodes"] = {a: r.as_json() for a, r in result.node_reports.items()}
         if result.error:
             fields["error"] = result.error
+        if result.examples:  # as the CLI's outcome line: the first keys matched, escaped
+            fields["examples"] = [display_key(k, KEY_LOG_LEN) for k in result.examples]
         try:
             _audit(self._owner).record(
                 "evict", self.inst, outcome=outcome, what=self.request.describe(), **fields
