@@ -60,6 +60,9 @@ def _libcachesim_misses(
     try:
         _write_oracle(trace, path, by_size)
         reader = lcs.TraceReader(path, lcs.TraceType.ORACLE_GENERAL_TRACE, lcs.ReaderInitParam())
+        # libCacheSim's default table has 2**24 buckets (128 MB to set up per cache): size it to
+        # the sample's keys instead.
+        hashpower = max(10, min(24, (trace.keys or len(trace.ids)).bit_length() + 1))
         out = []
         for cap in capacities:
             size = round(cap if by_size else cap * UNIT)
@@ -67,7 +70,7 @@ def _libcachesim_misses(
             if size < 1:
                 out.append((float(counted), True))
                 continue
-            cache = cls(cache_size=size)
+            cache = cls(cache_size=size, hashpower=hashpower)
             if warm:
                 cache.process_trace(reader, 0, warm)  # fills the cache; its state carries on
             filled = cache.get_occupied_byte() >= FULL * size
