@@ -193,10 +193,14 @@ def advise(
         share = node_share(key, node.ops_per_sec)
         total = key.reads + key.writes
         shown = display_key(key.key, KEY_SHOWN)
+        common: dict[str, Any] = {"key": shown, "node": node.name, "slot": key.slot, "raw_key": key.key}
+        # Before the traffic checks: a key that stampeded but fell out of the sample's top list
+        # (no reads or writes counted) still gets this advice.
+        if key.stampede_bursts:
+            out.append(_stampede_advice(key, node.ops_per_sec * window_s, common))
         if share is None or total <= 0:
             continue
         read_frac = key.reads / total
-        common = {"key": shown, "node": node.name, "slot": key.slot, "raw_key": key.key}
         if read_frac >= READ_MOSTLY:
             pct = client_cache_pct(share, key.reads, key.writes)
             if pct >= MIN_EFFECT_PCT:
@@ -237,18 +241,6 @@ def advise(
                             **common,
                         )
                     )
-        if key.stampede_bursts:
-            node_ops = node.ops_per_sec * window_s
-            saved = key.stampede_bursts * max(0, key.stampede_writers - 1) * 2
-            pct = 100.0 * saved / node_ops if node_ops > 0 else 0.0
-            out.append(
-                Advice(
-                    kind="stampede",
-                    expected_ops_reduction_pct=min(pct, 100.0),
-                    detail=_stampede_detail(key),
-                    **common,
-                )
-            )
     out.extend(_slot_moves(keys, nodes, target, hot_slots))
     return rank(out)
 
@@ -330,6 +322,16 @@ def _split_detail(plan: SplitPlan, node_imb: float, target: float) -> str:
         "" if plan.reaches_target else f" (target {target:g}x not reachable by a split alone)"
     )
     return f"{shape}: {reach}"
+
+
+def _stampede_advice(key: KeyTraffic, node_ops: float, common: dict[str, Any]) -> Advice:
+    """(writers - 1) redundant recomputes per burst, each a read and a write, of `node_ops` (the
+    node's ops over the sample)."""
+    saved = key.stampede_bursts * max(0, key.stampede_writers - 1) * 2
+    pct = 100.0 * saved / node_ops if node_ops > 0 else 0.0
+    return Advice(
+        kind="stampede", expected_ops_reduction_pct=min(pct, 100.0), detail=_stampede_detail(key), **common
+    )
 
 
 def _stampede_detail(key: KeyTraffic) -> str:

@@ -108,6 +108,15 @@ def test_stampede_advice_only_for_the_key_that_stampeded() -> None:
     assert advice[0].detail.startswith("2 miss bursts seen, up to 4 clients")
 
 
+def test_a_key_that_stampeded_outside_the_top_list_still_gets_its_advice() -> None:
+    # node_keys lists such a key with no reads or writes counted (it fell out of the sample's top).
+    unlisted = KeyTraffic(b"gone", "solo", 0.0, 0, 0, stampede_bursts=3, stampede_writers=6)
+    [advice] = advise([unlisted], [NodeLoad("solo", 100.0)], window_s=10.0)
+    assert (advice.kind, advice.key, advice.node) == ("stampede", "gone", "solo")
+    # 3 bursts x 5 redundant recomputes x (read + write) of 1,000 ops in the window
+    assert advice.expected_ops_reduction_pct == pytest.approx(3.0)
+
+
 def test_a_slot_that_carries_the_imbalance_is_moved_to_the_coolest_node() -> None:
     nodes = [NodeLoad("a", 500.0), NodeLoad("b", 100.0), NodeLoad("c", 300.0)]
     keys = [
