@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
+import functools
 import math
 import types
 import typing
@@ -69,7 +70,7 @@ def _value(hint: Any, data: Any) -> Any:
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return hint(data)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        hints = typing.get_type_hints(hint)
+        hints = _hints(hint)
         kwargs = {
             f.name: _value(hints[f.name], data[f.name])
             for f in dataclasses.fields(hint)
@@ -77,6 +78,13 @@ def _value(hint: Any, data: Any) -> Any:
         }
         return hint(**kwargs)
     return data
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    # localns={}: the module's names only, so a field called `bytes` (BigKey.bytes) cannot stand
+    # for the type `bytes` in another field's annotation.
+    return typing.get_type_hints(cls, localns={})
 
 
 def _number(value: float | int | None) -> float | int | None:

@@ -266,3 +266,25 @@ def test_the_api_is_off_without_a_token() -> None:
         assert b"cachetop_snapshots_total 0.0" in body and time.monotonic() - started < 5
     finally:
         exporter.close()
+
+
+def test_the_daemons_recording_is_served_for_replay(tmp_path: Path, redis: LocalServer) -> None:
+    from cachetop.exporters.recorder import Recording
+
+    daemon = start_api_daemon(
+        tmp_path, {"r": redis.url}, extra_args=["--record", str(tmp_path / "day.ctrec")]
+    )
+    try:
+        daemon.wait_snapshot(what=lambda d: d["seq"] >= 3)
+        status, data = daemon.request("/api/v1/recording")
+        status_without, _ = daemon.request("/api/v1/recording", token=None)
+    finally:
+        daemon.stop()
+    assert status == 200 and data.startswith(b"SQLite format 3") and status_without == 401
+    copy = tmp_path / "copy.ctrec"
+    copy.write_bytes(data)
+    recording = Recording.open(copy)
+    try:
+        assert len(recording) >= 2 and [i.name for i in recording[0].instances] == ["r"]
+    finally:
+        recording.close()
