@@ -57,6 +57,12 @@ def run_attached(args: argparse.Namespace) -> int:
     from cachetop.sources.attach import AttachSource
     from cachetop.util.redact import register_secret
 
+    if getattr(args, "record", None):
+        raise ConfigError(
+            "--record with --attach: the daemon records (its --record); replay its file (docs/api.md)"
+        )
+    if getattr(args, "targets", None) or getattr(args, "source", None):
+        raise ConfigError("--attach shows the daemon's fleet: give no TARGET and no --source with it")
     token = read_token(args.token_file, TOKEN_ENV, "--token-file")
     action_token = read_token(args.action_token_file, ACTION_TOKEN_ENV, "--action-token-file")
     for secret in (token, action_token):
