@@ -78,6 +78,7 @@ class HistoryService:
         self._closed: dict[str, int] = {}  # instance -> the last bucket closed
         self._predicted: dict[str, int] = {}  # instance -> the last bucket predicted
         self._warming: set[asyncio.Task[None]] = set()
+        self._stopping = False  # set by stop(): a prediction finishing meanwhile warms nothing
         # The file is written and predictions are made on one worker thread, in order: an fsync
         # on a busy disk can take seconds, and the event loop must not wait for it (a stalled
         # loop reads MONITOR late, which moves keys into the wrong bucket).
@@ -119,6 +120,9 @@ class HistoryService:
         return unsubscribe
 
     async def stop(self) -> None:
+        # First: a prediction the worker finishes while we wait for it below hands its keys to
+        # _warm_ahead on this loop, which must not start a warm the cancel here has missed.
+        self._stopping = True
         await cancel_and_wait(list(self._warming))
         await asyncio.to_thread(self.flush, STOP_WAIT_S)
         self._io.shutdown(wait=False, cancel_futures=True)
@@ -330,7 +334,7 @@ class HistoryService:
 
     def _warm_ahead(self, future: Future[Any]) -> None:
         """On the event loop, once predictions are made: a scheduled warm per instance."""
-        if future.cancelled() or future.exception() is not None:
+        if self._stopping or future.cancelled() or future.exception() is not None:
             return
         for name, target, keys in future.result():
             if keys:

@@ -423,3 +423,41 @@ def test_a_node_that_leaves_the_fleet_keeps_its_last_bucket(tmp_path: Path) -> N
     assert service.store.buckets("a", 10.0)[first].metrics["hits"] == 4.0
     assert "a" not in service._open  # forgotten once its bucket is stored
     asyncio.run(service.stop())
+
+
+def test_a_prediction_that_finishes_while_stopping_starts_no_warm(tmp_path: Path) -> None:
+    """stop() cancels the warms, then waits for the worker: a prediction it finishes meanwhile
+    must not start a warm (a write to the cache after the user quit, and a task nobody cancels)."""
+    import threading
+
+    from tests.conftest import until
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[settings]\nstate_dir = "{tmp_path / "state"}"\n\n[[instance]]\nname = "a"\n'
+        'url = "redis://127.0.0.1:9"\n\n[warm]\npredict = true\nstrategy = "file"\n'
+        f'options = {{ path = "{tmp_path / "values.jsonl"}" }}\n'
+    )
+    started: list[object] = []
+
+    async def main() -> None:
+        service = HistoryService(load_config(path), {})
+        service.start()
+        loop = asyncio.get_running_loop()
+        service._loop = loop
+        service._start_warm = lambda *args: started.append(args)  # type: ignore[method-assign]
+        gate = threading.Event()
+        # A prediction still on the worker when stop() begins; it ends once stop() waits for it.
+        future = service._submit(lambda: [("a", 7, [b"k"])] if gate.wait(5) else [])
+        future.add_done_callback(lambda f: loop.call_soon_threadsafe(service._warm_ahead, f))
+        handed: list[object] = []
+        warm_ahead = service._warm_ahead
+        service._warm_ahead = lambda f: (handed.append(f), warm_ahead(f))[1]  # type: ignore[method-assign]
+        flush = service.flush
+        service.flush = lambda timeout=10.0: (gate.set(), flush(timeout))[1]  # type: ignore[method-assign]
+        await service.stop()
+        await until(lambda: handed, 5.0, "the finished prediction handed to _warm_ahead")
+        assert future.result() == [("a", 7, [b"k"])]
+
+    asyncio.run(main())
+    assert started == []
