@@ -2,7 +2,8 @@
 
 Two steps, as on a local screen:
 
-    {"instance": "cache-1", "keys": ["<base64>", ...], "dry_run": true}      (or "pattern" / "prefix")
+    {"instance": "cache-1", "keys": ["<base64>", ...], "dry_run": true}
+          (or "pattern" / "prefix", each with an optional "idle_over_s")
       -> 200 {"plan": "9f2c...", "matched": 3, "examples": [...], "summary": "would evict ..."}
     {"plan": "9f2c...", "confirm": true}
       -> 200 {"matched": 3, "evicted": 3, "complete": true, "summary": "evicted ...", "error": null}
@@ -176,6 +177,9 @@ def _request(body: dict[str, Any]) -> EvictRequest:
             keys = tuple(base64.b64decode(str(k), validate=True) for k in raw)
         except binascii.Error:
             raise ValueError("keys: each key is base64 of its raw bytes") from None
-    pattern = str(body["pattern"]).encode() if body.get("pattern") else None
-    prefix = str(body["prefix"]).encode() if body.get("prefix") else None
-    return EvictRequest(keys=keys, pattern=pattern, prefix=prefix)
+    pattern = str(body["pattern"]).encode("utf-8", "surrogateescape") if body.get("pattern") else None
+    prefix = str(body["prefix"]).encode("utf-8", "surrogateescape") if body.get("prefix") else None
+    idle = body.get("idle_over_s")
+    if idle is not None and (not isinstance(idle, int) or isinstance(idle, bool)):
+        raise ValueError("idle_over_s: a whole number of seconds")
+    return EvictRequest(keys=keys, pattern=pattern, prefix=prefix, idle_over_s=idle)

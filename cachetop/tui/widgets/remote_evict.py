@@ -32,9 +32,10 @@ READ_ONLY = "read-only: attached without an action token ($CACHETOP_ACTION_TOKEN
 def request_body(request: EvictRequest) -> dict[str, Any]:
     if request.keys:
         return {"keys": [base64.b64encode(k).decode("ascii") for k in request.keys]}
+    idle = {} if request.idle_over_s is None else {"idle_over_s": request.idle_over_s}
     if request.pattern is not None:
-        return {"pattern": request.pattern.decode("utf-8", "surrogateescape")}
-    return {"prefix": (request.prefix or b"").decode("utf-8", "surrogateescape")}
+        return {"pattern": request.pattern.decode("utf-8", "surrogateescape"), **idle}
+    return {"prefix": (request.prefix or b"").decode("utf-8", "surrogateescape"), **idle}
 
 
 def request_remote_evict(app: App[Any], source: RemoteActions, instance: str, request: EvictRequest) -> None:
