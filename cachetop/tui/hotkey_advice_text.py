@@ -57,6 +57,12 @@ def node_line(result: InstanceAdvice | None) -> str:
             line += f" (cpu {node.cpu_imbalance:.2f}x)"
     line += f"; {node.replicas} replica{'' if node.replicas == 1 else 's'}"
     if node.contributors:
-        parts = [f"{c.what} {display_key(c.name, 24)} {c.excess_pct:.0f}%" for c in node.contributors[:2]]
+        parts = [f"{c.what} {_cut(c.name, 24)} {c.excess_pct:.0f}%" for c in node.contributors[:2]]
         line += "; of the excess: " + ", ".join(parts)
     return line
+
+
+def _cut(shown: str, max_len: int) -> str:
+    """A name display_key() already escaped (a contributor's), cut: escaping it again would
+    show a key `a\\b` as `a\\\\b`."""
+    return shown if len(shown) <= max_len else shown[: max_len - 1] + "…"

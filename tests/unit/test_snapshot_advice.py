@@ -63,6 +63,18 @@ def test_a_cluster_node_is_judged_against_its_peer_masters() -> None:
     assert cluster_imbalance(cluster({}), "shop") == ("shop/127.0.0.1:7001", pytest.approx(1.8))
 
 
+def test_the_node_line_shows_a_hostile_key_escaped_once() -> None:
+    # One hot key in one slot: the node's contributors are that slot, then that key.
+    raw = b"a\\b\x1b[31m" + b"k" * 40  # a backslash, and a real ESC
+    hostile = HotKey(raw, "a\\b*", 4000, 400.0, 2 / 3, reads=3950, writes=50, hot=True)
+    result = instance_advice(cluster({"hotkeys": view(hostile)}), "shop/127.0.0.1:7001")
+    assert result is not None
+    line = node_line(result)
+    # each escape once (a\\b, \\x1b), the whole cut to 24 cells
+    assert line.endswith(" 150%, key " + "a" + "\\" * 2 + "b" + "\\" + "x1b[31m" + "k" * 11 + "… 150%"), line
+    assert "\x1b" not in line
+
+
 def test_replica_reads_where_the_shard_has_a_replica() -> None:
     result = instance_advice(cluster({"hotkeys": view(HOT)}, replicas=1), "shop/127.0.0.1:7001")
     assert result is not None
