@@ -316,3 +316,36 @@ async def test_a_server_that_is_gone_keeps_the_last_report_and_says_why(
         assert "kept:*" in text(app)
     saved = load_report(config.settings.state_dir, "r1")
     assert saved is not None and saved[0]["prefixes"][0]["prefix"] == "kept:*"
+
+
+async def test_an_attached_dashboard_refuses_an_idle_evict_instead_of_losing_the_threshold(
+    redis: LocalServer, tmp_path: Path
+) -> None:
+    """The daemon's action API takes keys, a pattern or a prefix, not an idle threshold: an idle
+    evict sent through it would remove every key of the pattern. The dashboard refuses it."""
+    from cachetop.sources.attach import AttachSource
+    from cachetop.tui.widgets.confirm_evict import request_evict
+    from tests.api_daemon import start_api_daemon
+
+    client = redis_py.Redis(port=redis.port)
+    client.mset({f"k:{i}": "v" for i in range(20)})
+    daemon = start_api_daemon(tmp_path, {"r1": redis.url})
+    source = AttachSource(daemon.url, daemon.token, action_token=daemon.action_token)
+    try:
+        await source.start()
+        await source.wait_snapshot(timeout=15)
+        app = CachetopApp(_config(redis, tmp_path / "state"), monitor=source)
+        async with app.run_test(size=(100, 30)):
+            request_evict(app, "r1", EvictRequest(pattern=b"k:*", idle_over_s=60))
+            await until(lambda: app._notifications, what="the refusal")
+            toasts = [n.message for n in app._notifications]
+            assert toasts == [
+                "idle eviction is not available through an attached daemon: run "
+                "`cachetop evict TARGET --idle-over D` where the daemon runs"
+            ]
+            assert not isinstance(app.screen, ConfirmEvictScreen)
+    finally:
+        await source.stop()
+        daemon.stop()
+    assert client.dbsize() == 20
+    client.close()

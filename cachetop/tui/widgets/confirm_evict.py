@@ -83,6 +83,16 @@ def _run(
 def request_evict(app: App[Any], instance: str, request: EvictRequest) -> None:
     """Starts an eviction the operator asked for: refuses in read-only, else dry run + modal."""
     cfg: Any = app
+    if isinstance(cfg.monitor, RemoteActions) and request.idle_over_s is not None:
+        # The daemon's action API names keys, a pattern or a prefix, not an idle threshold: sent on,
+        # the idle filter would be lost and every key of the pattern would go. Refused here.
+        app.notify(
+            "idle eviction is not available through an attached daemon: run "
+            "`cachetop evict TARGET --idle-over D` where the daemon runs",
+            severity="error",
+            markup=False,
+        )
+        return
     if isinstance(cfg.monitor, RemoteActions):  # attached: the daemon dry-runs, checks, runs, audits
         from cachetop.tui.widgets.remote_evict import request_remote_evict
 
