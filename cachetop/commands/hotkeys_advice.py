@@ -4,8 +4,10 @@ For every Redis/Valkey node (each master of a cluster target, found with CLUSTER
 side connection reads INFO before and after the sample; the hot-key sampler sends its side
 commands (COMMAND, CLIENT LIST) over that same connection, so the footprint is unchanged: the
 MONITOR stream plus one connection. Every command on it is counted when sent and taken out of
-the node's ops/s, as the poller does. After the second INFO, `MEMORY USAGE key SAMPLES 0` (it
-moves no hit counter) sizes the few hottest keys of each node: at most VALUE_SIZES commands a node.
+the node's ops/s, as the poller does. After the second INFO, `MEMORY USAGE key` (it moves no hit
+counter) sizes the few hottest keys of each node: at most VALUE_SIZES commands a node. With the
+server's default sampling of nested values, not SAMPLES 0: a hot key is often a big collection
+(a leaderboard), and SAMPLES 0 walks every element of it while the server serves nothing else.
 
 Memcached: `watch` sees every fetch and mutation, so its node rate is the sample's own.
 """
@@ -266,12 +268,14 @@ async def slot_stats(node: NodeRun) -> dict[int, dict[str, int]] | None:
 
 
 async def size_values(node: NodeRun) -> None:
-    """MEMORY USAGE (no hit counted, no LRU touched) for the node's few hottest keys."""
+    """MEMORY USAGE (no hit counted, no LRU touched) for the node's few hottest keys: a
+    collection's size estimated from a few of its elements (the server's default), never by
+    walking all of them (SAMPLES 0 is O(elements) and blocks the server meanwhile)."""
     if node.side is None or node.view is None:
         return
     for key in sorted(node.view.keys, key=lambda k: k.count, reverse=True)[:VALUE_SIZES]:
         with contextlib.suppress(Exception):
-            size = await node.side.call("MEMORY", "USAGE", key.key, "SAMPLES", "0")
+            size = await node.side.call("MEMORY", "USAGE", key.key)
             if isinstance(size, int):
                 node.value_sizes[key.key] = size
 
