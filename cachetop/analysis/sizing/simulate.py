@@ -31,6 +31,7 @@ POLICIES: dict[str, tuple[str | None, str]] = {
     "lfu": ("LFU", "LFU (exact)"),
     "s3fifo": ("S3FIFO", "S3-FIFO, if the client or a proxy used it"),
     "sieve": ("Sieve", "SIEVE, if the client or a proxy used it"),
+    "slru": ("SLRU", "memcached's segmented LRU (simulated as SLRU)"),
 }
 
 _DTYPE = np.dtype([("t", "<u4"), ("id", "<u8"), ("sz", "<u4"), ("nx", "<i8")])
