@@ -146,7 +146,7 @@ def _run_advice(args: argparse.Namespace, config: Any, settings: HotKeySettings,
             views = [n.view for n in group.nodes if n.view is not None]
             _print_tables([replace(v, keys=_top(v, args.top)) for v in views])
             out = Output(sys.stdout)
-            print_group(out, group, result)
+            print_group(out, group, result, args.target_imbalance)
             out.flush()
     failed = any(g.error or any(n.view is None or n.view.status == "error" for n in g.nodes) for g in groups)
     return 130 if interrupted else 1 if failed else 0

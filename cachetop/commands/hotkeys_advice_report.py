@@ -162,8 +162,11 @@ def group_json(group: Group, result: GroupAdvice, top: int) -> dict[str, Any]:
     return out
 
 
-def print_group(out: Any, group: Group, result: GroupAdvice) -> None:
-    """The nodes and the advice under the instance's (or each master's) table."""
+def print_group(
+    out: Any, group: Group, result: GroupAdvice, target: float = DEFAULT_TARGET_IMBALANCE
+) -> None:
+    """The nodes and the advice under the instance's (or each master's) table; a node above
+    `target` (--target-imbalance) in red."""
     from rich.text import Text
 
     title = Text(f"{display_key(group.name, out.name_max)}: ", style="bold")
@@ -188,7 +191,7 @@ def print_group(out: Any, group: Group, result: GroupAdvice) -> None:
         shown = [c for c in b.contributors if c.excess_pct >= 5][:2]
         if shown:
             line += "  excess: " + ", ".join(f"{c.what} {c.name} {c.excess_pct:.0f}%" for c in shown)
-        out.line(Text(line, style="bold red" if (b.imbalance or 0) > DEFAULT_TARGET_IMBALANCE else ""))
+        out.line(Text(line, style="bold red" if (b.imbalance or 0) > target else ""))
     if not result.advice and result.balance:
         out.line(Text("  no advice: no key takes enough of its node's ops to be worth a change", style="dim"))
     for rank, a in enumerate(result.advice, 1):

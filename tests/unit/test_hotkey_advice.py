@@ -153,3 +153,33 @@ def test_hostile_key_names_are_escaped_and_cut() -> None:
     assert advice.key == "\\x1b[2J[bold]" + "k" * 46 + "…"  # 60 cells on screen
     assert advice.to_json()["key"] == "\\x1b[2J[bold]" + "k" * 1010 + "…"  # as the JSON keys list
     assert "\x1b" not in advice.detail
+
+
+def test_the_text_marks_nodes_above_the_target_imbalance_the_user_gave() -> None:
+    from rich.text import Text
+
+    from cachetop.commands.hotkeys_advice import Group
+    from cachetop.commands.hotkeys_advice_report import GroupAdvice, print_group
+    from cachetop.engine.config import InstanceConfig
+    from cachetop.engine.targets import parse_target
+
+    class Lines:
+        name_max = 40
+
+        def __init__(self) -> None:
+            self.lines: list[Text] = []
+
+        def line(self, text: Text) -> None:
+            self.lines.append(text)
+
+    nodes = [NodeLoad("c/a", 390.0), NodeLoad("c/b", 300.0), NodeLoad("c/c", 210.0)]  # a: 1.3x
+    group = Group(
+        "c", InstanceConfig(name="c", target=parse_target("redis://127.0.0.1:7000")), [], cluster=True
+    )
+    result = GroupAdvice([], {}, balance(nodes), [], [])
+    styles = {}
+    for target in (1.2, 1.5):
+        out = Lines()
+        print_group(out, group, result, target)
+        styles[target] = [str(t.style) for t in out.lines if "x the mean" in t.plain]
+    assert styles == {1.2: ["bold red", "", ""], 1.5: ["", "", ""]}
