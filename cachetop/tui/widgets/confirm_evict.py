@@ -35,6 +35,7 @@ from cachetop.actions.audit import KEY_LOG_LEN, AuditError, AuditLog, ReadOnlyEr
 from cachetop.actions.console import TYPE_NAME_ABOVE
 from cachetop.actions.evict import DEFAULT_RATE, EvictRequest, EvictResult, RedisEvictor, summary
 from cachetop.actions.memcached_evict import MemcachedEvictor
+from cachetop.actions.memcached_idle import MemcachedIdleEvictor
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.engine.config import InstanceConfig
 from cachetop.sources.link import RemoteActions
@@ -72,6 +73,16 @@ def _run(
     timeout: float,
     app: Any = None,
 ) -> EvictResult:
+    if inst.target.kind == "memcached" and request.idle_over_s is not None:
+        idle = MemcachedIdleEvictor(
+            [inst.target],
+            idle_over_s=request.idle_over_s,
+            pattern=request.pattern or b"*",
+            timeout=timeout,
+            cancel=cancel,
+            progress=progress,
+        )
+        return idle.run_idle(dry_run=dry_run)
     if inst.target.kind == "memcached":
         evictor = MemcachedEvictor([inst.target], timeout=timeout, cancel=cancel, progress=progress)
         return evictor.run(request.keys, dry_run=dry_run)
@@ -102,7 +113,7 @@ def request_evict(app: App[Any], instance: str, request: EvictRequest) -> None:
     if inst is None:
         app.notify(f"no instance named {display_key(instance, 40)}", severity="error", markup=False)
         return
-    if inst.target.kind == "memcached" and not request.keys:
+    if inst.target.kind == "memcached" and not request.keys and request.idle_over_s is None:
         app.notify("memcached cannot evict by pattern: select a key", severity="error", markup=False)
         return
     try:

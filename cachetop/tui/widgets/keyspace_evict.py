@@ -53,20 +53,16 @@ def ask_idle_evict(app: App[Any], instance: str, prefix: str | None, prefixes: f
     inst = live_instance(cfg, instance)
     if inst is None:
         return
-    offered = prefix if usable(prefix) and prefix in prefixes else "*"
+    if inst.target.kind == "memcached":
+        prefixes = frozenset()  # memcached's idle evict takes a glob (the metadump has no roll-up)
+    offered = (
+        prefix if prefix is not None and usable(prefix) and (prefix in prefixes or not prefixes) else "*"
+    )
     request = idle_request(DEFAULT_IDLE, offered, prefixes)
     try:
         check_writable(inst, read_only=bool(cfg.read_only), action="evict", config_path=cfg.config.path)
     except ReadOnlyError:
         request_evict(app, instance, request)  # refuses, audits and says why
-        return
-    if inst.target.kind == "memcached":
-        app.notify(
-            "the dashboard evicts memcached items by name only: run "
-            "`cachetop evict URL --idle-over 1d` for idle items (from the LRU crawler's metadump)",
-            severity="warning",
-            markup=False,
-        )
         return
 
     def chosen(answer: EvictRequest | None) -> None:
