@@ -49,6 +49,7 @@ class RedisSampledCache:
         self.stamp: dict[int, int] = {}  # LRU: last access second; LFU: counter
         self.decr_at: dict[int, int] = {}  # LFU: minute of the last decay
         self.pool: list[tuple[int, int]] = []  # (idle, key), ascending idle
+        self.pooled: set[int] = set()  # the keys in the pool
         self.hits = 0
         self.misses = 0
 
@@ -105,25 +106,39 @@ class RedisSampledCache:
         return int(at) - self.stamp[key]
 
     def _populate(self, at: float) -> None:
-        n = len(self.keys)
+        keys = self.keys
+        n = len(keys)
         pool = self.pool
-        # Distinct keys, as dictGetSomeKeys returns (a cache smaller than the sample: all of it).
-        for i in self.rng.sample(range(n), min(self.samples, n)):
-            key = self.keys[i]
-            idle = self._idle(key, at)
-            if any(k == key for _, k in pool):
+        pooled = self.pooled
+        if n > 2 * self.samples:
+            # Distinct keys, as dictGetSomeKeys returns: draw, and redraw the rare repeat.
+            rand = self.rng.random
+            picked: set[int] = set()
+            while len(picked) < self.samples:
+                picked.add(int(rand() * n))
+        else:  # a cache barely larger than the sample: all of it, or a plain sample
+            picked = set(self.rng.sample(range(n), min(self.samples, n)))
+        lfu = self.lfu
+        now = int(at)
+        stamp = self.stamp
+        for i in picked:
+            key = keys[i]
+            if key in pooled:
                 continue
+            idle = 255 - self._decayed(key, at) if lfu else now - stamp[key]
             if len(pool) >= POOL_SIZE:
                 if idle <= pool[0][0]:
                     continue  # worse than the worst pooled candidate: the pool is full
-                pool.pop(0)
+                pooled.discard(pool.pop(0)[1])
             bisect.insort(pool, (idle, key))
+            pooled.add(key)
 
     def _evict(self, at: float) -> None:
         while True:
             self._populate(at)
             while self.pool:
                 _, key = self.pool.pop()
+                self.pooled.discard(key)
                 if key in self.slot:
                     self._remove(key)
                     return
