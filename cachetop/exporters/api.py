@@ -41,6 +41,7 @@ log = logging.getLogger("cachetop.api")
 PREFIX = "/api/v1/"
 QUEUE_FRAMES = 8  # per viewer; a viewer further behind loses its oldest frames
 RING_FRAMES = 600  # kept for viewers catching up (?since=); 10 minutes at 1 s
+RING_BYTES = 64 * 1024 * 1024  # ...and at most this much of them (a large fleet's frames are MBs)
 KEEPALIVE_S = 15.0
 WRITE_TIMEOUT_S = 30.0  # a viewer that takes nothing this long is dropped
 MAX_STREAMS = 256
@@ -90,6 +91,7 @@ class ApiServer:
         self.latest: bytes | None = None
         self.latest_doc: dict[str, Any] | None = None
         self.ring: collections.deque[tuple[float, bytes]] = collections.deque(maxlen=RING_FRAMES)
+        self.ring_bytes = 0
         self.viewers: set[_Viewer] = set()
         self.started = time.time()
 
@@ -123,7 +125,12 @@ class ApiServer:
 
     def _publish(self, doc: dict[str, Any], data: bytes, frame: bytes, when: float) -> None:
         self.latest, self.latest_doc = data, doc
+        if len(self.ring) == RING_FRAMES:
+            self.ring_bytes -= len(self.ring[0][1])
         self.ring.append((when, frame))
+        self.ring_bytes += len(frame)
+        while self.ring_bytes > RING_BYTES and len(self.ring) > 1:
+            self.ring_bytes -= len(self.ring.popleft()[1])
         for viewer in self.viewers:
             if len(viewer.frames) == QUEUE_FRAMES:
                 viewer.dropped += 1

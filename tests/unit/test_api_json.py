@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from cachetop.alerts.engine import ActiveAlert, State, Transition
 from cachetop.alerts.service import AlertsView, DeliveryProblem
 from cachetop.exporters.api_json import decode, encode, snapshot_from_json, snapshot_json
@@ -88,3 +90,16 @@ def test_the_banner_says_why_and_since_when() -> None:
         "NOT CONNECTED · the daemon refused the token (401)"
     )
     assert link_banner(object()) == ""
+
+
+def test_the_catch_up_ring_is_bounded_in_frames_and_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cachetop.exporters import api
+
+    monkeypatch.setattr(api, "RING_BYTES", 10_000)
+    server = api.ApiServer("t" * 16)
+    inst = InstanceMetrics("c1", "redis", "a", Status.UP, "x" * 1000, {})
+    for n in range(50):
+        server.on_snapshot(Snapshot(float(n), 1.0, (inst,)))
+    assert server.ring_bytes == sum(len(f) for _, f in server.ring) <= 10_000
+    assert [t for t, _ in server.ring] == [float(n) for n in range(50 - len(server.ring), 50)]
+    assert len(server.ring) >= 5
