@@ -221,7 +221,8 @@ class ApiServer:
                 viewer.frames.clear()
                 if viewer.frames.maxlen != QUEUE_FRAMES:
                     viewer.frames = collections.deque(maxlen=QUEUE_FRAMES)
-                await _write(writer, b"".join(frames))
+                for frame in frames:  # one at a time: a copy of at most one frame waits per viewer
+                    await _write(writer, frame)
         finally:
             self.viewers.discard(viewer)
 
