@@ -315,3 +315,23 @@ def test_another_cachetop_process_leaves_our_reads_out(redis: LocalServer, tmp_p
     assert all(-4 * KEYS_PER_BATCH <= gap <= 0 for gap in gaps), [g for g in gaps if g]
     assert gaps[-1] == 0 and tally.hits == lookups and tally.misses == 0
     client.close()
+
+
+async def test_big_collections_are_not_walked_element_by_element(redis: LocalServer) -> None:
+    client = redispy.Redis(port=redis.port)
+    client.hset("h:mid", mapping={f"f{i}": i for i in range(2_000)})  # hashtable, ~100 KB
+    pipe_into_redis(redis.port, [resp(b"HSET", b"h:big", b"f%d" % i, b"%d" % i) for i in range(100_000)])
+    mid_exact = client.memory_usage("h:mid", samples=0)
+    calls = client.info("commandstats")["cmdstat_memory|usage"]["calls"]
+
+    report = await analyse_instance(inst_of(redis), sample=10, rate=0, values_per_prefix=0)
+
+    sizes = {f.key: f.bytes for p in report.prefixes for f in p.biggest}
+    assert sizes[b"h:mid"] == mid_exact  # sized whole: SAMPLES 0 on a collection under 1 MiB
+    assert sizes[b"h:big"] > 1 << 20  # left at its 5-element estimate
+    assert any(
+        "1 sampled collection over 1 MiB was sized from 5 of their elements" in n for n in report.notes
+    )
+    # Two MEMORY USAGE calls (the estimate, then SAMPLES 0) for h:mid, one for h:big.
+    assert client.info("commandstats")["cmdstat_memory|usage"]["calls"] - calls == 3
+    client.close()

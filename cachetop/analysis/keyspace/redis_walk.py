@@ -6,8 +6,10 @@ returns and every per-key call is one operation of the budget.
 1. SCAN cursor COUNT c over everything (or until `max_scan` names, or a cancel): each name is
    counted under its prefix and offered to that prefix's reservoir (sample.py).
 2. For the sample shared out over the prefixes (sample.allocate), one pipeline per batch of keys:
-   MEMORY USAGE key SAMPLES 0, PTTL, TYPE, OBJECT ENCODING, and OBJECT IDLETIME under an LRU (or
-   no-eviction) policy or OBJECT FREQ under an LFU one (each errors under the other policy).
+   MEMORY USAGE, PTTL, TYPE, OBJECT ENCODING, and OBJECT IDLETIME under an LRU (or no-eviction)
+   policy or OBJECT FREQ under an LFU one (each errors under the other policy); then MEMORY USAGE
+   key SAMPLES 0 for the collections the first call sized from 5 elements, unless that estimate
+   is over 1 MiB (SAMPLES 0 walks every element of a collection: a big one would block the server).
 3. Up to `values_per_prefix` string values per prefix with GET, on a connection with
    CLIENT NO-TOUCH on where the server has it (Redis/Valkey 7.2 and later), so neither LRU idle
    time nor LFU counters move. Older servers have no such switch: the report says how many keys
@@ -25,6 +27,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import hiredis
@@ -47,6 +50,10 @@ KEYS_PER_BATCH = 50
 VALUES_PER_BATCH = 50
 MAX_VALUE_BYTES = 1 << 20  # a value larger than this (by MEMORY USAGE) is not read
 CALLS_PER_KEY = 5
+# Encodings MEMORY USAGE sizes from a sample of elements; the compact ones (strings, listpack,
+# ziplist, intset) it measures whole whatever SAMPLES says.
+SAMPLED_ENCODINGS = frozenset({"hashtable", "skiplist", "quicklist", "linkedlist", "stream"})
+EXACT_MAX_BYTES = 1 << 20
 
 
 def _int(x: Any) -> int | None:
@@ -114,6 +121,7 @@ class KeyspaceWalk:
         self.lfu = False
         self.no_touch = False
         self.compression: dict[bytes, Any] = {}
+        self.estimated_sizes = 0  # big collections left sized from sampled elements
         self.values_info: dict[str, Any] = {}
         self._started = clock()
         self._phase = "connecting"
@@ -144,6 +152,7 @@ class KeyspaceWalk:
         started_at = self.wall()
         self._started = self.clock()
         self.notes = []  # a resumed walk says what this run did
+        self.estimated_sizes = 0
         error = None
         try:
             await self.conn.open()
@@ -209,7 +218,7 @@ class KeyspaceWalk:
             commands: list[tuple[Any, ...]] = []
             for _, key in part:
                 commands += [
-                    ("MEMORY", "USAGE", key, "SAMPLES", 0),
+                    ("MEMORY", "USAGE", key),  # 5 sampled elements: exact but for big collections
                     ("PTTL", key),
                     ("TYPE", key),
                     ("OBJECT", "ENCODING", key),
@@ -219,7 +228,36 @@ class KeyspaceWalk:
             now = self.wall()
             for i, (prefix, key) in enumerate(part):
                 self._add_facts(prefix, key, replies[i * CALLS_PER_KEY : (i + 1) * CALLS_PER_KEY], now)
+            await self._size_collections(part)
             self._tell(len(chosen))
+        if self.estimated_sizes:
+            n = self.estimated_sizes
+            self.notes.append(
+                f"{n:,} sampled collection{'s' if n != 1 else ''} over {EXACT_MAX_BYTES >> 20} MiB "
+                f"{'were' if n != 1 else 'was'} sized from 5 of their elements (MEMORY USAGE SAMPLES 0 "
+                "would walk every element, blocking the server meanwhile)"
+            )
+
+    async def _size_collections(self, part: list[tuple[bytes, bytes]]) -> None:
+        """MEMORY USAGE SAMPLES 0 (exact) for the batch's collections that MEMORY USAGE sized from a
+        sample of elements (hashtable, skiplist, quicklist, stream encodings), when that estimate
+        is at most EXACT_MAX_BYTES: SAMPLES 0 walks every element, so a big one keeps its estimate."""
+        keys = {key for _, key in part}
+        todo = [
+            (prefix, i, f)
+            for prefix, facts in self.facts.items()
+            for i, f in enumerate(facts)
+            if f.key in keys and f.encoding in SAMPLED_ENCODINGS
+        ]
+        exact = [t for t in todo if t[2].bytes <= EXACT_MAX_BYTES]
+        self.estimated_sizes += len(todo) - len(exact)
+        if not exact:
+            return
+        await self._take(len(exact))
+        replies = await self.conn.batch([("MEMORY", "USAGE", f.key, "SAMPLES", 0) for _, _, f in exact])
+        for (prefix, i, f), size in zip(exact, replies, strict=True):
+            if isinstance(size, int):
+                self.facts[prefix][i] = replace(f, bytes=size)
 
     def _add_facts(self, prefix: bytes, key: bytes, replies: list[Any], now: float) -> None:
         size, pttl, type_, encoding, last = replies
