@@ -139,6 +139,8 @@ class FleetHeader(Static):
             tail.append([(f" {replay} ", f"bold reverse {colours.get('accent', '')}")])
         if app.paused and not replay:  # a replay is paused whenever it is stepped: the frame says it
             tail.append([(" PAUSED ", f"bold reverse {colours.get('warning', '')}")])
+        if isinstance(app.monitor, LinkStatus):  # attached to a daemon: say so, and whether it may act
+            tail.append([("⇄ read-only" if app.read_only else "⇄ attached", "dim")])
 
         def build(prefix: bool, with_totals: bool, name_room: int | None) -> list[list[Segment]]:
             head: list[Segment] = []
