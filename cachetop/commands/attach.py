@@ -48,6 +48,9 @@ def read_token(path: str | None, env: str, flag: str) -> str | None:
         token = text.strip().splitlines()[0].strip() if text.strip() else ""
         if not token:
             raise ConfigError(f"{flag} {path}: the file is empty (write the token on its first line)")
+        from cachetop.util.filemode import warn_if_readable
+
+        warn_if_readable(path, (token,))  # a token file others can read: said once, in the log
         return token
     value = os.environ.get(env, "").strip()
     return value or None

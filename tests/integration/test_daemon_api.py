@@ -288,3 +288,29 @@ def test_the_daemons_recording_is_served_for_replay(tmp_path: Path, redis: Local
         assert len(recording) >= 2 and [i.name for i in recording[0].instances] == ["r"]
     finally:
         recording.close()
+
+
+def test_a_quiet_stream_sends_keep_alives_and_streams_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api_module, "KEEPALIVE_S", 0.05)
+    monkeypatch.setattr(api_module, "MAX_STREAMS", 1)
+    api = ApiServer(TOKEN, interval=lambda: 1.0)
+    exporter = _serve(api)
+    request = f"GET /api/v1/stream HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
+    try:
+        with socket.create_connection(("127.0.0.1", exporter.port)) as first:
+            first.sendall(request)
+            first.settimeout(5)
+            received = b""
+            while received.count(b": keep-alive\n\n") < 2:
+                received += first.recv(4096)
+            assert received.startswith(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream")
+            assert b"event: snapshot" not in received  # nothing published: only keep-alives
+            with socket.create_connection(("127.0.0.1", exporter.port)) as second:
+                second.sendall(request)
+                second.settimeout(5)
+                answer = b""
+                while chunk := second.recv(4096):
+                    answer += chunk
+            assert answer.startswith(b"HTTP/1.1 503") and b"too many viewers (at most 1)" in answer
+    finally:
+        exporter.close()

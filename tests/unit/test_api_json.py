@@ -103,3 +103,16 @@ def test_the_catch_up_ring_is_bounded_in_frames_and_bytes(monkeypatch: pytest.Mo
     assert server.ring_bytes == sum(len(f) for _, f in server.ring) <= 10_000
     assert [t for t, _ in server.ring] == [float(n) for n in range(50 - len(server.ring), 50)]
     assert len(server.ring) >= 5
+
+
+def test_an_attach_url_names_the_daemon_and_never_a_credential() -> None:
+    from cachetop.sources.http_client import Endpoint
+
+    assert Endpoint.parse("https://mon.internal:9150/cachetop/") == Endpoint(
+        "https", "mon.internal", 9150, "/cachetop"
+    )
+    assert Endpoint.parse("http://127.0.0.1").port == 80
+    for bad in ("redis://127.0.0.1:6379", "http://user:tok3n@127.0.0.1:9150", "127.0.0.1:9150"):
+        with pytest.raises(ValueError) as err:
+            Endpoint.parse(bad)
+        assert "tok3n" not in str(err.value)
