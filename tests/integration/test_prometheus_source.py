@@ -9,16 +9,19 @@ ratio for every entry, equal to what the owning daemon's own /metrics says, and 
 
 from __future__ import annotations
 
-import re
+import asyncio
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pymemcache.client.base
 import pytest
 import redis as redis_py
+from prometheus_client.parser import text_string_to_metric_families
 
 from cachetop.engine.config import Config, Settings
+from cachetop.engine.shards import owner
 from cachetop.metrics.totals import COUNTERS
 from cachetop.model import METRICS, Status
 from cachetop.servers import LocalServer, free_port
@@ -26,6 +29,7 @@ from cachetop.sources.prom_snapshot import LIVE_FACT
 from cachetop.sources.prometheus import PrometheusSource
 from tests.conftest import until, wait_until
 from tests.prom_fixture import Processes, procs, prom_query, scrape_config  # noqa: F401 - fixture
+from tests.shard_daemons import ShardDaemon, fleet_entries, write_fleet
 
 pytestmark = pytest.mark.slow
 
@@ -71,14 +75,13 @@ def own_ratios(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
         text = answer.read().decode()
     found = {}
-    for line in text.splitlines():
-        match = re.match(r'cachetop_hit_ratio\{.*cache_instance="([^"]+)".*\} (\S+)$', line)
-        if match:
-            found[match.group(1)] = float(match.group(2))
+    for family in text_string_to_metric_families(text):
+        if family.name == "cachetop_hit_ratio":
+            found.update({s.labels["cache_instance"]: s.value for s in family.samples})
     return found
 
 
-def drive(servers: dict[str, LocalServer]) -> None:
+def drive(servers: dict[str, LocalServer], dbs: int = 4) -> None:
     for kind, (hits, misses) in TRAFFIC.items():
         port = servers[kind].port
         if kind == "memcached":
@@ -90,7 +93,7 @@ def drive(servers: dict[str, LocalServer]) -> None:
                 client.get(f"absent{n}")
             client.close()
             continue
-        for db in range(4):  # a hit or a miss counts server-wide, whichever db asks
+        for db in range(dbs):  # a hit or a miss counts server-wide, whichever db asks
             redis_py.Redis(port=port, db=db).set("present", "x")
         client = redis_py.Redis(port=port)
         pipe = client.pipeline(transaction=False)
@@ -139,6 +142,7 @@ async def test_two_daemons_through_prometheus(
     while snap is None:
         snap = await settled()
         assert time.monotonic() < end, "the Source never showed the known hit ratios"
+        await asyncio.sleep(0.5)
     assert len(snap.instances) == total
     assert all(i.status == Status.UP for i in snap.instances)
     # One instant query per metric (plus five about the daemons), whatever the fleet's size.
@@ -183,3 +187,63 @@ async def test_two_daemons_through_prometheus(
         attach = f"cachetop --attach http://127.0.0.1:{ports['a']}"
         await until(lambda: attach in text(app), 20, "the owning daemon in the Server tab")
         assert app.read_only
+
+
+async def test_400_instances_of_two_shard_daemons_through_prometheus(
+    tmp_path: Path,
+    make_redis: Callable[..., LocalServer],
+    make_memcached: Callable[..., LocalServer],
+    procs: Processes,  # noqa: F811 - the fixture
+) -> None:
+    """J1's fleet: 400 entries on three real servers, split by `--shard 0/2` and `1/2`."""
+    redis_a, redis_b = make_redis("--databases", "16"), make_redis("--databases", "16")
+    memcached = make_memcached()
+    config, names = write_fleet(tmp_path, redis_a, redis_b, memcached, count=400)
+    # A window long enough for one burst of known traffic to stay the whole window.
+    config.write_text(config.read_text().replace('window = "4s"', 'window = "60s"'))
+    daemons = [ShardDaemon(config, f"{i}/2", tmp_path).start() for i in range(2)]
+    try:
+        prom = procs.prometheus(scrape_config([d.port for d in daemons]))
+        wait_until(
+            lambda: len(prom_query(prom, "cachetop_up == 1")) == 400, 90, "400 instances up in Prometheus"
+        )
+        server_of = {redis_a.port: "redis", redis_b.port: "valkey", memcached.port: "memcached"}
+        drive({"redis": redis_a, "valkey": redis_b, "memcached": memcached}, dbs=16)
+        targets = dict(fleet_entries(redis_a, redis_b, memcached, 400))
+        expected = {}
+        for name in names:
+            kind = server_of[int(targets[name].rsplit(":", 1)[1].split("/")[0])]
+            expected[name] = 100.0 * TRAFFIC[kind][0] / sum(TRAFFIC[kind])
+        source = PrometheusSource(f"prometheus://127.0.0.1:{prom}", history=False)
+
+        async def ratios() -> dict[str, float | None]:
+            snap = await source.read()
+            return {i.name: i.metrics.get("hit_ratio") for i in snap.instances}
+
+        end = time.monotonic() + 60
+        history = []
+        while (got := await ratios()) != pytest.approx(expected, abs=1e-9):
+            wrong = sorted((n, got.get(n), v) for n, v in expected.items() if got.get(n) != pytest.approx(v))
+            history.append((round(time.monotonic() - end + 60, 1), len(wrong), wrong[:12]))
+            await asyncio.sleep(1.0)  # a dashboard's pace: a tight loop would starve the daemons' polls
+            if time.monotonic() > end:
+                best = min(history, key=lambda h: h[1])
+                raise AssertionError(f"best {best}; {[h[:2] for h in history[::10]]}")
+        started = time.perf_counter()
+        snap = await source.read()
+        took = time.perf_counter() - started
+        own: dict[str, float] = {}
+        for daemon in daemons:
+            own.update(own_ratios(daemon.port))
+        assert len(own) == 400, sorted(set(expected) - set(own))[:10]
+        assert {i.name: i.metrics["hit_ratio"] / 100 for i in snap.instances} == pytest.approx(own, abs=1e-12)
+        for inst in snap.instances:
+            shard = owner(inst.name, 2)
+            assert inst.facts["daemon_shard"] == f"{shard}/2"
+            assert inst.facts[LIVE_FACT] == f"cachetop --attach http://127.0.0.1:{daemons[shard].port}"
+        print(
+            f"400 instances: one read of the fleet took {took * 1000:.0f} ms, {source.client.queries} queries"
+        )
+    finally:
+        for daemon in daemons:
+            daemon.stop()
