@@ -5,8 +5,9 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 APT_PACKAGES := redis-server memcached
 # Only `make test` needs these (tests/integration/test_prometheus_real.py runs a real Prometheus;
-# tests/e2e/test_serve_chromium.py opens `cachetop serve` in headless Chromium).
-TEST_APT_PACKAGES := prometheus tmux chromium
+# tests/e2e/test_serve_chromium.py opens `cachetop serve` in headless Chromium; the issue-19 tests run
+# promtool (in the prometheus package) and a real Alertmanager).
+TEST_APT_PACKAGES := prometheus tmux chromium prometheus-alertmanager
 
 .PHONY: all test demo bench screenshots lint format servers test-tools clean help
 
@@ -46,7 +47,8 @@ servers:
 
 # Tools only the tests need, from apt when missing; without them those tests fail (never skip).
 test-tools:
-	@{ command -v prometheus && command -v tmux && command -v chromium; } >/dev/null 2>&1 || { \
+	@{ command -v prometheus && command -v promtool && command -v tmux && command -v chromium \
+	   && command -v prometheus-alertmanager; } >/dev/null 2>&1 || { \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing $(TEST_APT_PACKAGES) for the tests"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_APT_PACKAGES) >/dev/null; \
@@ -54,9 +56,9 @@ test-tools:
 	    echo "installing $(TEST_APT_PACKAGES) with sudo for the tests"; \
 	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_APT_PACKAGES) >/dev/null; \
 	  else \
-	    echo "missing: prometheus, tmux or chromium (the real-Prometheus, terminal and browser tests need them), e.g." >&2; \
-	    echo "  Debian/Ubuntu: sudo apt-get install prometheus tmux chromium" >&2; \
-	    echo "  macOS:         brew install prometheus tmux; brew install --cask chromium" >&2; \
+	    echo "missing: prometheus, tmux, chromium or prometheus-alertmanager (the real-Prometheus, terminal, browser and Alertmanager tests need them), e.g." >&2; \
+	    echo "  Debian/Ubuntu: sudo apt-get install prometheus tmux chromium prometheus-alertmanager" >&2; \
+	    echo "  macOS:         brew install prometheus alertmanager tmux; brew install --cask chromium" >&2; \
 	  fi; \
 	}
 
