@@ -26,7 +26,9 @@ EXE = Path(sys.executable).parent / "cachetop"
 
 
 def binary(name: str, package: str) -> str:
-    found = shutil.which(name)
+    # Debian names Alertmanager prometheus-alertmanager; Homebrew and the release tarballs, alertmanager.
+    also = "alertmanager" if name == "prometheus-alertmanager" else name
+    found = shutil.which(name) or shutil.which(also)
     if found is None:
         pytest.fail(f"{name} is not installed: `make test` installs it (apt-get install {package})")
     return found
