@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 from cachetop.engine.config import Config, Settings
 from cachetop.engine.configfile import ConfigError
@@ -56,6 +57,20 @@ def read_token(path: str | None, env: str, flag: str) -> str | None:
     return value or None
 
 
+def follow_rules(app: Any, source: Any) -> None:
+    """Colours by the daemon's alert rules, as a local dashboard colours by its config's."""
+    from cachetop.tui.health import Health
+
+    shown: list[tuple[Any, ...]] = [()]
+
+    def on_snapshot(_snap: Any) -> None:
+        if source.rules != shown[0]:
+            shown[0] = source.rules
+            app.health = Health(source.rules)
+
+    source.subscribe(on_snapshot)
+
+
 def run_attached(args: argparse.Namespace) -> int:
     from cachetop.sources.attach import AttachSource
     from cachetop.util.redact import register_secret
@@ -85,6 +100,7 @@ def run_attached(args: argparse.Namespace) -> int:
     read_only = bool(getattr(args, "read_only", False)) or not action_token
     app = CachetopApp(config, theme=getattr(args, "theme", None), read_only=read_only)
     app.alerts = source.alerts
+    follow_rules(app, source)
     if not token:
         app.say(f"no token: set ${TOKEN_ENV} or --token-file to the daemon's api_token")
     if not action_token:

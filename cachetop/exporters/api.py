@@ -94,6 +94,7 @@ class ApiServer:
         self.ring_bytes = 0
         self.viewers: set[_Viewer] = set()
         self.started = time.time()
+        self._rules_json: list[dict[str, Any]] | None = None
 
     # --- from the Monitor's loop ---------------------------------------------------------------
 
@@ -106,6 +107,7 @@ class ApiServer:
             except Exception:  # the API must not take the daemon down
                 log.exception("alerts state for the API failed")
         daemon = {
+            "rules": self._rules(),
             "pid": os.getpid(),
             "started": round(self.started, 3),
             "actions": self.actions is not None,
@@ -120,6 +122,17 @@ class ApiServer:
             return
         with contextlib.suppress(RuntimeError):  # the exporter's loop has ended: the daemon stops
             self.loop.call_soon_threadsafe(self._publish, doc, data, frame, snap.time)
+
+    def _rules(self) -> list[dict[str, Any]]:
+        """The alert rules (presets included) the daemon judges by, so an attached dashboard
+        colours values as the daemon alerts on them; without channels or the config's file:line."""
+        if self._rules_json is None:
+            from cachetop.exporters.api_json import encode
+
+            rules = getattr(self.alerts, "rules", ()) if self.alerts is not None else ()
+            drop = ("channels", "where")
+            self._rules_json = [{k: v for k, v in encode(r).items() if k not in drop} for r in rules]
+        return self._rules_json
 
     # --- in the exporter's loop ----------------------------------------------------------------
 

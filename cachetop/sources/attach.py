@@ -80,6 +80,8 @@ class AttachSource(SourceBase):
             self._ssl = ssl.create_default_context(cafile=ca_file)
         self.alerts = AttachedAlerts()
         self.daemon: dict[str, Any] = {}
+        self.rules: tuple[Any, ...] = ()  # the daemon's alert rules (alerts.rules.Rule), for colours
+        self._rules_json: list[Any] = []
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self._problem: str | None = None
@@ -186,6 +188,12 @@ class AttachSource(SourceBase):
         self.seq = int(doc.get("seq", 0))
         self._interval = float(doc.get("interval") or self._interval)
         self.daemon = dict(doc.get("daemon") or {})
+        rules = self.daemon.get("rules") or []
+        if rules != self._rules_json:
+            from cachetop.alerts.rules import Rule
+
+            self._rules_json = rules
+            self.rules = tuple(decode(Rule, r) for r in rules)
         alerts = doc.get("alerts")
         self.alerts.view = None if alerts is None else decode(AlertsView, alerts)
         before = self._latest

@@ -37,7 +37,10 @@ def test_every_api_path_refuses_a_missing_or_wrong_token_and_leaks_no_secret(
     password = "s3cret-redis-pw-4711"
     server: LocalServer = make_redis("--requirepass", password)  # type: ignore[operator]
     url = f"redis://:{password}@127.0.0.1:{server.port}"
-    daemon = start_api_daemon(tmp_path, {"cache-a": url})
+    rule = (
+        '[[rule]]\nname = "low-hit"\nmetric = "hit_ratio"\nop = "<"\nthreshold = 90\nseverity = "critical"\n'
+    )
+    daemon = start_api_daemon(tmp_path, {"cache-a": url}, extra_toml=rule)
     try:
         for path in PATHS:
             status, doc = daemon.request(f"/api/v1/{path}", token=None)
@@ -50,6 +53,15 @@ def test_every_api_path_refuses_a_missing_or_wrong_token_and_leaks_no_secret(
         snap = daemon.wait_snapshot(what=lambda d: d["instances"][0]["status"] == "up")
         assert [i["name"] for i in snap["instances"]] == ["cache-a"]
         assert snap["seq"] >= 1 and snap["interval"] == 0.5 and snap["daemon"]["actions"] is True
+        # The daemon's rules travel, so an attached dashboard colours values as the daemon alerts.
+        (low_hit,) = snap["daemon"]["rules"]
+        assert (low_hit["name"], low_hit["op"], low_hit["threshold"], low_hit["severity"]) == (
+            "low-hit",
+            "<",
+            90,
+            "critical",
+        )
+        assert "channels" not in low_hit and "where" not in low_hit
         status, raw = daemon.request("/api/v1/snapshot")
         text = json.dumps(raw)
         assert status == 200 and password not in text and daemon.token not in text

@@ -116,3 +116,19 @@ def test_an_attach_url_names_the_daemon_and_never_a_credential() -> None:
         with pytest.raises(ValueError) as err:
             Endpoint.parse(bad)
         assert "tok3n" not in str(err.value)
+
+
+def test_a_rule_comes_back_and_judges_as_the_daemon_does() -> None:
+    from dataclasses import replace
+
+    from cachetop.alerts.rules import Rule
+    from cachetop.tui.health import Health
+
+    rule = Rule("low-hit", "hit_ratio", "<", 90.0, severity="critical", instances=("tag:eu",),
+                channels=("ops",), where="/etc/c.toml:12")  # fmt: skip
+    wire = {k: v for k, v in encode(rule).items() if k not in ("channels", "where")}
+    back = decode(Rule, json.loads(json.dumps(wire)))
+    assert back == replace(rule, channels=None, where="")
+    inst = InstanceMetrics("c1", "redis", "a", Status.UP, None, {"hit_ratio": 95.0}, tags=("eu",))
+    assert Health([back]).level(inst, "hit_ratio", 85.0) == "bad"  # the default levels would say warn
+    assert Health().level(inst, "hit_ratio", 85.0) == "warn"
