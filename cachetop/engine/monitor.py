@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
@@ -72,6 +73,7 @@ class Monitor(SourceBase):
         self.watchers: list[ClusterWatcher] = []  # one per cluster target
         self.pollers: list[Poller] = []
         self._publish_wake = asyncio.Event()
+        self._publish_woken = "refresh"  # why _publish_wake was set: "refresh" or "interval"
         self._all_added = False  # every configured instance has its poller (start is done)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -234,15 +236,40 @@ class Monitor(SourceBase):
         # poll, and the rates follow with the next. A screen shows data ~1 interval sooner.
         await self._first_polls()
         await self._running.wait()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         await self.publish()
+        # Fixed deadlines (the last one plus an interval), not an interval after each publish:
+        # building a snapshot and awaiting its subscribers must not stretch every gap.
+        due = started + self.interval
         while True:
-            try:
-                await asyncio.wait_for(self._publish_wake.wait(), self.interval)
-                self._publish_wake.clear()
-            except TimeoutError:
-                pass
-            await self._running.wait()
+            woken = await self._wait_publish(due)
+            if woken == "interval":  # +/-: the next snapshot comes the new interval after the last
+                due = started + self.interval
+                continue
+            if self.paused:
+                await self._running.wait()
+                woken = "resumed"
+            started = loop.time()
             await self.publish()
+            if woken != "due":  # refresh_now or resume: the schedule starts again from here
+                due = started + self.interval
+                continue
+            due += self.interval
+            late = loop.time() - due
+            if late > 0:  # a publish that overran a whole interval: skip ahead, never burst
+                due += math.ceil(late / self.interval) * self.interval
+
+    async def _wait_publish(self, due: float) -> str:
+        """Until `due` ("due"), refresh_now ("refresh") or set_interval ("interval")."""
+        timeout = due - asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(self._publish_wake.wait(), max(0.0, timeout))
+        except TimeoutError:
+            return "due"
+        self._publish_wake.clear()
+        woken, self._publish_woken = self._publish_woken, "refresh"
+        return woken
 
     async def _first_polls(self) -> None:
         """Returns once every poller has polled once, or after one interval at most (a slow or
@@ -270,6 +297,7 @@ class Monitor(SourceBase):
     def refresh_now(self) -> None:
         for poller in self.pollers:
             poller.wake_up()
+        self._publish_woken = "refresh"
         self._publish_wake.set()
 
     def set_interval(self, seconds: float) -> None:
@@ -282,6 +310,9 @@ class Monitor(SourceBase):
             poller.set_interval(self.interval_of(poller.inst))
         if self.window_s < self._interval:
             self.set_window(self._interval)
+        if not self._publish_wake.is_set():  # a refresh already asked for wins
+            self._publish_woken = "interval"
+            self._publish_wake.set()
 
     def interval_of(self, inst: InstanceConfig) -> float:
         """An instance's interval now: its configured one (or the default), times the factor
