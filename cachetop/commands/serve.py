@@ -48,6 +48,7 @@ exit status: 0 stopped with Ctrl+C, 2 usage error (no token, port in use, bad UR
 """
 
 DEFAULT_PORT = 9152
+PROBE_TIMEOUT_S = 5.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,6 +164,40 @@ def tab_command(args: argparse.Namespace) -> str:
     return shlex.join(argv)
 
 
+async def probe_daemon(url: str, token: str, ca_file: str | None) -> str:
+    """One GET /api/v1/snapshot before serving: a refused token or an API that is off stops serve
+    here (every tab would only show the refusal); a daemon that is down is a note (tabs retry)."""
+    import ssl
+
+    from cachetop.sources.http_client import Endpoint, HttpError, request
+
+    endpoint = Endpoint.parse(url)
+    context = ssl.create_default_context(cafile=ca_file) if endpoint.scheme == "https" else None
+    try:
+        response = await request(
+            endpoint, "GET", "/api/v1/snapshot", headers={"Authorization": f"Bearer {token}"},
+            ssl_context=context, timeout=PROBE_TIMEOUT_S,
+        )  # fmt: skip
+        try:
+            doc = await response.json(PROBE_TIMEOUT_S)
+        finally:
+            response.close()
+    except (HttpError, TimeoutError) as exc:
+        return f"  the daemon does not answer now ({display_key(str(exc), 120) or 'timeout'}): tabs retry"
+    if response.status != 200:
+        error = doc.get("error") if isinstance(doc, dict) else None
+        reason = display_key(str(error or "no reason given"), 160)
+        if response.status in (401, 403):
+            raise ConfigError(
+                f"{endpoint.display}: {reason}; serve's token ($CACHETOP_TOKEN or --token-file) must be "
+                "the daemon's api_token"
+            )
+        raise ConfigError(f"{endpoint.display} answered {response.status}: {reason}")
+    instances = doc.get("instances") if isinstance(doc, dict) else None
+    count = len(instances) if isinstance(instances, list) else 0
+    return f"  the daemon answers: {count} instance{'s' if count != 1 else ''}"
+
+
 def run(args: argparse.Namespace) -> int:
     from cachetop.commands.serve_web import DashboardServer
 
@@ -173,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-tabs: must be 1 or more, not {args.max_tabs}")
     if args.ca_file and not os.path.isfile(args.ca_file):
         raise ConfigError(f"--ca-file {args.ca_file}: no such file")
-    notes = tab_environment(args, token)
+    notes = [asyncio.run(probe_daemon(url, token, args.ca_file)), *tab_environment(args, token)]
     server = DashboardServer(
         tab_command(args),
         token=token,

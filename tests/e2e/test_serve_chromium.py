@@ -122,6 +122,16 @@ def test_serve_shows_the_daemons_overview_in_chromium(
             what=lambda doc: doc["seq"] >= 6 and all(i["status"] == "up" for i in doc["instances"])
         )
         before = counters.connections()
+        refused = subprocess.run(
+            [str(CACHETOP), "serve", "--attach", daemon.url, "--port", "0"],
+            env={**os.environ, "PYTHONPATH": str(SOURCE), "CACHETOP_TOKEN": "not-the-daemons-token"},
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert refused.returncode == 2 and refused.stdout == ""
+        assert refused.stderr == (
+            f"cachetop: {daemon.url}: wrong token: the daemon refused it (401); serve's token "
+            "($CACHETOP_TOKEN or --token-file) must be the daemon's api_token\n"
+        ), refused.stderr
         serve, url = start_serve(daemon.url, daemon.token, tmp_path)
 
         statuses = asyncio.run(refused_without_token(url))

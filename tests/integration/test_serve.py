@@ -17,6 +17,7 @@ import pytest
 
 from cachetop.cli import main
 from cachetop.commands.serve_web import COOKIE, DashboardServer
+from cachetop.servers import free_port
 from tests.conftest import until
 
 TOKEN = "serve-test-token-5f2c"
@@ -134,23 +135,28 @@ def test_serve_refuses_without_a_token_or_with_a_secret_in_the_url(
 
 async def test_serve_says_where_to_point_the_browser(tmp_path: Path) -> None:
     env = {**os.environ, "CACHETOP_TOKEN": TOKEN, "CACHETOP_ACTION_TOKEN": "action-token-99"}
+    dead = f"http://127.0.0.1:{free_port()}"  # no daemon there: serve still starts, and says so
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cachetop", "serve", "--attach", "http://127.0.0.1:9150", "--port", "0",
+        sys.executable, "-m", "cachetop", "serve", "--attach", dead, "--port", "0",
         stdout=asyncio.subprocess.PIPE, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert proc.stdout is not None
-    lines = [(await asyncio.wait_for(proc.stdout.readline(), 20)).decode() for _ in range(5)]
+    lines = [(await asyncio.wait_for(proc.stdout.readline(), 20)).decode() for _ in range(6)]
     proc.terminate()
     assert await asyncio.wait_for(proc.wait(), 20) == 0
     assert lines[0].startswith("cachetop serve: open http://127.0.0.1:")
     assert lines[0].endswith("/ in a browser and sign in with the API token\n")
     port = lines[0].split(":")[3].split("/")[0]
-    assert lines[1] == "  every tab attaches to http://127.0.0.1:9150 (no extra load on the caches)\n"
-    assert lines[2] == "  tabs are read-only (--allow-actions lets them act through the daemon)\n"
-    assert lines[3] == (
+    assert lines[1] == f"  every tab attaches to {dead} (no extra load on the caches)\n"
+    assert lines[2] == (
+        f"  the daemon does not answer now ({dead}: connection refused (is the daemon running?)): "
+        "tabs retry\n"
+    )
+    assert lines[3] == "  tabs are read-only (--allow-actions lets them act through the daemon)\n"
+    assert lines[4] == (
         f"  this machine only; from elsewhere: ssh -L {port}:127.0.0.1:{port} THIS_HOST, then http://127.0.0.1:{port}/\n"
     )
-    assert lines[4] == "  Ctrl+C to stop\n"
+    assert lines[5] == "  Ctrl+C to stop\n"
 
 
 def test_tabs_get_the_action_token_only_with_allow_actions(
