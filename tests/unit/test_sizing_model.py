@@ -122,3 +122,24 @@ def test_calibration_says_a_disagreement_of_more_than_three_points() -> None:
     assert off.notes and "predicts 60.0% but the server measured 55.0%" in off.notes[0]
     assert off.to_json()["hit_ratio_predicted_now"] == 60.0
     assert compared_policies("redis-lfu") == ["redis-lfu", "redis-lru", "s3fifo"]
+
+
+def test_a_read_while_its_fill_is_in_flight_misses_too() -> None:
+    # Cache-aside with two GETs of one key in flight: GET k (miss), GET k (miss: no SET yet), SET k.
+    t = SampledTrace(1.0, tracks_writes=True)
+    for at in (0.0, 0.01):
+        t.reads_total += 1
+        t.add_read(b"k", at)
+    t.add_write(b"k", 0.02, 10)
+    t.reads_total += 1
+    t.add_read(b"k", 0.03)
+    t.reads_total += 1
+    t.add_read(b"k", 5.0)  # long after: the earlier read was served, whatever it was
+    assert list(t.refill) == [0, 1, 0, 0]
+    cache = RedisSampledCache(10)
+    assert [cache.access(k, at, r) for k, at, r in zip(t.ids, t.times, t.refill, strict=True)] == [
+        False,
+        False,
+        True,
+        True,
+    ]

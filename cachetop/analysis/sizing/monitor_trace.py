@@ -28,6 +28,7 @@ _ARG = re.compile(rb'"([^"\\]*(?:\\.[^"\\]*)*)"')
 class SizingParser(MonitorParser):
     def __init__(self, trace: SampledTrace, keep: SpatialFilter) -> None:
         super().__init__()
+        trace.tracks_writes = True
         self.trace = trace
         self.filter = keep
 

@@ -52,10 +52,18 @@ class RedisSampledCache:
         self.pooled: set[int] = set()  # the keys in the pool
         self.hits = 0
         self.misses = 0
+        self.missed: set[int] = set()  # keys whose last read missed: their fill may not be in yet
 
-    def access(self, key: int, at: float) -> bool:
-        """A read at time `at` (seconds). On a miss the client stores the key (cache-aside)."""
+    def access(self, key: int, at: float, refill: int = 0) -> bool:
+        """A read at time `at` (seconds). On a miss the client stores the key (cache-aside).
+        `refill`: the trace saw no write of the key since its last read; if that read missed, the
+        client's fill is not in yet and this read misses too (two GETs of one key in flight, as a
+        pipelining or concurrent client sends them), leaving the cache as it was."""
+        if refill and key in self.missed:
+            self.misses += 1
+            return False
         if key in self.slot:
+            self.missed.discard(key)
             self.hits += 1
             if self.lfu:
                 self._lfu_touch(key, at)
@@ -63,6 +71,7 @@ class RedisSampledCache:
                 self.stamp[key] = int(at)
             return True
         self.misses += 1
+        self.missed.add(key)
         self._insert(key, at)
         while len(self.keys) > self.capacity:
             self._evict(at)
@@ -155,6 +164,7 @@ def simulate_redis(
     decay_minutes: int = 1,
     seed: int = 0,
     warm: int = 0,
+    refills: Sequence[int] | None = None,
 ) -> list[tuple[int, bool]]:
     """(misses after the first `warm` reads, whether the cache was full by then) for each
     capacity (in objects), with Redis's sampled eviction."""
@@ -164,11 +174,12 @@ def simulate_redis(
             capacity, lfu=lfu, samples=samples, log_factor=log_factor, decay_minutes=decay_minutes, seed=seed
         )
         access = cache.access
-        for key, at in zip(ids[:warm], times[:warm], strict=True):
-            access(key, at)
+        flags = refills if refills is not None and len(refills) == len(ids) else bytes(len(ids))
+        for key, at, refill in zip(ids[:warm], times[:warm], flags[:warm], strict=True):
+            access(key, at, refill)
         before = cache.misses
         filled = len(cache.keys) >= 0.95 * cache.capacity
-        for key, at in zip(ids[warm:], times[warm:], strict=True):
-            access(key, at)
+        for key, at, refill in zip(ids[warm:], times[warm:], flags[warm:], strict=True):
+            access(key, at, refill)
         out.append((cache.misses - before, filled))
     return out

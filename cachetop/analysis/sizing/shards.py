@@ -19,6 +19,8 @@ from array import array
 from dataclasses import dataclass, field
 
 SPACE = 1 << 24
+# A miss's fill (the client's SET) is taken to be in flight for this long at most.
+FILL_S = 0.1
 _FIB = 0x9E3779B1
 
 
@@ -60,12 +62,18 @@ class SampledTrace:
     times: array = field(default_factory=lambda: array("d"))
     sizes: array = field(default_factory=lambda: array("q"))
     before: array = field(default_factory=lambda: array("q"))  # reads_total before each kept read
+    # 1 where a kept read follows a read of the same key within FILL_S with no write between
+    # (tracks_writes only): in cache-aside, if that earlier read missed, this one missed too, its
+    # fill not in yet (two GETs in flight, from a pipelining or concurrent client).
+    refill: array = field(default_factory=lambda: array("b"))
+    tracks_writes: bool = False  # the stream shows writes (MONITOR, watch), not reads alone
     reads_total: int = 0
     writes_total: int = 0
     first_time: float | None = None
     last_time: float | None = None
     _id_of: dict[bytes, int] = field(default_factory=dict)
     _size_of: dict[int, int] = field(default_factory=dict)
+    _read_last: dict[int, float] = field(default_factory=dict)  # key -> time, when its last event was a read
 
     @property
     def keys(self) -> int:
@@ -91,14 +99,19 @@ class SampledTrace:
         if size <= 0:
             size = self._size_of.get(kid, 0)
         self.ids.append(kid)
+        last = self._read_last.get(kid)
+        self.refill.append(1 if self.tracks_writes and last is not None and at - last < FILL_S else 0)
+        self._read_last[kid] = at
         self.before.append(self.reads_total - 1)  # add_read comes after reads_total counted it
         self.times.append(at)
         self.sizes.append(size)
         self._seen(at)
 
     def add_write(self, key: bytes, at: float, size: int) -> None:
+        kid = self.key_id(key)
+        self._read_last.pop(kid, None)
         if size > 0:
-            self._size_of[self.key_id(key)] = size
+            self._size_of[kid] = size
         self._seen(at)
 
     def _seen(self, at: float) -> None:

@@ -117,5 +117,6 @@ def sampled_misses(
             decay_minutes=decay_minutes,
             seed=seed,
             warm=warm,
+            refills=trace.refill,
         )
     ]
