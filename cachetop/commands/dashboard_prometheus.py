@@ -26,6 +26,15 @@ NOTICE = (
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "targets", None) or getattr(args, "config", None):
         raise ConfigError("--source: give either targets/--config or --source, not both")
+    if getattr(args, "record", None):
+        raise ConfigError(
+            "--record: with --source, Prometheus already keeps the history; record where the numbers are"
+            " made: cachetop daemon --record FILE"
+        )
+    if getattr(args, "window", None):
+        raise ConfigError(
+            "--window: with --source, the rates are the daemons' own, over their [settings] window"
+        )
     interval = flag_duration(getattr(args, "interval", None), "--interval") or DEFAULT_INTERVAL_S
     try:
         source = PrometheusSource(args.source, interval=interval)
