@@ -26,7 +26,6 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -43,6 +42,7 @@ log = logging.getLogger("cachetop.attach")
 RETRY_FIRST_S = 0.25
 RETRY_MAX_S = 5.0
 AUTH_RETRY_S = 10.0
+STALL_INTERVALS = 3.0  # connected, but no snapshot for this many intervals: the banner says so
 READ_TIMEOUT_S = 40.0  # the daemon sends a keep-alive every 15 s: silence this long is a lost link
 GAP_INTERVALS = 2.5  # snapshots further apart than this many intervals have a gap between them
 
@@ -68,7 +68,6 @@ class AttachSource(SourceBase):
         *,
         action_token: str | None = None,
         ca_file: str | None = None,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(interval=1.0)
         self.endpoint = Endpoint.parse(url)
@@ -82,11 +81,11 @@ class AttachSource(SourceBase):
         self.daemon: dict[str, Any] = {}
         self.rules: tuple[Any, ...] = ()  # the daemon's alert rules (alerts.rules.Rule), for colours
         self._rules_json: list[Any] = []
-        self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self._problem: str | None = None
         self._last_data: float | None = None
         self.seq = 0
+        self._arrived = 0.0  # loop time of the last snapshot received (a clock of this machine)
         self.connected = asyncio.Event()
         self.reconnects = 0
         self.gaps = 0
@@ -161,6 +160,7 @@ class AttachSource(SourceBase):
             if resp.status != 200:
                 raise HttpError(await _refusal(resp), resp.status)
             self.connected.set()
+            self._arrived = asyncio.get_running_loop().time()
             await self._events(resp)
         finally:
             resp.close()
@@ -168,8 +168,21 @@ class AttachSource(SourceBase):
     async def _events(self, resp: Response) -> None:
         data: list[bytes] = []
         event = "message"
+        loop = asyncio.get_running_loop()
+        heard = loop.time()  # the last line of any kind (a snapshot or a keep-alive)
         while True:
-            line = await asyncio.wait_for(resp.reader.readline(), READ_TIMEOUT_S)
+            stall = max(STALL_INTERVALS * self._interval, 1.0)
+            try:
+                line = await asyncio.wait_for(resp.reader.readline(), min(stall, READ_TIMEOUT_S))
+            except TimeoutError:
+                silent = loop.time() - heard
+                if silent >= READ_TIMEOUT_S:
+                    raise
+                quiet = loop.time() - self._arrived
+                if quiet >= stall:  # connected, but no snapshot: say so now, not when the socket gives up
+                    self._problem = f"no snapshot for {quiet:.0f}s: the daemon or the link stalls"
+                continue
+            heard = loop.time()
             if not line:
                 return  # the daemon went away
             line = line.rstrip(b"\r\n")
@@ -201,6 +214,7 @@ class AttachSource(SourceBase):
             self.gaps += 1
             await self.deliver(gap_snapshot(before, before.time + self._interval, snap.time))
         self._last_data = snap.time
+        self._arrived = asyncio.get_running_loop().time()
         self._problem = None
         await self.deliver(snap)
 

@@ -326,3 +326,33 @@ def test_a_quiet_stream_sends_keep_alives_and_streams_are_capped(monkeypatch: py
             assert answer.startswith(b"HTTP/1.1 503") and b"too many viewers (at most 1)" in answer
     finally:
         exporter.close()
+
+
+def test_a_stalled_daemon_shows_before_its_socket_gives_up() -> None:
+    api = ApiServer(TOKEN, interval=lambda: 0.2)
+    exporter = _serve(api)
+
+    async def scenario() -> tuple[str | None, str | None]:
+        source = AttachSource(f"http://127.0.0.1:{exporter.port}", TOKEN)
+        await source.start()
+        try:
+            await asyncio.wait_for(source.connected.wait(), 10)
+            api.on_snapshot(_snap(1000.0, 75.0))
+            await source.wait_snapshot(timeout=10)
+            started = time.monotonic()
+            await until(lambda: source.link_problem, 10, "the stall said")  # the socket stays open
+            stalled_after = time.monotonic() - started
+            said = source.link_problem
+            assert 0.8 <= stalled_after <= 3.0, stalled_after
+            api.on_snapshot(_snap(1000.2, 75.0))
+            await source.wait_snapshot(timeout=10)
+            return said, source.link_problem
+        finally:
+            await source.stop()
+
+    try:
+        said, after = asyncio.run(scenario())
+    finally:
+        exporter.close()
+    assert said is not None and said.startswith("no snapshot for 1s: the daemon or the link stalls")
+    assert after is None
