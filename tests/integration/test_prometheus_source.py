@@ -10,8 +10,10 @@ ratio for every entry, equal to what the owning daemon's own /metrics says, and 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from cachetop.servers import LocalServer, free_port
 from cachetop.sources.prom_snapshot import LIVE_FACT
 from cachetop.sources.prometheus import PrometheusSource
 from tests.conftest import until, wait_until
-from tests.prom_fixture import Processes, procs, prom_query, scrape_config  # noqa: F401 - fixture
+from tests.prom_fixture import EXE, Processes, procs, prom_query, scrape_config  # noqa: F401 - fixture
 from tests.shard_daemons import ShardDaemon, fleet_entries, write_fleet
 
 pytestmark = pytest.mark.slow
@@ -187,6 +189,30 @@ async def test_two_daemons_through_prometheus(
         attach = f"cachetop --attach http://127.0.0.1:{ports['a']}"
         await until(lambda: attach in text(app), 20, "the owning daemon in the Server tab")
         assert app.read_only
+
+    # The command itself, in a real terminal; then Prometheus goes away under it.
+    session = f"cachetop-prom-{uuid.uuid4().hex[:8]}"
+    status = tmp_path / "status"
+    command = f"{EXE} --source prometheus://127.0.0.1:{prom} --interval 1s; echo $? > {status}"
+    tmux = ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40"]
+    subprocess.run([*tmux, "sh", "-c", f"env TERM=xterm-256color {command}"], check=True)
+    try:
+        wait_until(lambda: f"{total}/{total} up" in screen(session), 30, "the fleet in tmux")
+        wait_until(lambda: "90.0%" in screen(session) and "30.0%" in screen(session), 30, "the rows in tmux")
+        prometheus = next(p for p in procs.procs if "prometheus.yml" in " ".join(map(str, p.args)))
+        prometheus.terminate()
+        prometheus.wait(10)
+        wait_until(lambda: "stale" in screen(session), 20, "the rows marked stale once Prometheus is gone")
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        wait_until(lambda: status.exists() and status.read_text().strip(), 15, "the exit status")
+        assert status.read_text().strip() == "0"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def screen(session: str) -> str:
+    out = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True)
+    return out.stdout
 
 
 async def test_400_instances_of_two_shard_daemons_through_prometheus(
