@@ -247,7 +247,11 @@ def test_evict_from_an_attached_dashboard_goes_through_the_daemon_only_with_the_
     try:
         viewer = tmux(attach_command(daemon, tmp_path, token=daemon.token))
         _open_hot_keys(viewer, "hot:1")
-        wait_until(lambda: "read-only" not in screen(viewer), deadline_s=20, what="the startup notice gone")
+        assert "⇄ read-only" in screen(viewer).splitlines()[0]  # the header says it from the start
+        notice = "attached without an action token"
+        wait_until(
+            lambda: notice not in toasts(screen(viewer)), deadline_s=20, what="the startup notice gone"
+        )
         keys(viewer, "e")
         refusal = "read-only: attached without an action token"
         wait_until(lambda: refusal in toasts(screen(viewer)), deadline_s=10, what="the refusal")
