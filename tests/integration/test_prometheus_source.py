@@ -189,6 +189,13 @@ async def test_two_daemons_through_prometheus(
         attach = f"cachetop --attach http://127.0.0.1:{ports['a']}"
         await until(lambda: attach in text(app), 20, "the owning daemon in the Server tab")
         assert app.read_only
+        # What needs a live server says where to get it.
+        await open_tab(app, "tab-slowlog")
+        slowlog = f"the slowlog comes from the daemon that polls this instance: {attach}"
+        await until(lambda: slowlog in text(app), 20, "the slowlog tab's pointer to the daemon")
+        await open_tab(app, "tab-hotkeys")
+        hot = f"hot keys come from the daemon that polls this instance: {attach}"
+        await until(lambda: hot in text(app), 20, "the hot keys tab's pointer to the daemon")
 
     # The command itself, in a real terminal; then Prometheus goes away under it.
     session = f"cachetop-prom-{uuid.uuid4().hex[:8]}"

@@ -22,6 +22,7 @@ from textual.widgets import Static, TabbedContent, TabPane
 from cachetop.backends.capabilities import CountsOwnCommands, HasOwnGate, LendsSideCommands
 from cachetop.model import InstanceMetrics, Snapshot
 from cachetop.sources.link import LinkStatus
+from cachetop.sources.prom_snapshot import LIVE_FACT
 from cachetop.tui.detail_charts import chart_series, chart_widgets, summary_metrics
 from cachetop.tui.detail_rows import (
     CLIENT_COLUMNS,
@@ -171,6 +172,11 @@ class DetailScreen(Screen[None]):
             self.show_snapshot(app.latest)
         self.set_interval(DETAILS_EVERY_S, self._maybe_fetch)
         self._want_detail(True)
+        inst = app.latest.by_name(self.instance_name) if app.latest is not None else None
+        if inst is not None and LIVE_FACT in inst.facts:  # numbers from Prometheus: no server here
+            for what in ("slowlog", "clients"):
+                note = f"the {what} comes from the daemon that polls this instance: {inst.facts[LIVE_FACT]}"
+                self.query_one(f"#{what}-note", Static).update(note)
 
     def on_unmount(self) -> None:
         self._want_detail(False)

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Static
 
 from cachetop.analysis.snapshot_advice import InstanceAdvice, instance_advice
 from cachetop.model import Snapshot
+from cachetop.sources.prom_snapshot import LIVE_FACT
 from cachetop.tui.columns import Column
 from cachetop.tui.history import sparkline
 from cachetop.tui.hotkey_advice_text import advice_line, node_line
@@ -171,7 +172,10 @@ class HotKeysPanel(Vertical):
     def show_snapshot(self, snap: Snapshot) -> None:
         inst = snap.by_name(self.instance)
         view = inst.extras.get("hotkeys") if inst is not None and inst.extras else None
-        self.query_one("#hotkeys-status", Static).update(status_line(view))
+        status = status_line(view)
+        if view is None and inst is not None and LIVE_FACT in inst.facts:  # numbers from Prometheus
+            status = f"hot keys come from the daemon that polls this instance: {inst.facts[LIVE_FACT]}"
+        self.query_one("#hotkeys-status", Static).update(status)
         self.shown_keys = [k.key for k in ranked(view)] if view is not None else []
         self.query_one(DiffTable).show(key_rows(view) if view is not None else [])
         self.advice = instance_advice(snap, self.instance) if view is not None else None
