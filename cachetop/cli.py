@@ -56,6 +56,7 @@ examples:
   cachetop demo                              local servers with a realistic workload
   cachetop hotkeys --duration 10 redis://127.0.0.1:6379
   cachetop daemon -c cachetop.toml --metrics-port 9150
+  cachetop --source prometheus://prom:9090   the fleet many daemons export, read from Prometheus
 
 exit status: 0 ok, 1 an instance did not answer (snapshot), 2 usage or config error.
 """
