@@ -28,8 +28,8 @@ from cachetop.util.safe_text import display_key
 DURATION_S = 30.0
 RATE = 0.05
 IDLE_HINT = (
-    "m: profile this instance's memory needs (MONITOR for {s:g} s: a saturated Redis serves 55-63% fewer "
-    "commands meanwhile; leaving the tab cancels it)"
+    "m: profile this instance's memory needs ({s:g} s of MONITOR on Redis: a saturated server serves "
+    "55-63% fewer commands meanwhile; `watch` on memcached; leaving the tab cancels it)"
 )
 
 
@@ -81,15 +81,17 @@ class SizingPanel(Vertical):
             self.app.notify("a sizing profile is already running", severity="warning", markup=False)
             return
         inst = live_instance(self.app, self.instance)
-        if inst is None or inst.target.kind not in ("redis", "valkey"):
-            self.app.notify("sizing profiles a single Redis or Valkey server", severity="error", markup=False)
+        if inst is None or inst.target.kind not in ("redis", "valkey", "memcached"):
+            self.app.notify(
+                "sizing profiles a single Redis, Valkey or memcached server", severity="error", markup=False
+            )
             return
         self.running = True
         self._status(f"profiling {display_key(self.instance, 40)}: starting MONITOR…")
         self._profile_task = asyncio.create_task(self._profile(inst), name=f"sizing {self.instance}")
 
     async def _profile(self, inst: Any) -> None:
-        from cachetop.analysis.sizing.analyse import analyse_redis
+        from cachetop.analysis.sizing.analyse import analyse_memcached, analyse_redis
 
         app: Any = self.app
         sampler = hot_key_sampler(app, self.instance)
@@ -99,20 +101,25 @@ class SizingPanel(Vertical):
             if sampler is not None:
                 await sampler.pause()
                 paused = True
-            own, gate = own_traffic(app, self.instance)
-            poller = next((p for p in app.live_pollers() if p.inst.name == self.instance), None)
-            backend = poller.backend if poller is not None else None
-            side = backend.side_commands if isinstance(backend, LendsSideCommands) else None
             options = {"duration": DURATION_S, "rate": RATE, **self.OPTIONS}
-            report = await analyse_redis(
-                inst,
-                progress=self._progress,
-                side=side,
-                count=own.count,
-                gate=gate,
-                timeout=app.config.timeout_of(inst),
-                **options,
-            )
+            if inst.target.kind == "memcached":  # `watch` and `stats`: no counter we report moves
+                report = await analyse_memcached(
+                    inst, progress=self._progress, timeout=app.config.timeout_of(inst), **options
+                )
+            else:
+                own, gate = own_traffic(app, self.instance)
+                poller = next((p for p in app.live_pollers() if p.inst.name == self.instance), None)
+                backend = poller.backend if poller is not None else None
+                side = backend.side_commands if isinstance(backend, LendsSideCommands) else None
+                report = await analyse_redis(
+                    inst,
+                    progress=self._progress,
+                    side=side,
+                    count=own.count,
+                    gate=gate,
+                    timeout=app.config.timeout_of(inst),
+                    **options,
+                )
             self.report = report.to_json()
         except asyncio.CancelledError:
             self._status("profile cancelled: MONITOR closed\n" + self._hint())
