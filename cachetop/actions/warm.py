@@ -24,14 +24,17 @@ import math
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
 from cachetop.actions.budget import RateBudget
 from cachetop.actions.redis_nodes import ActionError, connect, discover_nodes, error_text
+from cachetop.backends.redis_client import command_name, handshake
 from cachetop.engine.config import InstanceConfig
 from cachetop.plugins import Warmer, WarmItem
 from cachetop.util.safe_text import clip_message, display_key
@@ -122,6 +125,31 @@ def warm_summary(result: WarmResult, instance: str) -> str:
     return text
 
 
+class OwnReport(Protocol):
+    """Where a warm run beside a poller reports what it sends, so polls take it out of what they
+    report (history/warm_own.py): `sending()` holds the poll's INFO off for one round trip and
+    gives the count to call; `opened(n)` follows the connections the warm holds open."""
+
+    def sending(self) -> AbstractContextManager[Callable[[str, int], None]]: ...
+
+    def opened(self, n: int) -> None: ...
+
+
+class _NotReported:
+    """A warm with no poller beside it (`cachetop warm`): nothing to take out of anything."""
+
+    def sending(self) -> AbstractContextManager[Callable[[str, int], None]]:
+        return contextlib.nullcontext(lambda _command, _n: None)
+
+    def opened(self, n: int) -> None:
+        pass
+
+
+def _count_pipeline(pipe: Any, count: Callable[[str, int], None]) -> None:
+    for command, n in Counter(command_name(args) for args, _options in pipe.command_stack).items():
+        count(command, n)
+
+
 def _batches(items: Iterable[WarmItem], size: int) -> Iterator[list[WarmItem]]:
     batch: list[WarmItem] = []
     for item in items:
@@ -148,8 +176,10 @@ class RedisWarmer:
         cancel: threading.Event | None = None,
         progress: Callable[[WarmResult], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        own: OwnReport | None = None,
     ) -> None:
         self.inst = inst
+        self.own: OwnReport = own or _NotReported()
         self.warmer = warmer
         self.timeout = timeout
         self.cancel = cancel or threading.Event()
@@ -165,14 +195,29 @@ class RedisWarmer:
 
     def run(self, *, dry_run: bool) -> WarmResult:
         result = WarmResult(dry_run=dry_run, total=getattr(self.warmer, "total", None))
-        nodes = discover_nodes(self.inst, self.timeout, CLIENT_NAME)
+        hello = handshake(self.inst)
+        with self.own.sending() as count:
+            for command, n in {**hello, "info": 1}.items():
+                count(command, n)
+            nodes = discover_nodes(self.inst, self.timeout, CLIENT_NAME)
+            if nodes[0].slots:
+                count("cluster|nodes", 1)
         if nodes[0].slots:
             raise ActionError(
                 f"{self.inst.target.redacted_url} is a cluster: warming supports a single instance "
                 "for now (point it at a standalone Redis/Valkey)"
             )
         start = self.clock()
-        client = connect(self.inst, self.timeout, CLIENT_NAME)
+        with self.own.sending() as count:
+            for command, n in hello.items():
+                count(command, n)
+            client = connect(self.inst, self.timeout, CLIENT_NAME)
+            self.own.opened(1)
+        # One connection for the whole run: redis-py's pipelines take a connection from the pool,
+        # not the client's single one, and would open a second (one more handshake, one more
+        # client). Handed to the pool, the connected one serves every pipeline and command.
+        client.connection_pool.release(client.connection)
+        client.connection = None
         try:
             for batch in _batches(self.warmer.plan(), self.batch):
                 if self.cancel.is_set():
@@ -188,6 +233,7 @@ class RedisWarmer:
             result.error = f"strategy {name}: {type(exc).__name__}: {clip_message(str(exc), 160)}"
         finally:
             client.close()
+            self.own.opened(-1)
             result.elapsed_s = self.clock() - start
         return result
 
@@ -201,7 +247,9 @@ class RedisWarmer:
             if not result.dry_run:
                 pipe.set(LOCK_PREFIX + item.key, self.token, nx=True, px=self.lock_ms)
             pipe.execute_command("MEMORY", "USAGE", item.key, "SAMPLES", "0")
-        replies = pipe.execute()
+        with self.own.sending() as count:
+            _count_pipeline(pipe, count)
+            replies = pipe.execute()
         if result.dry_run:
             result.present += sum(1 for size in replies if size is not None)
             return
@@ -229,12 +277,15 @@ class RedisWarmer:
                 pipe.set(item.key, value, px=px, nx=not self.overwrite)
             if owned:
                 pipe.delete(*owned)
-            replies = pipe.execute()
+            with self.own.sending() as count:
+                _count_pipeline(pipe, count)
+                replies = pipe.execute()
             owned = []  # released with the writes
             result.written += sum(1 for r in replies[: len(writes)] if r)
         finally:
             if owned:  # the batch ended early (an error, a second Ctrl-C): drop its locks anyway
-                with contextlib.suppress(redis.RedisError):  # the connection is gone: PX cleans up
+                with contextlib.suppress(redis.RedisError), self.own.sending() as count:
+                    count("del", 1)  # (the connection is gone: PX cleans up)
                     client.delete(*owned)
 
     def _usable(self, item: object, result: WarmResult) -> bool:

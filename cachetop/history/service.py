@@ -7,7 +7,8 @@
 
 Uses only what cachetop already collects: the hot-key collectors' finished one-second slots
 and the snapshots' running totals. No connection, command or scan of its own (a scheduled
-warm is an action, with its own connection, like `cachetop warm`).
+warm is an action, with its own connection, like `cachetop warm`; what it sends is reported to
+the instance's poller as cachetop's own traffic: history/warm_own.py).
 
 Only the process holding `history.lock` writes; another (a dashboard beside the daemon) keeps
 no second history and reads the file instead (`writer` is False).
@@ -58,8 +59,11 @@ class HistoryService:
         *,
         clock: Callable[[], float] = time.time,
         on_notice: Callable[[str], None] | None = None,
+        backend_of: Callable[[str], object | None] = lambda _name: None,
     ) -> None:
         self.config = config
+        # The poller's backend of an instance: a scheduled warm reports what it sends there.
+        self.backend_of = backend_of
         self.settings = history_settings(config)
         self.warm = warm_settings(config)
         self.collectors = collectors
@@ -345,19 +349,26 @@ class HistoryService:
         if inst is None or inst.target.kind == "memcached":
             return
         from cachetop.history.warm_job import start_warm_task
+        from cachetop.history.warm_own import own_report
 
-        task = start_warm_task(self.config, inst, self.warm, self.settings, keys, target, self.warm_results)
+        own = own_report(self.backend_of(name), asyncio.get_running_loop())
+        task = start_warm_task(
+            self.config, inst, self.warm, self.settings, keys, target, self.warm_results, own
+        )
         self._warming.add(task)
         task.add_done_callback(self._warming.discard)
 
 
 def start_history(
-    config: Any, collectors: Mapping[str, SlotSource], on_notice: Callable[[str], None]
+    config: Any,
+    collectors: Mapping[str, SlotSource],
+    on_notice: Callable[[str], None],
+    backend_of: Callable[[str], object | None] = lambda _name: None,
 ) -> HistoryService | None:
     """The history a live dashboard or daemon keeps, or None when `[history] enabled = false`."""
     if not history_settings(config).enabled:
         return None
-    service = HistoryService(config, collectors, on_notice=on_notice)
+    service = HistoryService(config, collectors, on_notice=on_notice, backend_of=backend_of)
     try:
         service.start()
     except Exception as exc:  # an unwritable state dir: watch without history, and say so

@@ -13,7 +13,7 @@ from typing import Any
 
 from cachetop.actions.audit import AuditError, AuditLog, ReadOnlyError, check_writable
 from cachetop.actions.redis_nodes import ActionError
-from cachetop.actions.warm import RedisWarmer, WarmResult, warm_summary
+from cachetop.actions.warm import OwnReport, RedisWarmer, WarmResult, warm_summary
 from cachetop.engine.config import InstanceConfig
 from cachetop.history.config import HistorySettings, WarmAheadSettings
 from cachetop.history.warm_ahead import PredictedWarmer, default_ttl, make_loader
@@ -30,6 +30,7 @@ def run_scheduled_warm(
     settings: HistorySettings,
     keys: list[bytes],
     target: int,
+    own: OwnReport | None = None,
 ) -> WarmResult | None:
     audit = AuditLog(config.settings.state_dir, source="daemon")
     what = {
@@ -54,6 +55,7 @@ def run_scheduled_warm(
         PredictedWarmer(keys, loader, default_ttl(settings, None)),
         timeout=max(config.timeout_of(inst), 2.0),
         rate=warm.rate,
+        own=own,
     )
     try:
         result = runner.run(dry_run=False)
@@ -81,12 +83,14 @@ def start_warm_task(
     keys: list[bytes],
     target: int,
     results: list[tuple[str, int, Any]],
+    own: OwnReport | None = None,
 ) -> asyncio.Task[None]:
     """The daemon's warm-ahead as a task: the blocking warm runs in a thread; its result is kept
-    in `results` (the last 50)."""
+    in `results` (the last 50). `own`: where it reports what it sends, when a poller watches the
+    instance (history/warm_own.py), so the warm does not show as the users' traffic."""
 
     async def job() -> None:
-        result = await asyncio.to_thread(run_scheduled_warm, config, inst, warm, settings, keys, target)
+        result = await asyncio.to_thread(run_scheduled_warm, config, inst, warm, settings, keys, target, own)
         if result is not None:
             results.append((inst.name, target, result))
             del results[:-50]
