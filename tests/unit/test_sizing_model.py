@@ -143,3 +143,24 @@ def test_a_read_while_its_fill_is_in_flight_misses_too() -> None:
         True,
         True,
     ]
+
+
+def test_watch_lines_keep_reads_and_leave_out_a_stores_own_lookup() -> None:
+    from cachetop.analysis.sizing.watch_trace import WatchTraceParser
+
+    trace = SampledTrace(1.0)
+    parser = WatchTraceParser(trace, SpatialFilter(1.0))
+    lines = (
+        b"ts=1.0 gid=1 type=item_get key=foo status=not_found clsid=0 cfd=25 size=0\n"  # the client's GET
+        b"ts=1.1 gid=2 type=item_get key=foo status=not_found clsid=0 cfd=25 size=0\n"  # the SET's lookup
+        b"ts=1.2 gid=3 type=item_store key=foo status=stored cmd=set ttl=0 clsid=1 cfd=25 size=3\n"
+        b"ts=1.3 gid=4 type=item_get key=a%20b status=found clsid=1 cfd=26 size=3\n"
+        b"skipped=7\n"
+        b"ts=1.4 gid=5 type=item_get key=foo status=fo"  # a partial line, kept for the next chunk
+    )
+    rest = parser.feed(lines)
+    assert rest.startswith(b"ts=1.4")
+    parser.flush()
+    assert (trace.reads_total, trace.writes_total, parser.lines, parser.skipped) == (2, 1, 4, 7)
+    assert [trace.some_keys(5)[i - 1] for i in trace.ids] == [b"foo", b"a b"]
+    assert list(trace.times) == [1.0, 1.3]

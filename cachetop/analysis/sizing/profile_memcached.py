@@ -1,4 +1,5 @@
-"""A time-bounded profiling run over memcached `watch fetchers mutations` (hotkeys/memcached_watch.py).
+"""A time-bounded profiling run over memcached `watch fetchers mutations` (as hotkeys/memcached_watch.py
+does, with the faster ordered parser of watch_trace.py; the connection is closed in `finally`).
 
 Every get with its hit or miss arrives in order; a store's own lookup is not a read (watch_parser).
 The server never slows down for a watcher: it drops lines instead (`skipped=N`, and worker-thread
@@ -11,7 +12,6 @@ memory model (memory.py) and the cache size (limit_maxbytes).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 
 from cachetop.analysis.sizing.profile_redis import Progress
 from cachetop.analysis.sizing.shards import SampledTrace, SpatialFilter
+from cachetop.analysis.sizing.watch_trace import WatchTraceParser
 from cachetop.engine.config import InstanceConfig
-from cachetop.hotkeys.conn import close_stream, open_stream
-from cachetop.hotkeys.memcached_watch import WatchSampler
-from cachetop.hotkeys.monitor_parser import READ
-from cachetop.hotkeys.watch_parser import WatchResult
-from cachetop.util.aio import cancel_and_wait
+from cachetop.hotkeys.conn import HotKeysError, close_stream, open_stream
+from cachetop.hotkeys.linecap import LineCap
+from cachetop.hotkeys.memcached_watch import CHUNK, MAX_LINE
 
 _STAT = re.compile(rb"STAT (\w+) (\d+)")
 
@@ -73,49 +72,49 @@ async def profile_memcached(
     cancel: asyncio.Event | None = None,
 ) -> MemcachedProfile:
     trace = SampledTrace(rate)
-    keep = SpatialFilter(rate, seed)
+    parser = WatchTraceParser(trace, SpatialFilter(rate, seed))
     profile = MemcachedProfile(trace)
-    started = time.monotonic()
-
-    def sink(out: WatchResult, covered: float, now: float) -> None:
-        for key, _cfd, kind, _miss in out.accesses:
-            if kind == READ:
-                trace.reads_total += 1
-                if keep.keep(key):
-                    trace.add_read(key, now)
-            else:
-                trace.writes_total += 1
-        if progress is not None:
-            progress(
-                Progress(
-                    now - started,
-                    duration,
-                    sampler.stats.lines,
-                    len(trace.ids),
-                    trace.keys,
-                    0,
-                    sampler.stats.connected,
-                )
-            )
-
-    sampler = WatchSampler(inst, sink, on_s=duration, off_s=3600.0, timeout=timeout)
     profile.stats_before = await memcached_stats(inst, timeout)
-    task = asyncio.create_task(sampler.run())
+    started = time.monotonic()
+    reader, writer = await open_stream(inst, timeout)
     try:
-        while not task.done():
+        writer.write(b"watch fetchers mutations\r\n")
+        ok = await asyncio.wait_for(reader.readline(), timeout)
+        if ok.strip() != b"OK":
+            raise HotKeysError(f"watch refused: {ok[:200].decode(errors='replace').strip()}")
+        pending = b""
+        cap = LineCap(MAX_LINE)
+        while (left := started + duration - time.monotonic()) > 0:
             if cancel is not None and cancel.is_set():
                 profile.stopped = "cancelled"
                 break
-            if sampler.phase == "waiting" or time.monotonic() - started > duration + timeout:
-                break
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.25):
-                    await asyncio.shield(task)
+            try:
+                data = await asyncio.wait_for(reader.read(CHUNK), min(left, 0.25))
+            except TimeoutError:
+                data = b""
+            if not data and reader.at_eof():
+                raise HotKeysError("the server closed the watch connection")
+            data = cap.skip(data)
+            if data:
+                pending = parser.feed(pending + data if pending else data)
+                if cap.cut_if_long(pending) is not None:
+                    pending = b""  # not a watch line: a watch line is under 400 bytes
+            if progress is not None:
+                progress(
+                    Progress(
+                        time.monotonic() - started,
+                        duration,
+                        parser.lines,
+                        len(trace.ids),
+                        trace.keys,
+                        0,
+                        True,
+                    )
+                )
     finally:
-        await cancel_and_wait([task])
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
+        await close_stream(writer)
+    parser.flush()
     profile.stats_after = await memcached_stats(inst, timeout)
-    profile.lines = sampler.stats.lines
-    profile.dropped = sampler.stats.skipped + max(0, profile.delta("log_worker_dropped"))
+    profile.lines = parser.lines
+    profile.dropped = parser.skipped + max(0, profile.delta("log_worker_dropped"))
     return profile
