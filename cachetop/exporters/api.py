@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cachetop.exporters.api_json import snapshot_json
+from cachetop.exporters.api_json import snapshot_document
 from cachetop.model import Snapshot
 
 log = logging.getLogger("cachetop.api")
@@ -43,6 +43,7 @@ QUEUE_FRAMES = 8  # per viewer; a viewer further behind loses its oldest frames
 RING_FRAMES = 600  # kept for viewers catching up (?since=); 10 minutes at 1 s
 RING_BYTES = 64 * 1024 * 1024  # ...and at most this much of them (a large fleet's frames are MBs)
 KEEPALIVE_S = 15.0
+KEEP_BUILDING_S = RING_FRAMES * 1.0  # after the last request (see ApiServer.wanted_until)
 WRITE_TIMEOUT_S = 30.0  # a viewer that takes nothing this long is dropped
 MAX_STREAMS = 256
 MAX_BODY_BYTES = 64 * 1024
@@ -89,17 +90,27 @@ class ApiServer:
         self.loop: asyncio.AbstractEventLoop | None = None  # the exporter's, set by it
         self.seq = 0
         self.latest: bytes | None = None
+        self.latest_seq = 0
         self.latest_doc: dict[str, Any] | None = None
         self.ring: collections.deque[tuple[float, bytes]] = collections.deque(maxlen=RING_FRAMES)
         self.ring_bytes = 0
         self.viewers: set[_Viewer] = set()
         self.started = time.time()
         self._rules_json: list[dict[str, Any]] | None = None
+        self._views: dict[str, tuple[Any, Any]] = {}  # per instance: the hot-key view last encoded
+        # Documents are built while someone is attached, and KEEP_BUILDING_S after the last
+        # request (so a viewer that comes back catches up): a daemon nobody watches pays nothing.
+        self.wanted_until = 0.0  # time.monotonic()
+        self.idle_skips = 0
+        self._built: asyncio.Event | None = None  # set by _publish; in the exporter's loop
 
     # --- from the Monitor's loop ---------------------------------------------------------------
 
     def on_snapshot(self, snap: Snapshot) -> None:
         self.seq += 1
+        if not self.viewers and time.monotonic() > self.wanted_until:
+            self.idle_skips += 1  # nobody attached for a while: no document is built
+            return
         alerts = None
         if self.alerts is not None:
             try:
@@ -114,8 +125,9 @@ class ApiServer:
             "read_only": bool(getattr(self.actions, "read_only", True)),
             "recording": self.recording is not None,
         }
-        doc = snapshot_json(snap, seq=self.seq, interval=self.interval(), daemon=daemon, alerts=alerts)
-        data = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+        doc, data = snapshot_document(
+            snap, seq=self.seq, interval=self.interval(), daemon=daemon, alerts=alerts, views=self._views
+        )
         frame = b"id: %d\nevent: snapshot\ndata: %s\n\n" % (self.seq, data)
         if self.loop is None or not self.loop.is_running():  # not served (yet, or any more): keep it
             self._publish(doc, data, frame, snap.time)
@@ -138,6 +150,9 @@ class ApiServer:
 
     def _publish(self, doc: dict[str, Any], data: bytes, frame: bytes, when: float) -> None:
         self.latest, self.latest_doc = data, doc
+        self.latest_seq = int(doc["seq"])
+        if self._built is not None:
+            self._built.set()
         if len(self.ring) == RING_FRAMES:
             self.ring_bytes -= len(self.ring[0][1])
         self.ring.append((when, frame))
@@ -163,7 +178,11 @@ class ApiServer:
             log.warning("api: refused a request from %s: wrong token", req.peer)
             await _send(writer, 401, {"error": "wrong token: the daemon refused it (401)"})
             return
+        self.wanted_until = time.monotonic() + KEEP_BUILDING_S
         route = req.path[len(PREFIX) :] if req.path.startswith(PREFIX) else None
+        if route in ("snapshot", "hotkeys", "alerts") and not await self._current():
+            await _send(writer, 503, {"error": "no snapshot yet: the first poll is under way"})
+            return
         if req.method == "POST" and route is not None and route.startswith("actions/"):
             await self._action(route[len("actions/") :], req, reader, writer)
         elif req.method != "GET":
@@ -184,10 +203,20 @@ class ApiServer:
             paths = "snapshot, stream, hotkeys, alerts, recording, actions/evict"
             await _send(writer, 404, {"error": f"no such path; under /api/v1/: {paths}"})
 
+    async def _current(self) -> bool:
+        """Waits (at most about an interval) until the latest snapshot's document is built: after
+        an idle spell the daemon builds none until asked. False when none came."""
+        if self.latest_seq == self.seq and self.latest is not None:
+            return True
+        if self._built is None:
+            self._built = asyncio.Event()
+        self._built.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._built.wait(), 2 * self.interval() + 2.0)
+        return self.latest is not None
+
     async def _snapshot(self, writer: asyncio.StreamWriter) -> None:
-        if self.latest is None:
-            await _send(writer, 503, {"error": "no snapshot yet: the first poll is under way"})
-            return
+        assert self.latest is not None  # handle() waited for it
         await _write(writer, _head(200, "application/json", len(self.latest)) + self.latest)
 
     async def _hotkeys(self, writer: asyncio.StreamWriter) -> None:
@@ -212,8 +241,8 @@ class ApiServer:
         except ValueError:
             since = float("inf")
         backlog = [frame for when, frame in self.ring if when > since]
-        if not backlog and self.ring:
-            backlog = [self.ring[-1][1]]  # the latest at once: the screen need not wait an interval
+        if not backlog and self.ring and self.latest_seq == self.seq:
+            backlog = [self.ring[-1][1]]  # the latest at once (unless old: idle, none was built)
         viewer.frames = collections.deque(backlog[-RING_FRAMES:], maxlen=max(QUEUE_FRAMES, len(backlog)))
         head = (
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"

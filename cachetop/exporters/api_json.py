@@ -19,13 +19,14 @@ import base64
 import dataclasses
 import enum
 import functools
+import json
 import math
 import types
 import typing
 from typing import Any, TypeVar, Union
 
 from cachetop.model import CommandStat, InstanceMetrics, Snapshot, Status, instance_to_json
-from cachetop.util.redact import scrub_json
+from cachetop.util.redact import json_has_secret, scrub_json
 
 T = TypeVar("T")
 
@@ -93,7 +94,7 @@ def _number(value: float | int | None) -> float | int | None:
     return value
 
 
-def instance_json(inst: InstanceMetrics) -> dict[str, Any]:
+def instance_json(inst: InstanceMetrics, views: dict[str, tuple[Any, Any]] | None = None) -> dict[str, Any]:
     """One element of "instances": the snapshot --json fields and what a dashboard needs more."""
     out = instance_to_json(inst)
     out["stale"] = inst.stale
@@ -107,7 +108,13 @@ def instance_json(inst: InstanceMetrics) -> dict[str, Any]:
     out["last_poll"] = inst.last_poll
     view = inst.extras.get("hotkeys") if inst.extras else None
     if view is not None and dataclasses.is_dataclass(view):
-        out["hotkeys_view"] = encode(view)
+        # A collector refreshes its view on its own cadence: the same object is encoded once.
+        cached = views.get(inst.name) if views is not None else None
+        if cached is None or cached[0] is not view:
+            cached = (view, encode(view))
+            if views is not None:
+                views[inst.name] = cached
+        out["hotkeys_view"] = cached[1]
     return out
 
 
@@ -115,13 +122,34 @@ def snapshot_json(
     snap: Snapshot, *, seq: int, interval: float, daemon: dict[str, Any], alerts: Any = None
 ) -> dict[str, Any]:
     """The document /api/v1/snapshot answers and each /api/v1/stream event carries."""
-    doc = snap.to_json()
-    doc["instances"] = [instance_json(i) for i in snap.instances]
-    doc["seq"] = seq
-    doc["interval"] = interval
-    doc["daemon"] = daemon
-    doc["alerts"] = None if alerts is None else encode(alerts)
-    return scrub_json(doc)
+    return snapshot_document(snap, seq=seq, interval=interval, daemon=daemon, alerts=alerts)[0]
+
+
+def snapshot_document(
+    snap: Snapshot,
+    *,
+    seq: int,
+    interval: float,
+    daemon: dict[str, Any],
+    alerts: Any = None,
+    views: dict[str, tuple[Any, Any]] | None = None,
+) -> tuple[dict[str, Any], bytes]:
+    """snapshot_json's document and its compact JSON bytes, built once. Secrets are looked for
+    in the text (fast) and only a document that holds one is scrubbed string by string."""
+    doc: dict[str, Any] = {
+        "time": round(snap.time, 3),
+        "window_s": round(snap.window_s, 3),
+        "instances": [instance_json(i, views) for i in snap.instances],
+        "seq": seq,
+        "interval": interval,
+        "daemon": daemon,
+        "alerts": None if alerts is None else encode(alerts),
+    }
+    text = json.dumps(doc, separators=(",", ":"), allow_nan=False)
+    if json_has_secret(text):
+        doc = scrub_json(doc)  # type: ignore[assignment]
+        text = json.dumps(doc, separators=(",", ":"), allow_nan=False)
+    return doc, text.encode()
 
 
 def instance_from_json(data: dict[str, Any], hotkeys_type: type | None = None) -> InstanceMetrics:

@@ -3,6 +3,7 @@ anything printed or logged can be scrubbed of them. The first line is never form
 
 from __future__ import annotations
 
+import json
 import threading
 
 from cachetop.util.log_rewrite import RewritingFilter
@@ -26,6 +27,14 @@ def scrub(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+def json_has_secret(text: str) -> bool:
+    """Whether JSON text (json.dumps' default escaping) holds a registered secret, as written or as
+    JSON escapes it: a cheap check that spares scrubbing a large document string by string."""
+    with _lock:
+        secrets = list(_secrets)
+    return any(s in text or json.dumps(s)[1:-1] in text for s in secrets)
 
 
 class ScrubFilter(RewritingFilter):

@@ -97,6 +97,7 @@ def test_the_catch_up_ring_is_bounded_in_frames_and_bytes(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(api, "RING_BYTES", 10_000)
     server = api.ApiServer("t" * 16)
+    server.wanted_until = float("inf")  # as if a viewer had asked
     inst = InstanceMetrics("c1", "redis", "a", Status.UP, "x" * 1000, {})
     for n in range(50):
         server.on_snapshot(Snapshot(float(n), 1.0, (inst,)))
