@@ -210,6 +210,7 @@ class LiveSources:
         self._own.pop(poller.inst.name, None)
         self._masters.pop(poller.inst.name, None)
         self._figures.pop(poller.inst.name, None)
+        self._moving.pop(poller.inst.name, None)  # a move still under way keeps its own reference
         await self._stop_collector(poller)
 
     async def _stop_collector(self, poller: Poller) -> None:
