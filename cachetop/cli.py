@@ -57,6 +57,7 @@ examples:
   cachetop hotkeys --duration 10 redis://127.0.0.1:6379
   cachetop daemon -c cachetop.toml --metrics-port 9150
   cachetop --source prometheus://prom:9090   the fleet many daemons export, read from Prometheus
+  CACHETOP_TOKEN=… cachetop --attach http://127.0.0.1:9150   a daemon's view, no polling (docs/api.md)
 
 exit status: 0 ok, 1 an instance did not answer (snapshot), 2 usage or config error.
 """
