@@ -25,7 +25,6 @@ on stderr and writes it as comments in the file), never dropped silently.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +40,7 @@ GROUP = "cachetop"
 JOIN = "on(cache_instance, job, instance)"
 DAEMON_DOWN = "cachetop_daemon_down"
 DAEMON_DOWN_FOR_S = 60.0
+RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
 STATUS_VALUES = tuple(s.value for s in Status if s is not Status.UNKNOWN)
 
 
@@ -80,9 +80,15 @@ def glob_regex(pattern: str) -> str:
                 out.append("[" + body.replace("\\", "\\\\") + "]")
                 i = end
         else:
-            out.append(re.escape(c))
+            out.append(re2_escape(c))
         i += 1
     return "".join(out)
+
+
+def re2_escape(text: str) -> str:
+    """Backslashes before RE2's metacharacters only (Python's re.escape also escapes a space,
+    which RE2, Prometheus's regex engine, refuses)."""
+    return "".join("\\" + c if c in RE2_SPECIAL else c for c in text)
 
 
 def _quote(text: str) -> str:
@@ -101,7 +107,7 @@ def selected(rule: Rule, metric: str, matchers: str = "") -> str:
         inner = ", ".join(x for x in (matchers, f"cache_instance=~{_quote('|'.join(names))}") if x)
         parts.append(f"{metric}{{{inner}}}")
     if tags:
-        tag_re = "(.*,)?(" + "|".join(re.escape(t) for t in tags) + ")(,.*)?"
+        tag_re = "(.*,)?(" + "|".join(re2_escape(t) for t in tags) + ")(,.*)?"
         parts.append(f"({plain} and {JOIN} {PREFIX}instance_info{{tags=~{_quote(tag_re)}}})")
     return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
 

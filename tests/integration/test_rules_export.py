@@ -85,6 +85,9 @@ def test_every_preset_and_example_rule_passes_promtool_check(
 ) -> None:
     examples = example_rules()
     assert {r["name"] for r in examples} >= {"low-hit-ratio", "cache stampede", "expiry-cliff"}
+    # Names with what a regex engine may choke on (RE2 refuses an escaped space).
+    examples.append({"name": "odd names", "metric": "hit_ratio", "op": "<", "threshold": 50,
+                     "instances": ["eu cache #1 ~*", "tag:team a+b"]})  # fmt: skip
     config = tmp_path / "cachetop.toml"
     config.write_text(config_text(preset, examples, tmp_path / "state"))
     config.chmod(0o600)
