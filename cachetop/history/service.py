@@ -40,6 +40,7 @@ log = logging.getLogger("cachetop.history")
 PREDICTED_TOPS = ("combined", "seasonal", "sequence", "naive")
 LOCK_RETRY_S = 30.0
 STOP_WAIT_S = 10.0  # at stop, how long the history file's last writes may take
+CLOSE_WAIT_S = 1.0  # then how long stop waits for the worker to close it (it goes on after that)
 STREAM_SOURCES = ("monitor", "watch")  # sources whose events history counts slot by slot
 
 
@@ -129,11 +130,21 @@ class HistoryService:
         self._stopping = True
         await cancel_and_wait(list(self._warming))
         await asyncio.to_thread(self.flush, STOP_WAIT_S)
-        self._io.shutdown(wait=False, cancel_futures=True)
-        if self.store is not None:
-            self.store.close()
-        if self._lock is not None:
-            self._lock.close()
+        # The file and the lock are closed on the worker, after what it is writing now (a
+        # flush that timed out leaves it inside a transaction); what has not started is dropped.
+        for future in list(self._pending):
+            future.cancel()
+        store, lock = self.store, self._lock
+
+        def close() -> None:
+            if store is not None:
+                store.close()
+            if lock is not None:  # released last: no other process writes while this one does
+                lock.close()
+
+        closed = self._io.submit(close)
+        self._io.shutdown(wait=False)
+        await asyncio.to_thread(wait, [closed], CLOSE_WAIT_S)
 
     def flush(self, timeout: float = STOP_WAIT_S) -> None:
         """Waits until what was handed to the worker (closed buckets, predictions) is done."""
