@@ -201,6 +201,11 @@ class AttachSource(SourceBase):
         self.seq = int(doc.get("seq", 0))
         self._interval = float(doc.get("interval") or self._interval)
         self.daemon = dict(doc.get("daemon") or {})
+        can = (
+            bool(self._action_token) and bool(self.daemon.get("actions")) and not self.daemon.get("read_only")
+        )
+        if can != self.capabilities.act:  # the daemon has actions off, or runs --read-only
+            self.capabilities = SourceCapabilities(act=can)
         rules = self.daemon.get("rules") or []
         if rules != self._rules_json:
             from cachetop.alerts.rules import Rule
@@ -222,7 +227,19 @@ class AttachSource(SourceBase):
 
     @property
     def can_act(self) -> bool:
-        return bool(self._action_token)
+        return self.capabilities.act
+
+    @property
+    def read_only_reason(self) -> str:
+        if not self._action_token:
+            return (
+                "read-only: attached without an action token ($CACHETOP_ACTION_TOKEN or --action-token-file)"
+            )
+        if self.daemon and not self.daemon.get("actions"):
+            return "read-only: the daemon takes no actions (no [settings] action_token in its config)"
+        if self.daemon.get("read_only"):
+            return "read-only: the daemon runs with --read-only"
+        return ""
 
     async def evict_dry_run(self, instance: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self._action({"instance": instance, **body, "dry_run": True})

@@ -34,6 +34,10 @@ class RemoteActions(Protocol):
     def can_act(self) -> bool:
         """An action token is set (without one the viewer is read-only)."""
 
+    @property
+    def read_only_reason(self) -> str:
+        """Why it cannot act, for a person ("" when it can)."""
+
     async def evict_dry_run(self, instance: str, body: dict[str, Any]) -> dict[str, Any]:
         """body: {"keys": [base64...]} or {"pattern": ...} or {"prefix": ...}; returns the plan
         ({"plan", "matched", "examples", "summary"}) or raises RemoteActionError."""

@@ -25,6 +25,7 @@ from cachetop.exporters.prometheus import PrometheusExporter
 from cachetop.model import InstanceMetrics, Snapshot, Status
 from cachetop.servers import LocalServer
 from cachetop.sources.attach import AttachSource
+from cachetop.sources.link import RemoteActionError
 from tests.api_daemon import start_api_daemon
 from tests.conftest import until
 
@@ -163,13 +164,31 @@ def test_a_read_only_daemon_refuses_an_attached_evict_and_audits_the_refusal(
         headers = {"X-Cachetop-Action-Token": str(daemon.action_token)}
         status, doc = daemon.request("/api/v1/actions/evict", method="POST", body=body, headers=headers)
         assert status == 403 and "--read-only" in doc["error"]
+
+        async def attached() -> tuple[bool, str, str]:
+            source = AttachSource(daemon.url, daemon.token, action_token=daemon.action_token)
+            await source.start()
+            try:
+                await source.wait_snapshot(timeout=10)
+                try:
+                    await source.evict_dry_run("r", {"keys": body["keys"]})
+                    refused = ""
+                except RemoteActionError as exc:
+                    refused = str(exc)
+                return source.can_act, source.read_only_reason, refused
+            finally:
+                await source.stop()
+
+        can_act, reason, refused = asyncio.run(attached())
+        assert not can_act and reason == "read-only: the daemon runs with --read-only"
+        assert refused.startswith("refused: cachetop runs with --read-only")
     finally:
         daemon.stop()
     assert client.exists("cart:1") == 1
     audit = [
         json.loads(line) for line in (tmp_path / "daemon-state" / "audit.jsonl").read_text().splitlines()
     ]
-    assert [(e["source"], e["outcome"]) for e in audit] == [("api", "refused")]
+    assert [(e["source"], e["outcome"]) for e in audit] == [("api", "refused")] * 2  # HTTP, then attached
 
 
 # --- streams, in process: known snapshots over real sockets --------------------------------------

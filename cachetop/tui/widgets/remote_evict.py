@@ -40,7 +40,11 @@ def request_body(request: EvictRequest) -> dict[str, Any]:
 
 def request_remote_evict(app: App[Any], source: RemoteActions, instance: str, request: EvictRequest) -> None:
     if not source.can_act or bool(getattr(app, "_read_only", False)):
-        text = READ_ONLY if not source.can_act else "refused: this dashboard runs with --read-only"
+        text = (
+            (source.read_only_reason or READ_ONLY)
+            if not source.can_act
+            else "refused: this dashboard runs with --read-only"
+        )
         app.notify(text, title="read-only", severity="error", markup=False, timeout=8)
         return
     app.run_worker(_dry_run(app, source, instance, request), group="evict", name="remote evict dry run")
