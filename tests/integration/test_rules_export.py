@@ -182,6 +182,8 @@ def test_promtool_fires_and_resolves_with_the_engine(recording: Recording, tmp_p
         frames = [f for (r, _), fs in firing.items() if r == rule.name for f in fs]
         assert frames and any(f + 1 not in frames for f in frames[:-1]), (rule.name, firing)
 
+    episodes = {k: sum(1 for f in fs if f - 1 not in fs) for k, fs in firing.items()}
+    print(f"{len(recording)} frames; firing episodes per (rule, instance): {episodes}")
     exported = export_rules(rules)
     for entry in exported.groups[0]["rules"]:
         entry.pop("annotations")  # promtool would compare them too; check rules covers them
