@@ -4,7 +4,7 @@
 bucket = "1h"          # one row of top keys, top prefixes and metrics per instance per bucket
 season = 24            # buckets per cycle (24 one-hour buckets: a day); "yesterday" is one season back
 retention = "35d"      # buckets older than this are dropped
-max_bytes = "64MiB"    # the SQLite file stays under this: the oldest buckets go first
+max_bytes = "64MiB"    # the SQLite file stays under this: the oldest buckets (and predictions) go first
 top = 200              # keys (and prefixes) kept per bucket
 enabled = true
 

@@ -194,7 +194,9 @@ class HistoryStore:
         self.prune()
 
     def prune(self) -> int:
-        """Drops buckets past retention, then the oldest until the file fits max_bytes."""
+        """Drops buckets and predictions past retention, then the oldest of either until the file
+        fits max_bytes (predictions count: a prediction for a bucket that never closed, or for
+        one ahead, is a row like any other). Returns the buckets dropped."""
         db = self._conn()
         assert db is not None
         dropped = 0
@@ -203,11 +205,15 @@ class HistoryStore:
             dropped += db.execute("DELETE FROM bucket WHERE (idx + 1) * bucket_s <= ?", (cutoff,)).rowcount
             db.execute("DELETE FROM prediction WHERE (idx + 1) * bucket_s <= ?", (cutoff,))
         while self.size_bytes() > self.settings.max_bytes:
-            rows = db.execute("SELECT COUNT(*) FROM bucket").fetchone()[0]
+            rows = db.execute(
+                "SELECT (SELECT COUNT(*) FROM bucket) + (SELECT COUNT(*) FROM prediction)"
+            ).fetchone()[0]
             if rows == 0:
                 break
-            oldest = db.execute(
-                "SELECT idx * bucket_s AS start FROM bucket ORDER BY start LIMIT 1 OFFSET ?",
+            oldest = db.execute(  # the oldest twentieth of the rows, buckets and predictions alike
+                "SELECT start FROM (SELECT idx * bucket_s AS start FROM bucket"
+                " UNION ALL SELECT idx * bucket_s AS start FROM prediction)"
+                " ORDER BY start LIMIT 1 OFFSET ?",
                 (max(0, rows // 20 - 1),),
             ).fetchone()[0]
             with _transaction(db):
@@ -230,6 +236,7 @@ class HistoryStore:
                 " VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
+        self.prune()
 
     def score_predictions(self, records: Sequence[BucketRecord], k: int) -> list[dict[str, float]]:
         """Scores the predictions made for these buckets against their real top keys (one

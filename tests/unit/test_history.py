@@ -28,6 +28,7 @@ from cachetop.metrics.topk import WindowedTopK
 from cachetop.model import InstanceMetrics, Snapshot, Status
 
 HOUR = 3600.0
+PREDICTORS = ("combined", "seasonal", "sequence", "naive")
 
 
 def record(instance: str, index: int, bucket_s: float = HOUR, keys: int = 200) -> BucketRecord:
@@ -68,7 +69,7 @@ def fast_dir(tmp_path: Path) -> Iterator[Path]:
 
 def test_a_month_of_buckets_stays_under_the_cap_oldest_dropped_first(fast_dir: Path) -> None:
     tmp_path = fast_dir
-    cap = 256 * 1024
+    cap = 384 * 1024  # a season of two instances with their predictions, and then some
     now = [1_800_000_000.0]
     settings = HistorySettings(bucket=2 * HOUR, season=12, max_bytes=cap)
     store = HistoryStore(tmp_path, settings, clock=lambda: now[0])
@@ -81,6 +82,11 @@ def test_a_month_of_buckets_stays_under_the_cap_oldest_dropped_first(fast_dir: P
             store.add(record(instance, index, settings.bucket))
             assert os.path.getsize(store.path) <= cap
             assert store.size_bytes() <= cap
+            # what the service stores next: the four predictors' top 100 for the coming bucket
+            ahead = [k for k, _ in record(instance, index + 1, settings.bucket, keys=100).keys]
+            store.put_predictions([(instance, settings.bucket, index + 1, dict.fromkeys(PREDICTORS, ahead))])
+            assert os.path.getsize(store.path) <= cap
+            assert store.size_bytes() <= cap
     last = first + month - 1
     for instance in ("cache-a", "cache-b"):
         kept = store.buckets(instance, settings.bucket)
@@ -89,7 +95,14 @@ def test_a_month_of_buckets_stays_under_the_cap_oldest_dropped_first(fast_dir: P
         assert len(kept) >= settings.season  # a day to compare with, at least
         assert kept[last].keys == record(instance, last, settings.bucket).keys
     per_bucket = cap / (2 * len(store.buckets("cache-a", settings.bucket)))
-    assert 1000 < per_bucket < 12_000  # ~200 keys per bucket: a few KB (docs/trends.md)
+    assert 1000 < per_bucket < 40_000  # ~200 keys and 4 x 100 predicted: a few KB each (docs/trends.md)
+    # Predictions went with their buckets, oldest first: those kept are for the buckets kept and
+    # the next one, with no hole.
+    assert store._conn() is not None
+    predicted = sorted({row[0] for row in store._conn().execute("SELECT idx FROM prediction")})
+    oldest_kept = min(store.buckets("cache-a", settings.bucket))
+    assert predicted == list(range(predicted[0], last + 2))
+    assert oldest_kept - 1 <= predicted[0] <= oldest_kept + 1
     store.close()
 
 
