@@ -144,7 +144,7 @@ class ClusterWatcher:
         self._known: dict[str, tuple[Status, str | None]] = {}
         # CLUSTER SLOT-STATS (Redis 8.2, Valkey 8.0): None until tried, False when the server lacks it.
         self.slot_stats_supported: bool | None = None
-        self.hot_slots: dict[str, list[dict[str, int]]] = {}  # node name -> its busiest slots
+        self.hot_slots: dict[str, list[dict[str, int]]] = {}  # node name -> its slots with the most keys
 
     # --- naming -----------------------------------------------------------------------------------
 
@@ -277,7 +277,9 @@ class ClusterWatcher:
                 self._known = {p.inst.name: (p.status, p.role) for p in self.pollers()}
 
     async def read_hot_slots(self, limit: int = HOT_SLOTS) -> None:
-        """Reads each master's busiest slots, for its row's extras["hot_slots"], where the server can."""
+        """Reads each master's slots with the most keys (CLUSTER SLOT-STATS ORDERBY key-count), for its
+        row's extras["hot_slots"], where the server can. The most keys, not the most traffic: ordering
+        by cpu-usec or network-bytes-in needs cluster-slot-stats-enabled, off by default."""
         if self.slot_stats_supported is False:
             return
         for poller in self.pollers():
