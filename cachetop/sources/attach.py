@@ -85,6 +85,7 @@ class AttachSource(SourceBase):
         self._problem: str | None = None
         self._last_data: float | None = None
         self.seq = 0
+        self._logged = ""  # the last reason logged: a retry for the same reason is not logged again
         self._arrived = 0.0  # loop time of the last snapshot received (a clock of this machine)
         self.connected = asyncio.Event()
         self.reconnects = 0
@@ -144,7 +145,9 @@ class AttachSource(SourceBase):
             self.connected.clear()
             wait = delay * random.uniform(0.8, 1.2)
             self._problem = f"{reason} · retrying every {max(wait, 0.1):.1f}s"
-            log.warning("attach: %s", self._problem)
+            if reason != self._logged:  # once per reason, not once per retry
+                self._logged = reason
+                log.warning("attach: %s (retrying with backoff)", reason)
             await asyncio.sleep(wait)
             self.reconnects += 1
             if delay < AUTH_RETRY_S:
@@ -160,6 +163,8 @@ class AttachSource(SourceBase):
             if resp.status != 200:
                 raise HttpError(await _refusal(resp), resp.status)
             self.connected.set()
+            log.info("attach: receiving snapshots from %s", self.where)
+            self._logged = ""
             self._arrived = asyncio.get_running_loop().time()
             await self._events(resp)
         finally:
