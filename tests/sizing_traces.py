@@ -31,6 +31,44 @@ def sampled(
     trace.before = array("q", where.tolist())
     trace.reads_total = len(ids)
     trace._id_of = {b"key:%d" % k: int(k) + 1 for k in np.nonzero(kept_key)[0]}
+    counts = np.bincount(ids, minlength=keys)
+    counts = counts[counts > 0]
+    classes = np.floor(np.log2(counts)).astype(np.int64) + 1  # shards.read_bin
+    trace.all_reads = None
+    trace.bins = {int(b): int(counts[classes == b].sum()) for b in np.unique(classes)}
     if len(where):
         trace.first_time, trace.last_time = float(trace.times[0]), float(trace.times[-1])
     return trace
+
+
+def exact_hit_ratios(
+    ids: np.ndarray, capacities: list[int], policy: str = "LRU", warm_share: float = 0.5
+) -> list[float]:
+    """libCacheSim in C over the whole trace (no sampling): hit ratio (%) after the first
+    warm_share of the reads, at each capacity in objects, straight from process_trace."""
+    import os
+    import tempfile
+
+    import libcachesim as lcs
+
+    rows = np.zeros(len(ids), dtype=[("t", "<u4"), ("id", "<u8"), ("sz", "<u4"), ("nx", "<i8")])
+    rows["t"] = np.arange(len(ids)) // 50_000
+    rows["id"] = ids + 1
+    rows["sz"] = 1
+    rows["nx"] = -1
+    fd, path = tempfile.mkstemp(suffix=".oracleGeneral")
+    os.close(fd)
+    try:
+        rows.tofile(path)
+        reader = lcs.TraceReader(path, lcs.TraceType.ORACLE_GENERAL_TRACE, lcs.ReaderInitParam())
+        warm = int(len(ids) * warm_share)
+        out = []
+        for cap in capacities:
+            cache = getattr(lcs, policy)(cache_size=cap)
+            cache.process_trace(reader, 0, warm)  # the state carries on into the next call
+            miss_ratio, _ = cache.process_trace(reader, warm, -1)
+            out.append(100.0 * (1.0 - miss_ratio))
+        del reader  # its close() and its destructor both free
+        return out
+    finally:
+        os.unlink(path)

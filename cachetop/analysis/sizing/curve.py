@@ -2,8 +2,9 @@
 
 Each point simulates the sampled trace at capacity objects_at(memory) x rate. The first WARM_SHARE
 of the trace only fills the simulated cache (the real one is warm); misses are counted after it and
-turned into a hit ratio with the exact number of reads the stream had from the same point on:
-hit ratio = 1 - misses / (reads from there x rate) (shards.py). A point whose simulated cache was
+turned into a hit ratio per frequency class of keys, weighed by the class's exact share of all
+reads (Strata); without those counts, hit ratio = 1 - misses / (reads from there x rate)
+(shards.py). A point whose simulated cache was
 not full when counting began is flagged `filled: false`: the trace was too short for a cache that
 large, its first accesses count as misses, and its hit ratio is a lower bound.
 
@@ -14,11 +15,12 @@ finds itself cached, and hit ratios above the current size read 10-15 points hig
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cachetop.analysis.sizing.memory import MemoryModel
-from cachetop.analysis.sizing.shards import SampledTrace
+from cachetop.analysis.sizing.shards import SampledTrace, read_bin
 from cachetop.analysis.sizing.simulate import POLICIES, sampled_misses
 
 FACTORS = (0.25, 0.35, 0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0)
@@ -107,10 +109,50 @@ class CurveRequest:
     extra_bytes: Sequence[int] = field(default_factory=tuple)  # more points (e.g. a size asked about)
 
 
+@dataclass(frozen=True)
+class Strata:
+    """Post-stratification by how often a key is read. The stream's reads per frequency class
+    are known exactly (every read is counted, kept or not); within a class the sample's miss
+    ratio stands for the class, and the classes are weighed by their share of all reads. Keys
+    read about equally often miss about equally often, so which keys the hash happened to keep
+    matters far less than with one ratio for all (bench/sizing.py: the error at a 1% sample falls
+    about threefold)."""
+
+    shares: dict[int, float]  # class -> share of all reads
+    bin_of: dict[int, int]  # kept key id -> class
+    counted: Counter[int]  # class -> kept reads after the warm-up
+
+    @staticmethod
+    def of(trace: SampledTrace, warm: int) -> Strata | None:
+        bins = trace.read_bins()
+        total = sum(bins.values()) if bins else 0
+        if not bins or total <= 0:
+            return None
+        bin_of = {kid: read_bin(n) for kid, n in Counter(trace.ids).items()}
+        counted = Counter(bin_of[kid] for kid in trace.ids[warm:])
+        return Strata({b: n / total for b, n in bins.items()}, bin_of, counted)
+
+    def miss_ratio(self, by_key: Counter[int]) -> float:
+        missed: Counter[int] = Counter()
+        for kid, n in by_key.items():
+            missed[self.bin_of[kid]] += n
+        known = {b: missed[b] / n for b, n in self.counted.items() if n}
+        if not known:
+            return 1.0
+        ratio = 0.0
+        for b, share in self.shares.items():
+            # A class the sample has no read of (the few hottest keys, often) takes the ratio of
+            # the nearest class it has: neighbouring classes miss alike.
+            near = b if b in known else min(known, key=lambda k: (abs(k - b), -k))
+            ratio += share * known[near]
+        return min(1.0, max(0.0, ratio))
+
+
 def build_curves(trace: SampledTrace, req: CurveRequest) -> list[Curve]:
     sizes = sorted({int(req.current_bytes * f) for f in req.factors} | {int(b) for b in req.extra_bytes})
     warm = int(len(trace.ids) * req.warm_share)
     expected = trace.reads_from(warm) * trace.rate
+    strata = Strata.of(trace, warm)
     objects = [req.memory.objects_at(b) for b in sizes]
     scaled = [o * trace.rate for o in objects]
     curves = []
@@ -127,8 +169,12 @@ def build_curves(trace: SampledTrace, req: CurveRequest) -> list[Curve]:
             seed=req.seed,
         )
         points = []
-        for b, o, (m, filled) in zip(sizes, objects, misses, strict=True):
-            hr = 100.0 * (1.0 - m / expected) if expected > 0 else 0.0
+        for b, o, sim in zip(sizes, objects, misses, strict=True):
+            if strata is not None:
+                hr = 100.0 * (1.0 - strata.miss_ratio(sim.by_key))
+            else:
+                hr = 100.0 * (1.0 - sim.misses / expected) if expected > 0 else 0.0
+            filled = sim.filled
             points.append(CurvePoint(b, min(100.0, max(0.0, hr)), o, filled))
         curves.append(Curve(policy, POLICIES[policy][1], tuple(points)))
     return curves

@@ -65,6 +65,9 @@ class SizingParser(MonitorParser):
                 out.keyed += n
             else:
                 slow.add(cmd)
+        reads = {c for c, kind in single.items() if kind == READ}
+        if reads:
+            trace.count_all([r[4] for r in rows if r[2] in reads])
         keep = self.filter.keep
         kept = {k for k in {r[4] for r in rows if r[2] in single} if keep(k)}
         if slow:  # rare (MGET, DEL, a CLIENT SETNAME): every line in order
@@ -106,6 +109,7 @@ class SizingParser(MonitorParser):
             out.keyed += 1
             if kind == READ:
                 self.trace.reads_total += 1
+                self.trace.count_all((raw,))
             else:
                 self.trace.writes_total += 1
             if self.filter.keep(raw):

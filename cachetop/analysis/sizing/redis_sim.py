@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import random
+from collections import Counter
 from collections.abc import Sequence
 
 POOL_SIZE = 16
@@ -165,8 +166,8 @@ def simulate_redis(
     seed: int = 0,
     warm: int = 0,
     refills: Sequence[int] | None = None,
-) -> list[tuple[int, bool]]:
-    """(misses after the first `warm` reads, whether the cache was full by then) for each
+) -> list[tuple[Counter[int], bool]]:
+    """(misses after the first `warm` reads by key, whether the cache was full by then) for each
     capacity (in objects), with Redis's sampled eviction."""
     out = []
     for capacity in capacities:
@@ -177,9 +178,10 @@ def simulate_redis(
         flags = refills if refills is not None and len(refills) == len(ids) else bytes(len(ids))
         for key, at, refill in zip(ids[:warm], times[:warm], flags[:warm], strict=True):
             access(key, at, refill)
-        before = cache.misses
         filled = len(cache.keys) >= 0.95 * cache.capacity
+        by_key: Counter[int] = Counter()
         for key, at, refill in zip(ids[warm:], times[warm:], flags[warm:], strict=True):
-            access(key, at, refill)
-        out.append((cache.misses - before, filled))
+            if not access(key, at, refill):
+                by_key[key] += 1
+        out.append((by_key, filled))
     return out

@@ -16,11 +16,23 @@ from __future__ import annotations
 
 import zlib
 from array import array
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 SPACE = 1 << 24
 # A miss's fill (the client's SET) is taken to be in flight for this long at most.
 FILL_S = 0.1
+# Reads are counted per key (for the stratified estimate, curve.py) up to this many distinct keys;
+# past it the count stops and curves use the plain estimate.
+MAX_COUNTED_KEYS = 4_000_000
+
+
+def read_bin(reads: int) -> int:
+    """A key's frequency class: keys read 1, 2-3, 4-7, 8-15... times fall in bins 1, 2, 3, 4..."""
+    return reads.bit_length()
+
+
 _FIB = 0x9E3779B1
 
 
@@ -71,6 +83,9 @@ class SampledTrace:
     writes_total: int = 0
     first_time: float | None = None
     last_time: float | None = None
+    # Reads of every key of the stream, kept or not (None: too many keys, or not counted).
+    all_reads: Counter[bytes] | None = field(default_factory=Counter)
+    bins: dict[int, int] | None = None  # reads per read_bin over all keys, when given directly
     _id_of: dict[bytes, int] = field(default_factory=dict)
     _size_of: dict[int, int] = field(default_factory=dict)
     _read_last: dict[int, float] = field(default_factory=dict)  # key -> time, when its last event was a read
@@ -84,6 +99,25 @@ class SampledTrace:
         if self.first_time is None or self.last_time is None:
             return 0.0
         return self.last_time - self.first_time
+
+    def count_all(self, keys: Iterable[bytes]) -> None:
+        """Counts reads of any keys (kept or not), for read_bins()."""
+        if self.all_reads is None:
+            return
+        self.all_reads.update(keys)
+        if len(self.all_reads) > MAX_COUNTED_KEYS:
+            self.all_reads = None
+
+    def read_bins(self) -> dict[int, int] | None:
+        """Reads per frequency class over every key of the stream; None when not known."""
+        if self.bins is not None:
+            return self.bins
+        if not self.all_reads:
+            return None
+        bins: Counter[int] = Counter()
+        for n in self.all_reads.values():
+            bins[read_bin(n)] += n
+        return dict(bins)
 
     def some_keys(self, n: int) -> list[bytes]:
         return [k for k, _ in zip(self._id_of, range(n), strict=False)]

@@ -54,6 +54,7 @@ def read_trace(
             elif sized != has_size:
                 raise TraceFileError(f"{path}:{number}: some lines have a SIZE and some do not")
             trace.reads_total += 1
+            trace.count_all((fields[0],))
             if keep.keep(fields[0]):
                 trace.add_read(fields[0], at, size if sized else 1)
             if max_lines is not None and trace.reads_total >= max_lines:

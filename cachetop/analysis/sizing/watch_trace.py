@@ -47,6 +47,9 @@ class WatchTraceParser:
         self.skipped += sum(int(r[4]) for r in rows if r[4])
         self.trace.reads_total += max(0, kinds[b"get"] - kinds[b"store"])
         self.trace.writes_total += kinds[b"store"]
+        self.trace.count_all([r[2] for r in rows if r[1] == b"get"])
+        if kinds[b"store"] and self.trace.all_reads is not None:  # a store's own lookup is no read
+            self.trace.all_reads.subtract([r[2] for r in rows if r[1] == b"store"])
         keep = self.filter.keep
         kept = {k for k in {r[2] for r in rows if r[1]} if keep(k)}
         if kept:
