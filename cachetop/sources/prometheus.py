@@ -72,6 +72,12 @@ class PrometheusSource(SourceBase):
         """Reads the fleet once (PromError, one line, when Prometheus cannot answer), then keeps
         reading every interval in a task."""
         self._first = await self.read()
+        if not self._first.instances:
+            narrowed = f" matching {self.url.match}" if self.url.match else ""
+            raise PromError(
+                f"Prometheus at {self.url.where} holds no cachetop_up series{narrowed}: does it scrape the"
+                " daemons' /metrics (cachetop daemon --metrics-port)?"
+            )
         self.latest = self._first
         self._task = asyncio.create_task(self._run(), name="prometheus-source")
 
@@ -150,9 +156,9 @@ class PrometheusSource(SourceBase):
                     log.warning("the charts' past: %s", exc)
             await self.deliver(first)
         while True:
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()  # after the wait: a refresh asked during a read is not lost
             await self.wait_running()
             try:
                 snap = await self.read()

@@ -29,6 +29,7 @@ from cachetop.model import METRICS, Status
 from cachetop.servers import LocalServer, free_port
 from cachetop.sources.prom_snapshot import LIVE_FACT
 from cachetop.sources.prometheus import PrometheusSource
+from cachetop.sources.promql import PromError
 from tests.conftest import until, wait_until
 from tests.prom_fixture import EXE, Processes, procs, prom_query, scrape_config  # noqa: F401 - fixture
 from tests.shard_daemons import ShardDaemon, fleet_entries, write_fleet
@@ -164,6 +165,9 @@ async def test_two_daemons_through_prometheus(
     assert snap.by_name("a/redis-00").counters["hits"] == 900  # type: ignore[union-attr]
     assert snap.by_name("b/valkey-03").counters["misses"] == 700  # type: ignore[union-attr]
 
+    # A match that selects nothing is said before the dashboard opens.
+    with pytest.raises(PromError, match='holds no cachetop_up series matching job="nope": does it scrape'):
+        await PrometheusSource(f'prometheus://127.0.0.1:{prom}?match=job="nope"').start()
     # ?match narrows the fleet to one daemon's instances.
     only_b = PrometheusSource(f'prometheus://127.0.0.1:{prom}?match=instance="127.0.0.1:{ports["b"]}"')
     assert {i.name for i in (await only_b.read()).instances} == {n for n, _ in fleet_b}
