@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from cachetop.analysis.hotkey_advice import Advice, KeyTraffic, advise
 from cachetop.analysis.node_balance import DEFAULT_TARGET_IMBALANCE, NodeBalance, NodeLoad, balance
+from cachetop.hotkeys.view import HotKeysView
 from cachetop.model import InstanceMetrics, Snapshot, Status
 from cachetop.util.safe_text import display_key
 
@@ -66,7 +66,7 @@ def _load(snap: Snapshot, inst: InstanceMetrics, cluster: str | None) -> NodeLoa
     return NodeLoad(inst.name, float(ops), None, None if cpu is None else float(cpu), replicas)
 
 
-def _keys(inst: InstanceMetrics, view: Any, cluster: bool) -> list[KeyTraffic]:
+def _keys(inst: InstanceMetrics, view: HotKeysView | None, cluster: bool) -> list[KeyTraffic]:
     if view is None or view.unit not in COUNTED_UNITS:
         return []
     from redis.crc import key_slot

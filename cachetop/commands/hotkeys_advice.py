@@ -25,6 +25,7 @@ from cachetop.engine.config import InstanceConfig
 from cachetop.hotkeys.collector import HotKeyCollector
 from cachetop.hotkeys.config import HotKeySettings
 from cachetop.hotkeys.conn import redis_client, redis_error_text
+from cachetop.hotkeys.sampler import HasPhase
 from cachetop.hotkeys.view import HotKeysView
 
 VALUE_SIZES = 3  # MEMORY USAGE for this many of each node's hottest keys
@@ -285,7 +286,9 @@ async def _streams_on(nodes: list[NodeRun], done: asyncio.Event) -> None:
         c = node.collector
         if c.status in ("error", "off"):
             return True
-        return c.sampler is not None and getattr(c.sampler, "phase", "sampling") != "starting"
+        if c.sampler is None:
+            return False
+        return not isinstance(c.sampler, HasPhase) or c.sampler.phase != "starting"
 
     while not done.is_set() and not all(on(n) for n in nodes):
         await asyncio.sleep(0.02)

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cachetop.commands.common import config_from_args
-    from cachetop.history.config import history_settings, warm_settings
+    from cachetop.history.config import history_settings, key_separators, warm_settings
     from cachetop.history.report import build_report, render_text
     from cachetop.history.store import HistoryStore
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         names = [args.instance]
     settings = history_settings(config)
     k = warm_settings(config).top  # the k the keeper of the history scores its predictions with
-    separators = getattr(config.sections.get("hotkeys"), "separators", ":")
+    separators = key_separators(config)
     store = HistoryStore(config.settings.state_dir, settings, writable=False)
     missing = 0
     reports = []

@@ -22,8 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cachetop.engine.config import Config
 from cachetop.engine.configfile import ConfigContext, KeyPath
-from cachetop.hotkeys.config import parse_size
+from cachetop.hotkeys.config import HotKeySettings, parse_size
 from cachetop.util.durations import format_seconds, parse_duration
 
 MIN_BUCKET_S, MAX_BUCKET_S = 0.5, 7 * 86400.0
@@ -131,17 +132,23 @@ def parse_warm_section(value: Any, ctx: ConfigContext) -> WarmAheadSettings:
     return s
 
 
-def history_settings(config: Any) -> HistorySettings:
+def history_settings(config: Config) -> HistorySettings:
     found = config.sections.get("history")
     return found if isinstance(found, HistorySettings) else HistorySettings()
 
 
-def warm_settings(config: Any) -> WarmAheadSettings:
+def warm_settings(config: Config) -> WarmAheadSettings:
     found = config.sections.get("warm")
     return found if isinstance(found, WarmAheadSettings) else WarmAheadSettings()
 
 
-def describe(config: Any) -> list[str]:
+def key_separators(config: Config) -> str:
+    """The prefix roll-up's separators ([hotkeys] separators), which history rolls keys up with."""
+    found = config.sections.get("hotkeys")
+    return (found if isinstance(found, HotKeySettings) else HotKeySettings()).separators
+
+
+def describe(config: Config) -> list[str]:
     """`cachetop config check` lines: what history keeps and what warming ahead does."""
     from cachetop.util.safe_text import display_key
 

@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cachetop.analysis.predict import Top
+from cachetop.engine.config import Config
+from cachetop.engine.source import Source
 from cachetop.history.bucket import BucketRecord, OpenBucket, bucket_index
-from cachetop.history.config import history_settings, warm_settings
+from cachetop.history.config import history_settings, key_separators, warm_settings
 from cachetop.history.store import HistoryLock, HistoryStore
 from cachetop.history.warm_ahead import plan_ahead
 from cachetop.hotkeys.view import HotKeysView
 from cachetop.metrics.topk import WindowedTopK
-from cachetop.model import Snapshot
+from cachetop.model import InstanceMetrics, Snapshot
 from cachetop.util.aio import cancel_and_wait
 from cachetop.util.safe_text import display_key
 
@@ -55,7 +57,7 @@ class SlotSource(Protocol):
 class HistoryService:
     def __init__(
         self,
-        config: Any,
+        config: Config,
         collectors: Mapping[str, SlotSource],
         *,
         clock: Callable[[], float] = time.time,
@@ -120,7 +122,7 @@ class HistoryService:
         else:
             self.on_notice("history: another cachetop process (a daemon) keeps it here; this one reads it")
 
-    def attach(self, source: Any) -> Callable[[], None]:
+    def attach(self, source: Source) -> Callable[[], None]:
         unsubscribe: Callable[[], None] = source.subscribe(self.on_snapshot)
         return unsubscribe
 
@@ -222,7 +224,7 @@ class HistoryService:
                 mark = slot.start
             self._slot_marks[(name, what)] = mark
 
-    def _take_totals(self, name: str, snapshot: Snapshot, inst: Any) -> None:
+    def _take_totals(self, name: str, snapshot: Snapshot, inst: InstanceMetrics) -> None:
         counters = inst.counters or {}
         last = self._totals.get(name)
         self._totals[name] = (snapshot.time, dict(counters))
@@ -317,7 +319,7 @@ class HistoryService:
         """On the worker: each due instance's prediction (about 14 ms an instance with four seasons
         of hourly buckets), stored in one transaction; returns (name, bucket, keys to warm)."""
         assert self.store is not None
-        separators = getattr(self.config.sections.get("hotkeys"), "separators", ":")
+        separators = key_separators(self.config)
         made, rows = [], []
         for name, (target, current, seen) in due:
             try:
@@ -371,7 +373,7 @@ class HistoryService:
 
 
 def start_history(
-    config: Any,
+    config: Config,
     collectors: Mapping[str, SlotSource],
     on_notice: Callable[[str], None],
     backend_of: Callable[[str], object | None] = lambda _name: None,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cachetop.engine.config import InstanceConfig
+from cachetop.engine.config import Config, InstanceConfig
 from cachetop.engine.configfile import ConfigError
-from cachetop.history.config import history_settings
+from cachetop.history.config import history_settings, key_separators
 from cachetop.history.store import HistoryStore
 from cachetop.history.warm_ahead import PredictedWarmer, default_ttl, plan_ahead
 from cachetop.plugins import Warmer
@@ -15,13 +15,13 @@ from cachetop.util.safe_text import display_key
 
 
 def predicted_warmer(
-    config: Any, inst: InstanceConfig, loader: Warmer, horizon: float | None, ttl: float | None, top: int
+    config: Config, inst: InstanceConfig, loader: Warmer, horizon: float | None, ttl: float | None, top: int
 ) -> tuple[PredictedWarmer, dict[str, Any]]:
     """The warmer for --predict and the audit fields that say what was predicted."""
     settings = history_settings(config)
     store = HistoryStore(config.settings.state_dir, settings, writable=False)
     try:
-        separators = getattr(config.sections.get("hotkeys"), "separators", ":")
+        separators = key_separators(config)
         plan = plan_ahead(store, inst.name, settings, separators=separators, horizon=horizon, top=top)
     finally:
         store.close()

@@ -14,7 +14,7 @@ from typing import Any
 from cachetop.actions.audit import AuditError, AuditLog, ReadOnlyError, check_writable
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.actions.warm import OwnReport, RedisWarmer, WarmResult, warm_summary
-from cachetop.engine.config import InstanceConfig
+from cachetop.engine.config import Config, InstanceConfig
 from cachetop.history.config import HistorySettings, WarmAheadSettings
 from cachetop.history.warm_ahead import PredictedWarmer, default_ttl, make_loader
 from cachetop.plugins import PluginFailed, PluginNotFound
@@ -24,7 +24,7 @@ log = logging.getLogger("cachetop.history")
 
 
 def run_scheduled_warm(
-    config: Any,
+    config: Config,
     inst: InstanceConfig,
     warm: WarmAheadSettings,
     settings: HistorySettings,
@@ -76,7 +76,7 @@ def _note(audit: AuditLog, inst: InstanceConfig, outcome: str, **fields: object)
 
 
 def start_warm_task(
-    config: Any,
+    config: Config,
     inst: InstanceConfig,
     warm: WarmAheadSettings,
     settings: HistorySettings,

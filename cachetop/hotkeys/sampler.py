@@ -58,6 +58,14 @@ class HotKeySampler(Protocol):
     def report(self, settings: HotKeySettings) -> SamplerReport: ...
 
 
+@runtime_checkable
+class HasPhase(Protocol):
+    """A source with a start-up to go through (MONITOR, watch, server-side HOTKEYS): its phase is
+    starting, waiting or sampling. The LFU scan has none: it samples from the first tick."""
+
+    phase: str
+
+
 class NoOwnTraffic:
     """For the sources that send everything through the collector's clients and read no key."""
 

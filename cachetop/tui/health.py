@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Protocol
 
+from cachetop.engine.config import Config
 from cachetop.model import METRICS, InstanceMetrics
 
 log = logging.getLogger(__name__)
@@ -19,17 +20,39 @@ log = logging.getLogger(__name__)
 Level = str | None
 
 
+class ColourRule(Protocol):
+    """What Health reads of an alert rule (alerts/rules.py Rule, or one a daemon sent)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def metric(self) -> str: ...
+
+    @property
+    def op(self) -> str: ...
+
+    @property
+    def threshold(self) -> float | str: ...  # a string only for metric = "status": not a colour
+
+    @property
+    def severity(self) -> str: ...  # info | warning | critical
+
+    def selects(self, inst: InstanceMetrics) -> bool: ...
+
+    def breaches(self, value: float | str) -> bool: ...
+
+
 class Health:
     """Judges (instance, metric) values. Built once from the config; cheap per cell."""
 
-    def __init__(self, rules: Sequence[Any] = ()) -> None:
-        # Rules are duck-typed (metric, op, threshold, severity, selects(), breaches()) so the
-        # dashboard works whether or not the alerts package is installed.
-        self.rules = [r for r in rules if isinstance(getattr(r, "threshold", None), int | float)]
+    def __init__(self, rules: Sequence[ColourRule] = ()) -> None:
+        # Only rules with a number to compare with colour a value.
+        self.rules = [r for r in rules if isinstance(r.threshold, int | float)]
         self.ruled_metrics = {r.metric for r in self.rules}
 
     @classmethod
-    def from_config(cls, config: Any) -> Health:
+    def from_config(cls, config: Config) -> Health:
         return cls(rules_of(config))
 
     def level(self, inst: InstanceMetrics, metric: str, value: float | int | None = None) -> Level:
@@ -43,9 +66,9 @@ class Health:
                 worst: Level = "good"
                 for rule in applicable:
                     if rule.breaches(value):
-                        if getattr(rule, "severity", "warning") == "critical":
+                        if rule.severity == "critical":
                             return "bad"
-                        worst = "warn" if getattr(rule, "severity", "") == "info" else "bad"
+                        worst = "warn" if rule.severity == "info" else "bad"
                 return worst
         info = METRICS.get(metric)
         return info.level(float(value)) if info is not None else None
@@ -61,9 +84,11 @@ class Health:
         return f"target {'≥' if info.better == 'higher' else '<'} {info.levels.warn_at:g}"
 
 
-def rules_of(config: Any, loader: Callable[[Any], Sequence[Any]] | None = None) -> Sequence[Any]:
-    """The effective alert rules (presets + user rules) of a config, or () without an alerts build."""
-    sections = getattr(config, "sections", {}) or {}
+def rules_of(
+    config: Config, loader: Callable[[Config], Sequence[ColourRule]] | None = None
+) -> Sequence[ColourRule]:
+    """The effective alert rules (presets + user rules) of a config, or () when it has none."""
+    sections = config.sections
     if not any(name in sections for name in ("rule", "alerts")):
         return ()
     try:

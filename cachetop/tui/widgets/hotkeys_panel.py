@@ -17,6 +17,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from cachetop.analysis.snapshot_advice import InstanceAdvice, instance_advice
+from cachetop.hotkeys.view import HotKey, HotKeysView
 from cachetop.model import Snapshot
 from cachetop.sources.prom_snapshot import LIVE_FACT
 from cachetop.tui.columns import Column
@@ -57,11 +58,11 @@ def key_columns(width: int) -> tuple[Column, ...]:
     return KEY_COLUMNS if width >= needed else NARROW_KEY_COLUMNS
 
 
-def ranked(view: Any) -> list[Any]:
+def ranked(view: HotKeysView) -> list[HotKey]:
     return sorted(view.keys, key=lambda k: k.count, reverse=True)
 
 
-def key_rows(view: Any) -> list[Row]:
+def key_rows(view: HotKeysView) -> list[Row]:
     rows = []
     for i, k in enumerate(ranked(view)):
         # Space-Saving may overcount a key by k.error: rates and shares show what is certain,
@@ -95,7 +96,7 @@ def key_rows(view: Any) -> list[Row]:
     return rows
 
 
-def status_line(view: Any) -> str:
+def status_line(view: HotKeysView | None) -> str:
     if view is None:
         return 'hot keys are not collected for this instance (hotkeys = "off", or not started)'
     parts = [f"source {view.source}", view.status]
@@ -122,7 +123,7 @@ def status_line(view: Any) -> str:
     return line
 
 
-def no_hot_keys(view: Any) -> str:
+def no_hot_keys(view: HotKeysView) -> str:
     """What "no hot keys" means here: the thresholds no key reached."""
     if not view.keys:
         return "no hot keys (no key traffic seen yet)"

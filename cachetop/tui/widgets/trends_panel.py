@@ -14,20 +14,21 @@ from rich.text import Text
 from textual import work
 from textual.widgets import Static
 
+from cachetop.engine.config import Config
 from cachetop.util.safe_text import display_key
 
 REFRESH_S = 5.0
 
 
-def trends_text(config: Any, instance: str, width: int) -> str:
-    from cachetop.history.config import history_settings
+def trends_text(config: Config, instance: str, width: int) -> str:
+    from cachetop.history.config import history_settings, key_separators
     from cachetop.history.report import build_report, render_text
     from cachetop.history.store import HistoryStore
 
     settings = history_settings(config)
     store = HistoryStore(config.settings.state_dir, settings, writable=False)
     try:
-        separators = getattr(config.sections.get("hotkeys"), "separators", ":")
+        separators = key_separators(config)
         report = build_report(store, instance, settings, separators=separators)
     finally:
         store.close()
