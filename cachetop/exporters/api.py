@@ -12,9 +12,11 @@ Every request needs `Authorization: Bearer <[settings] api_token>`, compared in 
 without it, or with another, the answer is 401 and a JSON {"error": ...} and nothing else.
 
 It runs in the exporter's thread and loop (exporters/prometheus.py), never on the Monitor's:
-on_snapshot (the Monitor's loop) builds the document once, as bytes, and hands it over; each
-stream has a queue of at most QUEUE_FRAMES, so a slow viewer loses its oldest frames (the event
-ids show the gap) and never grows the daemon's memory or holds it up.
+on_snapshot (the Monitor's loop) takes the alert states and hands the Snapshot over; the
+exporter's thread builds its document once, as bytes, for every viewer. Each stream has a queue
+of at most QUEUE_FRAMES, so a slow viewer loses its oldest frames (the event ids show the gap)
+and never grows the daemon's memory or holds it up. Nobody attached for KEEP_BUILDING_S: no
+document is built at all.
 """
 
 from __future__ import annotations
@@ -125,15 +127,15 @@ class ApiServer:
             "read_only": bool(getattr(self.actions, "read_only", True)),
             "recording": self.recording is not None,
         }
-        doc, data = snapshot_document(
-            snap, seq=self.seq, interval=self.interval(), daemon=daemon, alerts=alerts, views=self._views
-        )
-        frame = b"id: %d\nevent: snapshot\ndata: %s\n\n" % (self.seq, data)
+        # The JSON is built in the exporter's thread: a large fleet's document takes tens of ms,
+        # which must not stall the Monitor's loop (its probes would measure the stall). The
+        # Snapshot and the alerts view are immutable, so the other thread may read them.
+        job = (snap, self.seq, self.interval(), daemon, alerts)
         if self.loop is None or not self.loop.is_running():  # not served (yet, or any more): keep it
-            self._publish(doc, data, frame, snap.time)
+            self._build(*job)
             return
         with contextlib.suppress(RuntimeError):  # the exporter's loop has ended: the daemon stops
-            self.loop.call_soon_threadsafe(self._publish, doc, data, frame, snap.time)
+            self.loop.call_soon_threadsafe(self._build, *job)
 
     def _rules(self) -> list[dict[str, Any]]:
         """The alert rules (presets included) the daemon judges by, so an attached dashboard
@@ -147,6 +149,13 @@ class ApiServer:
         return self._rules_json
 
     # --- in the exporter's loop ----------------------------------------------------------------
+
+    def _build(self, snap: Snapshot, seq: int, interval: float, daemon: dict[str, Any], alerts: Any) -> None:
+        doc, data = snapshot_document(
+            snap, seq=seq, interval=interval, daemon=daemon, alerts=alerts, views=self._views
+        )
+        frame = b"id: %d\nevent: snapshot\ndata: %s\n\n" % (seq, data)
+        self._publish(doc, data, frame, snap.time)
 
     def _publish(self, doc: dict[str, Any], data: bytes, frame: bytes, when: float) -> None:
         self.latest, self.latest_doc = data, doc
