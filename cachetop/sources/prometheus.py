@@ -37,6 +37,10 @@ HISTORY_SPAN_S = 600.0  # the charts' past, filled at start
 HISTORY_MAX_POINTS = 120
 HISTORY_MAX_VALUES = 1_000_000  # instances x charted metrics x points: fewer points for a huge fleet
 SUBSCRIBER_WAIT_S = 5.0  # the past is delivered once the dashboard listens (or after this)
+# An empty fleet at start is read again before it is an error: a failed scrape empties a daemon's
+# series until its next scrape.
+EMPTY_RETRIES = 2
+EMPTY_RETRY_S = 1.0
 
 
 class PrometheusSource(SourceBase):
@@ -72,6 +76,11 @@ class PrometheusSource(SourceBase):
         """Reads the fleet once (PromError, one line, when Prometheus cannot answer), then keeps
         reading every interval in a task."""
         self._first = await self.read()
+        for _ in range(EMPTY_RETRIES):
+            if self._first.instances:
+                break
+            await asyncio.sleep(EMPTY_RETRY_S)
+            self._first = await self.read()
         if not self._first.instances:
             narrowed = f" matching {self.url.match}" if self.url.match else ""
             raise PromError(

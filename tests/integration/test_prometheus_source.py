@@ -240,7 +240,8 @@ async def test_400_instances_of_two_shard_daemons_through_prometheus(
     config.write_text(config.read_text().replace('window = "4s"', 'window = "60s"'))
     daemons = [ShardDaemon(config, f"{i}/2", tmp_path).start() for i in range(2)]
     try:
-        prom = procs.prometheus(scrape_config([d.port for d in daemons]))
+        # 2 s: a 200-instance /metrics on a busy 2-core box can take longer than a 1 s scrape timeout
+        prom = procs.prometheus(scrape_config([d.port for d in daemons], interval="2s"))
         wait_until(
             lambda: len(prom_query(prom, "cachetop_up == 1")) == 400, 90, "400 instances up in Prometheus"
         )
@@ -281,6 +282,16 @@ async def test_400_instances_of_two_shard_daemons_through_prometheus(
         print(
             f"400 instances: one read of the fleet took {took * 1000:.0f} ms, {source.client.queries} queries"
         )
+        # And on screen: every one of the 400, in the overview's header count.
+        from cachetop.tui.app import CachetopApp
+        from tests.tui.helpers import text
+
+        live = PrometheusSource(f"prometheus://127.0.0.1:{prom}", interval=2.0, history=False)
+        app = CachetopApp(
+            Config(path=None, settings=Settings(interval=2.0, window=60.0), instances=()), monitor=live
+        )
+        async with live, app.run_test(size=(160, 50)):
+            await until(lambda: "400/400 up" in text(app), 30, "400/400 up in the dashboard")
     finally:
         for daemon in daemons:
             daemon.stop()
