@@ -79,7 +79,12 @@ def test_prediction_at_half_and_double_memory_matches_the_resized_server(make_re
     workload = start_workload(server)
     try:
         now = settled_hit_ratio(client)
-        report = asyncio.run(analyse_redis(inst_of(server), duration=20.0, rate=0.05))
+        # On a loaded machine the guards may end MONITOR early (cachetop not scheduled for 0.5 s,
+        # or its output buffer at the limit): the report says so, and such a profile is retried once.
+        for _ in range(2):
+            report = asyncio.run(analyse_redis(inst_of(server), duration=20.0, rate=0.05))
+            if not any("ended early" in note for note in report.notes):
+                break
         assert monitor_clients(client) == []  # the profile's MONITOR is gone
         curve = report.current_curve()
         assert curve is not None and report.memory_max_bytes == M
