@@ -42,7 +42,10 @@ from cachetop.actions.evict_report import EvictResult as EvictResult
 from cachetop.actions.evict_report import ProgressFn as ProgressFn
 from cachetop.actions.evict_report import node_lines as node_lines
 from cachetop.actions.evict_report import summary as summary
+from cachetop.actions.evict_unlink import existing, queue_unlinks, unlink
+from cachetop.actions.own_report import NOT_REPORTED, ActionOwnReport, count_pipeline
 from cachetop.actions.redis_nodes import ActionError, Node, connect, discover_nodes, error_text
+from cachetop.backends.redis_client import handshake
 from cachetop.engine.config import InstanceConfig
 from cachetop.metrics.prefix import PrefixRoller
 from cachetop.util.safe_text import display_key
@@ -115,8 +118,12 @@ class RedisEvictor:
         cancel: threading.Event | None = None,
         progress: ProgressFn | None = None,
         clock: Callable[[], float] = time.monotonic,
+        own: ActionOwnReport = NOT_REPORTED,
     ) -> None:
         self.inst = inst
+        # Beside a poller (the daemon's API, the dashboard), every round trip is reported to the
+        # instance's backend as own traffic, under its gate (actions/own_report.py).
+        self.own = own
         self.timeout = timeout
         self.cancel = cancel or threading.Event()
         self.budget = RateBudget(rate, clock=clock, wait=self.cancel.wait)
@@ -131,7 +138,12 @@ class RedisEvictor:
         result = EvictResult(dry_run=dry_run)
         self._idle_over_s = request.idle_over_s
         start = self.clock()
-        nodes = discover_nodes(self.inst, self.timeout, CLIENT_NAME)
+        with self.own.sending() as count:
+            for command, n in {**handshake(self.inst), "info": 1}.items():
+                count(command, n)
+            nodes = discover_nodes(self.inst, self.timeout, CLIENT_NAME)
+            if nodes[0].slots:
+                count("cluster|nodes", 1)
         cluster = bool(nodes[0].slots)
         result.set_nodes(n.address for n in nodes)
         clients: dict[Node, Any] = {}
@@ -153,6 +165,7 @@ class RedisEvictor:
         finally:
             for client in clients.values():
                 client.close()
+                self.own.opened(-1)
             result.elapsed_s = self.clock() - start
             result.settle()
         self.progress(result)
@@ -174,7 +187,9 @@ class RedisEvictor:
                 return False
             clients[node] = client
             try:
-                role = client.execute_command("ROLE")
+                with self.own.sending() as count:
+                    count("role", 1)
+                    role = client.execute_command("ROLE")
             except redis.RedisError as exc:
                 text = error_text(self.inst, exc, where)
                 result.fail_node(node.address, f"{text} (checked before evicting: nothing was removed)")
@@ -195,7 +210,9 @@ class RedisEvictor:
     def _idle_tracked(self, node: Node, client: Any, result: EvictResult, where: str | None) -> bool:
         """An idle evict needs OBJECT IDLETIME: refused on a node with an LFU policy."""
         try:
-            policy = maxmemory_policy(client)
+            with self.own.sending() as count:
+                count("info", 1)
+                policy = maxmemory_policy(client)
         except redis.RedisError as exc:
             text = error_text(self.inst, exc, where)
             result.fail_node(node.address, f"{text} (checked before evicting: nothing was removed)")
@@ -219,13 +236,15 @@ class RedisEvictor:
         try:
             # Each round trip carries the UNLINKs of one batch and the SCAN for the next, so a
             # batch costs one round trip, not two.
-            cursor, raw = client.scan(0, match=match, count=self.batch)
+            with self.own.sending() as count:
+                count("scan", 1)
+                cursor, raw = client.scan(0, match=match, count=self.batch)
             while True:
                 found = [k for k in raw if roller is None or roller.rollup(k) == request.prefix]
                 fresh = self._fresh(found)
                 if self._idle_over_s is not None:
                     self.budget.take(len(fresh))  # one OBJECT IDLETIME each
-                    fresh = idle_keys(client, fresh, self._idle_over_s, self.idle_reads, where or url)
+                    fresh = self._idle_keys(client, fresh, where or url)
                 result.matched += len(fresh)
                 self._examples(result, fresh)
                 self.budget.take(len(raw))
@@ -242,7 +261,9 @@ class RedisEvictor:
                 if more:
                     pipe.scan(cursor, match=match, count=self.batch)
                 pending = todo
-                replies = pipe.execute()
+                with self.own.sending() as count:
+                    count_pipeline(pipe, count)
+                    replies = pipe.execute()
                 pending = []
                 if commands:
                     result.add_evicted(node.address, sum(int(n) for n in replies[:commands]))
@@ -260,6 +281,16 @@ class RedisEvictor:
             result.uncertain += len(pending)
             raise
 
+    def _idle_keys(self, client: Any, keys: list[bytes], where: str) -> list[bytes]:
+        reads, idle_over_s = self.idle_reads, self._idle_over_s or 0
+        hits, misses = reads.hits, reads.misses
+        with self.own.sending() as count:
+            count("object|idletime", len(keys) if keys else 0)
+            try:
+                return idle_keys(client, keys, idle_over_s, reads, where)
+            finally:
+                self.own.read(reads.hits - hits, reads.misses - misses)
+
     def _fresh(self, keys: list[bytes]) -> list[bytes]:
         # Set operations run in C: de-duplicating costs little next to the round trip.
         if len(self._seen) >= DEDUP_LIMIT:
@@ -275,7 +306,17 @@ class RedisEvictor:
             result.examples.extend(keys[:room])
 
     def _connect(self, node: Node, cluster: bool) -> Any:
-        return connect(self.inst, self.timeout, CLIENT_NAME, node if cluster else None)
+        with self.own.sending() as count:
+            for command, n in handshake(self.inst, 0 if cluster else None).items():
+                count(command, n)
+            client = connect(self.inst, self.timeout, CLIENT_NAME, node if cluster else None)
+            self.own.opened(1)
+        # One connection per node: redis-py's pipelines take a connection from the pool, not the
+        # client's single one, and would open (and handshake) a second. Handed to the pool, the
+        # connected one serves every command and pipeline.
+        client.connection_pool.release(client.connection)
+        client.connection = None
+        return client
 
     # --- named keys ---------------------------------------------------------------------------
 
@@ -304,7 +345,7 @@ class RedisEvictor:
                         result.cancelled = True
                         return
                     chunk = node_keys[start : start + self.batch]
-                    present = existing(client, chunk)
+                    present = existing(client, chunk, self.own)
                     result.matched += len(present)
                     self._examples(result, present)
                     if result.dry_run or not present:
@@ -314,7 +355,7 @@ class RedisEvictor:
                         result.cancelled = True
                         return
                     in_flight = len(present)
-                    removed = unlink(client, present, cluster)
+                    removed = unlink(client, present, cluster, self.own)
                     in_flight = 0
                     result.add_evicted(node.address, removed)
                     self.progress(result)
@@ -327,35 +368,3 @@ class RedisEvictor:
                 result.node(node.address).uncertain += in_flight
                 result.uncertain += in_flight
                 raise
-
-
-def existing(client: Any, keys: list[bytes]) -> list[bytes]:
-    """The keys that exist, asked with MEMORY USAGE: unlike EXISTS it does not count as a
-    keyspace hit or miss, so a dry run leaves the hit ratio cachetop shows alone."""
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
-    return [k for k, size in zip(keys, pipe.execute(), strict=True) if size is not None]
-
-
-def queue_unlinks(pipe: Any, keys: list[bytes], cluster: bool) -> int:
-    """Queues UNLINKs for keys of one node; returns how many commands. One per slot on a cluster
-    (a multi-key command must not cross slots), one for the whole batch otherwise."""
-    if not keys:
-        return 0
-    if not cluster:
-        pipe.execute_command("UNLINK", *keys)
-        return 1
-    by_slot: dict[int, list[bytes]] = {}
-    for key in keys:
-        by_slot.setdefault(key_slot(key), []).append(key)
-    for group in by_slot.values():
-        pipe.execute_command("UNLINK", *group)
-    return len(by_slot)
-
-
-def unlink(client: Any, keys: list[bytes], cluster: bool) -> int:
-    """UNLINKs keys on one node; returns how many existed."""
-    pipe = client.pipeline(transaction=False)
-    commands = queue_unlinks(pipe, keys, cluster)
-    return sum(int(n) for n in pipe.execute()[:commands])

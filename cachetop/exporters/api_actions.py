@@ -26,12 +26,15 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cachetop.actions.audit import AuditError, AuditLog, ReadOnlyError, check_writable
 from cachetop.actions.evict import DEFAULT_RATE, EvictRequest, EvictResult, RedisEvictor, summary
+from cachetop.actions.evict_own import evict_own_report
 from cachetop.actions.memcached_evict import MemcachedEvictor
+from cachetop.actions.own_report import NOT_REPORTED
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.engine.config import Config, InstanceConfig
 from cachetop.util.safe_text import display_key
@@ -54,9 +57,21 @@ class Plan:
 class ApiActions:
     """The daemon's side of actions from attached dashboards."""
 
-    def __init__(self, config: Config, token: str, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        token: str,
+        *,
+        read_only: bool = False,
+        backend_of: Callable[[str], object | None] = lambda _name: None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.config = config
         self.read_only = read_only
+        # The instance's poller's backend, and the loop it polls on: an evict run here reports what
+        # it sends there, so it does not show in the instance's ops/s (actions/own_report.py).
+        self.backend_of = backend_of
+        self.loop = loop
         self._token = token.encode()
         self._plans: dict[str, Plan] = {}
         self.audit = AuditLog(config.settings.state_dir, source="api")
@@ -149,7 +164,9 @@ class ApiActions:
         if inst.target.kind == "memcached":
             evictor = MemcachedEvictor([inst.target], timeout=timeout, cancel=threading.Event())
             return evictor.run(request.keys, dry_run=dry_run)
-        return RedisEvictor(inst, timeout=timeout, rate=DEFAULT_RATE).run(request, dry_run=dry_run)
+        own = evict_own_report(self.backend_of(inst.name), self.loop) if self.loop is not None else None
+        evictor = RedisEvictor(inst, timeout=timeout, rate=DEFAULT_RATE, own=own or NOT_REPORTED)
+        return evictor.run(request, dry_run=dry_run)
 
     def _record(self, inst: InstanceConfig, outcome: str, *, strict: bool = False, **fields: Any) -> None:
         try:

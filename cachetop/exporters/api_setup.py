@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from cachetop.engine.configfile import ConfigError
@@ -24,7 +26,11 @@ def api_for(
     from cachetop.exporters.api_actions import ApiActions
 
     actions = (
-        ApiActions(config, settings.action_token, read_only=read_only) if settings.action_token else None
+        ApiActions(
+            config, settings.action_token, read_only=read_only, backend_of=_backend_of(source), loop=_loop()
+        )
+        if settings.action_token
+        else None
     )
     api = ApiServer(
         settings.api_token,
@@ -34,6 +40,24 @@ def api_for(
         recording=record,
     )
     return api, context
+
+
+def _backend_of(source: Source) -> Callable[[str], object | None]:
+    """The poller's backend of an instance, where the daemon's evicts report what they send (so
+    they do not show as the users' traffic), when the source polls servers itself."""
+    from cachetop.engine.monitor import Monitor
+
+    if not isinstance(source, Monitor):
+        return lambda _name: None
+    return lambda name: next((p.backend for p in source.pollers if p.inst.name == name), None)
+
+
+def _loop() -> asyncio.AbstractEventLoop | None:
+    """The loop the pollers run on (outputs are attached from it), whose gate an evict holds."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:

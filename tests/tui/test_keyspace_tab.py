@@ -25,7 +25,7 @@ from cachetop.engine.monitor import Monitor
 from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
-from cachetop.tui.evict_own import idle_read_totals
+from cachetop.tui.evict_own import evict_report
 from cachetop.tui.keyspace_rows import prefix_columns
 from cachetop.tui.screens.detail import DetailScreen
 from cachetop.tui.widgets.confirm_evict import ConfirmEvictScreen
@@ -259,8 +259,9 @@ async def test_evict_idle_from_the_tab_goes_through_the_confirmation(
         await until(lambda: not isinstance(app.screen, ConfirmEvictScreen), what="done")
         # 40 OBJECT IDLETIME lookups in the dry run and 40 in the evict: keyspace hits the server
         # counted, and the dashboard counted as its own (so its hit ratio leaves them out).
-        totals = idle_read_totals(app, "r1")
-        assert totals is not None and totals.hits() == 80 and totals.commands() == {"object|idletime": 80}
+        report = evict_report(app, "r1", asyncio.get_running_loop())
+        assert report is not None and report.traffic.hits() == 80 and report.traffic.misses() == 0
+        assert report.traffic.commands()["object|idletime"] == 80
         assert client.info("stats")["keyspace_hits"] - hits_before == 80
     assert client.exists(*[f"old:{i}" for i in range(40)]) == 0
     assert client.exists("old:fresh") == 1

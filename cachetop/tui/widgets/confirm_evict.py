@@ -36,10 +36,11 @@ from cachetop.actions.console import TYPE_NAME_ABOVE
 from cachetop.actions.evict import DEFAULT_RATE, EvictRequest, EvictResult, RedisEvictor, summary
 from cachetop.actions.memcached_evict import MemcachedEvictor
 from cachetop.actions.memcached_idle import MemcachedIdleEvictor
+from cachetop.actions.own_report import NOT_REPORTED
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.engine.config import InstanceConfig
 from cachetop.sources.link import RemoteActions
-from cachetop.tui.evict_own import counted
+from cachetop.tui.evict_own import evict_report
 from cachetop.tui.instances import live_instance
 from cachetop.util.safe_text import display_key
 
@@ -72,6 +73,7 @@ def _run(
     progress: Any,
     timeout: float,
     app: Any = None,
+    loop: asyncio.AbstractEventLoop | None = None,
 ) -> EvictResult:
     if inst.target.kind == "memcached" and request.idle_over_s is not None:
         idle = MemcachedIdleEvictor(
@@ -86,9 +88,9 @@ def _run(
     if inst.target.kind == "memcached":
         evictor = MemcachedEvictor([inst.target], timeout=timeout, cancel=cancel, progress=progress)
         return evictor.run(request.keys, dry_run=dry_run)
-    runner = RedisEvictor(inst, timeout=timeout, rate=DEFAULT_RATE, cancel=cancel, progress=progress)
-    with counted(app, inst.name, runner.idle_reads):  # an idle evict's IDLETIME hits are our own
-        return runner.run(request, dry_run=dry_run)
+    own = evict_report(app, inst.name, loop) or NOT_REPORTED  # what it sends is our own traffic
+    runner = RedisEvictor(inst, timeout=timeout, rate=DEFAULT_RATE, cancel=cancel, progress=progress, own=own)
+    return runner.run(request, dry_run=dry_run)
 
 
 def request_evict(app: App[Any], instance: str, request: EvictRequest) -> None:
@@ -123,12 +125,14 @@ def request_evict(app: App[Any], instance: str, request: EvictRequest) -> None:
         app.notify(str(exc), title="read-only", severity="error", markup=False, timeout=8)
         return
     timeout = max(cfg.config.timeout_of(inst), 5.0)
+    loop = asyncio.get_running_loop()
 
     def dry_run() -> None:
         try:
             preview = _run(
-                inst, request, dry_run=True, cancel=threading.Event(), progress=None, timeout=timeout, app=cfg
-            )
+                inst, request, dry_run=True, cancel=threading.Event(), progress=None, timeout=timeout,
+                app=cfg, loop=loop,
+            )  # fmt: skip
         except ActionError as exc:
             app.call_from_thread(app.notify, str(exc), severity="error", markup=False)
             return
@@ -282,7 +286,7 @@ class ConfirmEvictScreen(ModalScreen[EvictResult | None]):
         try:
             result = _run(
                 self.inst, self.request, dry_run=False, cancel=self.cancel_event, progress=progress,
-                timeout=self.timeout, app=self._owner,
+                timeout=self.timeout, app=self._owner, loop=self._loop,
             )  # fmt: skip
         except ActionError as exc:
             result = EvictResult(dry_run=False, error=str(exc))
