@@ -235,7 +235,7 @@ async def test_400_instances_of_two_shard_daemons_through_prometheus(
     """J1's fleet: 400 entries on three real servers, split by `--shard 0/2` and `1/2`."""
     redis_a, redis_b = make_redis("--databases", "16"), make_redis("--databases", "16")
     memcached = make_memcached()
-    config, names = write_fleet(tmp_path, redis_a, redis_b, memcached, count=400)
+    config, names = write_fleet(tmp_path, redis_a, redis_b, memcached, count=400, interval="2s")
     # A window long enough for one burst of known traffic to stay the whole window.
     config.write_text(config.read_text().replace('window = "4s"', 'window = "60s"'))
     daemons = [ShardDaemon(config, f"{i}/2", tmp_path).start() for i in range(2)]
@@ -258,11 +258,16 @@ async def test_400_instances_of_two_shard_daemons_through_prometheus(
             snap = await source.read()
             return {i.name: i.metrics.get("hit_ratio") for i in snap.instances}
 
-        end = time.monotonic() + 60
+        # A poll that fails on a busy box starts its instance's window again, empty of reads (hit
+        # ratio null): the same burst again then fills it. A window that holds whole bursts of one
+        # ratio has exactly that ratio, so the expected values stand.
+        end = time.monotonic() + 90
         history = []
         while (got := await ratios()) != pytest.approx(expected, abs=1e-9):
             wrong = sorted((n, got.get(n), v) for n, v in expected.items() if got.get(n) != pytest.approx(v))
-            history.append((round(time.monotonic() - end + 60, 1), len(wrong), wrong[:12]))
+            history.append((round(time.monotonic() - end + 90, 1), len(wrong), wrong[:12]))
+            if len(history) % 8 == 0 and any(value is None for _, value, _ in wrong):
+                drive({"redis": redis_a, "valkey": redis_b, "memcached": memcached}, dbs=16)
             await asyncio.sleep(1.0)  # a dashboard's pace: a tight loop would starve the daemons' polls
             if time.monotonic() > end:
                 best = min(history, key=lambda h: h[1])
