@@ -1,6 +1,6 @@
 """Sizing benchmarks, each against a reference measured in the same run (about 3 minutes in all).
 
-1. Error of the sampled curve against the exact libCacheSim simulation of the whole trace (LRU,
+1. Error of the sampled curve against the exact libCacheSim simulation of the whole trace (LRU in C,
    Zipf 0.9, 300,000 keys, 2,000,000 reads, 0.25x-4x a cache of 30,000 objects), as a function of
    the sampling rate: mean absolute error over 5 hash seeds (median and worst).
 2. Time to build a curve once per rate (the command's three policies: Redis sampled LRU and LFU in Python,
@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import redis
 
 from cachetop.analysis.sizing.analyse import analyse_redis
-from cachetop.analysis.sizing.curve import CurveRequest, build_curves
+from cachetop.analysis.sizing.curve import FACTORS, CurveRequest, build_curves
 from cachetop.analysis.sizing.memory import MemoryModel
 from cachetop.engine.config import InstanceConfig, parse_target
 from cachetop.servers import redis_server
-from tests.sizing_traces import sampled, zipf_ids
+from tests.sizing_traces import exact_hit_ratios, sampled, zipf_ids
 
 KEYS, REQUESTS, CACHE = 300_000, 2_000_000, 30_000
 RATES = (0.001, 0.005, 0.01, 0.05, 0.1)
@@ -41,9 +41,9 @@ def error_and_time() -> None:
     ids = zipf_ids(KEYS, 0.9, REQUESTS)
     lru = CurveRequest(CACHE, MemoryModel(1.0), ["lru"])
     started = time.perf_counter()
-    exact = build_curves(sampled(ids, KEYS, 1.0), lru)[0]
+    exact = exact_hit_ratios(ids, [int(CACHE * f) for f in FACTORS])  # libCacheSim in C, every read
     exact_s = time.perf_counter() - started
-    print(f"exact LRU simulation of {REQUESTS:,} reads at 9 sizes: {exact_s:.1f} s (the reference)")
+    print(f"exact LRU simulation (C) of {REQUESTS:,} reads at 9 sizes: {exact_s:.1f} s (the reference)")
     print(
         f"{'rate':>6} {'sampled reads':>14} {'MAE median':>11} {'MAE worst':>10}"
         f" {'curve s':>8} {'vs exact':>9}"
@@ -56,10 +56,7 @@ def error_and_time() -> None:
             reads.append(len(trace.ids))
             curve = build_curves(trace, lru)[0]
             errors.append(
-                statistics.fmean(
-                    abs(a.hit_ratio - b.hit_ratio) / 100
-                    for a, b in zip(curve.points, exact.points, strict=True)
-                )
+                statistics.fmean(abs(p.hit_ratio - e) / 100 for p, e in zip(curve.points, exact, strict=True))
             )
             if seed == 0:  # timed once per rate: the Redis models run in Python
                 started = time.perf_counter()
