@@ -57,6 +57,8 @@ async def test_right_to_hot_keys_then_e_opens_the_dialog_and_enter_cancels_visib
                 table.move_cursor(row=table.get_row_index("r1"))
                 await keys(app, "enter")
                 await until(lambda: isinstance(app.screen, DetailScreen), what="the detail view")
+                # The screen is pushed before its widgets are mounted: wait for the tabs.
+                await until(lambda: app.screen.query("#tabs"), what="the detail tabs mounted")
                 tabs = app.screen.query_one("#tabs")
                 await until(lambda: tabs.active == "tab-charts", what="the first tab")
                 # Only arrow keys: Charts → Commands → Slowlog → Clients → Server → Hot keys.

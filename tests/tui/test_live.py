@@ -113,6 +113,8 @@ async def test_detail_opens_with_charts_and_clients(redis: LocalServer) -> None:
             table.move_cursor(row=table.get_row_index("r1"))
             await keys(app, "enter")
             await until(lambda: isinstance(app.screen, DetailScreen), what="detail")
+            # The screen is pushed before its widgets are composed and mounted: wait for them.
+            await until(lambda: app.screen.query(Chart), what="detail charts mounted")
             charts = {c.id: c for c in app.screen.query(Chart)}
             assert set(charts) == {
                 "chart-hit",

@@ -330,8 +330,8 @@ class DetailScreen(Screen[None]):
         # A fetch can outlive its screen: the user went back or quit while it ran, and the cancel
         # that should have stopped it can be swallowed as the fetch completes. A screen that is
         # gone has no widgets to fill, so the result is dropped.
-        if not self.is_attached or not self.is_mounted:
-            return
+        if not self.is_attached or not self.is_mounted or not self.query("#slowlog-note"):
+            return  # (or its widgets are being removed as the app ends: NoMatches otherwise)
         self.details = details
         app: Any = self.app
         now = app.latest.time if app.latest is not None else 0.0

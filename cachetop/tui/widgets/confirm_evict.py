@@ -181,6 +181,10 @@ class ConfirmEvictScreen(ModalScreen[EvictResult | None]):
     ConfirmEvictScreen.running #evict-keys { display: none; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    # Focused as the screen is composed, before any key queued behind it is handled: Textual's
+    # default (the first focusable widget) would give Evict the focus until on_mount's deferred
+    # focus ran, and an Enter typed in that moment would evict.
+    AUTO_FOCUS = "#evict-type, #evict-cancel"
 
     def __init__(
         self, inst: InstanceConfig, request: EvictRequest, preview: EvictResult, timeout: float
