@@ -24,7 +24,6 @@ import math
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -33,8 +32,9 @@ from typing import Any, Protocol
 import redis
 
 from cachetop.actions.budget import RateBudget
+from cachetop.actions.own_report import NOT_REPORTED, count_pipeline
 from cachetop.actions.redis_nodes import ActionError, connect, discover_nodes, error_text
-from cachetop.backends.redis_client import command_name, handshake
+from cachetop.backends.redis_client import handshake
 from cachetop.engine.config import InstanceConfig
 from cachetop.plugins import Warmer, WarmItem
 from cachetop.util.safe_text import clip_message, display_key
@@ -135,21 +135,6 @@ class OwnReport(Protocol):
     def opened(self, n: int) -> None: ...
 
 
-class _NotReported:
-    """A warm with no poller beside it (`cachetop warm`): nothing to take out of anything."""
-
-    def sending(self) -> AbstractContextManager[Callable[[str, int], None]]:
-        return contextlib.nullcontext(lambda _command, _n: None)
-
-    def opened(self, n: int) -> None:
-        pass
-
-
-def _count_pipeline(pipe: Any, count: Callable[[str, int], None]) -> None:
-    for command, n in Counter(command_name(args) for args, _options in pipe.command_stack).items():
-        count(command, n)
-
-
 def _batches(items: Iterable[WarmItem], size: int) -> Iterator[list[WarmItem]]:
     batch: list[WarmItem] = []
     for item in items:
@@ -179,7 +164,7 @@ class RedisWarmer:
         own: OwnReport | None = None,
     ) -> None:
         self.inst = inst
-        self.own: OwnReport = own or _NotReported()
+        self.own: OwnReport = own or NOT_REPORTED  # `cachetop warm`: no poller beside it
         self.warmer = warmer
         self.timeout = timeout
         self.cancel = cancel or threading.Event()
@@ -248,7 +233,7 @@ class RedisWarmer:
                 pipe.set(LOCK_PREFIX + item.key, self.token, nx=True, px=self.lock_ms)
             pipe.execute_command("MEMORY", "USAGE", item.key, "SAMPLES", "0")
         with self.own.sending() as count:
-            _count_pipeline(pipe, count)
+            count_pipeline(pipe, count)
             replies = pipe.execute()
         if result.dry_run:
             result.present += sum(1 for size in replies if size is not None)
@@ -278,7 +263,7 @@ class RedisWarmer:
             if owned:
                 pipe.delete(*owned)
             with self.own.sending() as count:
-                _count_pipeline(pipe, count)
+                count_pipeline(pipe, count)
                 replies = pipe.execute()
             owned = []  # released with the writes
             result.written += sum(1 for r in replies[: len(writes)] if r)
