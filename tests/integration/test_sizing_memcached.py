@@ -4,7 +4,8 @@ test restarts memcached with -m halved and doubled (a restart per size), runs th
 until the hit ratio settles and compares with the server's counters.
 
 memcached drops watch lines rather than wait for a watcher; the servers here run with larger log
-buffers (docs/sizing.md gives the same advice)."""
+buffers (docs/sizing.md gives the same advice). About 40 s on 2 cores (three servers, one 20 s
+profile)."""
 
 from __future__ import annotations
 
@@ -88,12 +89,6 @@ def measured_at(make_memcached: Any, memory_mb: int) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (issue 15): memcached's segmented LRU (a background maintainer on a one-second "
-    "clock) keeps more hits than libCacheSim's SLRU model: predictions read 5-8 points low (last run: "
-    "39.8 vs 47.7 measured at M/2, 55.6 vs 60.3 at 2M, watch dropping 9% of lines)",
-)
 def test_prediction_at_half_and_double_memory_matches_the_restarted_server(make_memcached: Any) -> None:
     server = make_memcached(*LOG_BUFFERS, memory_mb=M_MB)
     load = workload(server)

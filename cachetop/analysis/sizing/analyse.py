@@ -177,10 +177,12 @@ async def analyse_memcached(
         notes.append(f"the profile ended early: {profile.stopped}")
     if profile.drop_rate > DROP_WARN:
         notes.append(
-            f"watch dropped {100 * profile.drop_rate:.1f}% of the lines (the server never waits for a "
-            "watcher): reads the trace lacks make the curve read low"
+            f"watch dropped {100 * profile.drop_rate:.1f}% of the lines ({profile.dropped} of "
+            f"{profile.lines + profile.dropped}; the server never waits for a watcher): the trace lacks "
+            "those reads; lost at random they barely move the curve, lost in long bursts they make it "
+            "read low (raise memcached's -o watcher_logbuf_size)"
         )
-    chosen = policies or compared_policies("lru")
+    chosen = policies or compared_policies("memcached")
     curves = await asyncio.to_thread(
         build_curves, profile.trace, CurveRequest(limit, memory, chosen, seed=seed)
     )
@@ -188,7 +190,7 @@ async def analyse_memcached(
     report = SizingReport(
         inst.name,
         "memcached (segmented LRU)",
-        "lru",
+        chosen[0],
         limit,
         profile.hit_ratio_now,
         curves,

@@ -10,6 +10,12 @@ A store first looks its key up, so the server logs an `item_get ... not_found` r
 read. So a kept key's get is held per connection until the connection's next kept line: a store of
 the same key makes it the store's lookup; anything else makes it a read. Counting all reads: every
 get line is a read except one per store line.
+
+A kept read's `refill` mark (shards.py: a read right after a missed read of the same key, its
+fill not in yet) is kept only when the server's own verdict on that earlier read (status=) was a
+miss. Without the verdict, "no write since the last read" also marks reads after a hit, and a
+model that missed that earlier read (a smaller cache) would count a miss the server never had:
+the memcached curve read 4 points low at half the memory.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from urllib.parse import unquote_to_bytes
 from cachetop.analysis.sizing.shards import SampledTrace, SpatialFilter
 
 _LINE = re.compile(
-    rb"^(?:ts=(\S+) gid=\d+ type=item_(get|store) key=(\S+) status=\S+[^\r\n]*? cfd=(\d+)[^\r\n]*"
+    rb"^(?:ts=(\S+) gid=\d+ type=item_(get|store) key=(\S+) status=(\S+)[^\r\n]*? cfd=(\d+)[^\r\n]*"
     rb"|skipped=(\d+)[^\r\n]*)\r?$",
     re.MULTILINE,
 )
@@ -34,7 +40,9 @@ class WatchTraceParser:
         self.filter = keep
         self.lines = 0
         self.skipped = 0
-        self._pending: dict[bytes, tuple[bytes, float]] = {}  # cfd -> a kept key's get, not yet placed
+        # cfd -> a kept key's get, not yet placed: (key, time, found)
+        self._pending: dict[bytes, tuple[bytes, float, bool]] = {}
+        self._missed: set[bytes] = set()  # kept keys whose last read the server missed
 
     def feed(self, data: bytes) -> bytes:
         """Parses the complete lines of `data`; returns the partial last line."""
@@ -44,7 +52,7 @@ class WatchTraceParser:
         rows = _LINE.findall(data, 0, end)
         kinds = Counter(r[1] for r in rows)
         self.lines += kinds[b"get"] + kinds[b"store"]
-        self.skipped += sum(int(r[4]) for r in rows if r[4])
+        self.skipped += sum(int(r[5]) for r in rows if r[5])
         self.trace.reads_total += max(0, kinds[b"get"] - kinds[b"store"])
         self.trace.writes_total += kinds[b"store"]
         self.trace.count_all([r[2] for r in rows if r[1] == b"get"])
@@ -53,24 +61,34 @@ class WatchTraceParser:
         keep = self.filter.keep
         kept = {k for k in {r[2] for r in rows if r[1]} if keep(k)}
         if kept:
-            for ts, kind, key, cfd, _skipped in [r for r in rows if r[2] in kept]:
-                self._kept_line(float(ts), kind, key, cfd)
+            for ts, kind, key, status, cfd, _skipped in [r for r in rows if r[2] in kept]:
+                self._kept_line(float(ts), kind, key, cfd, status == b"found")
         return data[end:]
 
-    def _kept_line(self, at: float, kind: bytes, raw: bytes, cfd: bytes) -> None:
+    def _kept_line(self, at: float, kind: bytes, raw: bytes, cfd: bytes, found: bool) -> None:
         key = unquote_to_bytes(raw) if b"%" in raw else raw
         before = self._pending.pop(cfd, None)
         if kind == b"get":
             if before is not None:
-                self.trace.add_read(before[0], before[1])
-            self._pending[cfd] = (key, at)
+                self._read(*before)
+            self._pending[cfd] = (key, at, found)
         else:
             if before is not None and before[0] != key:
-                self.trace.add_read(before[0], before[1])
+                self._read(*before)
             self.trace.add_write(key, at, 0)
+
+    def _read(self, key: bytes, at: float, found: bool) -> None:
+        trace = self.trace
+        trace.add_read(key, at)
+        if trace.refill[-1] and key not in self._missed:
+            trace.refill[-1] = 0  # the read before it hit: no fill is in flight
+        if found:
+            self._missed.discard(key)
+        else:
+            self._missed.add(key)
 
     def flush(self) -> None:
         """The gets still held are reads (no store followed them)."""
-        for key, at in sorted(self._pending.values(), key=lambda p: p[1]):
-            self.trace.add_read(key, at)
+        for pending in sorted(self._pending.values(), key=lambda p: p[1]):
+            self._read(*pending)
         self._pending.clear()
