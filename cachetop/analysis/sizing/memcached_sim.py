@@ -17,8 +17,9 @@ others. The maintainer is taken to keep up (it runs every millisecond or so unde
 lag is not modelled.
 
 The age rules are left out by default. On the whole acceptance trace (no sampling; Zipf 0.9,
-300,000 keys, 1.5 million reads) they lower the hit ratio by 0.4 point at 20 MiB when the server
-serves 150,000 reads/s and by 0.1 at 1,000,000/s, where COLD's age is 0-1 s; but they do not
+300,000 keys, 1.5 million reads) they lower the hit ratio by 0.3-0.5 point when the server
+serves 150,000 reads/s and by 0.1 at 1,000,000/s, where COLD's age is 0-1 s (2-4 points at
+20,000/s: a slowly turning cache reads high without them); but they do not
 survive spatial sampling: the rules are applied whenever the maintainer looks, and a sample
 looks only at its own reads (a 5% sample read 2 points lower than the whole trace at 20 MiB, a
 1% sample 3), while the rules without ages agree with the whole trace within 0.6 point at 5%.
