@@ -21,6 +21,7 @@ from cachetop.servers import LocalServer
 M = 40 << 20
 WINDOW_READS = 150_000  # reads per measurement window
 SETTLED_POINTS = 0.5  # two windows in a row this close: settled
+PROFILE_S = 30.0
 
 
 def inst_of(server: LocalServer) -> InstanceConfig:
@@ -79,15 +80,20 @@ def test_prediction_at_half_and_double_memory_matches_the_resized_server(make_re
     workload = start_workload(server)
     try:
         now = settled_hit_ratio(client)
-        # On a loaded machine the guards may end MONITOR early (cachetop not scheduled for 0.5 s,
-        # or its output buffer at the limit): the report says so, and such a profile is retried once.
-        for _ in range(2):
-            report = asyncio.run(analyse_redis(inst_of(server), duration=20.0, rate=0.05))
-            if not any("ended early" in note for note in report.notes):
-                break
+        # 30 s (the CLI's default): on a quiet machine the trace then passes the 2M cache about 8
+        # times in its warm-up half, twice what a trusted point needs (curve.MIN_WARM_READS_PER_OBJECT).
+        report = asyncio.run(analyse_redis(inst_of(server), duration=PROFILE_S, rate=0.05))
         assert monitor_clients(client) == []  # the profile's MONITOR is gone
         curve = report.current_curve()
         assert curve is not None and report.memory_max_bytes == M
+        profile = f"sample {report.to_json()['sample']}; cost {report.cost}; notes {report.notes}"
+        print(f"{policy}: {profile}")
+        # A profile too short for these sizes (a loaded machine: the guard ended MONITOR early, or
+        # the workload ran slowly) gives lower bounds that read low: the report says so, and so
+        # does this test, instead of comparing them with the resized server or retrying quietly.
+        unfilled = [p.memory_bytes for p in curve.points if not p.filled and p.memory_bytes <= 2 * M]
+        if unfilled:
+            pytest.fail(f"the profile was too short to predict {unfilled} (lower bounds): {profile}")
         predicted = {size: curve.hit_ratio_at(size) for size in (M // 2, 2 * M)}
         measured = {}
         for size in (M // 2, 2 * M):
@@ -95,7 +101,7 @@ def test_prediction_at_half_and_double_memory_matches_the_resized_server(make_re
             measured[size] = settled_hit_ratio(client)
         print(
             f"{policy}: now {now:.2f} (profile says {report.hit_ratio_now:.2f}, predicted "
-            f"{report.predicted_now:.2f}); predicted {predicted}; measured {measured}; notes {report.notes}"
+            f"{report.predicted_now:.2f}); predicted {predicted}; measured {measured}"
         )
         for size in (M // 2, 2 * M):
             assert abs(predicted[size] - measured[size]) <= 3.0, (size, predicted, measured)

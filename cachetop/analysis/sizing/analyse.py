@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cachetop.analysis.sizing.curve import CurveRequest, build_curves
+from cachetop.analysis.sizing.curve import MIN_WARM_READS_PER_OBJECT, CurveRequest, build_curves
 from cachetop.analysis.sizing.memory import MemoryModel, redis_model
 from cachetop.analysis.sizing.profile_redis import Progress, profile_redis
 from cachetop.analysis.sizing.report import REDIS_POLICY, SizingReport, compared_policies
@@ -25,13 +25,23 @@ def _notes_for(report: SizingReport) -> None:
             f"only {report.sampled_reads} sampled reads: run longer (--duration) or sample more "
             "(--sample-rate) for a steadier curve"
         )
-    for curve in report.curves[:1]:
-        unfilled = [p for p in curve.points if not p.filled]
-        if unfilled:
-            report.notes.append(
-                f"the profile saw too few distinct keys to fill sizes from {size(unfilled[0].memory_bytes)} "
-                "up: their hit ratios are lower bounds (run longer)"
-            )
+    unfilled = report.unfilled_from()
+    if unfilled is not None:
+        # A trace short for the cache: its simulated cache is not warm, and the curve reads low.
+        # Say how short, so that a cut profile (the guard ended MONITOR, a slow client) is visible.
+        why = f" (it ended early: {report.ended_early})" if report.ended_early else ""
+        remedy = "a longer trace" if report.policy == "trace" else "run longer: --duration"
+        report.notes.append(
+            f"the profile saw {report.reads_total:,} reads ({report.sampled_reads:,} sampled, "
+            f"{report.sampled_keys:,} keys) in {report.duration_s:.1f} s{why}: too few to warm a cache "
+            f"of {size(unfilled)} or more (half the trace warms it and must pass at least "
+            f"{MIN_WARM_READS_PER_OBJECT:g} reads per object it holds), so hit ratios from there up are "
+            f"lower bounds, marked ≥ ({remedy})"
+        )
+    if unfilled is not None and unfilled <= report.memory_max_bytes:
+        report.notes.append(
+            "the curve is unreliable even at the current size: do not size the cache from this profile"
+        )
     report.calibrate()
 
 
@@ -105,6 +115,7 @@ async def analyse_redis(
             "reads_per_s_before": round(profile.reads_per_s_before),
             "reads_per_s_during": round(profile.reads_per_s_during),
         },
+        profile.stopped,
     )
     _notes_for(report)
     return report
@@ -202,6 +213,7 @@ async def analyse_memcached(
         t.duration_s,
         notes,
         {"watch_lines": profile.lines, "watch_dropped": profile.dropped},
+        profile.stopped,
     )
     _notes_for(report)
     return report

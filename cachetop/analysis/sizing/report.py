@@ -44,6 +44,13 @@ class SizingReport:
     duration_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     cost: dict = field(default_factory=dict)
+    ended_early: str = ""  # why the profile ended before its duration ("" when it ran it all)
+
+    def unfilled_from(self) -> int | None:
+        """The smallest size of the server's curve whose point is a lower bound (the trace was too
+        short to warm a cache that large), or None when every point is trusted."""
+        curve = self.current_curve()
+        return next((p.memory_bytes for p in curve.points if not p.filled), None) if curve else None
 
     def current_curve(self) -> Curve | None:
         return next((c for c in self.curves if c.policy == self.simulated_as), None)
@@ -87,6 +94,7 @@ class SizingReport:
                 "sampled_keys": self.sampled_keys,
                 "reads_total": self.reads_total,
                 "duration_s": round(self.duration_s, 2),
+                "ended_early": self.ended_early or None,
             },
             "cost": self.cost,
             "notes": list(self.notes),
