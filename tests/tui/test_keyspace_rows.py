@@ -81,6 +81,9 @@ def test_headline_and_age() -> None:
     assert headline(report, saved, NOW) == (
         f"10,000 of 1,000,000 keys sampled in 4.2s · analysed 3m ago ({clock})"
     )
+    # Keys written during the walk: the names counted, not DBSIZE at the start, are the total.
+    grown = {"source": "scan", "keys_total": 2_014, "keys_scanned": 2_021, "keys_sampled": 2_021}
+    assert headline(grown, None) == "2,021 of 2,021 keys sampled"
     dump = {"source": "metadump", "keys_total": 200_000}
     assert headline(dump, None).startswith("200,000 items listed (metadump: every item, exact)")
     assert [age_text(NOW - s, NOW) for s in (1, 42, 60 * 5, 3600 * 2, 86400 * 3)] == [

@@ -35,8 +35,10 @@ def trends_text(config: Config, instance: str, width: int) -> str:
     if report is None:
         return (
             "No history of this instance yet.\n\n"
-            "cachetop keeps one row per instance and bucket ([history] bucket, default 1h) while hot keys\n"
-            "are sampled; the first one is stored when its bucket closes. With `cachetop daemon`\n"
+            # One paragraph, no hard breaks: the Static wraps it to the width (a break at 80 columns
+            # left a one-word line on an 80x24 terminal).
+            "cachetop keeps one row per instance and bucket ([history] bucket, default 1h) while hot keys "
+            "are sampled; the first one is stored when its bucket closes. With `cachetop daemon` "
             "running, this tab shows the daemon's history. See docs/trends.md."
         )
     return "\n".join(render_text(report, width=max(40, width)))
