@@ -104,7 +104,7 @@ def test_prediction_at_half_and_double_memory_matches_the_resized_server(make_re
             f"{report.predicted_now:.2f}); predicted {predicted}; measured {measured}"
         )
         for size in (M // 2, 2 * M):
-            assert abs(predicted[size] - measured[size]) <= 3.0, (size, predicted, measured)
+            assert abs(predicted[size] - measured[size]) <= 3.0, (size, predicted, measured, profile)
     finally:
         workload.kill()
         workload.wait()
