@@ -1,12 +1,24 @@
-"""What several commands share: turning targets, --config and duration flags into a Config."""
+"""What several commands share: turning targets, --config and duration flags into a Config; Ctrl-C in
+two stages; the exit code; a progress bar on stderr."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Coroutine, Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cachetop.engine.config import Config, apply_profile, resolve_config, window_problem
 from cachetop.engine.configfile import ConfigError, bounded_duration
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+T = TypeVar("T")
 
 
 def flag_duration(value: str | None, flag: str) -> float | None:
@@ -38,3 +50,64 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise ConfigError(f"{'--window' if window is not None else '--interval'}: {problem}")
     config = replace(config, settings=settings)
     return apply_profile(config, "light") if getattr(args, "light", False) else config
+
+
+class Interrupts:
+    """Ctrl-C (or SIGTERM) while a command works, in two stages: the first sets `stop` so the work ends
+    early with what it has (and says so with `message`), the second cancels the task started with `run`
+    at once. Use as `with Interrupts(...) as interrupts:` inside the running event loop."""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.stop = asyncio.Event()
+        self.interrupted = False
+        self._message = message
+        self._current: asyncio.Task[Any] | None = None
+
+    def _on_signal(self) -> None:
+        if self.interrupted:  # the second one: stop at once (the work's own cleanup still runs)
+            if self._current is not None:
+                self._current.cancel()
+            return
+        self.interrupted = True
+        self.stop.set()
+        if self._message:
+            print(f"\n{self._message}", file=sys.stderr)
+
+    async def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await `work` as the task a second signal cancels."""
+        self._current = asyncio.create_task(work)
+        return await self._current
+
+    def __enter__(self) -> Interrupts:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def exit_code(interrupted: bool, failed: bool) -> int:
+    """130 after Ctrl-C (as a shell reports it), 1 when an instance failed, else 0."""
+    return 130 if interrupted else 1 if failed else 0
+
+
+@contextlib.contextmanager
+def stderr_progress(enabled: bool, *, counted: bool) -> Iterator[Progress | None]:
+    """A transient rich progress bar on stderr, or None when it is not a terminal: a description, a bar,
+    N of M when `counted`, and the time elapsed."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn("{task.description}", markup=False), BarColumn()]
+    if counted:
+        columns.append(MofNCompleteColumn())
+    columns.append(TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        yield bar

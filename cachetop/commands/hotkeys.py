@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 from dataclasses import replace
 from typing import Any
 
 from cachetop.analysis.node_balance import DEFAULT_TARGET_IMBALANCE
+from cachetop.commands.common import Interrupts, exit_code
 from cachetop.engine.configfile import ConfigError
 from cachetop.hotkeys.collector import HotKeyCollector
 from cachetop.hotkeys.config import HotKeySettings
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_tables(views)
     failed = any(v.status == "error" for v in views)
-    return 130 if interrupted else 1 if failed else 0
+    return exit_code(interrupted, failed)
 
 
 def _run_advice(args: argparse.Namespace, config: Any, settings: HotKeySettings, duration: float) -> int:
@@ -114,24 +114,10 @@ def _run_advice(args: argparse.Namespace, config: Any, settings: HotKeySettings,
     from cachetop.commands.hotkeys_advice_report import analyse, group_json, print_group
 
     async def main() -> tuple[list[Any], bool]:
-        done = asyncio.Event()
-        interrupted = False
-
-        def on_signal() -> None:
-            nonlocal interrupted
-            interrupted = True
-            done.set()
-
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal)
-        try:
+        with Interrupts() as ints:
             groups = await build_groups(config.instances, settings, duration, config.timeout_of)
-            await sample_groups(groups, duration, done)
-            return groups, interrupted
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+            await sample_groups(groups, duration, ints.stop)
+            return groups, ints.interrupted
 
     groups, interrupted = asyncio.run(main())
     results = [analyse(g, args.target_imbalance) for g in groups]
@@ -149,7 +135,7 @@ def _run_advice(args: argparse.Namespace, config: Any, settings: HotKeySettings,
             print_group(out, group, result, args.target_imbalance)
             out.flush()
     failed = any(g.error or any(n.view is None or n.view.status == "error" for n in g.nodes) for g in groups)
-    return 130 if interrupted else 1 if failed else 0
+    return exit_code(interrupted, failed)
 
 
 def _top(view: HotKeysView, n: int) -> tuple[Any, ...]:
@@ -157,27 +143,15 @@ def _top(view: HotKeysView, n: int) -> tuple[Any, ...]:
 
 
 async def _sample(collectors: list[HotKeyCollector], duration: float) -> tuple[list[HotKeysView], bool]:
-    loop = asyncio.get_running_loop()
-    done = asyncio.Event()
-    interrupted = False
-
-    def on_signal() -> None:
-        nonlocal interrupted
-        interrupted = True
-        done.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    try:
-        for c in collectors:
-            await c.start()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), duration + 0.2)
-        return [c.snapshot() for c in collectors], interrupted
-    finally:
-        await asyncio.gather(*(c.stop() for c in collectors))
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    with Interrupts() as ints:
+        try:
+            for c in collectors:
+                await c.start()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ints.stop.wait(), duration + 0.2)
+            return [c.snapshot() for c in collectors], ints.interrupted
+        finally:
+            await asyncio.gather(*(c.stop() for c in collectors))
 
 
 def _print_tables(views: list[HotKeysView]) -> None:

@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -113,7 +112,7 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cachetop.analysis.keyspace import save_report
-    from cachetop.commands.common import config_from_args
+    from cachetop.commands.common import config_from_args, exit_code
     from cachetop.commands.keyspace_table import print_report
     from cachetop.commands.render_table import Output, is_terminal
 
@@ -134,65 +133,40 @@ def run(args: argparse.Namespace) -> int:
             out.line()
         out.flush()
     failed = any(r.get("error") for r in reports)
-    return 130 if interrupted else 1 if failed else 0
+    return exit_code(interrupted, failed)
 
 
 async def _analyse_all(
     config: Any, args: argparse.Namespace, *, show_bar: bool
 ) -> tuple[list[dict[str, Any]], bool]:
     from cachetop.analysis.keyspace import KeyspaceError, analyse_instance
+    from cachetop.commands.common import Interrupts
 
-    loop = asyncio.get_running_loop()
-    cancel = asyncio.Event()
-    interrupted = False
-    current: list[asyncio.Task[Any]] = []
-
-    def on_signal() -> None:
-        nonlocal interrupted
-        if interrupted:  # the second one: stop at once (the connection is still closed)
-            for task in current:
-                task.cancel()
-            return
-        interrupted = True
-        cancel.set()
-        print(
-            "\nstopping the name count; sampling what was seen (Ctrl-C again to stop at once)",
-            file=sys.stderr,
-        )
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
     reports: list[dict[str, Any]] = []
-    try:
+    with Interrupts("stopping the name count; sampling what was seen (Ctrl-C again to stop at once)") as ints:
         for inst in config.instances:
-            if interrupted and cancel.is_set() and reports:
+            if ints.interrupted and ints.stop.is_set() and reports:
                 break
             with _bar(show_bar, inst.name) as progress:
-                task = asyncio.create_task(
-                    analyse_instance(
-                        inst,
-                        sample=args.sample,
-                        rate=args.rate,
-                        values_per_prefix=args.values,
-                        progress=progress,
-                        max_scan=args.max_scan,
-                        seed=args.seed,
-                        timeout=config.timeout_of(inst),
-                        cancel=cancel,
-                    )
+                work = analyse_instance(
+                    inst,
+                    sample=args.sample,
+                    rate=args.rate,
+                    values_per_prefix=args.values,
+                    progress=progress,
+                    max_scan=args.max_scan,
+                    seed=args.seed,
+                    timeout=config.timeout_of(inst),
+                    cancel=ints.stop,
                 )
-                current[:] = [task]
                 try:
-                    reports.append((await task).to_json())
+                    reports.append((await ints.run(work)).to_json())
                 except KeyspaceError as exc:
                     reports.append(_failed(inst, str(exc)))
                 except asyncio.CancelledError:
                     reports.append(_failed(inst, "stopped at once (second Ctrl-C)"))
                     break
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    return reports, interrupted
+    return reports, ints.interrupted
 
 
 def _failed(inst: Any, error: str) -> dict[str, Any]:
@@ -217,23 +191,14 @@ def _failed(inst: Any, error: str) -> dict[str, Any]:
 @contextlib.contextmanager
 def _bar(enabled: bool, name: str) -> Iterator[Callable[[Any], None] | None]:
     """A rich progress bar on stderr (a terminal only): names counted, then keys sampled."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from cachetop.commands.common import stderr_progress
     from cachetop.util.safe_text import display_key
 
     label = display_key(name, 40)
-    with Progress(
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
+    with stderr_progress(enabled, counted=True) as bar:
+        if bar is None:
+            yield None
+            return
         task = bar.add_task(f"{label}: connecting", total=None)
 
         def update(p: Any) -> None:

@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -123,6 +122,7 @@ def _check(args: argparse.Namespace) -> tuple[float, list[int]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cachetop.commands.common import exit_code
     from cachetop.commands.render_table import Output, is_terminal
     from cachetop.commands.sizing_table import print_report
 
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             out.line()
         out.flush()
     failed = any(r.get("error") for r in reports)
-    return 130 if interrupted else 1 if failed else 0
+    return exit_code(interrupted, failed)
 
 
 def _trace_report(args: argparse.Namespace) -> dict[str, Any]:
@@ -168,32 +168,15 @@ async def _analyse_all(
 ) -> tuple[list[dict[str, Any]], bool]:
     from cachetop.analysis.sizing.analyse import analyse_memcached, analyse_redis
     from cachetop.analysis.sizing.profile_redis import COST_NOTE
+    from cachetop.commands.common import Interrupts
     from cachetop.util.format import size
 
-    loop = asyncio.get_running_loop()
-    cancel = asyncio.Event()
-    interrupted = False
-    current: list[asyncio.Task[Any]] = []
-
-    def on_signal() -> None:
-        nonlocal interrupted
-        if interrupted:
-            for task in current:
-                task.cancel()
-            return
-        interrupted = True
-        cancel.set()
-        print(
-            "\nMONITOR off; building the curve from what was seen (Ctrl-C again to stop at once)",
-            file=sys.stderr,
-        )
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
     reports: list[dict[str, Any]] = []
-    try:
+    with Interrupts(
+        "MONITOR off; building the curve from what was seen (Ctrl-C again to stop at once)"
+    ) as ints:
         for inst in config.instances:
-            if interrupted:
+            if ints.interrupted:
                 break
             kind = inst.target.kind
             if kind not in ("redis", "valkey", "memcached"):
@@ -204,19 +187,16 @@ async def _analyse_all(
             print(f"{inst.name}: {what} for {duration:g} s. {cost}", file=sys.stderr)
             analyse = analyse_memcached if kind == "memcached" else analyse_redis
             with _bar(show_bar, inst.name, duration) as progress:
-                task = asyncio.create_task(
-                    analyse(
-                        inst,
-                        duration=duration,
-                        rate=args.sample_rate,
-                        seed=args.seed,
-                        progress=progress,
-                        cancel=cancel,
-                    )
+                work = analyse(
+                    inst,
+                    duration=duration,
+                    rate=args.sample_rate,
+                    seed=args.seed,
+                    progress=progress,
+                    cancel=ints.stop,
                 )
-                current[:] = [task]
                 try:
-                    reports.append((await task).to_json())
+                    reports.append((await ints.run(work)).to_json())
                 except asyncio.CancelledError:
                     reports.append(_failed(inst, "stopped at once (second Ctrl-C)"))
                     break
@@ -224,10 +204,7 @@ async def _analyse_all(
                     from cachetop.hotkeys.conn import redis_error_text
 
                     reports.append(_failed(inst, redis_error_text(inst, exc)))
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    return reports, interrupted
+    return reports, ints.interrupted
 
 
 def _failed(inst: Any, error: str) -> dict[str, Any]:
@@ -245,22 +222,14 @@ def _failed(inst: Any, error: str) -> dict[str, Any]:
 @contextlib.contextmanager
 def _bar(enabled: bool, name: str, duration: float) -> Iterator[Callable[[Any], None] | None]:
     """A rich progress bar on stderr (a terminal only): seconds of MONITOR, lines, sampled reads."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from cachetop.commands.common import stderr_progress
     from cachetop.util.safe_text import display_key
 
     label = display_key(name, 40)
-    with Progress(
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
+    with stderr_progress(enabled, counted=False) as bar:
+        if bar is None:
+            yield None
+            return
         task = bar.add_task(f"{label}: starting", total=duration)
 
         def update(p: Any) -> None:
