@@ -90,42 +90,21 @@ class MemcachedEvictor:
 
     def run(self, keys: Sequence[bytes], *, dry_run: bool) -> EvictResult:
         names = [check_key(k) for k in dict.fromkeys(keys)]
+        return self._over_pool(dry_run, lambda pool, result: self._each_key(pool, result, names, dry_run))[0]
+
+    def _over_pool(
+        self, dry_run: bool, work: Callable[[HashClient, EvictResult], None]
+    ) -> tuple[EvictResult, bool]:
+        """The frame of a run: every server checked before `work` touches a key, then the pool closed
+        and the time and totals settled whatever happens. Also says whether the check passed."""
         result = EvictResult(dry_run=dry_run)
         result.set_nodes(t.address for t in self.targets)
         start = self.clock()
         pool = pool_client(self.targets, self.timeout)
         try:
             if not self._preflight(pool, result):
-                return result
-            for name in names:
-                if self.cancel.is_set():
-                    result.cancelled = True
-                    break
-                node = server_of(pool, name)
-                client: Any = pool.clients[node]
-                result.start_node(node)
-                in_flight = 0
-                try:
-                    present = client.raw_command(b"me " + name.encode(), b"\r\n").startswith(b"ME ")
-                    if present:
-                        result.matched += 1
-                        if len(result.examples) < 5:
-                            result.examples.append(name.encode())
-                    if dry_run or not present:
-                        continue
-                    self.budget.take(1)
-                    if self.cancel.is_set():
-                        result.cancelled = True
-                        break
-                    in_flight = 1
-                    if self._remove(client, name):
-                        result.add_evicted(node, 1)
-                    in_flight = 0
-                except (MemcacheError, OSError) as exc:
-                    error = f"memcached://{node}: {type(exc).__name__}: {str(exc)[:120]}"
-                    result.fail_node(node, error, in_flight)
-                    break
-                self.progress(result)
+                return result, False
+            work(pool, result)
         except KeyboardInterrupt:  # a second signal: stopped mid-key, so the run is cancelled
             result.cancelled = True
             raise
@@ -133,7 +112,39 @@ class MemcachedEvictor:
             pool.close()
             result.elapsed_s = self.clock() - start
             result.settle()
-        return result
+        return result, True
+
+    def _each_key(self, pool: HashClient, result: EvictResult, names: list[str], dry_run: bool) -> None:
+        """Each named key removed from the server the pool hashes it to (only counted in a dry run)."""
+        for name in names:
+            if self.cancel.is_set():
+                result.cancelled = True
+                break
+            node = server_of(pool, name)
+            client: Any = pool.clients[node]
+            result.start_node(node)
+            in_flight = 0
+            try:
+                present = client.raw_command(b"me " + name.encode(), b"\r\n").startswith(b"ME ")
+                if present:
+                    result.matched += 1
+                    if len(result.examples) < 5:
+                        result.examples.append(name.encode())
+                if dry_run or not present:
+                    continue
+                self.budget.take(1)
+                if self.cancel.is_set():
+                    result.cancelled = True
+                    break
+                in_flight = 1
+                if self._remove(client, name):
+                    result.add_evicted(node, 1)
+                in_flight = 0
+            except (MemcacheError, OSError) as exc:
+                error = f"memcached://{node}: {type(exc).__name__}: {str(exc)[:120]}"
+                result.fail_node(node, error, in_flight)
+                break
+            self.progress(result)
 
     def _preflight(self, pool: HashClient, result: EvictResult) -> bool:
         """Every server of the pool answers `version` before the first key is touched, so a dead

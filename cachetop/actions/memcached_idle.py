@@ -22,7 +22,7 @@ from typing import Any
 from pymemcache.exceptions import MemcacheError
 
 from cachetop.actions.evict import EvictResult
-from cachetop.actions.memcached_evict import MemcachedEvictor, pool_client
+from cachetop.actions.memcached_evict import MemcachedEvictor
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.analysis.keyspace.memcached_walk import parse_metadump_line
 from cachetop.engine.targets import Target
@@ -53,28 +53,20 @@ class MemcachedIdleEvictor(MemcachedEvictor):
         self.pattern = pattern
 
     def run_idle(self, *, dry_run: bool) -> EvictResult:
-        result = EvictResult(dry_run=dry_run)
-        result.set_nodes(t.address for t in self.targets)
-        start = self.clock()
-        pool = pool_client(self.targets, self.timeout)
-        try:
-            if not self._preflight(pool, result):
-                return result
-            for target in self.targets:
-                if self.cancel.is_set():
-                    result.cancelled = True
-                    break
-                if not self._server(pool, target, result, dry_run):
-                    break
-        except KeyboardInterrupt:  # a second signal: stopped mid-key, so the run is cancelled
-            result.cancelled = True
-            raise
-        finally:
-            pool.close()
-            result.elapsed_s = self.clock() - start
-            result.settle()
-        self.progress(result)
+        result, checked = self._over_pool(
+            dry_run, lambda pool, result: self._each_server(pool, result, dry_run)
+        )
+        if checked:
+            self.progress(result)
         return result
+
+    def _each_server(self, pool: Any, result: EvictResult, dry_run: bool) -> None:
+        for target in self.targets:
+            if self.cancel.is_set():
+                result.cancelled = True
+                break
+            if not self._server(pool, target, result, dry_run):
+                break
 
     def _server(self, pool: Any, target: Target, result: EvictResult, dry_run: bool) -> bool:
         """Lists one server's idle items and removes them there; False when the run must stop."""
