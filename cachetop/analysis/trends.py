@@ -10,19 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from cachetop.analysis.predict import BucketTop
+
 BARS = " ▁▂▃▄▅▆▇█"
 COMPARED = ("hit_ratio", "ops_per_sec", "hits", "misses", "evictions", "memory_used_bytes")
 
 
-class BucketLike(Protocol):
-    @property
-    def index(self) -> int: ...
-
-    @property
-    def keys(self) -> Sequence[tuple[bytes, int]]: ...
-
-    @property
-    def prefixes(self) -> Sequence[tuple[bytes, int]]: ...
+class BucketLike(BucketTop, Protocol):
+    """A bucket of history with its figures too (the store's Bucket)."""
 
     @property
     def metrics(self) -> Mapping[str, float]: ...
