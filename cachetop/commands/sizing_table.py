@@ -56,7 +56,7 @@ def print_report(report: dict[str, Any], out: Output, *, hit_ratios=(), at_bytes
     for note in report.get("notes", []):
         out.line(f"  note: {note}")
     if any(not p.get("filled", True) for c in curves for p in c["points"]):
-        out.line("  ≥: the trace was too short to fill a cache that large; its hit ratio is a lower bound")
+        out.line("  ≥: the trace was too short to warm a cache that large; its hit ratio is a lower bound")
 
 
 def answers(report: dict[str, Any], hit_ratios=(), at_bytes=()) -> list[str]:
