@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 from cachetop.analysis.hotkey_advice import Advice, KeyTraffic, advise
 from cachetop.analysis.node_balance import DEFAULT_TARGET_IMBALANCE, NodeBalance, NodeLoad, balance
+from cachetop.analysis.view_traffic import counted, key_traffic, stampede_bursts
 from cachetop.hotkeys.view import HotKeysView
 from cachetop.model import InstanceMetrics, Snapshot, Status
 from cachetop.util.safe_text import display_key
-
-COUNTED_UNITS = ("ops", "qps")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,34 +66,9 @@ def _load(snap: Snapshot, inst: InstanceMetrics, cluster: str | None) -> NodeLoa
 
 
 def _keys(inst: InstanceMetrics, view: HotKeysView | None, cluster: bool) -> list[KeyTraffic]:
-    if view is None or view.unit not in COUNTED_UNITS:
+    if view is None or not counted(view):
         return []
-    from redis.crc import key_slot
-
-    bursts: dict[bytes, list[int]] = {}
-    for event in view.stampedes:
-        entry = bursts.setdefault(event.key, [0, 0])
-        entry[0] += 1
-        entry[1] = max(entry[1], event.writers)
-    out = []
-    for k in view.keys:
-        n, writers = bursts.get(k.key, (0, 0))
-        out.append(
-            KeyTraffic(
-                key=k.key,
-                node=inst.name,
-                ops_per_sec=k.ops_per_sec or 0.0,
-                reads=k.reads,
-                writes=k.writes,
-                hits=k.hits,
-                misses=k.misses,
-                slot=int(key_slot(k.key)) if cluster else None,
-                stampede_bursts=n,
-                stampede_writers=writers,
-                sample_share=k.share,
-            )
-        )
-    return out
+    return key_traffic(view.keys, inst.name, stampede_bursts(view), cluster=cluster)
 
 
 def instance_advice(

@@ -8,11 +8,10 @@ from typing import Any
 
 from cachetop.analysis.hotkey_advice import Advice, KeyFacts, KeyTraffic, advise, key_facts, key_rate
 from cachetop.analysis.node_balance import DEFAULT_TARGET_IMBALANCE, NodeBalance, NodeLoad, balance
+from cachetop.analysis.view_traffic import COUNTED_UNITS, counted, key_slot, key_traffic, stampede_bursts
 from cachetop.commands.hotkeys_advice import Group, NodeRun
 from cachetop.hotkeys.view import JSON_KEY_MAX
 from cachetop.util.safe_text import display_key
-
-COUNTED_UNITS = ("ops", "qps")  # sources whose counts are operations (not CPU time or LFU levels)
 
 
 @dataclass(frozen=True)
@@ -24,42 +23,15 @@ class GroupAdvice:
     notes: list[str]
 
 
-def key_slot(key: bytes) -> int:
-    from redis.crc import key_slot as slot
-
-    return int(slot(key))
-
-
 def node_keys(node: NodeRun, cluster: bool) -> list[KeyTraffic]:
     """Every key the view lists (--advice asks for ADVICE_KEYS), so per-slot sums see the
     many lukewarm keys of a hot slot too."""
     view = node.view
-    if view is None or view.unit not in COUNTED_UNITS:
+    if view is None or not counted(view):
         return []
-    bursts: dict[bytes, list[int]] = defaultdict(lambda: [0, 0])
-    for event in view.stampedes:
-        entry = bursts[event.key]
-        entry[0] += 1
-        entry[1] = max(entry[1], event.writers)
-    out = []
-    for k in sorted(view.keys, key=lambda k: k.count, reverse=True):
-        burst = bursts.get(k.key, [0, 0])
-        out.append(
-            KeyTraffic(
-                key=k.key,
-                node=node.name,
-                ops_per_sec=k.ops_per_sec or 0.0,
-                reads=k.reads,
-                writes=k.writes,
-                hits=k.hits,
-                misses=k.misses,
-                value_bytes=node.value_sizes.get(k.key),
-                slot=key_slot(k.key) if cluster else None,
-                stampede_bursts=burst[0],
-                stampede_writers=burst[1],
-                sample_share=k.share,
-            )
-        )
+    bursts = stampede_bursts(view)
+    by_count = sorted(view.keys, key=lambda k: k.count, reverse=True)
+    out = key_traffic(by_count, node.name, bursts, cluster=cluster, value_sizes=node.value_sizes)
     # A key that stampeded but fell out of the top still gets its advice.
     listed = {k.key for k in out}
     for key, (n, writers) in bursts.items():
