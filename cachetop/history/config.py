@@ -24,7 +24,7 @@ from typing import Any
 
 from cachetop.engine.config import Config
 from cachetop.engine.configfile import ConfigContext, KeyPath
-from cachetop.hotkeys.config import HotKeySettings, parse_size
+from cachetop.hotkeys.config import HotKeySettings, size_setting
 from cachetop.util.durations import format_seconds, parse_duration
 
 MIN_BUCKET_S, MAX_BUCKET_S = 0.5, 7 * 86400.0
@@ -92,12 +92,8 @@ def parse_history_section(value: Any, ctx: ConfigContext) -> HistorySettings:
     elif s.retention < s.bucket * s.season * 2:
         s = replace(s, retention=s.bucket * s.season * 2)  # at least two seasons to compare
     if "max_bytes" in table:
-        try:
-            size = parse_size(table["max_bytes"])
-        except ValueError as exc:
-            ctx.fail((*path, "max_bytes"), f"max_bytes: {exc}")
-        if size < MIN_MAX_BYTES:
-            ctx.fail((*path, "max_bytes"), "max_bytes must be at least 64KiB (a few buckets of top keys)")
+        too_small = "max_bytes must be at least 64KiB (a few buckets of top keys)"
+        size = size_setting(ctx, table["max_bytes"], (*path, "max_bytes"), MIN_MAX_BYTES, too_small)
         s = replace(s, max_bytes=size)
     return s
 

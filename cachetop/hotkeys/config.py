@@ -84,6 +84,19 @@ def parse_size(value: Any) -> int:
     raise ValueError(f'{value!r} is not a size (allowed: a number of bytes, or "512KiB", "8MiB", "10MB")')
 
 
+def size_setting(ctx: ConfigContext, value: Any, path: KeyPath, minimum: int, too_small: str) -> int:
+    """A size key of a config section: parse_size's mistakes, and `too_small` under `minimum`, fail
+    at `path` (its last part names the key)."""
+    name = str(path[-1])
+    try:
+        size = parse_size(value)
+    except ValueError as exc:
+        ctx.fail(path, f"{name}: {exc}")
+    if size < minimum:
+        ctx.fail(path, too_small)
+    return size
+
+
 def parse_hotkeys_section(value: Any, ctx: ConfigContext) -> HotKeySettings:
     path: KeyPath = ("hotkeys",)
     table = ctx.table(value, path)
@@ -119,12 +132,9 @@ def parse_hotkeys_section(value: Any, ctx: ConfigContext) -> HotKeySettings:
             )
         s = replace(s, monitor_stall=stall)
     if "omem_limit" in table:
-        try:
-            limit = parse_size(table["omem_limit"])
-        except ValueError as exc:
-            ctx.fail((*path, "omem_limit"), f"omem_limit: {exc}")
-        if limit < 64 * 1024:
-            ctx.fail((*path, "omem_limit"), "omem_limit must be at least 64KiB")
+        limit = size_setting(
+            ctx, table["omem_limit"], (*path, "omem_limit"), 64 * 1024, "omem_limit must be at least 64KiB"
+        )
         s = replace(s, omem_limit=limit)
     if "min_share" in table:
         share = ctx.number(table["min_share"], (*path, "min_share"), minimum=0)
