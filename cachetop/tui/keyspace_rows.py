@@ -66,12 +66,17 @@ def with_error(est: float | None, ci: object, render: Any, exact_render: Any) ->
     return f"{render(est)} ±{pct:.0f}%" if pct >= 1 else f"{render(est)} ±<1%"
 
 
+def _counts(buckets: object) -> tuple[dict[Any, float], float]:
+    """A report's bucket counts (TTL or idle buckets) as numbers, and their total (0 when absent)."""
+    if not isinstance(buckets, Mapping):
+        return {}, 0.0
+    counts = {k: _num(v) or 0.0 for k, v in buckets.items()}
+    return counts, sum(counts.values())
+
+
 def _ttl_text(ttl: object) -> str:
     """The largest TTL bucket and its share: 'none', '<1h 72%'."""
-    if not isinstance(ttl, Mapping):
-        return fmt.NA
-    counts = {k: _num(v) or 0.0 for k, v in ttl.items()}
-    total = sum(counts.values())
+    counts, total = _counts(ttl)
     if total <= 0:
         return fmt.NA
     top, n = max(counts.items(), key=lambda kv: kv[1])
@@ -80,10 +85,7 @@ def _ttl_text(ttl: object) -> str:
 
 
 def _idle_share(idle: object) -> str:
-    if not isinstance(idle, Mapping):
-        return fmt.NA
-    counts = {k: _num(v) or 0.0 for k, v in idle.items()}
-    total = sum(counts.values())
+    counts, total = _counts(idle)
     if total <= 0:
         return fmt.NA
     return f"{sum(counts.get(k, 0.0) for k in IDLE_OVER_1D) / total:.0%}"
