@@ -46,3 +46,20 @@ async def open_tab(app: Any, tab_id: str) -> None:
     tabs = app.screen.query_one(TabbedContent)
     tabs.active = tab_id
     await until(lambda: switcher.current == tab_id, what=f"tab {tab_id} shown")
+
+
+async def hot_reads(port: int, stop: asyncio.Event, key: bytes | str = "hot:1") -> None:
+    """Only GETs until `stop`, 30 of every 50 on `key` (the rest on cold:N): a hot key, and a hit
+    ratio of 0 where nothing was written."""
+    import redis as redis_py
+
+    client = redis_py.asyncio.Redis(port=port, protocol=2)
+    try:
+        while not stop.is_set():
+            pipe = client.pipeline(transaction=False)
+            for i in range(50):
+                pipe.get(key if i % 5 < 3 else f"cold:{i}")
+            await pipe.execute()
+            await asyncio.sleep(0.01)
+    finally:
+        await client.aclose()

@@ -18,21 +18,7 @@ from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.screens.detail import DetailScreen
 from cachetop.tui.widgets.confirm_evict import ConfirmEvictScreen
-from tests.tui.helpers import keys, text, until
-
-
-async def _traffic(port: int, stop: asyncio.Event) -> None:
-    """60% of reads on hot:1: a hot key."""
-    client = redis_py.asyncio.Redis(port=port, protocol=2)
-    try:
-        while not stop.is_set():
-            pipe = client.pipeline(transaction=False)
-            for i in range(50):
-                pipe.get("hot:1" if i % 5 < 3 else f"cold:{i}")
-            await pipe.execute()
-            await asyncio.sleep(0.01)
-    finally:
-        await client.aclose()
+from tests.tui.helpers import hot_reads, keys, text, until
 
 
 async def test_right_to_hot_keys_then_e_opens_the_dialog_and_enter_cancels_visibly(
@@ -50,7 +36,7 @@ async def test_right_to_hot_keys_then_e_opens_the_dialog_and_enter_cancels_visib
     async with Monitor(config) as mon:
         app = CachetopApp(config, monitor=mon)
         async with LiveSources(config, mon), app.run_test(size=(100, 30)):
-            load = asyncio.create_task(_traffic(redis.port, stop))
+            load = asyncio.create_task(hot_reads(redis.port, stop))
             try:
                 table = app.screen.query_one("FleetTable")
                 await until(lambda: "r1" in table.row_keys, what="the overview row")

@@ -16,7 +16,7 @@ from cachetop.tui.app import CachetopApp
 from cachetop.tui.detail_rows import client_rows, slowlog_rows
 from cachetop.tui.inspect import ClientInfo, Details, SlowEntry
 from cachetop.tui.screens.detail import DetailScreen
-from tests.tui.helpers import cell, keys, open_tab, text, until
+from tests.tui.helpers import cell, hot_reads, keys, open_tab, text, until
 
 MARKUP = "[red]x[/]"
 ESCAPE_KEY = b"\x1b[2J"
@@ -77,19 +77,6 @@ async def test_hostile_names_show_literally_in_the_app(redis: LocalServer) -> No
     app_client.close()
 
 
-async def _hot_traffic(port: int, key: bytes, stop: asyncio.Event) -> None:
-    client = redis_py.asyncio.Redis(port=port, protocol=2)
-    try:
-        while not stop.is_set():
-            pipe = client.pipeline(transaction=False)
-            for i in range(50):
-                pipe.get(key if i % 5 < 3 else f"cold:{i}")
-            await pipe.execute()
-            await asyncio.sleep(0.01)
-    finally:
-        await client.aclose()
-
-
 async def test_a_hot_key_with_an_escape_is_escaped_once_in_the_hot_keys_tab(redis: LocalServer) -> None:
     """The CLI shows ESC as \\x1b; the Hot keys tab once showed \\\\x1b (escaped a second time)."""
     config = Config(
@@ -102,7 +89,7 @@ async def test_a_hot_key_with_an_escape_is_escaped_once_in_the_hot_keys_tab(redi
     async with Monitor(config) as mon:
         app = CachetopApp(config, monitor=mon)
         async with LiveSources(config, mon), app.run_test(size=(120, 32)):
-            load = asyncio.create_task(_hot_traffic(redis.port, b"\x1b[2Jhot\\k", stop))
+            load = asyncio.create_task(hot_reads(redis.port, stop, b"\x1b[2Jhot\\k"))
             try:
                 await until(lambda: "♨" in cell(app, "r1", "name"), deadline_s=15, what="hot badge")
                 table = app.screen.query_one("FleetTable")

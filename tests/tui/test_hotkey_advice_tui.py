@@ -7,8 +7,6 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-import redis as redis_py
-
 from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
 from cachetop.engine.live import LiveSources
 from cachetop.engine.monitor import Monitor
@@ -16,21 +14,7 @@ from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.screens.detail import DetailScreen
-from tests.tui.helpers import keys, until
-
-
-async def _reads(port: int, stop: asyncio.Event) -> None:
-    """Only GETs, 30 of every 50 on hot:1: caching it in the client removes 60% of the node's ops."""
-    client = redis_py.asyncio.Redis(port=port, protocol=2)
-    try:
-        while not stop.is_set():
-            pipe = client.pipeline(transaction=False)
-            for i in range(50):
-                pipe.get("hot:1" if i % 5 < 3 else f"cold:{i}")
-            await pipe.execute()
-            await asyncio.sleep(0.01)
-    finally:
-        await client.aclose()
+from tests.tui.helpers import hot_reads, keys, until
 
 
 def _static(app: CachetopApp, selector: str) -> str:
@@ -48,7 +32,7 @@ async def test_advice_line_follows_the_selected_key(redis: LocalServer, tmp_path
     async with Monitor(config) as mon:
         app = CachetopApp(config, monitor=mon)
         async with LiveSources(config, mon), app.run_test(size=(80, 24)):
-            load = asyncio.create_task(_reads(redis.port, stop))
+            load = asyncio.create_task(hot_reads(redis.port, stop))
             try:
                 table = app.screen.query_one("FleetTable")
                 await until(lambda: "r1" in table.row_keys, what="the overview row")

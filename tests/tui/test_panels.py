@@ -16,21 +16,7 @@ from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.screens.detail import DetailScreen
-from tests.tui.helpers import cell, keys, open_tab, text, until
-
-
-async def _traffic(port: int, stop: asyncio.Event) -> None:
-    """~60% of reads on hot:1 and misses only: a hot key and a hit ratio of 0."""
-    client = redis_py.asyncio.Redis(port=port, protocol=2)
-    try:
-        while not stop.is_set():
-            pipe = client.pipeline(transaction=False)
-            for i in range(50):
-                pipe.get("hot:1" if i % 5 < 3 else f"cold:{i}")
-            await pipe.execute()
-            await asyncio.sleep(0.01)
-    finally:
-        await client.aclose()
+from tests.tui.helpers import cell, hot_reads, keys, open_tab, text, until
 
 
 async def test_hot_keys_badge_panel_and_alerts_tab(redis: LocalServer, tmp_path: Path) -> None:
@@ -49,7 +35,7 @@ async def test_hot_keys_badge_panel_and_alerts_tab(redis: LocalServer, tmp_path:
         app = CachetopApp(config, monitor=mon)
         async with LiveSources(config, mon) as live, app.run_test(size=(120, 32)):
             app.alerts = live.alert_service
-            load = asyncio.create_task(_traffic(redis.port, stop))
+            load = asyncio.create_task(hot_reads(redis.port, stop))
             try:
                 # The overview row gets the hot-key badge and the hit cell is coloured by the rule.
                 await until(lambda: "♨" in cell(app, "r1", "name"), deadline_s=15, what="hot badge")
