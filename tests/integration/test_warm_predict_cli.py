@@ -45,16 +45,9 @@ def setup_history(tmp_path: Path, port: int) -> Path:
     return config
 
 
-def audit_lines(tmp_path: Path) -> list[dict[str, Any]]:
-    path = tmp_path / "state" / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def test_warm_predict_writes_only_keys_the_source_gave_values_for(
-    tmp_path: Path, redis: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
-    config = setup_history(tmp_path, redis.port)
-    args = [
+def warm_predict_args(config: Path, tmp_path: Path) -> list[str]:
+    """`cachetop warm --predict` with the file strategy over the values setup_history wrote."""
+    return [
         "warm",
         "-c",
         str(config),
@@ -64,6 +57,18 @@ def test_warm_predict_writes_only_keys_the_source_gave_values_for(
         "--file",
         str(tmp_path / "values.jsonl"),
     ]
+
+
+def audit_lines(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "state" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_warm_predict_writes_only_keys_the_source_gave_values_for(
+    tmp_path: Path, redis: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = setup_history(tmp_path, redis.port)
+    args = warm_predict_args(config, tmp_path)
     assert main([*args, "--top", "10", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["planned"] == 10 and result["written"] == 5 and result["empty"] == 5
@@ -81,16 +86,7 @@ def test_warm_predict_refuses_in_read_only(
     tmp_path: Path, redis: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = setup_history(tmp_path, redis.port)
-    args = [
-        "warm",
-        "-c",
-        str(config),
-        "--predict",
-        "--strategy",
-        "file",
-        "--file",
-        str(tmp_path / "values.jsonl"),
-    ]
+    args = warm_predict_args(config, tmp_path)
     assert main([*args, "--read-only"]) == 3
     assert "refused: cachetop runs with --read-only" in capsys.readouterr().err
     assert redis_client(redis.port).dbsize() == 0
@@ -103,16 +99,7 @@ def test_warm_predict_without_history_says_where_it_looked(
 ) -> None:
     config = setup_history(tmp_path, redis.port)
     (tmp_path / "state" / "history.sqlite3").unlink()
-    args = [
-        "warm",
-        "-c",
-        str(config),
-        "--predict",
-        "--strategy",
-        "file",
-        "--file",
-        str(tmp_path / "values.jsonl"),
-    ]
+    args = warm_predict_args(config, tmp_path)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "warm --predict: no history of shop with 1h buckets in" in err and "Traceback" not in err
