@@ -14,14 +14,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cachetop.demo import DemoFleet
-from cachetop.engine.monitor import Monitor
 from cachetop.exporters import recorder as recorder_module
-from cachetop.exporters.outputs import attach_outputs
 from cachetop.exporters.recorder import KEYFRAME_EVERY, STATE_MAX, Recorder, Recording, RecordingError
 from cachetop.exporters.replay import ReplayPlayer
 from cachetop.model import InstanceMetrics, Snapshot, Status
 from tests.conftest import wait_until
+from tests.demo_recording import record_demo
 
 FRAMES = 70  # > one demo cycle (60 s at phase_scale 0.1 = 6 s at 0.1 s a frame) and > one keyframe span
 
@@ -34,22 +32,8 @@ def without_extras(snap: Snapshot) -> Snapshot:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Snapshot]]:
-    import asyncio
-
     path = tmp_path_factory.mktemp("rec") / "demo.ctrec"
-    seen: list[Snapshot] = []
-
-    async def record() -> None:
-        with DemoFleet(ops_per_sec=600, phase_scale=0.1) as fleet:
-            async with (
-                Monitor(fleet.config(interval=0.1, window=1.0)) as mon,
-                attach_outputs(mon, record=str(path)),
-            ):
-                mon.subscribe(seen.append)
-                await mon.wait_snapshot(lambda s: len(seen) >= FRAMES, 30)
-                mon.pause()
-
-    asyncio.run(record())
+    seen = record_demo(path, FRAMES, 30)
     return path, [without_extras(s) for s in seen]
 
 

@@ -8,7 +8,6 @@ hysteresis, instance globs and tags).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import tomllib
@@ -23,11 +22,9 @@ from cachetop.alerts.presets import PRESETS
 from cachetop.alerts.prom_rules import export_rules
 from cachetop.alerts.rules import Rule
 from cachetop.cli import main
-from cachetop.demo import DemoFleet
-from cachetop.engine.monitor import Monitor
-from cachetop.exporters.outputs import attach_outputs
 from cachetop.exporters.recorder import Recording
 from cachetop.model import METRICS
+from tests.demo_recording import record_demo
 from tests.prom_fixture import binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,20 +123,7 @@ OWNER = {"job": "cachetop", "instance": "daemon-0:9150"}
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
     path = tmp_path_factory.mktemp("rec") / "demo.ctrec"
-
-    seen: list[object] = []
-
-    async def record() -> None:
-        with DemoFleet(ops_per_sec=600, phase_scale=0.1) as fleet:
-            async with (
-                Monitor(fleet.config(interval=0.1, window=1.0)) as mon,
-                attach_outputs(mon, record=str(path)),
-            ):
-                mon.subscribe(seen.append)
-                await mon.wait_snapshot(lambda s: len(seen) >= FRAMES, 40)
-                mon.pause()
-
-    asyncio.run(record())
+    record_demo(path, FRAMES, 40)
     return Recording.open(path)
 
 
