@@ -264,16 +264,22 @@ def test_a_sigkill_mid_bucket_loses_no_closed_bucket_and_the_next_run_carries_on
     asyncio.run(service.stop())
 
 
-def test_a_source_with_no_stream_stores_its_last_ranking_of_the_bucket(tmp_path: Path) -> None:
-    from cachetop.hotkeys.view import HotKey, HotKeysView, PrefixStat
-
-    wall = [1_000_000.0]
+def _started_service(tmp_path: Path, wall: list[float]) -> HistoryService:
+    """A started history service with 10 s buckets, 3 a season, on the clock wall[0]."""
     config = parse_config(
         {"settings": {"state_dir": str(tmp_path)}, "history": {"bucket": "10s", "season": 3}},
         ConfigContext("x.toml", ""),
     )
     service = HistoryService(config, {}, clock=lambda: wall[0])
     service.start()
+    return service
+
+
+def test_a_source_with_no_stream_stores_its_last_ranking_of_the_bucket(tmp_path: Path) -> None:
+    from cachetop.hotkeys.view import HotKey, HotKeysView, PrefixStat
+
+    wall = [1_000_000.0]
+    service = _started_service(tmp_path, wall)
     for step in range(13):
         rank = (b"early", 5) if step < 5 else (b"late", 9)  # LFU counters: a ranking, no events
         view = HotKeysView(
@@ -416,12 +422,7 @@ def test_plan_ahead_covers_every_bucket_that_starts_within_the_horizon(tmp_path:
 
 def test_a_node_that_leaves_the_fleet_keeps_its_last_bucket(tmp_path: Path) -> None:
     wall = [1_000_000.0]
-    config = parse_config(
-        {"settings": {"state_dir": str(tmp_path)}, "history": {"bucket": "10s", "season": 3}},
-        ConfigContext("x.toml", ""),
-    )
-    service = HistoryService(config, {}, clock=lambda: wall[0])
-    service.start()
+    service = _started_service(tmp_path, wall)
     for step in range(15):
         names = ("a", "b") if step < 5 else ("b",)  # a cluster node removed after 5 s
         instances = tuple(
