@@ -99,6 +99,18 @@ def rounds(cluster: Cluster, hot: list[tuple[str, bytes, int]]) -> Iterator[Call
         worker.join(10)
 
 
+def advice_under(
+    cluster: Cluster, hot: list[tuple[str, bytes, int]], duration: str
+) -> tuple[dict, dict[int, int]]:
+    """`hotkeys --advice` on `cluster` for `duration` s while `rounds` of `hot` run (once every master
+    has served 2000 of them): the one instance's document, and each master's exact command count
+    since the rounds began, read as the advice ended."""
+    with rounds(cluster, hot) as deltas:
+        wait_until(lambda: min(deltas().values()) > 2000, 20, "the workload to run")
+        [doc] = run_advice("--duration", duration, f"redis-cluster://{cluster.nodes[0].address}")["instances"]
+        return doc, deltas()
+
+
 def node_of(doc: dict, port: int) -> dict:
     [node] = [n for n in doc["nodes"] if n["name"].endswith(f":{port}")]
     return node
@@ -109,12 +121,7 @@ def test_read_mostly_hot_key_in_a_cluster_is_cached_first(three_masters: Cluster
     # A round: hot:1 takes 80 of 200 ops (79 GETs, 1 SET: 40% of the cluster), 40 cold GETs a master.
     ranges = masters_by_slot(three_masters)
     hot_port = port_of_key(ranges, b"hot:1")
-    with rounds(three_masters, [("GET", b"hot:1", 79), ("SET", b"hot:1", 1)]) as deltas:
-        wait_until(lambda: min(deltas().values()) > 2000, 20, "the workload to run")
-        [doc] = run_advice("--duration", "3", f"redis-cluster://{three_masters.nodes[0].address}")[
-            "instances"
-        ]
-        exact = deltas()
+    doc, exact = advice_under(three_masters, [("GET", b"hot:1", 79), ("SET", b"hot:1", 1)], "3")
     mean = sum(exact.values()) / len(exact)
     exact_imbalance = exact[hot_port] / mean  # about 120 / (200 / 3) = 1.8
     node = node_of(doc, hot_port)
@@ -135,11 +142,7 @@ def test_write_hot_key_is_split_not_cached(three_masters: Cluster) -> None:  # n
     # A round: counter:1 takes 180 of 300 ops, 70% of them writes (126 INCR, 54 GET).
     ranges = masters_by_slot(three_masters)
     hot_port = port_of_key(ranges, b"counter:1")
-    with rounds(three_masters, [("GET", b"counter:1", 54), ("INCR", b"counter:1", 126)]) as deltas:
-        wait_until(lambda: min(deltas().values()) > 2000, 20, "the workload to run")
-        [doc] = run_advice("--duration", "3", f"redis-cluster://{three_masters.nodes[0].address}")[
-            "instances"
-        ]
+    doc, _ = advice_under(three_masters, [("GET", b"counter:1", 54), ("INCR", b"counter:1", 126)], "3")
     mine = [a for a in doc["advice"] if a["key"] == "counter:1"]
     assert [a["kind"] for a in mine] == ["split"]
     # 2 parts leave its master at 157 of a mean 118 per round (1.33x > 1.2); 3 even the masters.

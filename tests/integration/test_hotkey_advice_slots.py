@@ -12,7 +12,7 @@ from redis.crc import key_slot
 from cachetop.servers import redis_server
 from tests.cluster_fixtures import Cluster, _ready, cluster_port, three_masters  # noqa: F401
 from tests.conftest import wait_until
-from tests.integration.test_hotkey_advice import masters_by_slot, rounds, run_advice
+from tests.integration.test_hotkey_advice import advice_under, masters_by_slot
 
 SLOT_KEYS = 30  # keys per hot slot, 1 op each per round: none of them hot on its own
 
@@ -71,11 +71,7 @@ def check_move(doc: dict, tag_a: str, tag_b: str, port: int) -> dict:
 @pytest.mark.slow
 def test_slot_move_from_valkey_slot_stats(valkey_cluster: Cluster) -> None:
     tag_a, tag_b, port = two_tags_on_one_master(valkey_cluster)
-    with rounds(valkey_cluster, slot_workload(tag_a, tag_b)) as deltas:
-        wait_until(lambda: min(deltas().values()) > 2000, 20, "the workload to run")
-        [doc] = run_advice("--duration", "2", f"redis-cluster://{valkey_cluster.nodes[0].address}")[
-            "instances"
-        ]
+    doc, _ = advice_under(valkey_cluster, slot_workload(tag_a, tag_b), "2")
     check_move(doc, tag_a, tag_b, port)
     assert any("slot load from CLUSTER SLOT-STATS" in n for n in doc["notes"])
 
@@ -83,10 +79,6 @@ def test_slot_move_from_valkey_slot_stats(valkey_cluster: Cluster) -> None:
 @pytest.mark.slow
 def test_slot_move_from_the_sample_on_redis_7(three_masters: Cluster) -> None:  # noqa: F811
     tag_a, tag_b, port = two_tags_on_one_master(three_masters)
-    with rounds(three_masters, slot_workload(tag_a, tag_b)) as deltas:
-        wait_until(lambda: min(deltas().values()) > 2000, 20, "the workload to run")
-        [doc] = run_advice("--duration", "2", f"redis-cluster://{three_masters.nodes[0].address}")[
-            "instances"
-        ]
+    doc, _ = advice_under(three_masters, slot_workload(tag_a, tag_b), "2")
     check_move(doc, tag_a, tag_b, port)
     assert not any("SLOT-STATS" in n for n in doc["notes"])  # Redis 7.0 has none: the sample stands in
