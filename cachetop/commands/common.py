@@ -8,15 +8,12 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from cachetop.engine.config import Config, apply_profile, resolve_config, window_problem
 from cachetop.engine.configfile import ConfigError, bounded_duration
-
-if TYPE_CHECKING:
-    from rich.progress import Progress
 
 T = TypeVar("T")
 
@@ -96,18 +93,29 @@ def exit_code(interrupted: bool, failed: bool) -> int:
 
 
 @contextlib.contextmanager
-def stderr_progress(enabled: bool, *, counted: bool) -> Iterator[Progress | None]:
-    """A transient rich progress bar on stderr, or None when it is not a terminal: a description, a bar,
-    N of M when `counted`, and the time elapsed."""
+def instance_progress(
+    enabled: bool, name: str, first: str, *, total: float | None, counted: bool
+) -> Iterator[Callable[..., None] | None]:
+    """A transient rich progress bar on stderr for one instance's work, or None when it is not a
+    terminal. It yields show(phase, **fields): the line reads "<name>: <phase>" (the name escaped and
+    cut to 40 cells) and fields (completed, total) move the bar. `counted` adds N of M."""
     if not enabled:
         yield None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from cachetop.util.safe_text import display_key
+
+    label = display_key(name, 40)
     columns = [TextColumn("{task.description}", markup=False), BarColumn()]
     if counted:
         columns.append(MofNCompleteColumn())
     columns.append(TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        yield bar
+        task = bar.add_task(f"{label}: {first}", total=total)
+
+        def show(phase: str, **fields: Any) -> None:
+            bar.update(task, description=f"{label}: {phase}", **fields)
+
+        yield show

@@ -191,29 +191,19 @@ def _failed(inst: Any, error: str) -> dict[str, Any]:
 @contextlib.contextmanager
 def _bar(enabled: bool, name: str) -> Iterator[Callable[[Any], None] | None]:
     """A rich progress bar on stderr (a terminal only): names counted, then keys sampled."""
-    from cachetop.commands.common import stderr_progress
-    from cachetop.util.safe_text import display_key
+    from cachetop.commands.common import instance_progress
 
-    label = display_key(name, 40)
-    with stderr_progress(enabled, counted=True) as bar:
-        if bar is None:
+    with instance_progress(enabled, name, "connecting", total=None, counted=True) as show:
+        if show is None:
             yield None
             return
-        task = bar.add_task(f"{label}: connecting", total=None)
 
         def update(p: Any) -> None:
             if p.phase in ("scanning", "metadump"):
-                bar.update(
-                    task, description=f"{label}: {p.phase}", completed=p.keys_scanned, total=p.keys_total_hint
-                )
+                show(p.phase, completed=p.keys_scanned, total=p.keys_total_hint)
             elif p.phase == "sampling":
-                bar.update(
-                    task,
-                    description=f"{label}: sampling",
-                    completed=p.keys_sampled,
-                    total=p.keys_to_sample or None,
-                )
+                show("sampling", completed=p.keys_sampled, total=p.keys_to_sample or None)
             else:
-                bar.update(task, description=f"{label}: {p.phase}")
+                show(p.phase)
 
         yield update

@@ -222,26 +222,16 @@ def _failed(inst: Any, error: str) -> dict[str, Any]:
 @contextlib.contextmanager
 def _bar(enabled: bool, name: str, duration: float) -> Iterator[Callable[[Any], None] | None]:
     """A rich progress bar on stderr (a terminal only): seconds of MONITOR, lines, sampled reads."""
-    from cachetop.commands.common import stderr_progress
-    from cachetop.util.safe_text import display_key
+    from cachetop.commands.common import instance_progress
 
-    label = display_key(name, 40)
-    with stderr_progress(enabled, counted=False) as bar:
-        if bar is None:
+    with instance_progress(enabled, name, "starting", total=duration, counted=False) as show:
+        if show is None:
             yield None
             return
-        task = bar.add_task(f"{label}: starting", total=duration)
 
         def update(p: Any) -> None:
             done = p.elapsed_s >= p.duration_s
-            bar.update(
-                task,
-                completed=min(p.elapsed_s, p.duration_s),
-                description=(
-                    f"{label}: simulating"
-                    if done
-                    else f"{label}: MONITOR {p.lines} lines, {p.sampled_reads} sampled reads"
-                ),
-            )
+            phase = "simulating" if done else f"MONITOR {p.lines} lines, {p.sampled_reads} sampled reads"
+            show(phase, completed=min(p.elapsed_s, p.duration_s))
 
         yield update
