@@ -63,3 +63,14 @@ async def hot_reads(port: int, stop: asyncio.Event, key: bytes | str = "hot:1") 
             await asyncio.sleep(0.01)
     finally:
         await client.aclose()
+
+
+async def open_detail(app: Any, name: str) -> None:
+    """From the overview, Enter on `name`'s row; returns once the detail view is the screen."""
+    from cachetop.tui.screens.detail import DetailScreen
+
+    table = app.screen.query_one("FleetTable")
+    await until(lambda: name in table.row_keys, what=f"{name}'s overview row")
+    table.move_cursor(row=table.get_row_index(name))
+    await keys(app, "enter")
+    await until(lambda: isinstance(app.screen, DetailScreen), what="the detail view")

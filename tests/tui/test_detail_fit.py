@@ -10,8 +10,7 @@ from cachetop.engine.config import Config, InstanceConfig, Settings, parse_targe
 from cachetop.engine.monitor import Monitor
 from cachetop.servers import LocalServer, free_port
 from cachetop.tui.app import CachetopApp
-from cachetop.tui.screens.detail import DetailScreen
-from tests.tui.helpers import keys, text, until
+from tests.tui.helpers import open_detail, text, until
 
 LONG = "payments-session-cache-primary-eu-west-1a-0001"  # 46 characters
 VALUE = r"(–|[\d.]+(k|M)?%?|[\d.]+(µs|ms|s))"
@@ -35,11 +34,7 @@ def up(mon: Monitor, index: int, status: str) -> bool:
 
 
 async def _open(app: CachetopApp, name: str) -> list[str]:
-    table = app.screen.query_one("FleetTable")
-    await until(lambda: name in table.row_keys, what=f"{name}'s row")
-    table.move_cursor(row=table.get_row_index(name))
-    await keys(app, "enter")
-    await until(lambda: isinstance(app.screen, DetailScreen), what="the detail view")
+    await open_detail(app, name)
     await until(lambda: "err " in line(app, 1), what="the summary line")
     return [line(app, i) for i in range(24)]
 

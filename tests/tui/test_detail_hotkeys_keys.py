@@ -16,9 +16,8 @@ from cachetop.engine.monitor import Monitor
 from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
-from cachetop.tui.screens.detail import DetailScreen
 from cachetop.tui.widgets.confirm_evict import ConfirmEvictScreen
-from tests.tui.helpers import hot_reads, keys, text, until
+from tests.tui.helpers import hot_reads, keys, open_detail, text, until
 
 
 async def test_right_to_hot_keys_then_e_opens_the_dialog_and_enter_cancels_visibly(
@@ -38,11 +37,7 @@ async def test_right_to_hot_keys_then_e_opens_the_dialog_and_enter_cancels_visib
         async with LiveSources(config, mon), app.run_test(size=(100, 30)):
             load = asyncio.create_task(hot_reads(redis.port, stop))
             try:
-                table = app.screen.query_one("FleetTable")
-                await until(lambda: "r1" in table.row_keys, what="the overview row")
-                table.move_cursor(row=table.get_row_index("r1"))
-                await keys(app, "enter")
-                await until(lambda: isinstance(app.screen, DetailScreen), what="the detail view")
+                await open_detail(app, "r1")
                 # The screen is pushed before its widgets are mounted: wait for the tabs.
                 await until(lambda: app.screen.query("#tabs"), what="the detail tabs mounted")
                 tabs = app.screen.query_one("#tabs")

@@ -15,8 +15,7 @@ from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.detail_rows import client_rows, slowlog_rows
 from cachetop.tui.inspect import ClientInfo, Details, SlowEntry
-from cachetop.tui.screens.detail import DetailScreen
-from tests.tui.helpers import cell, hot_reads, keys, open_tab, text, until
+from tests.tui.helpers import cell, hot_reads, open_detail, open_tab, text, until
 
 MARKUP = "[red]x[/]"
 ESCAPE_KEY = b"\x1b[2J"
@@ -61,10 +60,7 @@ async def test_hostile_names_show_literally_in_the_app(redis: LocalServer) -> No
             await until(lambda: cell(app, name, "status") == "up", what="up")
             assert cell(app, name, "name") == name
             await until(lambda: name in text(app) and "▾ [blink]t (1)" in text(app), what="literal names")
-            table = app.screen.query_one("FleetTable")
-            table.move_cursor(row=table.get_row_index(name))
-            await keys(app, "enter")
-            await until(lambda: isinstance(app.screen, DetailScreen), what="detail")
+            await open_detail(app, name)
             await open_tab(app, "tab-slowlog")
             await until(lambda: app.screen.details is not None and app.screen.details.slowlog, what="slowlog")
             screen = await until(lambda: "\\x1b[2J" in text(app) and text(app), what="escaped key on screen")
@@ -92,10 +88,7 @@ async def test_a_hot_key_with_an_escape_is_escaped_once_in_the_hot_keys_tab(redi
             load = asyncio.create_task(hot_reads(redis.port, stop, b"\x1b[2Jhot\\k"))
             try:
                 await until(lambda: "♨" in cell(app, "r1", "name"), deadline_s=15, what="hot badge")
-                table = app.screen.query_one("FleetTable")
-                table.move_cursor(row=table.get_row_index("r1"))
-                await keys(app, "enter")
-                await until(lambda: isinstance(app.screen, DetailScreen), what="detail")
+                await open_detail(app, "r1")
                 await open_tab(app, "tab-hotkeys")
                 await until(lambda: "Jhot" in text(app), deadline_s=10, what="the hot key in the panel")
                 hot_table = app.screen.query_one("#hotkeys-table")

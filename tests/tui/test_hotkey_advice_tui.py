@@ -13,8 +13,7 @@ from cachetop.engine.monitor import Monitor
 from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
-from cachetop.tui.screens.detail import DetailScreen
-from tests.tui.helpers import hot_reads, keys, until
+from tests.tui.helpers import hot_reads, keys, open_detail, until
 
 
 def _static(app: CachetopApp, selector: str) -> str:
@@ -34,11 +33,7 @@ async def test_advice_line_follows_the_selected_key(redis: LocalServer, tmp_path
         async with LiveSources(config, mon), app.run_test(size=(80, 24)):
             load = asyncio.create_task(hot_reads(redis.port, stop))
             try:
-                table = app.screen.query_one("FleetTable")
-                await until(lambda: "r1" in table.row_keys, what="the overview row")
-                table.move_cursor(row=table.get_row_index("r1"))
-                await keys(app, "enter")
-                await until(lambda: isinstance(app.screen, DetailScreen), what="the detail view")
+                await open_detail(app, "r1")
                 tabs = app.screen.query_one("#tabs")
                 for _ in range(5):
                     await keys(app, "right")

@@ -27,11 +27,10 @@ from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.evict_own import evict_report
 from cachetop.tui.keyspace_rows import prefix_columns
-from cachetop.tui.screens.detail import DetailScreen
 from cachetop.tui.widgets.confirm_evict import ConfirmEvictScreen
 from cachetop.tui.widgets.keyspace_evict import IdleEvictScreen, idle_request
 from cachetop.tui.widgets.keyspace_panel import KeyspacePanel
-from tests.tui.helpers import keys, open_tab, text, until
+from tests.tui.helpers import keys, open_detail, open_tab, text, until
 
 SESSIONS = 1234
 PAGES = 150
@@ -68,11 +67,7 @@ async def dashboard(config: Config, size: tuple[int, int], **kw: Any) -> AsyncIt
 
 
 async def _open_keyspace(app: CachetopApp) -> KeyspacePanel:
-    table = app.screen.query_one("FleetTable")
-    await until(lambda: "r1" in table.row_keys, what="the overview row")
-    table.move_cursor(row=table.get_row_index("r1"))
-    await keys(app, "enter")
-    await until(lambda: isinstance(app.screen, DetailScreen), what="the detail view")
+    await open_detail(app, "r1")
     await open_tab(app, "tab-keyspace")
     panel = app.screen.query_one("#keyspace", KeyspacePanel)
     await until(lambda: panel.is_mounted and panel.query("#keyspace-status"), what="the Keyspace tab mounted")

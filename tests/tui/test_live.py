@@ -15,7 +15,7 @@ from cachetop.tui.app import CachetopApp
 from cachetop.tui.screens.detail import DetailScreen
 from cachetop.tui.screens.help import HelpScreen
 from cachetop.tui.widgets.chart import Chart
-from tests.tui.helpers import cell, keys, open_tab, row_order, text, until
+from tests.tui.helpers import cell, keys, open_detail, open_tab, row_order, text, until
 
 
 def _config(*servers: tuple[str, LocalServer], interval: float = 0.2) -> Config:
@@ -109,10 +109,7 @@ async def test_detail_opens_with_charts_and_clients(redis: LocalServer) -> None:
             await mon.wait_polls(2)
             _redis_traffic(redis, hits=9, misses=1)
             await until(lambda: cell(app, "r1", "hit") == "90.0%", what="hit 90%")
-            table = app.screen.query_one("FleetTable")
-            table.move_cursor(row=table.get_row_index("r1"))
-            await keys(app, "enter")
-            await until(lambda: isinstance(app.screen, DetailScreen), what="detail")
+            await open_detail(app, "r1")
             # The screen is pushed before its widgets are composed and mounted: wait for them.
             await until(lambda: app.screen.query(Chart), what="detail charts mounted")
             charts = {c.id: c for c in app.screen.query(Chart)}

@@ -15,8 +15,7 @@ from cachetop.engine.monitor import Monitor
 from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
-from cachetop.tui.screens.detail import DetailScreen
-from tests.tui.helpers import cell, hot_reads, keys, open_tab, text, until
+from tests.tui.helpers import cell, hot_reads, open_detail, open_tab, text, until
 
 
 async def test_hot_keys_badge_panel_and_alerts_tab(redis: LocalServer, tmp_path: Path) -> None:
@@ -40,10 +39,7 @@ async def test_hot_keys_badge_panel_and_alerts_tab(redis: LocalServer, tmp_path:
                 # The overview row gets the hot-key badge and the hit cell is coloured by the rule.
                 await until(lambda: "♨" in cell(app, "r1", "name"), deadline_s=15, what="hot badge")
                 assert app.health.level(mon.latest.by_name("r1"), "hit_ratio", 10.0) == "bad"
-                table = app.screen.query_one("FleetTable")
-                table.move_cursor(row=table.get_row_index("r1"))
-                await keys(app, "enter")
-                await until(lambda: isinstance(app.screen, DetailScreen), what="detail")
+                await open_detail(app, "r1")
                 await open_tab(app, "tab-hotkeys")
                 await until(lambda: "hot:1" in text(app), deadline_s=10, what="hot:1 in the panel")
                 hot_table = app.screen.query_one("#hotkeys-table")

@@ -31,9 +31,8 @@ from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.columns import layout
 from cachetop.tui.health import Health
-from cachetop.tui.screens.detail import DetailScreen
 from cachetop.tui.widgets.chart import Chart
-from tests.tui.helpers import cell, keys, text, until
+from tests.tui.helpers import cell, open_detail, text, until
 
 NAME = "test_backlog"
 
@@ -130,10 +129,7 @@ async def test_overview_detail_prometheus_health_and_rules(backlog: MetricInfo, 
                 assert len(lines) == 1 and 'cache_instance="r1"' in lines[0]
                 assert lines[0].endswith(" 12.5")
 
-                table = app.screen.query_one("FleetTable")
-                table.move_cursor(row=table.get_row_index("r1"))
-                await keys(app, "enter")
-                await until(lambda: isinstance(app.screen, DetailScreen), what="detail view")
+                await open_detail(app, "r1")
                 await until(lambda: "backlog 12.5" in text(app), what="summary line shows backlog 12.5")
                 chart = app.screen.query_one("#chart-backlog", Chart)
                 assert chart.title == "backlog"

@@ -18,8 +18,7 @@ from cachetop.history.store import HistoryLock, HistoryStore
 from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
-from cachetop.tui.screens.detail import DetailScreen
-from tests.tui.helpers import keys, open_tab, text, until
+from tests.tui.helpers import open_detail, open_tab, text, until
 
 HOUR = 3600.0
 
@@ -65,11 +64,7 @@ async def test_trends_tab_shows_the_daemons_history_at_80x24(redis: LocalServer,
     try:
         async with dashboard(_config(redis, state)) as (app, live):
             assert live.history is not None and not live.history.writer  # no second history
-            table = app.screen.query_one("FleetTable")
-            await until(lambda: "r1" in table.row_keys, what="the overview row")
-            table.move_cursor(row=table.get_row_index("r1"))
-            await keys(app, "enter")
-            await until(lambda: isinstance(app.screen, DetailScreen), what="the detail view")
+            await open_detail(app, "r1")
             await open_tab(app, "tab-trends")
             await until(lambda: "new keys vs yesterday" in text(app), deadline_s=10, what="the trends text")
             screen = text(app)
