@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator
@@ -119,3 +120,22 @@ def instance_progress(
             bar.update(task, description=f"{label}: {phase}", **fields)
 
         yield show
+
+
+def print_reports(
+    reports: list[dict[str, Any]], as_json: bool, print_one: Callable[[dict[str, Any], Any], None]
+) -> bool:
+    """Per-instance reports to stdout: {"instances": [...]} with --json, else each one's table by
+    `print_one(report, out)` with a blank line after it. True when any report carries an error."""
+    if as_json:
+        json.dump({"instances": reports}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from cachetop.commands.render_table import Output
+
+        out = Output(sys.stdout)
+        for report in reports:
+            print_one(report, out)
+            out.line()
+        out.flush()
+    return any(r.get("error") for r in reports)

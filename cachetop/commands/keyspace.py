@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -112,9 +111,9 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cachetop.analysis.keyspace import save_report
-    from cachetop.commands.common import config_from_args, exit_code
+    from cachetop.commands.common import config_from_args, exit_code, print_reports
     from cachetop.commands.keyspace_table import print_report
-    from cachetop.commands.render_table import Output, is_terminal
+    from cachetop.commands.render_table import is_terminal
 
     config = config_from_args(args)
     _defaults(args, config)
@@ -123,16 +122,7 @@ def run(args: argparse.Namespace) -> int:
     for report in reports:
         with contextlib.suppress(OSError):  # a read-only state dir costs the tab its history only
             save_report(config.settings.state_dir, report)
-    if args.json:
-        json.dump({"instances": reports}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        out = Output(sys.stdout)
-        for report in reports:
-            print_report(report, out)
-            out.line()
-        out.flush()
-    failed = any(r.get("error") for r in reports)
+    failed = print_reports(reports, args.json, print_report)
     return exit_code(interrupted, failed)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -122,8 +121,8 @@ def _check(args: argparse.Namespace) -> tuple[float, list[int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cachetop.commands.common import exit_code
-    from cachetop.commands.render_table import Output, is_terminal
+    from cachetop.commands.common import exit_code, print_reports
+    from cachetop.commands.render_table import is_terminal
     from cachetop.commands.sizing_table import print_report
 
     duration, at_bytes = _check(args)
@@ -137,16 +136,9 @@ def run(args: argparse.Namespace) -> int:
         reports, interrupted = asyncio.run(
             _analyse_all(config, args, duration, show_bar=is_terminal(sys.stderr))
         )
-    if args.json:
-        json.dump({"instances": reports}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        out = Output(sys.stdout)
-        for report in reports:
-            print_report(report, out, hit_ratios=args.hit_ratio, at_bytes=at_bytes)
-            out.line()
-        out.flush()
-    failed = any(r.get("error") for r in reports)
+    failed = print_reports(
+        reports, args.json, lambda r, out: print_report(r, out, hit_ratios=args.hit_ratio, at_bytes=at_bytes)
+    )
     return exit_code(interrupted, failed)
 
 
