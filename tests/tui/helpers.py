@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from textual import events
 
+from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
+from cachetop.hotkeys.config import HotKeySettings
 from cachetop.tui.screen_text import screen_text
 from tests.conftest import until
 
@@ -74,3 +77,14 @@ async def open_detail(app: Any, name: str) -> None:
     table.move_cursor(row=table.get_row_index(name))
     await keys(app, "enter")
     await until(lambda: isinstance(app.screen, DetailScreen), what="the detail view")
+
+
+def sampled_config(url: str, state_dir: Path, **sections: Any) -> Config:
+    """One Redis, r1, polled every 0.25 s, its hot keys sampled by MONITOR 0.5 s on / 0.5 s off;
+    `sections` adds others ("rule": (...) and so on)."""
+    return Config(
+        path=None,
+        settings=Settings(interval=0.25, window=4.0, timeout=1.0, state_dir=state_dir),
+        instances=(InstanceConfig(name="r1", target=parse_target(url)),),
+        sections={"hotkeys": HotKeySettings(monitor_on=0.5, monitor_off=0.5, big_keys=False), **sections},
+    )

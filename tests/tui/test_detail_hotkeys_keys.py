@@ -10,14 +10,12 @@ from pathlib import Path
 
 import redis as redis_py
 
-from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
 from cachetop.engine.live import LiveSources
 from cachetop.engine.monitor import Monitor
-from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.widgets.confirm_evict import ConfirmEvictScreen
-from tests.tui.helpers import hot_reads, keys, open_detail, text, until
+from tests.tui.helpers import hot_reads, keys, open_detail, sampled_config, text, until
 
 
 async def test_right_to_hot_keys_then_e_opens_the_dialog_and_enter_cancels_visibly(
@@ -25,12 +23,7 @@ async def test_right_to_hot_keys_then_e_opens_the_dialog_and_enter_cancels_visib
 ) -> None:
     client = redis_py.Redis(port=redis.port)
     client.set("hot:1", "v")
-    config = Config(
-        path=None,
-        settings=Settings(interval=0.25, window=4.0, timeout=1.0, state_dir=tmp_path / "state"),
-        instances=(InstanceConfig(name="r1", target=parse_target(redis.url)),),
-        sections={"hotkeys": HotKeySettings(monitor_on=0.5, monitor_off=0.5, big_keys=False)},
-    )
+    config = sampled_config(redis.url, tmp_path / "state")
     stop = asyncio.Event()
     async with Monitor(config) as mon:
         app = CachetopApp(config, monitor=mon)

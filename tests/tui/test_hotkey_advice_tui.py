@@ -7,13 +7,11 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
 from cachetop.engine.live import LiveSources
 from cachetop.engine.monitor import Monitor
-from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
-from tests.tui.helpers import hot_reads, keys, open_detail, until
+from tests.tui.helpers import hot_reads, keys, open_detail, sampled_config, until
 
 
 def _static(app: CachetopApp, selector: str) -> str:
@@ -21,12 +19,7 @@ def _static(app: CachetopApp, selector: str) -> str:
 
 
 async def test_advice_line_follows_the_selected_key(redis: LocalServer, tmp_path: Path) -> None:
-    config = Config(
-        path=None,
-        settings=Settings(interval=0.25, window=4.0, timeout=1.0, state_dir=tmp_path / "state"),
-        instances=(InstanceConfig(name="r1", target=parse_target(redis.url)),),
-        sections={"hotkeys": HotKeySettings(monitor_on=0.5, monitor_off=0.5, big_keys=False)},
-    )
+    config = sampled_config(redis.url, tmp_path / "state")
     stop = asyncio.Event()
     async with Monitor(config) as mon:
         app = CachetopApp(config, monitor=mon)

@@ -9,26 +9,16 @@ from pathlib import Path
 import redis as redis_py
 
 from cachetop.alerts.rules import Rule
-from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
 from cachetop.engine.live import LiveSources
 from cachetop.engine.monitor import Monitor
-from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
-from tests.tui.helpers import cell, hot_reads, open_detail, open_tab, text, until
+from tests.tui.helpers import cell, hot_reads, open_detail, open_tab, sampled_config, text, until
 
 
 async def test_hot_keys_badge_panel_and_alerts_tab(redis: LocalServer, tmp_path: Path) -> None:
     rule = Rule(name="low-hit", metric="hit_ratio", op="<", threshold=50.0, severity="critical", channels=())
-    config = Config(
-        path=None,
-        settings=Settings(interval=0.25, window=4.0, timeout=1.0, state_dir=tmp_path / "state"),
-        instances=(InstanceConfig(name="r1", target=parse_target(redis.url)),),
-        sections={
-            "hotkeys": HotKeySettings(monitor_on=0.5, monitor_off=0.5, big_keys=False),
-            "rule": (rule,),
-        },
-    )
+    config = sampled_config(redis.url, tmp_path / "state", rule=(rule,))
     stop = asyncio.Event()
     async with Monitor(config) as mon:
         app = CachetopApp(config, monitor=mon)
