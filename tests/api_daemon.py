@@ -32,6 +32,17 @@ CACHETOP = Path(sys.executable).parent / "cachetop"
 SOURCE = Path(cachetop.__file__).resolve().parents[1]
 
 
+def end_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL if it is still there after 10 s; returns once it has ended."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 @dataclass
 class ApiDaemon:
     config: Path
@@ -107,12 +118,7 @@ class ApiDaemon:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        end_process(self.proc)
 
     def restart(self, wait: bool = True) -> ApiDaemon:
         self.kill()

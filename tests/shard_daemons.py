@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import cachetop
 from cachetop.servers import LocalServer, free_port
+from tests.api_daemon import end_process
 
 CACHETOP = Path(sys.executable).parent / "cachetop"
 SOURCE = Path(cachetop.__file__).resolve().parents[1]
@@ -148,10 +149,4 @@ class ShardDaemon:
         raise AssertionError(f"shard {self.shard}: missing {missing}, extra {extra}, down {down}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        end_process(self.proc)
