@@ -135,3 +135,22 @@ def test_trace_file_offline(tmp_path: Path) -> None:
         .strip()
         .endswith(f"{bad}:2: SIZE must be a whole number of bytes and TIME a number of seconds")
     )
+
+
+def test_a_cache_too_small_for_s3fifo_is_a_lower_bound_not_an_abort(tmp_path: Path) -> None:
+    # S3-FIFO's small queue is 10% of the cache: below 10 objects libCacheSim aborted the whole
+    # process (exit 134, nothing printed). A 4-key loop at --memory 8 puts every point under 10.
+    trace = tmp_path / "small.txt"
+    trace.write_text("".join(f"k{i % 4}\n" for i in range(400)))
+    proc = subprocess.run(
+        [CACHETOP, "sizing", "--trace", str(trace), "--memory", "8", "--sample-rate", "1", "--json"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    [inst] = json.loads(proc.stdout)["instances"]
+    curves = {c["policy"]: c["points"] for c in inst["curves"]}
+    small = [p for p in curves["s3fifo"] if p["objects"] < 10]
+    assert small and all(not p["filled"] and p["hit_ratio"] == 0.0 for p in small)
+    # LRU is still simulated there: the 4-key loop fits from 4 objects on.
+    assert next(p["hit_ratio"] for p in curves["lru"] if p["objects"] >= 4) == 100.0

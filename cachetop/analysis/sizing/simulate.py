@@ -43,6 +43,10 @@ class SimResult:
     by_key: Counter[int]  # the same misses, per key id
 
 
+# The smallest cache, in objects, each libCacheSim policy can be built with.
+MIN_UNITS = {"S3FIFO": 10}
+
+
 def _libcachesim_misses(
     trace: SampledTrace, class_name: str, capacities: Sequence[float], by_size: bool, warm: int
 ) -> list[SimResult]:
@@ -61,6 +65,13 @@ def _libcachesim_misses(
         if size < 1:
             by_key.update(ids[warm:])
             out.append(SimResult(len(ids) - warm, True, by_key))
+            continue
+        if size < MIN_UNITS.get(class_name, 1) * (1 if not by_size else max(sizes, default=1)):
+            # Too small for this policy's queues (S3-FIFO's small queue is 10% of the cache, and
+            # libCacheSim aborts the whole process when it is empty): every access counts as a miss,
+            # and the point is marked a lower bound (not filled) rather than a prediction.
+            by_key.update(ids[warm:])
+            out.append(SimResult(len(ids) - warm, False, by_key))
             continue
         cache = cls(cache_size=size, hashpower=hashpower)
         get = cache.get
