@@ -18,6 +18,7 @@ import redis as redis_py
 
 from cachetop.servers import LocalServer
 from tests.api_daemon import ApiDaemon, start_api_daemon
+from tests.conftest import wait_until
 
 NAMED = 400  # evicted by name, in one request
 IDLE = 300  # evicted by pattern, idle over 1 s (one OBJECT IDLETIME each, dry run and evict)
@@ -76,6 +77,10 @@ def test_an_api_evict_leaves_an_idle_servers_ops_per_sec_at_zero(tmp_path: Path,
         pipe.set(f"sess:{i}", "v")
     pipe.set("keep", "v")
     pipe.execute()
+    # The idle evict below takes keys idle over 1 s: wait until they are (by the server's own idle
+    # time, before the daemon starts, so these reads are outside everything it measures). A daemon
+    # that started fast evicted 0 of them in a clean CI run.
+    wait_until(lambda: client.object("idletime", "sess:0") >= 2, deadline_s=10, what="sess:* idle 2 s")
     client.close()  # from here on the server is idle but for the daemon
     window_polls = 2.0 / 0.2
     daemon = start_api_daemon(tmp_path, {"r": redis.url}, interval="200ms", window="2s")
