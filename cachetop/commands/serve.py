@@ -20,7 +20,7 @@ from cachetop.util.redact import register_secret
 from cachetop.util.safe_text import display_key
 
 if TYPE_CHECKING:
-    from cachetop.commands.serve_web import DashboardServer
+    from cachetop.tui.serve_web import DashboardServer
 
 HELP = "the dashboard in a browser: each tab attaches to a daemon, so tabs add no load on the caches"
 DESCRIPTION = """\
@@ -199,7 +199,7 @@ async def probe_daemon(url: str, token: str, ca_file: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cachetop.commands.serve_web import DashboardServer
+    from cachetop.tui.serve_web import DashboardServer
 
     url = check_attach_url(args.attach)
     token = read_token(args.token_file)

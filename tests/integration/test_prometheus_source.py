@@ -145,7 +145,7 @@ async def test_two_daemons_through_prometheus(
     while snap is None:
         snap = await settled()
         assert time.monotonic() < end, "the Source never showed the known hit ratios"
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.25)  # the pace of a deadline-bounded poll, not a wait for something
     assert len(snap.instances) == total
     assert all(i.status == Status.UP for i in snap.instances)
     # One instant query per metric (plus five about the daemons), whatever the fleet's size.

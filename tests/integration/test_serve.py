@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 
 from cachetop.cli import main
-from cachetop.commands.serve_web import COOKIE, DashboardServer
 from cachetop.servers import free_port
+from cachetop.tui.serve_web import COOKIE, DashboardServer
 from tests.conftest import until
 
 TOKEN = "serve-test-token-5f2c"
