@@ -44,5 +44,23 @@ def test_a_read_counts_as_a_fill_in_flight_only_when_the_server_missed_the_read_
         b"ts=1.01 gid=2 type=item_get key=b status=found clsid=1 cfd=9 size=3\n",
         b"ts=1.02 gid=3 type=item_get key=a status=not_found clsid=0 cfd=9 size=0\n",  # a's fill not in yet
         b"ts=1.03 gid=4 type=item_get key=b status=found clsid=1 cfd=9 size=3\n",  # b hit: nothing in flight
+        # the client fills a (the store's own lookup, then the store), and rewrites b after a hit
+        b"ts=1.04 gid=5 type=item_get key=a status=not_found clsid=0 cfd=9 size=0\n",
+        b"ts=1.05 gid=6 type=item_store key=a status=stored cmd=set ttl=0 clsid=1 cfd=9 size=3\n",
+        b"ts=1.06 gid=7 type=item_get key=b status=found clsid=1 cfd=9 size=3\n",
+        b"ts=1.07 gid=8 type=item_store key=b status=stored cmd=set ttl=0 clsid=1 cfd=9 size=3\n",
     )
     assert list(trace.refill) == [0, 0, 1, 0]
+
+
+def test_without_a_fill_no_read_counts_as_in_flight() -> None:
+    # The server missed a, but no store of a followed: nothing says the client fills (it may not),
+    # so no read is marked; a model that missed would otherwise miss a for as long as it is read.
+    trace = SampledTrace(1.0)
+    parser = WatchTraceParser(trace, SpatialFilter(1.0))
+    _watch(
+        parser,
+        b"ts=1.00 gid=1 type=item_get key=a status=not_found clsid=0 cfd=9 size=0\n",
+        b"ts=1.02 gid=2 type=item_get key=a status=not_found clsid=0 cfd=9 size=0\n",
+    )
+    assert list(trace.refill) == [0, 0]

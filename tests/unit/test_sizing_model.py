@@ -9,7 +9,7 @@ import pytest
 
 from cachetop.analysis.sizing.curve import Curve, CurvePoint, CurveRequest, build_curves
 from cachetop.analysis.sizing.memory import MemoryModel, memcached_model, redis_model
-from cachetop.analysis.sizing.redis_sim import RedisSampledCache
+from cachetop.analysis.sizing.redis_sim import RedisSampledCache, simulate_redis
 from cachetop.analysis.sizing.report import SizingReport, compared_policies
 from cachetop.analysis.sizing.shards import SPACE, SampledTrace, SpatialFilter, key_hash
 from cachetop.analysis.sizing.trace_file import TraceFileError, read_trace
@@ -164,3 +164,23 @@ def test_watch_lines_keep_reads_and_leave_out_a_stores_own_lookup() -> None:
     assert (trace.reads_total, trace.writes_total, parser.lines, parser.skipped) == (2, 1, 4, 7)
     assert [trace.some_keys(5)[i - 1] for i in trace.ids] == [b"foo", b"a b"]
     assert list(trace.times) == [1.0, 1.3]
+
+
+def test_a_hot_key_the_model_evicts_comes_back_when_the_server_never_missed_it() -> None:
+    # A key read every 10 ms that the server always hit (no SET ever follows), and another key read
+    # once at 0.505 s: a one-object simulated cache misses the hot key at its first read and once
+    # more right after the other key pushes it out (the two tie on the 1-second clock, and the older
+    # pool entry goes first), and hits it at the other 98 reads. Marking every read within FILL_S
+    # of the last one as in flight made the model miss the hot key at all 100 reads: a key the
+    # model once missed never came back while its reads kept coming (issue 15: the Redis curve at
+    # half the memory read 12-25 points low).
+    t = SampledTrace(1.0, tracks_writes=True)
+    for i in range(100):
+        t.reads_total += 1
+        t.add_read(b"hot", i / 100)
+        if i == 50:
+            t.reads_total += 1
+            t.add_read(b"other", 0.505)
+    assert sum(t.refill) == 0
+    ((by_key, _filled),) = simulate_redis(t.ids, t.times, [1], refills=t.refill)
+    assert dict(by_key) == {1: 2, 2: 1}

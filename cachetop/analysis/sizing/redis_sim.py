@@ -38,8 +38,11 @@ class RedisSampledCache:
         log_factor: int = 10,
         decay_minutes: int = 1,
         seed: int = 0,
+        fill_s: float = 0.0,
     ) -> None:
         self.capacity = max(1, capacity)
+        self.fill_s = fill_s
+        self.pending: dict[int, float] = {}  # key -> when the client's fill of its miss is in
         self.lfu = lfu
         self.samples = max(1, samples)
         self.log_factor = log_factor
@@ -49,8 +52,8 @@ class RedisSampledCache:
         self.slot: dict[int, int] = {}  # key -> index in keys
         self.stamp: dict[int, int] = {}  # LRU: last access second; LFU: counter
         self.decr_at: dict[int, int] = {}  # LFU: minute of the last decay
-        self.pool: list[tuple[int, int]] = []  # (idle, key), ascending idle
-        self.pooled: set[int] = set()  # the keys in the pool
+        self.pool: list[tuple[int, int, int]] = []  # (idle, -entry number, key), ascending
+        self.seq = 0  # entries pooled so far
         self.hits = 0
         self.misses = 0
         self.missed: set[int] = set()  # keys whose last read missed: their fill may not be in yet
@@ -60,7 +63,14 @@ class RedisSampledCache:
         `refill`: the trace saw no write of the key since its last read; if that read missed, the
         client's fill is not in yet and this read misses too (two GETs of one key in flight, as a
         pipelining or concurrent client sends them), leaving the cache as it was."""
-        if refill and key in self.missed:
+        if self.fill_s > 0.0:
+            until = self.pending.get(key)
+            if until is not None:
+                if at < until:
+                    self.misses += 1
+                    return False
+                del self.pending[key]
+        elif refill and key in self.missed:
             self.misses += 1
             return False
         if key in self.slot:
@@ -73,6 +83,8 @@ class RedisSampledCache:
             return True
         self.misses += 1
         self.missed.add(key)
+        if self.fill_s > 0.0:
+            self.pending[key] = at + self.fill_s
         self._insert(key, at)
         while len(self.keys) > self.capacity:
             self._evict(at)
@@ -119,7 +131,6 @@ class RedisSampledCache:
         keys = self.keys
         n = len(keys)
         pool = self.pool
-        pooled = self.pooled
         if n > 2 * self.samples:
             # Distinct keys, as dictGetSomeKeys returns: draw, and redraw the rare repeat.
             rand = self.rng.random
@@ -133,23 +144,24 @@ class RedisSampledCache:
         stamp = self.stamp
         for i in picked:
             key = keys[i]
-            if key in pooled:
-                continue
             idle = 255 - self._decayed(key, at) if lfu else now - stamp[key]
             if len(pool) >= POOL_SIZE:
                 if idle <= pool[0][0]:
                     continue  # worse than the worst pooled candidate: the pool is full
-                pooled.discard(pool.pop(0)[1])
-            bisect.insort(pool, (idle, key))
-            pooled.add(key)
+                pool.pop(0)
+            # Among equal idle values a newer entry goes left of the older ones, as in
+            # evictionPoolPopulate, so the oldest (the stalest) is evicted first: with a 1-second
+            # clock and a cache that turns over in less, most candidates tie. A key already pooled
+            # is pooled again (Redis does not look), and its older entry becomes a ghost.
+            self.seq += 1
+            bisect.insort(pool, (idle, -self.seq, key))
 
     def _evict(self, at: float) -> None:
         while True:
             self._populate(at)
             while self.pool:
-                _, key = self.pool.pop()
-                self.pooled.discard(key)
-                if key in self.slot:
+                key = self.pool.pop()[2]
+                if key in self.slot:  # else a ghost: evicted through another entry
                     self._remove(key)
                     return
 
@@ -166,13 +178,20 @@ def simulate_redis(
     seed: int = 0,
     warm: int = 0,
     refills: Sequence[int] | None = None,
+    fill_s: float = 0.0,
 ) -> list[tuple[Counter[int], bool]]:
     """(misses after the first `warm` reads by key, whether the cache was full by then) for each
     capacity (in objects), with Redis's sampled eviction."""
     out = []
     for capacity in capacities:
         cache = RedisSampledCache(
-            capacity, lfu=lfu, samples=samples, log_factor=log_factor, decay_minutes=decay_minutes, seed=seed
+            capacity,
+            lfu=lfu,
+            samples=samples,
+            log_factor=log_factor,
+            decay_minutes=decay_minutes,
+            seed=seed,
+            fill_s=fill_s,
         )
         access = cache.access
         flags = refills if refills is not None and len(refills) == len(ids) else bytes(len(ids))

@@ -11,11 +11,12 @@ read. So a kept key's get is held per connection until the connection's next kep
 the same key makes it the store's lookup; anything else makes it a read. Counting all reads: every
 get line is a read except one per store line.
 
-A kept read's `refill` mark (shards.py: a read right after a missed read of the same key, its
-fill not in yet) is kept only when the server's own verdict on that earlier read (status=) was a
-miss. Without the verdict, "no write since the last read" also marks reads after a hit, and a
-model that missed that earlier read (a smaller cache) would count a miss the server never had:
-the memcached curve read 4 points low at half the memory.
+A kept read's `refill` mark (shards.py: a read in flight while the server missed the same key)
+needs the earlier read to have missed: here the server says so (status=), and the client's fill
+must follow, as on Redis, where MONITOR shows no verdict and the fill alone tells. Marking every
+read that came soon after another with no write between also marked reads after a hit, and a
+model that missed that earlier read (a smaller cache) counted misses the server never had: the
+memcached curve read 4 points low at half the memory.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ class WatchTraceParser:
         self.skipped = 0
         # cfd -> a kept key's get, not yet placed: (key, time, found)
         self._pending: dict[bytes, tuple[bytes, float, bool]] = {}
-        self._missed: set[bytes] = set()  # kept keys whose last read the server missed
 
     def feed(self, data: bytes) -> bytes:
         """Parses the complete lines of `data`; returns the partial last line."""
@@ -78,14 +78,7 @@ class WatchTraceParser:
             self.trace.add_write(key, at, 0)
 
     def _read(self, key: bytes, at: float, found: bool) -> None:
-        trace = self.trace
-        trace.add_read(key, at)
-        if trace.refill[-1] and key not in self._missed:
-            trace.refill[-1] = 0  # the read before it hit: no fill is in flight
-        if found:
-            self._missed.discard(key)
-        else:
-            self._missed.add(key)
+        self.trace.add_read(key, at, hit=found)
 
     def flush(self) -> None:
         """The gets still held are reads (no store followed them)."""
