@@ -73,11 +73,6 @@ def monitor_clients(client: redis.Redis) -> list[dict]:
 
 
 @pytest.mark.slow
-# Not yet reliable, so issue 15 stays open: in a clean CI run on an idle machine the predictions at
-# M/2 were 36.6 against 48.9 measured (allkeys-lru) and 51.0 against 60.3 (allkeys-lfu), while other
-# runs were within 2 points. The test still runs and reports its numbers; it must pass (strict) again
-# once the cause is found (see docs/sizing.md, "Known limits").
-@pytest.mark.xfail(reason="issue 15: Redis predictions at M/2 sometimes off by 9-12 points", strict=False)
 @pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu"])
 def test_prediction_at_half_and_double_memory_matches_the_resized_server(make_redis, policy) -> None:
     server = make_redis("--maxmemory", str(M), "--maxmemory-policy", policy)

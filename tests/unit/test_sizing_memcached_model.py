@@ -1,7 +1,9 @@
 """memcached's segmented LRU model (analysis/sizing/memcached_sim.py) and the watch parser's
-refill marks, on plain numbers."""
+in-flight fills, on plain numbers."""
 
 from __future__ import annotations
+
+import pytest
 
 from cachetop.analysis.sizing.memcached_sim import COLD, HOT, WARM, MemcachedSegmentedLRU, simulate_memcached
 from cachetop.analysis.sizing.shards import SampledTrace, SpatialFilter
@@ -35,7 +37,7 @@ def _watch(parser: WatchTraceParser, *lines: bytes) -> None:
     parser.flush()
 
 
-def test_a_read_counts_as_a_fill_in_flight_only_when_the_server_missed_the_read_before() -> None:
+def test_a_fill_is_timed_from_a_get_the_server_missed_and_never_from_a_hit() -> None:
     trace = SampledTrace(1.0)
     parser = WatchTraceParser(trace, SpatialFilter(1.0))
     _watch(
@@ -43,24 +45,20 @@ def test_a_read_counts_as_a_fill_in_flight_only_when_the_server_missed_the_read_
         b"ts=1.00 gid=1 type=item_get key=a status=not_found clsid=0 cfd=9 size=0\n",
         b"ts=1.01 gid=2 type=item_get key=b status=found clsid=1 cfd=9 size=3\n",
         b"ts=1.02 gid=3 type=item_get key=a status=not_found clsid=0 cfd=9 size=0\n",  # a's fill not in yet
-        b"ts=1.03 gid=4 type=item_get key=b status=found clsid=1 cfd=9 size=3\n",  # b hit: nothing in flight
-        # the client fills a (the store's own lookup, then the store), and rewrites b after a hit
+        b"ts=1.03 gid=4 type=item_get key=b status=found clsid=1 cfd=9 size=3\n",
+        # the client fills a 50 ms after its first get, and rewrites b after a hit (each store
+        # comes after its own lookup, which is not a read): b's store is no fill
         b"ts=1.04 gid=5 type=item_get key=a status=not_found clsid=0 cfd=9 size=0\n",
         b"ts=1.05 gid=6 type=item_store key=a status=stored cmd=set ttl=0 clsid=1 cfd=9 size=3\n",
         b"ts=1.06 gid=7 type=item_get key=b status=found clsid=1 cfd=9 size=3\n",
         b"ts=1.07 gid=8 type=item_store key=b status=stored cmd=set ttl=0 clsid=1 cfd=9 size=3\n",
     )
-    assert list(trace.refill) == [0, 0, 1, 0]
+    assert (trace.reads_total, len(trace.ids)) == (4, 4)
+    assert (trace.fills, trace.fill_s) == (1, pytest.approx(0.05))
 
 
-def test_without_a_fill_no_read_counts_as_in_flight() -> None:
-    # The server missed a, but no store of a followed: nothing says the client fills (it may not),
-    # so no read is marked; a model that missed would otherwise miss a for as long as it is read.
-    trace = SampledTrace(1.0)
-    parser = WatchTraceParser(trace, SpatialFilter(1.0))
-    _watch(
-        parser,
-        b"ts=1.00 gid=1 type=item_get key=a status=not_found clsid=0 cfd=9 size=0\n",
-        b"ts=1.02 gid=2 type=item_get key=a status=not_found clsid=0 cfd=9 size=0\n",
-    )
-    assert list(trace.refill) == [0, 0]
+def test_a_miss_the_model_has_keeps_its_key_missing_for_the_fill_time_only() -> None:
+    # fill_s 0.05: key 1 misses at 0.0 and 0.03 (its fill not in), hits at 0.06; key 2 likewise
+    ids, times = [1, 1, 1, 2, 2], [0.0, 0.03, 0.06, 1.0, 1.2]
+    misses = simulate_memcached(ids, times, [10], fill_s=0.05)[0][0]
+    assert dict(misses) == {1: 2, 2: 1}

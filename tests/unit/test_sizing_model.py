@@ -125,7 +125,8 @@ def test_calibration_says_a_disagreement_of_more_than_three_points() -> None:
 
 
 def test_a_read_while_its_fill_is_in_flight_misses_too() -> None:
-    # Cache-aside with two GETs of one key in flight: GET k (miss), GET k (miss: no SET yet), SET k.
+    # Cache-aside with two GETs of one key in flight: GET k (miss), GET k (miss: no SET yet), SET k
+    # 20 ms after the first GET; that gap is how long a miss stays in flight.
     t = SampledTrace(1.0, tracks_writes=True)
     for at in (0.0, 0.01):
         t.reads_total += 1
@@ -135,9 +136,12 @@ def test_a_read_while_its_fill_is_in_flight_misses_too() -> None:
     t.add_read(b"k", 0.03)
     t.reads_total += 1
     t.add_read(b"k", 5.0)  # long after: the earlier read was served, whatever it was
-    assert list(t.refill) == [0, 1, 0, 0]
-    cache = RedisSampledCache(10)
-    assert [cache.access(k, at, r) for k, at, r in zip(t.ids, t.times, t.refill, strict=True)] == [
+    t.add_write(b"k", 5.5, 10)  # half a second after a read: some other write, not a fill
+    assert (t.fills, t.fill_s) == (1, pytest.approx(0.02))
+    t.rescale_times(0.5)  # the trace's clock scaled back (profile_redis.time_scale): the gap too
+    assert t.fill_s == pytest.approx(0.01)
+    cache = RedisSampledCache(10, fill_s=0.02)
+    assert [cache.access(k, at) for k, at in zip(t.ids, (0.0, 0.01, 0.03, 5.0), strict=True)] == [
         False,
         False,
         True,
@@ -170,10 +174,11 @@ def test_a_hot_key_the_model_evicts_comes_back_when_the_server_never_missed_it()
     # A key read every 10 ms that the server always hit (no SET ever follows), and another key read
     # once at 0.505 s: a one-object simulated cache misses the hot key at its first read and once
     # more right after the other key pushes it out (the two tie on the 1-second clock, and the older
-    # pool entry goes first), and hits it at the other 98 reads. Marking every read within FILL_S
-    # of the last one as in flight made the model miss the hot key at all 100 reads: a key the
-    # model once missed never came back while its reads kept coming (issue 15: the Redis curve at
-    # half the memory read 12-25 points low).
+    # pool entry goes first); each time the read 10 ms later misses too (its fill takes 20 ms), and
+    # the other 96 reads hit.
+    # Marking every read within 0.1 s of the last one as in flight made the model miss the hot key
+    # at all 100 reads: a key the model once missed never came back while its reads kept coming
+    # (issue 15: the Redis curve at half the memory read 12-25 points low).
     t = SampledTrace(1.0, tracks_writes=True)
     for i in range(100):
         t.reads_total += 1
@@ -181,6 +186,6 @@ def test_a_hot_key_the_model_evicts_comes_back_when_the_server_never_missed_it()
         if i == 50:
             t.reads_total += 1
             t.add_read(b"other", 0.505)
-    assert sum(t.refill) == 0
-    ((by_key, _filled),) = simulate_redis(t.ids, t.times, [1], refills=t.refill)
-    assert dict(by_key) == {1: 2, 2: 1}
+    assert t.fills == 0
+    ((by_key, _filled),) = simulate_redis(t.ids, t.times, [1], fill_s=0.02)
+    assert dict(by_key) == {1: 4, 2: 1}

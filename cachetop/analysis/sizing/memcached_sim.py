@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 
+from cachetop.analysis.sizing.in_flight import InFlight
+
 HOT_PCT = 0.20  # settings.hot_lru_pct
 WARM_PCT = 0.40  # settings.warm_lru_pct
 HOT_MAX_FACTOR = 0.2
@@ -39,7 +41,7 @@ FETCHED, ACTIVE = 1, 2
 
 
 class MemcachedSegmentedLRU:
-    def __init__(self, capacity: int, *, ages: bool = False) -> None:
+    def __init__(self, capacity: int, *, ages: bool = False, fill_s: float = 0.0) -> None:
         self.capacity = max(1, capacity)
         self.ages = ages
         self.hot_limit = self.capacity * HOT_PCT
@@ -48,17 +50,16 @@ class MemcachedSegmentedLRU:
         self.where: dict[int, int] = {}
         self.flags: dict[int, int] = {}
         self.time: dict[int, int] = {}  # last access second (it->time)
-        self.missed: set[int] = set()
+        self.in_flight = InFlight(fill_s)
 
-    def access(self, key: int, at: float, refill: int = 0) -> bool:
-        """A read at `at` seconds; a miss is stored by the client (cache-aside). `refill` as in
-        redis_sim: a read right after a missed read of the same key, its fill not in yet."""
+    def access(self, key: int, at: float) -> bool:
+        """A read at `at` seconds; a miss is stored by the client (cache-aside), and a read while
+        that fill is in flight misses too (in_flight.py)."""
         now = int(at)
-        if refill and key in self.missed:
+        if self.in_flight.missing(key, at):
             return False
         lru = self.where.get(key)
         if lru is not None:
-            self.missed.discard(key)
             flags = self.flags[key]
             if not flags & ACTIVE:
                 if not flags & FETCHED:
@@ -73,7 +74,7 @@ class MemcachedSegmentedLRU:
                     self.time[key] = now
             self._juggle(now)
             return True
-        self.missed.add(key)
+        self.in_flight.missed(key, at)
         if len(self.where) >= self.capacity:
             self._evict()
         self.lrus[HOT][key] = None
@@ -121,21 +122,21 @@ def simulate_memcached(
     capacities: Sequence[int],
     *,
     warm: int = 0,
-    refills: Sequence[int] | None = None,
     ages: bool = False,
+    fill_s: float = 0.0,
 ) -> list[tuple[Counter[int], bool]]:
     """Per capacity (objects): the misses after the first `warm` reads, by key, and whether the
     cache was full when counting began."""
     out = []
     for cap in capacities:
-        cache = MemcachedSegmentedLRU(cap, ages=ages)
+        cache = MemcachedSegmentedLRU(cap, ages=ages, fill_s=fill_s)
         by_key: Counter[int] = Counter()
         filled = False
         access = cache.access
         for i, kid in enumerate(ids):
             if i == warm:
                 filled = len(cache.where) >= 0.95 * cache.capacity
-            if not access(kid, times[i], refills[i] if refills else 0) and i >= warm:
+            if not access(kid, times[i]) and i >= warm:
                 by_key[kid] += 1
         if warm >= len(ids):
             filled = len(cache.where) >= 0.95 * cache.capacity

@@ -22,6 +22,8 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
+from cachetop.analysis.sizing.in_flight import InFlight
+
 POOL_SIZE = 16
 LFU_INIT_VAL = 5
 
@@ -41,8 +43,7 @@ class RedisSampledCache:
         fill_s: float = 0.0,
     ) -> None:
         self.capacity = max(1, capacity)
-        self.fill_s = fill_s
-        self.pending: dict[int, float] = {}  # key -> when the client's fill of its miss is in
+        self.in_flight = InFlight(fill_s)
         self.lfu = lfu
         self.samples = max(1, samples)
         self.log_factor = log_factor
@@ -56,25 +57,14 @@ class RedisSampledCache:
         self.seq = 0  # entries pooled so far
         self.hits = 0
         self.misses = 0
-        self.missed: set[int] = set()  # keys whose last read missed: their fill may not be in yet
 
-    def access(self, key: int, at: float, refill: int = 0) -> bool:
-        """A read at time `at` (seconds). On a miss the client stores the key (cache-aside).
-        `refill`: the trace saw no write of the key since its last read; if that read missed, the
-        client's fill is not in yet and this read misses too (two GETs of one key in flight, as a
-        pipelining or concurrent client sends them), leaving the cache as it was."""
-        if self.fill_s > 0.0:
-            until = self.pending.get(key)
-            if until is not None:
-                if at < until:
-                    self.misses += 1
-                    return False
-                del self.pending[key]
-        elif refill and key in self.missed:
+    def access(self, key: int, at: float) -> bool:
+        """A read at time `at` (seconds). On a miss the client stores the key (cache-aside); a read
+        while that fill is in flight misses too and leaves the cache as it was (in_flight.py)."""
+        if self.in_flight.missing(key, at):
             self.misses += 1
             return False
         if key in self.slot:
-            self.missed.discard(key)
             self.hits += 1
             if self.lfu:
                 self._lfu_touch(key, at)
@@ -82,9 +72,7 @@ class RedisSampledCache:
                 self.stamp[key] = int(at)
             return True
         self.misses += 1
-        self.missed.add(key)
-        if self.fill_s > 0.0:
-            self.pending[key] = at + self.fill_s
+        self.in_flight.missed(key, at)
         self._insert(key, at)
         while len(self.keys) > self.capacity:
             self._evict(at)
@@ -177,7 +165,6 @@ def simulate_redis(
     decay_minutes: int = 1,
     seed: int = 0,
     warm: int = 0,
-    refills: Sequence[int] | None = None,
     fill_s: float = 0.0,
 ) -> list[tuple[Counter[int], bool]]:
     """(misses after the first `warm` reads by key, whether the cache was full by then) for each
@@ -194,13 +181,12 @@ def simulate_redis(
             fill_s=fill_s,
         )
         access = cache.access
-        flags = refills if refills is not None and len(refills) == len(ids) else bytes(len(ids))
-        for key, at, refill in zip(ids[:warm], times[:warm], flags[:warm], strict=True):
-            access(key, at, refill)
+        for key, at in zip(ids[:warm], times[:warm], strict=True):
+            access(key, at)
         filled = len(cache.keys) >= 0.95 * cache.capacity
         by_key: Counter[int] = Counter()
-        for key, at, refill in zip(ids[warm:], times[warm:], flags[warm:], strict=True):
-            if not access(key, at, refill):
+        for key, at in zip(ids[warm:], times[warm:], strict=True):
+            if not access(key, at):
                 by_key[key] += 1
         out.append((by_key, filled))
     return out

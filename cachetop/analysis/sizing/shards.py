@@ -21,7 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 SPACE = 1 << 24
-# A miss's fill (the client's SET) is taken to be in flight for this long at most.
+# A write of a key this soon after a read of it, with no write between, is taken as the client's
+# fill of that read's miss (in_flight.py); later, it is some other write.
 FILL_S = 0.1
 # Reads are counted per key (for the stratified estimate, curve.py) up to this many distinct keys;
 # past it the count stops and curves use the plain estimate.
@@ -74,16 +75,6 @@ class SampledTrace:
     times: array = field(default_factory=lambda: array("d"))
     sizes: array = field(default_factory=lambda: array("q"))
     before: array = field(default_factory=lambda: array("q"))  # reads_total before each kept read
-    # 1 where a kept read was in flight while the server missed the same key (tracks_writes only):
-    # it came within FILL_S of an earlier read with no write between, and a write (the client's
-    # fill) then followed within FILL_S of that earlier read, so that read missed on the server.
-    # In cache-aside this read missed too, its fill not in yet (two GETs in flight, from a
-    # pipelining or concurrent client); a simulated cache that also missed the earlier read counts
-    # it as a miss. Without the fill's confirmation a read after a hit would be marked too, and a
-    # smaller simulated cache that evicted a hot key would miss it for as long as its reads kept
-    # coming within FILL_S of each other: a hot key never came back, and the hit ratio at half
-    # the memory read 12-25 points low (issue 15).
-    refill: array = field(default_factory=lambda: array("b"))
     tracks_writes: bool = False  # the stream shows writes (MONITOR, watch), not reads alone
     # Seconds from a read the server missed to the client's fill, summed over the fills seen
     # (add_write), and how many: their mean is how long a miss stays in flight (fill_s).
@@ -99,9 +90,9 @@ class SampledTrace:
     bins: dict[int, int] | None = None  # reads per read_bin over all keys, when given directly
     _id_of: dict[bytes, int] = field(default_factory=dict)
     _size_of: dict[int, int] = field(default_factory=dict)
-    # key -> (time of the read that may have missed, later kept reads in flight with it), while
-    # no write has followed
-    _in_flight: dict[int, tuple[float, list[int]]] = field(default_factory=dict)
+    # key -> time of a read that may have missed, while no write has followed (later reads of
+    # the key within FILL_S may be in flight with it: the chain keeps its first read's time)
+    _in_flight: dict[int, float] = field(default_factory=dict)
 
     @property
     def keys(self) -> int:
@@ -143,20 +134,19 @@ class SampledTrace:
 
     def add_read(self, key: bytes, at: float, size: int = 0, *, hit: bool | None = None) -> None:
         """`hit`: the server's verdict on this read when the stream shows it (memcached's watch);
-        a read the server hit starts no in-flight chain, whatever write follows."""
+        a read the server hit is not timed to a fill, whatever write follows."""
         kid = self.key_id(key)
         if size <= 0:
             size = self._size_of.get(kid, 0)
         if self.tracks_writes:
-            chain = self._in_flight.get(kid)
-            if chain is not None and at - chain[0] < FILL_S:
-                chain[1].append(len(self.ids))  # marked only if a fill follows (add_write)
+            first = self._in_flight.get(kid)
+            if first is not None and at - first < FILL_S:
+                pass  # in flight with the chain's first read, if that one missed
             elif hit:
                 self._in_flight.pop(kid, None)
             else:
-                self._in_flight[kid] = (at, [])
+                self._in_flight[kid] = at
         self.ids.append(kid)
-        self.refill.append(0)
         self.before.append(self.reads_total - 1)  # add_read comes after reads_total counted it
         self.times.append(at)
         self.sizes.append(size)
@@ -164,11 +154,9 @@ class SampledTrace:
 
     def add_write(self, key: bytes, at: float, size: int) -> None:
         kid = self.key_id(key)
-        chain = self._in_flight.pop(kid, None)
-        if chain is not None and at - chain[0] < FILL_S:
-            for index in chain[1]:  # the read that started the chain missed: these were in flight
-                self.refill[index] = 1
-            self.fill_delay_total += at - chain[0]
+        first = self._in_flight.pop(kid, None)
+        if first is not None and at - first < FILL_S:  # the client's fill of a miss
+            self.fill_delay_total += at - first
             self.fills += 1
         if size > 0:
             self._size_of[kid] = size

@@ -119,7 +119,7 @@ def sampled_misses(
                 trace.times,
                 [max(1, round(c)) for c in capacities],
                 warm=warm,
-                refills=trace.refill,
+                fill_s=trace.fill_s,
             )
         ]
     return [
@@ -134,6 +134,6 @@ def sampled_misses(
             decay_minutes=decay_minutes,
             seed=seed,
             warm=warm,
-            refills=trace.refill,
+            fill_s=trace.fill_s,
         )
     ]

@@ -11,12 +11,9 @@ read. So a kept key's get is held per connection until the connection's next kep
 the same key makes it the store's lookup; anything else makes it a read. Counting all reads: every
 get line is a read except one per store line.
 
-A kept read's `refill` mark (shards.py: a read in flight while the server missed the same key)
-needs the earlier read to have missed: here the server says so (status=), and the client's fill
-must follow, as on Redis, where MONITOR shows no verdict and the fill alone tells. Marking every
-read that came soon after another with no write between also marked reads after a hit, and a
-model that missed that earlier read (a smaller cache) counted misses the server never had: the
-memcached curve read 4 points low at half the memory.
+A store that follows a get the server missed is the client's fill: their gap gives how long a
+miss stays in flight (shards.py, in_flight.py). A get the server hit is timed to no store, so a
+client that rewrites a key after reading it is not taken for a slow fill.
 """
 
 from __future__ import annotations
