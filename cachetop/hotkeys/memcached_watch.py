@@ -202,7 +202,8 @@ class WatchSampler:
         # With off_s = 0 the phase never ends: the loop only returns by cancellation.
         while self.off_s <= 0 or self.clock() - started < self.on_s:
             try:
-                data = await asyncio.wait_for(reader.read(CHUNK), self.tick_s)
+                async with asyncio.timeout(self.tick_s):  # not wait_for: see redis_monitor._read
+                    data = await reader.read(CHUNK)
             except TimeoutError:
                 data = b""
             now = self.clock()

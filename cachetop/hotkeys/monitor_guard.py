@@ -148,7 +148,8 @@ class MonitorGuard:
         while True:
             self._beat()
             try:
-                return await asyncio.wait_for(reader.readline(), min(BEAT_S, self.timeout))
+                async with asyncio.timeout(min(BEAT_S, self.timeout)):
+                    return await reader.readline()
             except TimeoutError:
                 if self.clock() >= deadline:
                     raise

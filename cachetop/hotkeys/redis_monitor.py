@@ -305,7 +305,12 @@ class MonitorSampler(MonitorGuard):
             try:
                 # held chunks wait at most HOLD_S for the next one, also when none comes
                 wait = min(left, HOLD_S, BEAT_S) if self.max_lines else min(left, BEAT_S)
-                data = await asyncio.wait_for(reader.read(self.chunk), wait)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation
+                # that arrives as a read completes, and MONITOR's reads complete all the time, so
+                # a stop could leave this loop reading until the phase's end (tests/integration/
+                # test_hotkeys_stop.py).
+                async with asyncio.timeout(wait):
+                    data = await reader.read(self.chunk)
             except TimeoutError:
                 data = b""
             if stop.is_set():
@@ -358,7 +363,8 @@ class MonitorSampler(MonitorGuard):
         without a check once `stop` is set (the phase ended)."""
         while not stop.is_set():
             try:
-                omem = await asyncio.wait_for(self._omem(side, client_id), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    omem = await self._omem(side, client_id)
             except Exception:
                 if stop.is_set():
                     return
@@ -378,7 +384,8 @@ class MonitorSampler(MonitorGuard):
                 self.stats.last_stop = f"output buffer reached {omem} bytes: sampling paused"
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.check_s)
+                async with asyncio.timeout(self.check_s):
+                    await stop.wait()
         else:
             return
         stop.set()
