@@ -178,7 +178,7 @@ def test_a_hot_key_the_model_evicts_comes_back_when_the_server_never_missed_it()
     # the other 96 reads hit.
     # Marking every read within 0.1 s of the last one as in flight made the model miss the hot key
     # at all 100 reads: a key the model once missed never came back while its reads kept coming
-    # (issue 15: the Redis curve at half the memory read 12-25 points low).
+    # (issue 15: the Redis curve at half the memory read 12-23 points low).
     t = SampledTrace(1.0, tracks_writes=True)
     for i in range(100):
         t.reads_total += 1

@@ -9,7 +9,7 @@ misses keys the server hit, and their repeated reads miss with them.
 
 (Marking reads in the trace instead, "within 0.1 s of the last read with no write between", also
 marked reads after a hit, and a simulated cache that evicted a hot key missed it at every later
-read, as its reads never paused: the Redis curve at half the memory read 12-25 points low.)
+read, as its reads never paused: the Redis curve at half the memory read 12-23 points low.)
 """
 
 from __future__ import annotations
