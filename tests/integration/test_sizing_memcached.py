@@ -47,7 +47,14 @@ def stats(port: int) -> dict[str, int]:
 
 
 def settled_hit_ratio(port: int, deadline_s: float = 180.0) -> float:
+    """The hit ratio (%) over the last window of WINDOW_READS reads, counted from the first
+    eviction on (a restarted server fills from empty, and its hit ratio creeps up while it does:
+    two windows of that creep can agree within SETTLED_POINTS and read a point or two low), once
+    two windows in a row agree within SETTLED_POINTS."""
     end = time.monotonic() + deadline_s
+    while stats(port)["evictions"] == 0:
+        assert time.monotonic() < end, "the cache never filled"
+        time.sleep(0.1)  # polling the server's counters with a deadline, not a synchronisation
     last = None
     s0 = stats(port)
     while time.monotonic() < end:
