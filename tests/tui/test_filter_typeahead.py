@@ -36,3 +36,36 @@ async def test_keys_typed_with_the_slash_reach_the_filter(redis: LocalServer) ->
             assert mon.pollers[0].interval == before  # "-" did not change the interval
             # The view follows the box through its Changed messages, handled after the keys.
             await until(lambda: app.view.query == "c-a", what="the view filters on what was typed")
+
+
+async def test_keys_typed_right_after_enter_in_the_filter_reach_the_table(redis: LocalServer) -> None:
+    # Enter, End, Enter in one burst: the filter is kept, End selects the last row (the one
+    # instance left) and Enter opens it. The box used to hand the focus back in a handler of its
+    # Submitted message, queued behind End and Enter, so those two went to the box (a clean CI run
+    # once showed the overview, filtered, with the box still open).
+    from cachetop.tui.screens.detail import DetailScreen
+
+    config = Config(
+        path=None,
+        settings=Settings(interval=0.5, window=5.0, timeout=1.0),
+        instances=(
+            InstanceConfig(name="cache-a", target=parse_target(redis.url)),
+            InstanceConfig(name="other", target=parse_target(redis.url)),
+        ),
+    )
+    async with Monitor(config) as mon:
+        app = CachetopApp(config, monitor=mon)
+        async with app.run_test(size=(100, 30)):
+            await until(lambda: cell(app, "cache-a", "status") == "up", what="up")
+            app.post_message(events.Key("slash", "/"))
+            box = app.screen.query_one("#filter")
+            await until(lambda: box.has_focus, what="the filter box")
+            for char in "cache-a":
+                app.post_message(events.Key("minus" if char == "-" else char, char))
+            await until(lambda: app.view.query == "cache-a", what="the filter applied")
+            for key, char in (("enter", "\r"), ("end", None), ("enter", "\r")):
+                app.post_message(events.Key(key, char))
+            await until(lambda: isinstance(app.screen, DetailScreen), what="cache-a's detail")
+            assert app.screen.instance_name == "cache-a"
+            # mounted whole before the app exits (its tab bar takes the focus)
+            await until(lambda: type(app.focused).__name__ == "ContentTabs", what="the detail's tabs")

@@ -89,7 +89,8 @@ async def profile_memcached(
                 profile.stopped = "cancelled"
                 break
             try:
-                data = await asyncio.wait_for(reader.read(CHUNK), min(left, 0.25))
+                async with asyncio.timeout(min(left, 0.25)):  # not wait_for: hotkeys/redis_monitor._read
+                    data = await reader.read(CHUNK)
             except TimeoutError:
                 data = b""
             if not data and reader.at_eof():

@@ -76,8 +76,10 @@ class SampledTrace:
     sizes: array = field(default_factory=lambda: array("q"))
     before: array = field(default_factory=lambda: array("q"))  # reads_total before each kept read
     tracks_writes: bool = False  # the stream shows writes (MONITOR, watch), not reads alone
-    # Seconds from a read the server missed to the client's fill, summed over the fills seen
-    # (add_write), and how many: their mean is how long a miss stays in flight (fill_s).
+    # Seconds from a read to the client's fill, summed over the fills seen (add_write), and how
+    # many: their mean is how long a miss stays in flight (fill_s). On memcached the read is one the
+    # server missed (watch says so); MONITOR shows no verdict, so on Redis any write of the key
+    # within FILL_S of a read counts, a rewrite after a hit too.
     fill_delay_total: float = 0.0
     fills: int = 0
     time_factor: float = 1.0  # rescale_times's factor, applied to fill_s too
@@ -140,12 +142,11 @@ class SampledTrace:
             size = self._size_of.get(kid, 0)
         if self.tracks_writes:
             first = self._in_flight.get(kid)
-            if first is not None and at - first < FILL_S:
-                pass  # in flight with the chain's first read, if that one missed
-            elif hit:
+            if hit:  # the server hit it: no fill is in flight, whatever came before
                 self._in_flight.pop(kid, None)
-            else:
+            elif first is None or at - first >= FILL_S:
                 self._in_flight[kid] = at
+            # else in flight with the chain's first read, if that one missed
         self.ids.append(kid)
         self.before.append(self.reads_total - 1)  # add_read comes after reads_total counted it
         self.times.append(at)

@@ -37,6 +37,18 @@ def alert_states(alerts: Any) -> dict[str, str]:
     return states
 
 
+class FilterBox(Input):
+    """The filter box. Enter hands the focus back to the table in the binding's own action, not in
+    a handler of the Submitted message: keys typed right after Enter (End, Enter to open the row)
+    are already queued behind that message, and the app resolves their bindings against whatever
+    has the focus when they arrive."""
+
+    async def action_submit(self) -> None:
+        await super().action_submit()
+        if isinstance(self.screen, OverviewScreen):
+            self.screen.set_focus(self.screen.table)  # now: focus() waits for a later turn
+
+
 class OverviewScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Details", show=True, priority=False),
@@ -59,7 +71,7 @@ class OverviewScreen(Screen[None]):
         yield FleetHeader(id="header")
         yield FleetTable(id="fleet")
         yield Static(id="notes")
-        filter_input = Input(
+        filter_input = FilterBox(
             placeholder="filter by name or tag (tag:NAME); enter keeps, escape clears", id="filter"
         )
         filter_input.cursor_blink = False
