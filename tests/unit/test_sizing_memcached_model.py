@@ -62,3 +62,13 @@ def test_a_miss_the_model_has_keeps_its_key_missing_for_the_fill_time_only() -> 
     ids, times = [1, 1, 1, 2, 2], [0.0, 0.03, 0.06, 1.0, 1.2]
     misses = simulate_memcached(ids, times, [10], fill_s=0.05)[0][0]
     assert dict(misses) == {1: 2, 2: 1}
+
+
+def test_a_hit_after_a_miss_ends_the_chain_so_a_later_rewrite_is_no_fill() -> None:
+    # a's fill was not seen (watch dropped it): the server then hits a, and a rewrite 80 ms after
+    # the miss is not timed as its fill
+    trace = SampledTrace(1.0, tracks_writes=True)
+    trace.add_read(b"a", 1.00, hit=False)
+    trace.add_read(b"a", 1.03, hit=True)
+    trace.add_write(b"a", 1.08, 3)
+    assert (trace.fills, trace.fill_s) == (0, 0.0)
