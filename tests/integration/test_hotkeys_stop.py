@@ -5,7 +5,7 @@ end of a test run for 120 s)."""
 from __future__ import annotations
 
 import asyncio
-import threading
+import itertools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,33 +17,29 @@ from cachetop.engine.live import LiveSources
 from cachetop.engine.monitor import Monitor
 from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
+from tests.integration.test_evict_idle import kept_in_use
 from tests.monitoring import fast_config
 
 
 @contextmanager
 def busy(port: int) -> Iterator[None]:
     """Pipelined GETs and SETs in a thread until the block ends: MONITOR never idles."""
-    stop = threading.Event()
+    client = redis_py.Redis(port=port)
+    batches = itertools.count()
 
-    def loop() -> None:
-        client = redis_py.Redis(port=port)
-        n = 0
-        while not stop.is_set():
-            pipe = client.pipeline(transaction=False)
-            for i in range(200):
-                pipe.set(f"k{(n + i) % 5000}", "v" * 64)
-                pipe.get(f"k{(n * 7 + i) % 5000}")
-            pipe.execute()
-            n += 1
-        client.close()
+    def batch() -> None:
+        n = next(batches)
+        pipe = client.pipeline(transaction=False)
+        for i in range(200):
+            pipe.set(f"k{(n + i) % 5000}", "v" * 64)
+            pipe.get(f"k{(n * 7 + i) % 5000}")
+        pipe.execute()
 
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
     try:
-        yield
+        with kept_in_use(batch, every_s=0.0):
+            yield
     finally:
-        stop.set()
-        thread.join(10)
+        client.close()
 
 
 async def test_leaving_live_sources_mid_phase_leaves_no_task_running(redis: LocalServer) -> None:
