@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import errno
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +18,19 @@ import pytest
 
 from cachetop.servers import LocalServer, memcached_server, redis_server
 from tests.alert_servers import SlackStandIn, SmtpServer, start_smtp
+
+# Tests never touch the user's own state dir (history and its lock, the audit log, keyspace
+# reports): the session gets one of its own, set before any test module builds a config, and each
+# test one below its tmp_path (_own_state_dir). A shared one let a history lock held by one test
+# (or by a cachetop on the same machine) change what another test's dashboard said.
+_SESSION_STATE = Path(tempfile.mkdtemp(prefix="cachetop-test-state-"))
+os.environ["XDG_STATE_HOME"] = str(_SESSION_STATE)
+atexit.register(shutil.rmtree, _SESSION_STATE, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
 
 
 @pytest.fixture
