@@ -13,13 +13,14 @@ from cachetop.analysis.sizing.profile_redis import Progress, profile_redis
 from cachetop.analysis.sizing.report import REDIS_POLICY, SizingReport, compared_policies
 from cachetop.analysis.sizing.trace_file import read_trace
 from cachetop.engine.config import InstanceConfig
-from cachetop.util.format import size
 
 # Below this many sampled reads a curve is mostly noise: the report says so.
 FEW_READS = 2_000
 
 
 def _notes_for(report: SizingReport) -> None:
+    if report.ended_early:
+        report.notes.append(f"the profile ended early: {report.ended_early}")
     if report.sampled_reads < FEW_READS:
         report.notes.append(
             f"only {report.sampled_reads} sampled reads: run longer (--duration) or sample more "
@@ -29,12 +30,11 @@ def _notes_for(report: SizingReport) -> None:
     if unfilled is not None:
         # A trace short for the cache: its simulated cache is not warm, and the curve reads low.
         # Say how short, so that a cut profile (the guard ended MONITOR, a slow client) is visible.
-        why = f" (it ended early: {report.ended_early})" if report.ended_early else ""
         remedy = "a longer trace" if report.policy == "trace" else "run longer: --duration"
         report.notes.append(
             f"the profile saw {report.reads_total:,} reads ({report.sampled_reads:,} sampled, "
-            f"{report.sampled_keys:,} keys) in {report.duration_s:.1f} s{why}: too few to warm a cache "
-            f"of {size(unfilled)} or more (half the trace warms it and must pass at least "
+            f"{report.sampled_keys:,} keys) in {report.duration_s:.1f} s: too few to warm a cache "
+            f"of {report.memory.amount(unfilled)} or more (half the trace warms it and must pass at least "
             f"{MIN_WARM_READS_PER_OBJECT:g} reads per object it holds), so hit ratios from there up are "
             f"lower bounds, marked ≥ ({remedy})"
         )
@@ -71,8 +71,6 @@ async def analyse_redis(
         notes.append("maxmemory is 0 (no limit): the current size is taken as used_memory")
     if server_policy not in REDIS_POLICY:
         notes.append(f"maxmemory-policy {server_policy}: simulated as allkeys-lru")
-    if profile.stopped:
-        notes.append(f"the profile ended early: {profile.stopped}")
     req = CurveRequest(
         maxmemory,
         memory,
@@ -184,8 +182,6 @@ async def analyse_memcached(
     memory = memcached_model(profile.stats_after)
     limit = profile.stats_after.get("limit_maxbytes", 0)
     notes = []
-    if profile.stopped:
-        notes.append(f"the profile ended early: {profile.stopped}")
     if profile.drop_rate > DROP_WARN:
         notes.append(
             f"watch dropped {100 * profile.drop_rate:.1f}% of the lines ({profile.dropped} of "

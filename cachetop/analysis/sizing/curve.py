@@ -162,7 +162,7 @@ def build_curves(trace: SampledTrace, req: CurveRequest) -> list[Curve]:
     expected = trace.reads_from(warm) * trace.rate
     strata = Strata.of(trace, warm)
     objects = [req.memory.objects_at(b) for b in sizes]
-    warm_reads = trace.reads_total - trace.reads_from(warm) if warm < len(trace.ids) else trace.reads_total
+    warm_reads = trace.reads_total - trace.reads_from(warm)  # reads_from is 0 past the end
     # objects_at counts bytes when the trace carries sizes: the cache then holds bytes / mean size
     per_object = (trace.mean_size() or 1.0) if req.memory.by_size else 1.0
     scaled = [o * trace.rate for o in objects]

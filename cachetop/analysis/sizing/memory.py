@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cachetop.util.format import size
+
 
 @dataclass(frozen=True)
 class MemoryModel:
@@ -27,6 +29,10 @@ class MemoryModel:
     how: str = ""  # one line for the report: where the numbers came from
     by_size: bool = False  # capacities are bytes of the trace's own sizes
     unit: str = "bytes"  # "keys" for a trace without sizes (each key counts 1)
+
+    def amount(self, memory: float) -> str:
+        """A point of the memory axis in words: bytes as a size, or keys for a trace without sizes."""
+        return f"{round(memory):,} keys" if self.unit == "keys" else size(memory)
 
     def objects_at(self, memory_bytes: float) -> float:
         if self.by_size:

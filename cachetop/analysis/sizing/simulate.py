@@ -38,9 +38,12 @@ POLICIES: dict[str, tuple[str | None, str]] = {
 
 @dataclass(frozen=True)
 class SimResult:
-    misses: int  # after the warm-up
     filled: bool  # the cache was full when counting began
-    by_key: Counter[int]  # the same misses, per key id
+    by_key: Counter[int]  # the misses after the warm-up, per key id
+
+    @property
+    def misses(self) -> int:
+        return self.by_key.total()
 
 
 # The smallest cache, in objects, each libCacheSim policy can be built with.
@@ -64,14 +67,14 @@ def _libcachesim_misses(
         by_key: Counter[int] = Counter()
         if size < 1:
             by_key.update(ids[warm:])
-            out.append(SimResult(len(ids) - warm, True, by_key))
+            out.append(SimResult(True, by_key))
             continue
         if size < MIN_UNITS.get(class_name, 1) * (1 if not by_size else max(sizes, default=1)):
             # Too small for this policy's queues (S3-FIFO's small queue is 10% of the cache, and
             # libCacheSim aborts the whole process when it is empty): every access counts as a miss,
             # and the point is marked a lower bound (not filled) rather than a prediction.
             by_key.update(ids[warm:])
-            out.append(SimResult(len(ids) - warm, False, by_key))
+            out.append(SimResult(False, by_key))
             continue
         cache = cls(cache_size=size, hashpower=hashpower)
         get = cache.get
@@ -86,7 +89,7 @@ def _libcachesim_misses(
                 by_key[kid] += 1
         if warm >= len(ids):
             filled = cache.get_occupied_byte() >= FULL * size
-        out.append(SimResult(by_key.total(), filled, by_key))
+        out.append(SimResult(filled, by_key))
     return out
 
 
@@ -104,30 +107,21 @@ def sampled_misses(
 ) -> list[SimResult]:
     """Misses after the first `warm` reads of the sampled trace at each (already scaled) capacity."""
     if not len(trace.ids):
-        return [SimResult(0, False, Counter()) for _ in capacities]
+        return [SimResult(False, Counter()) for _ in capacities]
     class_name, _label = POLICIES[policy]
     if class_name is not None:
         return _libcachesim_misses(trace, class_name, capacities, by_size, warm)
     if by_size:
         mean = trace.mean_size() or 1.0
         capacities = [c / mean for c in capacities]
+    objects = [max(1, round(c)) for c in capacities]
     if policy == "memcached":
-        return [
-            SimResult(by_key.total(), filled, by_key)
-            for by_key, filled in simulate_memcached(
-                trace.ids,
-                trace.times,
-                [max(1, round(c)) for c in capacities],
-                warm=warm,
-                fill_s=trace.fill_s,
-            )
-        ]
-    return [
-        SimResult(by_key.total(), filled, by_key)
-        for by_key, filled in simulate_redis(
+        runs = simulate_memcached(trace.ids, trace.times, objects, warm=warm, fill_s=trace.fill_s)
+    else:
+        runs = simulate_redis(
             trace.ids,
             trace.times,
-            [max(1, round(c)) for c in capacities],
+            objects,
             lfu=policy == "redis-lfu",
             samples=samples,
             log_factor=log_factor,
@@ -136,4 +130,4 @@ def sampled_misses(
             warm=warm,
             fill_s=trace.fill_s,
         )
-    ]
+    return [SimResult(filled, by_key) for by_key, filled in runs]
