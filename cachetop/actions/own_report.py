@@ -126,9 +126,10 @@ class ThreadOwnReport:
             return
         # No deadline while the loop runs: a poll holds the gate for one INFO round trip at most,
         # and a busy loop is late, not gone (going on without the gate would race the INFO).
-        # A loop that stopped never runs the hold: the action goes on without it.
+        # A loop that stopped never runs the hold, and a hold cancelled before it entered (the
+        # loop shutting down) never will: the action goes on without it.
         while not entered.wait(ENTER_CHECK_S):
-            if self.loop.is_closed() or not self.loop.is_running():
+            if future.done() or self.loop.is_closed() or not self.loop.is_running():
                 self._gate_gone = True
                 future.cancel()
                 yield
