@@ -8,7 +8,6 @@ import os
 import shlex
 import signal
 import socket
-import stat
 import sys
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -98,19 +97,7 @@ def read_token(token_file: str | None) -> str:
             f"serve needs the daemon's API token: set ${TOKEN_ENV} or pass --token-file FILE "
             "(never the token itself as an argument: `ps` shows arguments to every user)"
         )
-    if token_file and _readable_by_others(token_file):
-        print(
-            f"cachetop serve: warning: {token_file} is readable by other users; run `chmod 600 {token_file}`",
-            file=sys.stderr,
-        )
     return token
-
-
-def _readable_by_others(path: str) -> bool:
-    try:
-        return bool(os.stat(os.path.expanduser(path)).st_mode & (stat.S_IRGRP | stat.S_IROTH))
-    except OSError:
-        return False
 
 
 def tab_environment(args: argparse.Namespace, token: str) -> list[str]:
