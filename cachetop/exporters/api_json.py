@@ -145,6 +145,10 @@ def snapshot_document(
         "daemon": daemon,
         "alerts": None if alerts is None else encode(alerts),
     }
+    if views:  # the cache keeps only this snapshot's views: a removed instance's goes
+        shown = {i.name for i in snap.instances if i.extras and "hotkeys" in i.extras}
+        for gone in views.keys() - shown:
+            del views[gone]
     text = json.dumps(doc, separators=(",", ":"), allow_nan=False)
     if json_has_secret(text):
         doc = scrub_json(doc)  # type: ignore[assignment]
