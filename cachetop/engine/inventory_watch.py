@@ -25,10 +25,10 @@ from cachetop.engine.config import Config, InstanceConfig
 from cachetop.engine.figures import FigureContributor
 from cachetop.engine.fleet import Fleet
 from cachetop.engine.inventory import Inventory
+from cachetop.engine.monitor import CHUNK  # targets added between two yields to the event loop
 from cachetop.util.aio import cancel_and_wait
 
 log = logging.getLogger("cachetop.inventory")
-CHUNK = 200  # targets added between two yields to the event loop (as the Monitor starts them)
 
 
 class InventoryFleet(Fleet, Protocol):

@@ -273,13 +273,9 @@ class LiveSources:
     def _start_history(self) -> None:
         from cachetop.history.service import start_history
 
-        self.history = start_history(self.config, self.collectors, self.on_notice, self._backend_of)
+        self.history = start_history(self.config, self.collectors, self.on_notice, self.monitor.backend_of)
         if self.history is not None:
             self._cleanup.append(self.history.attach(self.monitor))
-
-    def _backend_of(self, instance: str) -> object | None:
-        """The instance's poller's backend (a scheduled warm reports what it sends there)."""
-        return next((p.backend for p in self.monitor.pollers if p.inst.name == instance), None)
 
     # --- alerts ------------------------------------------------------------------------------
 

@@ -143,6 +143,10 @@ class Monitor(SourceBase):
 
     # --- the Fleet (engine/fleet.py): what discovery may tell ---------------------------------
 
+    def backend_of(self, name: str) -> Backend | None:
+        """The backend polling `name`: where an action reports the traffic it sends there."""
+        return next((p.backend for p in self.pollers if p.inst.name == name), None)
+
     def members(self, prefix: str) -> list[Poller]:
         return [p for p in self.pollers if p.inst.name.startswith(prefix)]
 

@@ -49,7 +49,7 @@ def _backend_of(source: Source) -> Callable[[str], object | None]:
 
     if not isinstance(source, Monitor):
         return lambda _name: None
-    return lambda name: next((p.backend for p in source.pollers if p.inst.name == name), None)
+    return source.backend_of
 
 
 def _loop() -> asyncio.AbstractEventLoop | None:
