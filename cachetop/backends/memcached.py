@@ -68,7 +68,8 @@ def parse_stats(raw: bytes) -> dict[str, bytes]:
     return out
 
 
-def _num(stats: dict[str, bytes], name: str) -> int:
+def stat_number(stats: dict[str, bytes], name: str) -> int:
+    """A numeric stat as an int (0 when absent or not a number)."""
     value = stats.get(name)
     if value is None or not _NUMBER.match(value):
         return 0
@@ -186,15 +187,15 @@ class MemcachedBackend:
 
     def _sample(self, now: float, stats: dict[str, bytes]) -> Sample:
         if "log_worker_dropped" in stats:
-            self._worker_dropped = _num(stats, "log_worker_dropped")
+            self._worker_dropped = stat_number(stats, "log_worker_dropped")
         cpu = sum(float(stats.get(f, b"0")) for f in ("rusage_user", "rusage_system"))
         counters = {
-            "hits": _num(stats, "get_hits"),
-            "misses": _num(stats, "get_misses"),
-            "commands": sum(_num(stats, f) for f in OPS_FIELDS),
-            "errors": sum(_num(stats, f) for f in ERROR_FIELDS),
-            "evictions": _num(stats, "evictions"),
-            "expired": sum(_num(stats, f) for f in EXPIRED_FIELDS),
+            "hits": stat_number(stats, "get_hits"),
+            "misses": stat_number(stats, "get_misses"),
+            "commands": sum(stat_number(stats, f) for f in OPS_FIELDS),
+            "errors": sum(stat_number(stats, f) for f in ERROR_FIELDS),
+            "evictions": stat_number(stats, "evictions"),
+            "expired": sum(stat_number(stats, f) for f in EXPIRED_FIELDS),
             "cpu_ms": int(cpu * 1000),
         }
         own_connections = 1 + (1 if self._probe.connected else 0)
@@ -202,22 +203,22 @@ class MemcachedBackend:
         # Memcached cannot name a client: other cachetop processes on this host say how many
         # connections they hold here (backends/viewers.py); their polls add no operations.
         viewers = registry()
-        server = f"{self.target.address}#{_num(stats, 'pid')}"  # a new server on the port is another
+        server = f"{self.target.address}#{stat_number(stats, 'pid')}"  # a new server on the port is another
         viewers.publish(server, own_connections)
         other_connections, other_viewers = viewers.others(server)
         not_app = own_connections + other_connections + self._extra_listeners
         gauges: dict[str, float] = {
-            "memory_used": _num(stats, "bytes"),
-            "memory_max": _num(stats, "limit_maxbytes"),
+            "memory_used": stat_number(stats, "bytes"),
+            "memory_max": stat_number(stats, "limit_maxbytes"),
             "memory_max_is_system": 0.0,
-            "connections": max(0, _num(stats, "curr_connections") - not_app),
+            "connections": max(0, stat_number(stats, "curr_connections") - not_app),
         }
-        pid = _num(stats, "pid") or None
+        pid = stat_number(stats, "pid") or None
         peer = self._writer.get_extra_info("peername") if self._writer is not None else None
         rss = local_rss(peer[0] if peer else None, pid, ("memcached",))
         if rss is not None:
             gauges["rss"] = rss
-        uptime = _num(stats, "uptime")
+        uptime = stat_number(stats, "uptime")
         counters["uptime_s"] = uptime  # goes down on restart, which starts a new window
         facts = {
             "version": stats.get("version", b"?").decode("utf-8", "replace"),
@@ -226,7 +227,7 @@ class MemcachedBackend:
             "uptime_s": str(uptime),
             "maxmemory_policy": "lru" if self._settings.get("evictions", "on") == "on" else "noeviction (-M)",
             "persistence": "none",
-            "curr_items": str(_num(stats, "curr_items")),
+            "curr_items": str(stat_number(stats, "curr_items")),
             **{f"setting_{k}": v for k, v in self._settings.items()},
         }
         if pid:

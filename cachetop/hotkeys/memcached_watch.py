@@ -40,6 +40,14 @@ STATS_EVERY_S = 1.0
 MAX_LINE = 4096
 
 
+async def start_watch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
+    """Turns the connection into a `watch fetchers mutations` stream (memcached answers OK)."""
+    writer.write(b"watch fetchers mutations\r\n")
+    ok = await asyncio.wait_for(reader.readline(), timeout)
+    if ok.strip() != b"OK":
+        raise HotKeysError(f"watch refused: {ok[:200].decode(errors='replace').strip()}")
+
+
 @dataclass(slots=True)
 class WatchStats:
     phases: int = 0
@@ -173,10 +181,7 @@ class WatchSampler:
         self._writer, self._suspended = writer, False
         suspend.protect(self)
         try:
-            writer.write(b"watch fetchers mutations\r\n")
-            ok = await asyncio.wait_for(reader.readline(), self.timeout)
-            if ok.strip() != b"OK":
-                raise HotKeysError(f"watch refused: {ok[:200].decode(errors='replace').strip()}")
+            await start_watch(reader, writer, self.timeout)
             self.phase = "sampling"
             self.stats.phases += 1
             await self._count_worker_drops()  # the baseline

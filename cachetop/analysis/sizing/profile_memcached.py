@@ -12,7 +12,6 @@ memory model (memory.py) and the cache size (limit_maxbytes).
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,12 +19,11 @@ from dataclasses import dataclass, field
 from cachetop.analysis.sizing.profile_redis import Progress
 from cachetop.analysis.sizing.shards import SampledTrace, SpatialFilter
 from cachetop.analysis.sizing.watch_trace import WatchTraceParser
+from cachetop.backends.memcached import parse_stats, stat_number
 from cachetop.engine.config import InstanceConfig
 from cachetop.hotkeys.conn import HotKeysError, close_stream, open_stream
 from cachetop.hotkeys.linecap import LineCap
-from cachetop.hotkeys.memcached_watch import CHUNK, MAX_LINE
-
-_STAT = re.compile(rb"STAT (\w+) (\d+)")
+from cachetop.hotkeys.memcached_watch import CHUNK, MAX_LINE, start_watch
 
 
 @dataclass
@@ -58,7 +56,8 @@ async def memcached_stats(inst: InstanceConfig, timeout: float) -> dict[str, int
         reply = await asyncio.wait_for(reader.readuntil(b"END\r\n"), timeout)
     finally:
         await close_stream(writer)
-    return {m.group(1).decode(): int(m.group(2)) for m in _STAT.finditer(reply)}
+    stats = parse_stats(reply)
+    return {name: stat_number(stats, name) for name in stats}
 
 
 async def profile_memcached(
@@ -78,10 +77,7 @@ async def profile_memcached(
     started = time.monotonic()
     reader, writer = await open_stream(inst, timeout)
     try:
-        writer.write(b"watch fetchers mutations\r\n")
-        ok = await asyncio.wait_for(reader.readline(), timeout)
-        if ok.strip() != b"OK":
-            raise HotKeysError(f"watch refused: {ok[:200].decode(errors='replace').strip()}")
+        await start_watch(reader, writer, timeout)
         pending = b""
         cap = LineCap(MAX_LINE)
         while (left := started + duration - time.monotonic()) > 0:
