@@ -165,7 +165,7 @@ async def _analyse_all(
 
     reports: list[dict[str, Any]] = []
     with Interrupts(
-        "MONITOR off; building the curve from what was seen (Ctrl-C again to stop at once)"
+        "profile off; building the curve from what was seen (Ctrl-C again to stop at once)"
     ) as ints:
         for inst in config.instances:
             if ints.interrupted:
@@ -178,7 +178,7 @@ async def _analyse_all(
             what = "watch" if kind == "memcached" else "MONITOR"
             print(f"{inst.name}: {what} for {duration:g} s. {cost}", file=sys.stderr)
             analyse = analyse_memcached if kind == "memcached" else analyse_redis
-            with _bar(show_bar, inst.name, duration) as progress:
+            with _bar(show_bar, inst.name, duration, what) as progress:
                 work = analyse(
                     inst,
                     duration=duration,
@@ -212,8 +212,9 @@ def _failed(inst: Any, error: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _bar(enabled: bool, name: str, duration: float) -> Iterator[Callable[[Any], None] | None]:
-    """A rich progress bar on stderr (a terminal only): seconds of MONITOR, lines, sampled reads."""
+def _bar(enabled: bool, name: str, duration: float, what: str) -> Iterator[Callable[[Any], None] | None]:
+    """A rich progress bar on stderr (a terminal only): seconds of `what` (MONITOR or watch), lines,
+    sampled reads."""
     from cachetop.commands.common import instance_progress
 
     with instance_progress(enabled, name, "starting", total=duration, counted=False) as show:
@@ -223,7 +224,7 @@ def _bar(enabled: bool, name: str, duration: float) -> Iterator[Callable[[Any], 
 
         def update(p: Any) -> None:
             done = p.elapsed_s >= p.duration_s
-            phase = "simulating" if done else f"MONITOR {p.lines} lines, {p.sampled_reads} sampled reads"
+            phase = "simulating" if done else f"{what} {p.lines} lines, {p.sampled_reads} sampled reads"
             show(phase, completed=min(p.elapsed_s, p.duration_s))
 
         yield update

@@ -49,6 +49,7 @@ class SizingPanel(Vertical):
         self.instance = instance
         self.report: dict[str, Any] | None = None
         self.running = False
+        self._stream = "MONITOR"  # what the profile reads: MONITOR, or watch on memcached
         self._profile_task: asyncio.Task[None] | None = None
 
     def compose(self) -> ComposeResult:
@@ -87,7 +88,8 @@ class SizingPanel(Vertical):
             )
             return
         self.running = True
-        self._status(f"profiling {display_key(self.instance, 40)}: starting MONITOR…")
+        self._stream = "watch" if inst.target.kind == "memcached" else "MONITOR"
+        self._status(f"profiling {display_key(self.instance, 40)}: starting {self._stream}…")
         self._profile_task = asyncio.create_task(self._profile(inst), name=f"sizing {self.instance}")
 
     async def _profile(self, inst: Any) -> None:
@@ -122,7 +124,7 @@ class SizingPanel(Vertical):
                 )
             self.report = report.to_json()
         except asyncio.CancelledError:
-            self._status("profile cancelled: MONITOR closed\n" + self._hint())
+            self._status(f"profile cancelled: {self._stream} closed\n" + self._hint())
             raise
         except Exception as exc:  # a refused MONITOR (ACL), a lost server: said here, no traceback
             error = scrub(display_key(str(exc) or type(exc).__name__, 300))
@@ -139,14 +141,14 @@ class SizingPanel(Vertical):
 
     def _progress(self, p: Any) -> None:
         if self.running and not p.monitor_on and not p.lines:
-            self._status("reading the hit ratio before MONITOR goes on…")
+            self._status(f"reading the hit ratio before {self._stream} goes on…")
         elif self.running and p.elapsed_s < p.duration_s:
             self._status(
-                f"MONITOR on: {p.elapsed_s:.0f}/{p.duration_s:.0f} s, {p.lines} lines, "
+                f"{self._stream} on: {p.elapsed_s:.0f}/{p.duration_s:.0f} s, {p.lines} lines, "
                 f"{p.sampled_reads} sampled reads of {p.sampled_keys} keys, omem {p.max_omem} bytes"
             )
         elif self.running:
-            self._status("MONITOR off: simulating…")
+            self._status(f"{self._stream} off: simulating…")
 
     def _render_report(self) -> None:
         if self.report is None or not self.is_mounted:
