@@ -226,9 +226,11 @@ class KeyspaceWalk:
                 ]
             replies = await self.conn.batch(commands, lookups=(CALLS_PER_KEY - 1) * len(part))
             now = self.wall()
-            for i, (prefix, key) in enumerate(part):
+            added = [
                 self._add_facts(prefix, key, replies[i * CALLS_PER_KEY : (i + 1) * CALLS_PER_KEY], now)
-            await self._size_collections(part)
+                for i, (prefix, key) in enumerate(part)
+            ]
+            await self._size_collections([a for a in added if a is not None])
             self._tell(len(chosen))
         if self.estimated_sizes:
             n = self.estimated_sizes
@@ -238,16 +240,15 @@ class KeyspaceWalk:
                 "would walk every element, blocking the server meanwhile)"
             )
 
-    async def _size_collections(self, part: list[tuple[bytes, bytes]]) -> None:
-        """MEMORY USAGE SAMPLES 0 (exact) for the batch's collections that MEMORY USAGE sized from a
-        sample of elements (hashtable, skiplist, quicklist, stream encodings), when that estimate
-        is at most EXACT_MAX_BYTES: SAMPLES 0 walks every element, so a big one keeps its estimate."""
-        keys = {key for _, key in part}
+    async def _size_collections(self, added: list[tuple[bytes, int]]) -> None:
+        """MEMORY USAGE SAMPLES 0 (exact) for the batch's collections (`added`: where _add_facts put
+        each key's facts) that MEMORY USAGE sized from a sample of elements (hashtable, skiplist,
+        quicklist, stream encodings), when that estimate is at most EXACT_MAX_BYTES: SAMPLES 0 walks
+        every element, so a big one keeps its estimate."""
         todo = [
             (prefix, i, f)
-            for prefix, facts in self.facts.items()
-            for i, f in enumerate(facts)
-            if f.key in keys and f.encoding in SAMPLED_ENCODINGS
+            for prefix, i in added
+            if (f := self.facts[prefix][i]).encoding in SAMPLED_ENCODINGS
         ]
         exact = [t for t in todo if t[2].bytes <= EXACT_MAX_BYTES]
         self.estimated_sizes += len(todo) - len(exact)
@@ -259,7 +260,10 @@ class KeyspaceWalk:
             if isinstance(size, int):
                 self.facts[prefix][i] = replace(f, bytes=size)
 
-    def _add_facts(self, prefix: bytes, key: bytes, replies: list[Any], now: float) -> None:
+    def _add_facts(
+        self, prefix: bytes, key: bytes, replies: list[Any], now: float
+    ) -> tuple[bytes, int] | None:
+        """Adds the key's facts to its prefix's list; returns where (None: the key is gone)."""
         size, pttl, type_, encoding, last = replies
         # Every call after MEMORY USAGE is a key lookup: a hit when the key was there, else a miss.
         found = [
@@ -271,7 +275,7 @@ class KeyspaceWalk:
         self.own.hit_count += sum(found)
         self.own.miss_count += len(found) - sum(found)
         if not isinstance(size, int) or not all(found):
-            return  # gone (expired or deleted) during the walk: no longer in the population
+            return None  # gone (expired or deleted) during the walk: no longer in the population
         ttl_s = pttl / 1000.0 if pttl >= 0 else None
         facts = KeyFacts(
             key=key,
@@ -284,6 +288,7 @@ class KeyspaceWalk:
             freq=int(last) if self.lfu else None,
         )
         self.facts[prefix].append(facts)
+        return prefix, len(self.facts[prefix]) - 1
 
     async def _values(self) -> None:
         if self.values_per_prefix <= 0:
