@@ -77,7 +77,7 @@ _TOTALS: weakref.WeakKeyDictionary[Any, dict[str, SentTraffic]] = weakref.WeakKe
 
 
 class ThreadOwnReport:
-    """What an action reports (actions/warm.py OwnReport, actions/evict.py): counts into the
+    """What an action reports (ActionOwnReport: actions/warm.py, actions/evict.py): counts into the
     backend's SentTraffic while holding its gate, from the action's thread."""
 
     def __init__(
@@ -139,6 +139,14 @@ class ThreadOwnReport:
         finally:
             with contextlib.suppress(RuntimeError):  # the loop closed: nothing left to release
                 self.loop.call_soon_threadsafe(release[0].set)
+
+
+# Own-traffic sources of the actions run beside a poller:
+# an evict run by the dashboard, or by the daemon for an attached viewer (its handshakes, ROLE,
+# INFO, SCAN, MEMORY USAGE, OBJECT IDLETIME with the keyspace hits and misses it causes, UNLINK),
+EVICT = "evict"
+# and a scheduled warm-ahead (about four commands a key: SET NX for the lock, MEMORY USAGE, SET, DEL).
+WARM_AHEAD = "warm-ahead"
 
 
 def thread_own_report(

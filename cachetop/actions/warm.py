@@ -25,14 +25,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
 from cachetop.actions.budget import RateBudget
-from cachetop.actions.own_report import NOT_REPORTED, count_pipeline
+from cachetop.actions.own_report import NOT_REPORTED, ActionOwnReport, count_pipeline
 from cachetop.actions.redis_nodes import ActionError, connect, discover_nodes, error_text
 from cachetop.backends.redis_client import handshake
 from cachetop.engine.config import InstanceConfig
@@ -125,16 +124,6 @@ def warm_summary(result: WarmResult, instance: str) -> str:
     return text
 
 
-class OwnReport(Protocol):
-    """Where a warm run beside a poller reports what it sends, so polls take it out of what they
-    report (history/warm_own.py): `sending()` holds the poll's INFO off for one round trip and
-    gives the count to call; `opened(n)` follows the connections the warm holds open."""
-
-    def sending(self) -> AbstractContextManager[Callable[[str, int], None]]: ...
-
-    def opened(self, n: int) -> None: ...
-
-
 def _batches(items: Iterable[WarmItem], size: int) -> Iterator[list[WarmItem]]:
     batch: list[WarmItem] = []
     for item in items:
@@ -161,10 +150,10 @@ class RedisWarmer:
         cancel: threading.Event | None = None,
         progress: Callable[[WarmResult], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        own: OwnReport | None = None,
+        own: ActionOwnReport | None = None,
     ) -> None:
         self.inst = inst
-        self.own: OwnReport = own or NOT_REPORTED  # `cachetop warm`: no poller beside it
+        self.own: ActionOwnReport = own or NOT_REPORTED  # `cachetop warm`: no poller beside it
         self.warmer = warmer
         self.timeout = timeout
         self.cancel = cancel or threading.Event()

@@ -32,9 +32,8 @@ from typing import Any
 
 from cachetop.actions.audit import AuditError, AuditLog, ReadOnlyError, check_writable
 from cachetop.actions.evict import DEFAULT_RATE, EvictRequest, EvictResult, RedisEvictor, summary
-from cachetop.actions.evict_own import evict_own_report
 from cachetop.actions.memcached_evict import MemcachedEvictor
-from cachetop.actions.own_report import NOT_REPORTED
+from cachetop.actions.own_report import EVICT, NOT_REPORTED, thread_own_report
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.engine.config import Config, InstanceConfig
 from cachetop.util.safe_text import display_key
@@ -164,7 +163,9 @@ class ApiActions:
         if inst.target.kind == "memcached":
             evictor = MemcachedEvictor([inst.target], timeout=timeout, cancel=threading.Event())
             return evictor.run(request.keys, dry_run=dry_run)
-        own = evict_own_report(self.backend_of(inst.name), self.loop) if self.loop is not None else None
+        own = (
+            thread_own_report(self.backend_of(inst.name), self.loop, EVICT) if self.loop is not None else None
+        )
         evictor = RedisEvictor(inst, timeout=timeout, rate=DEFAULT_RATE, own=own or NOT_REPORTED)
         return evictor.run(request, dry_run=dry_run)
 

@@ -8,7 +8,7 @@
 Uses only what cachetop already collects: the hot-key collectors' finished one-second slots
 and the snapshots' running totals. No connection, command or scan of its own (a scheduled
 warm is an action, with its own connection, like `cachetop warm`; what it sends is reported to
-the instance's poller as cachetop's own traffic: history/warm_own.py).
+the instance's poller as cachetop's own traffic: actions/own_report.py).
 
 Only the process holding `history.lock` writes; another (a dashboard beside the daemon) keeps
 no second history and reads the file instead (`writer` is False).
@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Protocol
 
+from cachetop.actions.own_report import WARM_AHEAD, thread_own_report
 from cachetop.analysis.predict import Top
 from cachetop.engine.config import Config
 from cachetop.engine.source import Source
@@ -362,9 +363,8 @@ class HistoryService:
         if inst is None or inst.target.kind == "memcached":
             return
         from cachetop.history.warm_job import start_warm_task
-        from cachetop.history.warm_own import own_report
 
-        own = own_report(self.backend_of(name), asyncio.get_running_loop())
+        own = thread_own_report(self.backend_of(name), asyncio.get_running_loop(), WARM_AHEAD)
         task = start_warm_task(
             self.config, inst, self.warm, self.settings, keys, target, self.warm_results, own
         )

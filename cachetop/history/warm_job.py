@@ -12,8 +12,9 @@ import logging
 from typing import Any
 
 from cachetop.actions.audit import AuditError, AuditLog, ReadOnlyError, check_writable
+from cachetop.actions.own_report import ActionOwnReport
 from cachetop.actions.redis_nodes import ActionError
-from cachetop.actions.warm import OwnReport, RedisWarmer, WarmResult, warm_summary
+from cachetop.actions.warm import RedisWarmer, WarmResult, warm_summary
 from cachetop.engine.config import Config, InstanceConfig
 from cachetop.history.config import HistorySettings, WarmAheadSettings
 from cachetop.history.warm_ahead import PredictedWarmer, default_ttl, make_loader
@@ -30,7 +31,7 @@ def run_scheduled_warm(
     settings: HistorySettings,
     keys: list[bytes],
     target: int,
-    own: OwnReport | None = None,
+    own: ActionOwnReport | None = None,
 ) -> WarmResult | None:
     audit = AuditLog(config.settings.state_dir, source="daemon")
     what = {
@@ -83,11 +84,11 @@ def start_warm_task(
     keys: list[bytes],
     target: int,
     results: list[tuple[str, int, Any]],
-    own: OwnReport | None = None,
+    own: ActionOwnReport | None = None,
 ) -> asyncio.Task[None]:
     """The daemon's warm-ahead as a task: the blocking warm runs in a thread; its result is kept
     in `results` (the last 50). `own`: where it reports what it sends, when a poller watches the
-    instance (history/warm_own.py), so the warm does not show as the users' traffic."""
+    instance (actions/own_report.py), so the warm does not show as the users' traffic."""
 
     async def job() -> None:
         result = await asyncio.to_thread(run_scheduled_warm, config, inst, warm, settings, keys, target, own)

@@ -2,7 +2,7 @@
 
 The evictor reports every round trip it sends (and the keyspace hits its OBJECT IDLETIME reads
 cause: a dry run over a million keys would otherwise show as a million hits) to the poller's
-backend of the instance, under the own-traffic gate: actions/evict_own.py, shared with the
+backend of the instance, under the own-traffic gate: actions/own_report.py, shared with the
 daemon's API evicts. This module only finds that backend among the dashboard's live pollers.
 """
 
@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from cachetop.actions.evict_own import evict_own_report
-from cachetop.actions.own_report import ThreadOwnReport
+from cachetop.actions.own_report import EVICT, ThreadOwnReport, thread_own_report
 
 
 def evict_report(app: Any, instance: str, loop: asyncio.AbstractEventLoop | None) -> ThreadOwnReport | None:
@@ -22,4 +21,4 @@ def evict_report(app: Any, instance: str, loop: asyncio.AbstractEventLoop | None
         return None
     pollers = app.live_pollers() if hasattr(app, "live_pollers") else ()
     poller = next((p for p in pollers if p.inst.name == instance), None)
-    return evict_own_report(getattr(poller, "backend", None), loop)
+    return thread_own_report(getattr(poller, "backend", None), loop, EVICT)

@@ -1,4 +1,4 @@
-"""An evict an attached dashboard asks the daemon for is cachetop's own traffic (actions/evict_own.py).
+"""An evict an attached dashboard asks the daemon for is cachetop's own traffic (actions/own_report.py).
 
 A real daemon watches an otherwise idle Redis; named keys and an idle pattern are evicted through
 /api/v1/actions/evict (dry run, then confirm). Every snapshot the daemon serves from before the

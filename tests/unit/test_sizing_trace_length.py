@@ -41,9 +41,9 @@ def test_the_report_says_how_short_the_trace_was_and_that_the_curve_is_unreliabl
     report = analyse_trace(path, rate=1.0, memory_bytes=100, policies=["lru"])
     assert report.unfilled_from() == 100
     assert (
-        "the profile saw 600 reads (600 sampled, 100 keys) in 599.0 s: too few to warm a cache of 100 keys or "
-        "more (half the trace warms it and must pass at least 4 reads per object it holds), so hit ratios "
-        "from there up are lower bounds, marked ≥ (a longer trace)"
+        "the profile saw 600 reads (600 sampled, 100 keys) in 599.0 s: too few to warm a cache of "
+        "100 keys or more (half the trace warms it and must pass at least 4 reads per object it holds), "
+        "so hit ratios from there up are lower bounds, marked ≥ (a longer trace)"
     ) in report.notes
     assert "the curve is unreliable even at the current size" in " ".join(report.notes)
     sample = report.to_json()["sample"]
