@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cachetop.actions.audit import AuditError, AuditLog, ReadOnlyError, check_writable
-from cachetop.actions.evict import DEFAULT_RATE, EvictRequest, EvictResult, RedisEvictor, summary
-from cachetop.actions.memcached_evict import MemcachedEvictor
+from cachetop.actions.evict import EvictRequest, EvictResult, summary
+from cachetop.actions.evict_run import run_evict
 from cachetop.actions.own_report import EVICT, NOT_REPORTED, thread_own_report
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.engine.config import Config, InstanceConfig
@@ -160,14 +160,10 @@ class ApiActions:
 
     def _run(self, inst: InstanceConfig, request: EvictRequest, dry_run: bool) -> EvictResult:
         timeout = max(self.config.timeout_of(inst), 5.0)
-        if inst.target.kind == "memcached":
-            evictor = MemcachedEvictor([inst.target], timeout=timeout, cancel=threading.Event())
-            return evictor.run(request.keys, dry_run=dry_run)
-        own = (
-            thread_own_report(self.backend_of(inst.name), self.loop, EVICT) if self.loop is not None else None
+        own = None if self.loop is None else thread_own_report(self.backend_of(inst.name), self.loop, EVICT)
+        return run_evict(
+            inst, request, dry_run=dry_run, timeout=timeout, cancel=threading.Event(), own=own or NOT_REPORTED
         )
-        evictor = RedisEvictor(inst, timeout=timeout, rate=DEFAULT_RATE, own=own or NOT_REPORTED)
-        return evictor.run(request, dry_run=dry_run)
 
     def _record(self, inst: InstanceConfig, outcome: str, *, strict: bool = False, **fields: Any) -> None:
         try:

@@ -33,9 +33,8 @@ from textual.widgets import Button, Input, ProgressBar, Static
 
 from cachetop.actions.audit import KEY_LOG_LEN, AuditError, AuditLog, ReadOnlyError, check_writable
 from cachetop.actions.console import TYPE_NAME_ABOVE
-from cachetop.actions.evict import DEFAULT_RATE, EvictRequest, EvictResult, RedisEvictor, summary
-from cachetop.actions.memcached_evict import MemcachedEvictor
-from cachetop.actions.memcached_idle import MemcachedIdleEvictor
+from cachetop.actions.evict import EvictRequest, EvictResult, summary
+from cachetop.actions.evict_run import run_evict
 from cachetop.actions.own_report import NOT_REPORTED
 from cachetop.actions.redis_nodes import ActionError
 from cachetop.engine.config import InstanceConfig
@@ -75,37 +74,15 @@ def _run(
     app: Any = None,
     loop: asyncio.AbstractEventLoop | None = None,
 ) -> EvictResult:
-    if inst.target.kind == "memcached" and request.idle_over_s is not None:
-        idle = MemcachedIdleEvictor(
-            [inst.target],
-            idle_over_s=request.idle_over_s,
-            pattern=request.pattern or b"*",
-            timeout=timeout,
-            cancel=cancel,
-            progress=progress,
-        )
-        return idle.run_idle(dry_run=dry_run)
-    if inst.target.kind == "memcached":
-        evictor = MemcachedEvictor([inst.target], timeout=timeout, cancel=cancel, progress=progress)
-        return evictor.run(request.keys, dry_run=dry_run)
     own = evict_report(app, inst.name, loop) or NOT_REPORTED  # what it sends is our own traffic
-    runner = RedisEvictor(inst, timeout=timeout, rate=DEFAULT_RATE, cancel=cancel, progress=progress, own=own)
-    return runner.run(request, dry_run=dry_run)
+    return run_evict(
+        inst, request, dry_run=dry_run, timeout=timeout, cancel=cancel, progress=progress, own=own
+    )
 
 
 def request_evict(app: App[Any], instance: str, request: EvictRequest) -> None:
     """Starts an eviction the operator asked for: refuses in read-only, else dry run + modal."""
     cfg: Any = app
-    if isinstance(cfg.monitor, RemoteActions) and request.idle_over_s is not None:
-        # The daemon's action API names keys, a pattern or a prefix, not an idle threshold: sent on,
-        # the idle filter would be lost and every key of the pattern would go. Refused here.
-        app.notify(
-            "idle eviction is not available through an attached daemon: run "
-            "`cachetop evict TARGET --idle-over D` where the daemon runs",
-            severity="error",
-            markup=False,
-        )
-        return
     if isinstance(cfg.monitor, RemoteActions):  # attached: the daemon dry-runs, checks, runs, audits
         from cachetop.tui.widgets.remote_evict import request_remote_evict
 
