@@ -39,13 +39,11 @@ def text(app: Any) -> str:
 
 
 async def open_tab(app: Any, tab_id: str) -> None:
-    """Switches the detail view's tab once its tabs exist (TabbedContent picks its first tab
-    on mount, which would undo an earlier switch)."""
+    """Switches the detail view's tab once its tabs exist (detail_mounted)."""
     from textual.widgets import ContentSwitcher, TabbedContent
 
-    await until(lambda: app.screen.query(ContentSwitcher), what="detail tabs mounted")
+    await detail_mounted(app)
     switcher = app.screen.query_one(ContentSwitcher)
-    await until(lambda: switcher.current is not None, what="first tab shown")
     tabs = app.screen.query_one(TabbedContent)
     tabs.active = tab_id
     await until(lambda: switcher.current == tab_id, what=f"tab {tab_id} shown")
@@ -77,6 +75,17 @@ async def open_detail(app: Any, name: str) -> None:
     table.move_cursor(row=table.get_row_index(name))
     await keys(app, "enter")
     await until(lambda: isinstance(app.screen, DetailScreen), what="the detail view")
+    await detail_mounted(app)
+
+
+async def detail_mounted(app: Any) -> None:
+    """The detail screen is pushed before its widgets are composed and mounted: until its tabs
+    exist and show their first tab (TabbedContent picks it on mount, undoing an earlier switch)."""
+    from textual.widgets import ContentSwitcher
+
+    await until(lambda: app.screen.query(ContentSwitcher), what="detail tabs mounted")
+    switcher = app.screen.query_one(ContentSwitcher)
+    await until(lambda: switcher.current is not None, what="first tab shown")
 
 
 def sampled_config(url: str, state_dir: Path, **sections: Any) -> Config:

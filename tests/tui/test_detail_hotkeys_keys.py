@@ -31,8 +31,6 @@ async def test_right_to_hot_keys_then_e_opens_the_dialog_and_enter_cancels_visib
             load = asyncio.create_task(hot_reads(redis.port, stop))
             try:
                 await open_detail(app, "r1")
-                # The screen is pushed before its widgets are mounted: wait for the tabs.
-                await until(lambda: app.screen.query("#tabs"), what="the detail tabs mounted")
                 tabs = app.screen.query_one("#tabs")
                 await until(lambda: tabs.active == "tab-charts", what="the first tab")
                 # Only arrow keys: Charts → Commands → Slowlog → Clients → Server → Hot keys.

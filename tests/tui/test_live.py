@@ -110,8 +110,6 @@ async def test_detail_opens_with_charts_and_clients(redis: LocalServer) -> None:
             _redis_traffic(redis, hits=9, misses=1)
             await until(lambda: cell(app, "r1", "hit") == "90.0%", what="hit 90%")
             await open_detail(app, "r1")
-            # The screen is pushed before its widgets are composed and mounted: wait for them.
-            await until(lambda: app.screen.query(Chart), what="detail charts mounted")
             charts = {c.id: c for c in app.screen.query(Chart)}
             assert set(charts) == {
                 "chart-hit",

@@ -21,9 +21,8 @@ from cachetop.engine.monitor import Monitor
 from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
-from cachetop.tui.screens.detail import DetailScreen
 from cachetop.tui.widgets.sizing_panel import SizingPanel
-from tests.tui.helpers import keys, open_tab, text, until
+from tests.tui.helpers import keys, open_detail, open_tab, text, until
 
 MAXMEMORY = 16 << 20
 
@@ -71,11 +70,7 @@ async def dashboard(config: Config) -> AsyncIterator[CachetopApp]:
 
 
 async def _open_sizing(app: CachetopApp) -> SizingPanel:
-    table = app.screen.query_one("FleetTable")
-    await until(lambda: "r1" in table.row_keys, what="the overview row")
-    table.move_cursor(row=table.get_row_index("r1"))
-    await keys(app, "enter")
-    await until(lambda: isinstance(app.screen, DetailScreen), what="the detail view")
+    await open_detail(app, "r1")
     await open_tab(app, "tab-sizing")
     panel = app.screen.query_one("#sizing", SizingPanel)
     await until(lambda: panel.is_mounted and panel.query("#sizing-status"), what="the Sizing tab mounted")
