@@ -17,6 +17,7 @@ import json
 import socket
 import sys
 import time
+from typing import Any
 
 import hiredis
 import numpy as np
@@ -99,7 +100,8 @@ class CacheAside:
         self.sock.close()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, workload: Any = None) -> int:
+    """`workload`: the class to run (CacheAside; sizing_workload_mc passes its memcached one)."""
     p = argparse.ArgumentParser()
     p.add_argument("port", type=int)
     p.add_argument("--requests", type=int, default=1_000_000)
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--forever", action="store_true")
     a = p.parse_args(argv)
-    w = CacheAside(a.port, keys=a.keys, alpha=a.alpha, value_bytes=a.value_bytes, seed=a.seed)
+    w = (workload or CacheAside)(a.port, keys=a.keys, alpha=a.alpha, value_bytes=a.value_bytes, seed=a.seed)
     started = time.monotonic()
     while True:
         w.run(a.requests)

@@ -5,12 +5,9 @@ python -m tests.sizing_workload_mc PORT [--requests N] [--forever] ..."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import socket
-import sys
-import time
 
+from tests import sizing_workload
 from tests.sizing_workload import Zipf
 
 
@@ -79,31 +76,7 @@ class MemcachedCacheAside:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("port", type=int)
-    p.add_argument("--requests", type=int, default=1_000_000)
-    p.add_argument("--keys", type=int, default=300_000)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--forever", action="store_true")
-    a = p.parse_args(argv)
-    w = MemcachedCacheAside(a.port, keys=a.keys, seed=a.seed)
-    started = time.monotonic()
-    while True:
-        w.run(a.requests)
-        if not a.forever:
-            break
-    print(
-        json.dumps(
-            {
-                "requests": w.requests,
-                "hits": w.hits,
-                "misses": w.misses,
-                "seconds": round(time.monotonic() - started, 3),
-            }
-        )
-    )
-    sys.stdout.flush()
-    return 0
+    return sizing_workload.main(argv, MemcachedCacheAside)
 
 
 if __name__ == "__main__":

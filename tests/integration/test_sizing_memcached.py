@@ -10,7 +10,6 @@ profile)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -22,52 +21,31 @@ from cachetop.analysis.sizing.analyse import analyse_memcached
 from cachetop.engine.config import InstanceConfig
 from cachetop.engine.targets import parse_target
 from cachetop.servers import LocalServer
+from tests.integration.test_keyspace_memcached import mc_stats as stats
+from tests.integration.test_sizing_redis import settled
 
 M_MB = 40
 # Only the watcher's buffer: memcached 1.6's option parser falls through from worker_logbuf_size
 # into slab_sizes, so `-o worker_logbuf_size=4096` also makes one slab class of 4096-byte chunks
 # (a 1 KB item then takes 4 KB: a quarter of the items fit).
 LOG_BUFFERS = ("-o", "watcher_logbuf_size=16384")
-WINDOW_READS = 150_000
-SETTLED_POINTS = 0.5
-
-
-def stats(port: int) -> dict[str, int]:
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"stats\r\n")
-        data = b""
-        while not data.endswith(b"END\r\n"):
-            data += sock.recv(65536)
-    out = {}
-    for line in data.split(b"\r\n"):
-        parts = line.split()
-        if len(parts) == 3 and parts[2].isdigit():
-            out[parts[1].decode()] = int(parts[2])
-    return out
 
 
 def settled_hit_ratio(port: int, deadline_s: float = 180.0) -> float:
-    """The hit ratio (%) over the last window of WINDOW_READS reads, counted from the first
-    eviction on (a restarted server fills from empty, and its hit ratio creeps up while it does:
-    two windows of that creep can agree within SETTLED_POINTS and read a point or two low), once
-    two windows in a row agree within SETTLED_POINTS."""
+    """The hit ratio (%) from get_hits and get_misses, settled (test_sizing_redis.settled), counted
+    from the first eviction on: a restarted server fills from empty, and its hit ratio creeps up
+    while it does (two windows of that creep can agree within SETTLED_POINTS and read a point or
+    two low)."""
     end = time.monotonic() + deadline_s
     while stats(port)["evictions"] == 0:
         assert time.monotonic() < end, "the cache never filled"
         time.sleep(0.1)  # polling the server's counters with a deadline, not a synchronisation
-    last = None
-    s0 = stats(port)
-    while time.monotonic() < end:
+
+    def reads() -> tuple[int, int]:
         s = stats(port)
-        hits, misses = s["get_hits"] - s0["get_hits"], s["get_misses"] - s0["get_misses"]
-        if hits + misses < WINDOW_READS:
-            time.sleep(0.1)  # polling the server's counters with a deadline, not a synchronisation
-            continue
-        ratio = 100.0 * hits / (hits + misses)
-        if last is not None and abs(ratio - last) < SETTLED_POINTS:
-            return ratio
-        last, s0 = ratio, s
-    raise AssertionError(f"the hit ratio did not settle in {deadline_s} s (last window {last})")
+        return s["get_hits"], s["get_misses"]
+
+    return settled(reads, end - time.monotonic())
 
 
 def workload(server: LocalServer) -> subprocess.Popen:

@@ -9,6 +9,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -51,13 +52,19 @@ def _reads(client: redis.Redis) -> tuple[int, int]:
 
 
 def settled_hit_ratio(client: redis.Redis, deadline_s: float = 120.0) -> float:
+    """The hit ratio (%) from the server's keyspace counters, settled (see `settled`)."""
+    return settled(lambda: _reads(client), deadline_s)
+
+
+def settled(reads: Callable[[], tuple[int, int]], deadline_s: float) -> float:
     """The hit ratio (%) over the last window of WINDOW_READS reads, once two windows in a row
-    agree within SETTLED_POINTS (the workload runs in its own process meanwhile)."""
+    agree within SETTLED_POINTS (the workload runs in its own process meanwhile); `reads` gives
+    the server's (hits, misses) so far."""
     end = time.monotonic() + deadline_s
     last = None
-    h0, m0 = _reads(client)
+    h0, m0 = reads()
     while time.monotonic() < end:
-        h, m = _reads(client)
+        h, m = reads()
         if (h - h0) + (m - m0) < WINDOW_READS:
             time.sleep(0.1)  # polling the server's counters with a deadline, not a synchronisation
             continue
