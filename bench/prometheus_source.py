@@ -14,23 +14,19 @@ run. Run: `.venv/bin/python bench/prometheus_source.py` (needs prometheus on PAT
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cachetop.exporters.prometheus import PrometheusExporter
 from cachetop.model import METRICS, InstanceMetrics, Snapshot, Status
-from cachetop.servers import free_port
 from cachetop.sources.prometheus import PrometheusSource
+from tests.conftest import wait_until
+from tests.prom_fixture import Processes, prom_query, scrape_config
 
 SIZES = tuple(int(a) for a in sys.argv[1:]) or (500, 2000, 5000)
 REPEAT = 5
@@ -53,12 +49,6 @@ def fleet(prefix: str, count: int) -> Snapshot:
     return Snapshot(time=time.time(), window_s=10.0, instances=instances)
 
 
-def query(port: int, promql: str) -> list[dict]:  # type: ignore[type-arg]
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-    with urllib.request.urlopen(url, timeout=30) as answer:
-        return list(json.loads(answer.read())["data"]["result"])
-
-
 def measure(size: int, workdir: Path) -> tuple[float, int]:
     exporters = []
     for half in ("a", "b"):
@@ -66,30 +56,13 @@ def measure(size: int, workdir: Path) -> tuple[float, int]:
         exporter.on_snapshot(fleet(half, size // 2))
         exporter.serve(0, "127.0.0.1")
         exporters.append(exporter)
-    port = free_port()
-    targets = ", ".join(f'"127.0.0.1:{e.port}"' for e in exporters)
-    config = workdir / f"prom-{size}.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 10s\nscrape_configs:\n  - job_name: cachetop\n"
-        f"    static_configs:\n      - targets: [{targets}]\n"
-    )
-    prom = subprocess.Popen(
-        [shutil.which("prometheus") or "prometheus", f"--config.file={config}",
-         f"--storage.tsdb.path={workdir / f'tsdb-{size}'}", f"--web.listen-address=127.0.0.1:{port}",
-         "--log.level=error"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    (workdir / str(size)).mkdir()
+    procs = Processes(workdir / str(size))  # a tsdb per fleet size
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if len(query(port, "cachetop_up")) == size:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"Prometheus never held {size} instances")
-            time.sleep(0.5)
+        port = procs.prometheus(scrape_config([e.port for e in exporters], "10s"))
+        wait_until(
+            lambda: len(prom_query(port, "cachetop_up")) == size, 120, f"Prometheus to hold {size} instances"
+        )
         source = PrometheusSource(f"prometheus://127.0.0.1:{port}", history=False)
 
         async def timed() -> list[float]:
@@ -104,8 +77,7 @@ def measure(size: int, workdir: Path) -> tuple[float, int]:
         times = asyncio.run(timed())
         return statistics.median(times), source.client.queries // REPEAT
     finally:
-        prom.terminate()
-        prom.wait(10)
+        procs.stop()
         for exporter in exporters:
             exporter.close()
 
