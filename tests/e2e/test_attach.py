@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -25,6 +24,8 @@ import redis as redis_py
 from cachetop.servers import LocalServer
 from tests.api_daemon import CACHETOP, SOURCE, ApiDaemon, start_api_daemon
 from tests.conftest import wait_until
+from tests.integration.test_evict_idle import kept_in_use
+from tests.tmux import kill, screen, send_keys, start
 
 pytestmark = [
     pytest.mark.slow,
@@ -37,27 +38,15 @@ def tmux() -> Iterator[Callable[[str], str]]:
     """Starts a dashboard command in a new tmux session (120x30); returns the session name."""
     names: list[str] = []
 
-    def start(command: str) -> str:
+    def start_dashboard(command: str) -> str:
         name = f"cachetop-attach-{uuid.uuid4().hex[:8]}"
         names.append(name)
-        shell = f"env PYTHONPATH={SOURCE} TERM=xterm-256color {command}; sleep 600"
-        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "30", "sh", "-c", shell],
-                       check=True)  # fmt: skip
+        start(name, f"env PYTHONPATH={SOURCE} TERM=xterm-256color {command}; sleep 600", (120, 30))
         return name
 
-    yield start
+    yield start_dashboard
     for name in names:
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
-
-
-def screen(session: str) -> str:
-    return subprocess.run(
-        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
-    ).stdout
-
-
-def keys(session: str, *names: str) -> None:
-    subprocess.run(["tmux", "send-keys", "-t", session, *names], check=True)
+        kill(name)
 
 
 def attach_command(daemon: ApiDaemon, tmp_path: Path, *, token: str | None, action: bool = False) -> str:
@@ -205,7 +194,7 @@ def test_a_wrong_or_missing_token_is_refused_on_screen_and_shows_no_data(
         wait_until(lambda: "NOT CONNECTED" in screen(missing) and "401" in screen(missing), deadline_s=20,
                    what="the refusal on screen")  # fmt: skip
         assert "wrong token" in screen(wrong) and "no token" in screen(missing)
-        time.sleep(0)  # both have asked at least once: no data came back, so no instance shows
+        # both have asked at least once: no data came back, so no instance shows
         for session in (wrong, missing):
             assert "cache-secret-name" not in screen(session)
     finally:
@@ -216,12 +205,12 @@ def test_a_wrong_or_missing_token_is_refused_on_screen_and_shows_no_data(
 
 def _open_hot_keys(session: str, key: str) -> None:
     wait_until(lambda: rows_show(screen(session), ("redis", "up")), deadline_s=30, what="the overview")
-    keys(session, "End", "Enter")
+    send_keys(session, "End", "Enter")
     wait_until(lambda: "Hot keys" in screen(session), deadline_s=20, what="the detail view")
-    keys(session, *["Right"] * 5)
+    send_keys(session, *["Right"] * 5)
     wait_until(lambda: key in screen(session), deadline_s=40, what="the hot key from the daemon")
     if "e Evict key" not in screen(session):
-        keys(session, "Tab")
+        send_keys(session, "Tab")
     wait_until(lambda: "e Evict key" in screen(session), deadline_s=10, what="e offered in the footer")
 
 
@@ -232,44 +221,35 @@ def test_evict_from_an_attached_dashboard_goes_through_the_daemon_only_with_the_
     client.set("hot:1", "v")
     client.set("hot:10", "v")
     client.set("cold:1", "v")
-    stop = threading.Event()
+    app = redis_py.Redis(port=redis.port)
+    with kept_in_use(lambda: app.get("hot:1"), every_s=0.005):  # the application reads hot:1
+        daemon = start_api_daemon(tmp_path, {"redis": redis.url}, extra_toml="\n[hotkeys]\nk = 20\n")
+        audit = tmp_path / "daemon-state" / "audit.jsonl"
+        try:
+            viewer = tmux(attach_command(daemon, tmp_path, token=daemon.token))
+            _open_hot_keys(viewer, "hot:1")
+            assert "⇄ read-only" in screen(viewer).splitlines()[0]  # the header says it from the start
+            notice = "attached without an action token"
+            wait_until(
+                lambda: notice not in toasts(screen(viewer)), deadline_s=20, what="the startup notice gone"
+            )
+            send_keys(viewer, "e")
+            refusal = "read-only: attached without an action token"
+            wait_until(lambda: refusal in toasts(screen(viewer)), deadline_s=10, what="the refusal")
+            assert client.exists("hot:1") == 1 and not audit.exists()
 
-    def load() -> None:
-        app = redis_py.Redis(port=redis.port)
-        while not stop.is_set():
-            app.get("hot:1")
-            stop.wait(0.005)
-
-    worker = threading.Thread(target=load, daemon=True)
-    worker.start()
-    daemon = start_api_daemon(tmp_path, {"redis": redis.url}, extra_toml="\n[hotkeys]\nk = 20\n")
-    audit = tmp_path / "daemon-state" / "audit.jsonl"
-    try:
-        viewer = tmux(attach_command(daemon, tmp_path, token=daemon.token))
-        _open_hot_keys(viewer, "hot:1")
-        assert "⇄ read-only" in screen(viewer).splitlines()[0]  # the header says it from the start
-        notice = "attached without an action token"
-        wait_until(
-            lambda: notice not in toasts(screen(viewer)), deadline_s=20, what="the startup notice gone"
-        )
-        keys(viewer, "e")
-        refusal = "read-only: attached without an action token"
-        wait_until(lambda: refusal in toasts(screen(viewer)), deadline_s=10, what="the refusal")
-        assert client.exists("hot:1") == 1 and not audit.exists()
-
-        operator = tmux(attach_command(daemon, tmp_path, token=daemon.token, action=True))
-        _open_hot_keys(operator, "hot:1")
-        keys(operator, "e")
-        wait_until(lambda: "would evict 1 key from redis, e.g. hot:1" in screen(operator), deadline_s=15,
-                   what="the daemon's dry run")  # fmt: skip
-        keys(operator, "Tab", "Enter")
-        done = "evicted 1 of 1 matched keys from redis"
-        wait_until(lambda: done in toasts(screen(operator)), deadline_s=15, what="the daemon's result")
-        assert sorted(client.keys()) == [b"cold:1", b"hot:10"]
-    finally:
-        stop.set()
-        worker.join(5)
-        daemon.stop()
+            operator = tmux(attach_command(daemon, tmp_path, token=daemon.token, action=True))
+            _open_hot_keys(operator, "hot:1")
+            send_keys(operator, "e")
+            wait_until(lambda: "would evict 1 key from redis, e.g. hot:1" in screen(operator), deadline_s=15,
+                       what="the daemon's dry run")  # fmt: skip
+            send_keys(operator, "Tab", "Enter")
+            done = "evicted 1 of 1 matched keys from redis"
+            wait_until(lambda: done in toasts(screen(operator)), deadline_s=15, what="the daemon's result")
+            assert sorted(client.keys()) == [b"cold:1", b"hot:10"]
+        finally:
+            daemon.stop()
+    app.close()
     entries = [json.loads(line) for line in audit.read_text().splitlines()]
     assert [(e["source"], e["outcome"], e.get("evicted")) for e in entries] == [
         ("api", "intent", None),

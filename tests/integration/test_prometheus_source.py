@@ -10,7 +10,6 @@ ratio for every entry, equal to what the owning daemon's own /metrics says, and 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 import urllib.request
 import uuid
@@ -33,6 +32,7 @@ from cachetop.sources.promql import PromError
 from tests.conftest import until, wait_until
 from tests.prom_fixture import EXE, Processes, procs, prom_query, scrape_config  # noqa: F401 - fixture
 from tests.shard_daemons import ShardDaemon, fleet_entries, write_fleet
+from tests.tmux import kill, screen, send_keys, start
 
 pytestmark = pytest.mark.slow
 
@@ -205,8 +205,7 @@ async def test_two_daemons_through_prometheus(
     session = f"cachetop-prom-{uuid.uuid4().hex[:8]}"
     status = tmp_path / "status"
     command = f"{EXE} --source prometheus://127.0.0.1:{prom} --interval 1s; echo $? > {status}"
-    tmux = ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40"]
-    subprocess.run([*tmux, "sh", "-c", f"env TERM=xterm-256color {command}"], check=True)
+    start(session, f"env TERM=xterm-256color {command}", (120, 40))
     try:
         wait_until(lambda: f"{total}/{total} up" in screen(session), 30, "the fleet in tmux")
         wait_until(lambda: "90.0%" in screen(session) and "30.0%" in screen(session), 30, "the rows in tmux")
@@ -214,16 +213,11 @@ async def test_two_daemons_through_prometheus(
         prometheus.terminate()
         prometheus.wait(10)
         wait_until(lambda: "stale" in screen(session), 20, "the rows marked stale once Prometheus is gone")
-        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        send_keys(session, "q")
         wait_until(lambda: status.exists() and status.read_text().strip(), 15, "the exit status")
         assert status.read_text().strip() == "0"
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
-
-
-def screen(session: str) -> str:
-    out = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True)
-    return out.stdout
+        kill(session)
 
 
 async def test_400_instances_of_two_shard_daemons_through_prometheus(
