@@ -30,10 +30,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from cachetop.engine.config import Config, InstanceConfig, Settings, parse_target
 from cachetop.engine.monitor import Monitor
 from cachetop.servers import LocalServer, memcached_server, redis_server
 from cachetop.tui.app import CachetopApp
+from tests import tmux
 
 SERVERS = 5  # of each kind; the 50 instances are spread over them
 
@@ -95,37 +98,16 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_ROW = re.compile(r"127\.0\.0\.1:\d+.* up .*\d%")
 
 
-def _screen(session: str) -> str:
-    out = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True)
-    return out.stdout
-
-
 def first_frame_once(url: str) -> tuple[float, float]:
     """(first frame, first data frame) in seconds from the start of `cachetop URL` in tmux."""
     session = f"bench-tui-{uuid.uuid4().hex[:8]}"
     env = f"env -i PATH=/usr/bin:/bin TERM=xterm-256color PYTHONPATH={ROOT}"
     start = time.monotonic()
-    subprocess.run(
-        [
-            "tmux",
-            "new-session",
-            "-d",
-            "-s",
-            session,
-            "-x",
-            "80",
-            "-y",
-            "24",
-            "sh",
-            "-c",
-            f"{env} {CACHETOP} {url}",
-        ],
-        check=True,
-    )
+    tmux.start(session, f"{env} {CACHETOP} {url}", (80, 24))
     first = data = 0.0
     try:
         while time.monotonic() - start < 20:
-            text = _screen(session)
+            text = tmux.screen(session)
             if not first and "cachetop" in text:
                 first = time.monotonic() - start
             if DATA_ROW.search(text):
@@ -133,7 +115,7 @@ def first_frame_once(url: str) -> tuple[float, float]:
                 break
             time.sleep(0.01)  # a bench's sampling step, not a test's synchronisation
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        tmux.kill(session)
     return first, data
 
 

@@ -8,6 +8,7 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -83,6 +84,32 @@ def make_redis(tmp_path: Path) -> Iterator[Callable[..., LocalServer]]:
     yield make
     for server in started:
         server.cleanup()
+
+
+SIZING_MAXMEMORY = 16 << 20
+
+
+@pytest.fixture
+def sizing_redis(make_redis: Callable[..., LocalServer]) -> Iterator[LocalServer]:
+    """A Redis of SIZING_MAXMEMORY (allkeys-lru) under the cache-aside Zipf workload of
+    tests/sizing_workload.py over 20,000 keys, in its own process until the test ends."""
+    server = make_redis("--maxmemory", str(SIZING_MAXMEMORY), "--maxmemory-policy", "allkeys-lru")
+    argv = [
+        "-m",
+        "tests.sizing_workload",
+        str(server.port),
+        "--forever",
+        "--keys",
+        "20000",
+        "--requests",
+        "20000",
+    ]
+    workload = subprocess.Popen([sys.executable, *argv], stdout=subprocess.DEVNULL)
+    try:
+        yield server
+    finally:
+        workload.kill()
+        workload.wait()
 
 
 @pytest.fixture

@@ -9,56 +9,28 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from cachetop.servers import LocalServer
+from tests.conftest import SIZING_MAXMEMORY as MAXMEMORY
 from tests.conftest import wait_until
 from tests.integration.test_hotkeys_redis import monitor_clients
 
 CACHETOP = str(Path(sys.executable).with_name("cachetop"))
-MAXMEMORY = 16 << 20
-
-
-@pytest.fixture
-def busy(make_redis: Any) -> Iterator[LocalServer]:
-    server = make_redis("--maxmemory", str(MAXMEMORY), "--maxmemory-policy", "allkeys-lru")
-    workload = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.sizing_workload",
-            str(server.port),
-            "--forever",
-            "--keys",
-            "20000",
-            "--requests",
-            "20000",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        yield server
-    finally:
-        workload.kill()
-        workload.wait()
 
 
 def start(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([CACHETOP, "sizing", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def test_normal_end_prints_the_issues_json_and_leaves_no_monitor(busy: LocalServer) -> None:
-    proc = start(busy.url, "--duration", "3s", "--sample-rate", "0.2", "--json")
+def test_normal_end_prints_the_issues_json_and_leaves_no_monitor(sizing_redis: LocalServer) -> None:
+    proc = start(sizing_redis.url, "--duration", "3s", "--sample-rate", "0.2", "--json")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert b"MONITOR for 3 s" in err and b"55-63% fewer commands" in err  # the cost, said first
     [inst] = json.loads(out)["instances"]
     assert (inst["name"], inst["policy"], inst["memory_max_bytes"]) == (
-        busy.address,
+        sizing_redis.address,
         "allkeys-lru",
         MAXMEMORY,
     )
@@ -72,15 +44,15 @@ def test_normal_end_prints_the_issues_json_and_leaves_no_monitor(busy: LocalServ
     cost = inst["cost"]
     assert cost["monitor_lines"] > 0 and cost["omem_limit_bytes"] == MAXMEMORY // 8
     assert cost["max_omem_bytes"] < cost["omem_limit_bytes"]  # the guard kept it under the limit
-    assert not monitor_clients(busy.port)
+    assert not monitor_clients(sizing_redis.port)
 
 
-def test_ctrl_c_ends_monitor_at_once_and_still_draws_the_curve(busy: LocalServer) -> None:
-    proc = start(busy.url, "--duration", "60s", "--json")
+def test_ctrl_c_ends_monitor_at_once_and_still_draws_the_curve(sizing_redis: LocalServer) -> None:
+    proc = start(sizing_redis.url, "--duration", "60s", "--json")
     try:
-        wait_until(lambda: monitor_clients(busy.port), 30, "the MONITOR client")
+        wait_until(lambda: monitor_clients(sizing_redis.port), 30, "the MONITOR client")
         proc.send_signal(signal.SIGINT)
-        wait_until(lambda: not monitor_clients(busy.port), 5, "MONITOR client to go")
+        wait_until(lambda: not monitor_clients(sizing_redis.port), 5, "MONITOR client to go")
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
@@ -89,23 +61,23 @@ def test_ctrl_c_ends_monitor_at_once_and_still_draws_the_curve(busy: LocalServer
     assert inst["curves"] and "the profile ended early: cancelled" in inst["notes"]
 
 
-def test_sigkill_leaves_no_monitor_client(busy: LocalServer) -> None:
-    proc = start(busy.url, "--duration", "60s")
+def test_sigkill_leaves_no_monitor_client(sizing_redis: LocalServer) -> None:
+    proc = start(sizing_redis.url, "--duration", "60s")
     try:
-        wait_until(lambda: monitor_clients(busy.port), 30, "the MONITOR client")
+        wait_until(lambda: monitor_clients(sizing_redis.port), 30, "the MONITOR client")
         proc.kill()  # SIGKILL: no cleanup code runs; the kernel closes the socket
         proc.wait(timeout=5)
     finally:
         proc.kill()
-    wait_until(lambda: not monitor_clients(busy.port), 5, "MONITOR client to go")
+    wait_until(lambda: not monitor_clients(sizing_redis.port), 5, "MONITOR client to go")
 
 
-def test_a_stopped_process_has_its_monitor_ended_by_the_guardian(busy: LocalServer) -> None:
-    proc = start(busy.url, "--duration", "60s")
+def test_a_stopped_process_has_its_monitor_ended_by_the_guardian(sizing_redis: LocalServer) -> None:
+    proc = start(sizing_redis.url, "--duration", "60s")
     try:
-        wait_until(lambda: monitor_clients(busy.port), 30, "the MONITOR client")
+        wait_until(lambda: monitor_clients(sizing_redis.port), 30, "the MONITOR client")
         os.kill(proc.pid, signal.SIGSTOP)  # cannot be caught: only the guardian process can act
-        wait_until(lambda: not monitor_clients(busy.port), 10, "the guardian to end the MONITOR")
+        wait_until(lambda: not monitor_clients(sizing_redis.port), 10, "the guardian to end the MONITOR")
         os.kill(proc.pid, signal.SIGCONT)
     finally:
         proc.kill()

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -22,9 +19,8 @@ from cachetop.hotkeys.config import HotKeySettings
 from cachetop.servers import LocalServer
 from cachetop.tui.app import CachetopApp
 from cachetop.tui.widgets.sizing_panel import SizingPanel
+from tests.conftest import SIZING_MAXMEMORY as MAXMEMORY
 from tests.tui.helpers import keys, open_detail, open_tab, text, until
-
-MAXMEMORY = 16 << 20
 
 
 def _config(server: LocalServer, state: Path, hotkeys: str = "auto") -> Config:
@@ -34,30 +30,6 @@ def _config(server: LocalServer, state: Path, hotkeys: str = "auto") -> Config:
         instances=(InstanceConfig(name="r1", target=parse_target(server.url), hotkeys=hotkeys),),
         sections={"hotkeys": HotKeySettings(monitor_on=0.5, monitor_off=0.3, big_keys=False)},
     )
-
-
-@pytest.fixture
-def loaded(make_redis: Any) -> Iterator[LocalServer]:
-    server = make_redis("--maxmemory", str(MAXMEMORY), "--maxmemory-policy", "allkeys-lru")
-    workload = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.sizing_workload",
-            str(server.port),
-            "--forever",
-            "--keys",
-            "20000",
-            "--requests",
-            "20000",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        yield server
-    finally:
-        workload.kill()
-        workload.wait()
 
 
 @contextlib.asynccontextmanager
@@ -89,12 +61,12 @@ def _with_chart(screen: str) -> str | None:
 
 
 async def test_profile_on_demand_draws_the_curve_within_three_connections(
-    loaded: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sizing_redis: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(SizingPanel, "OPTIONS", {"duration": 3.0, "rate": 0.2})
-    counter = aioredis.Redis(port=loaded.port, client_name="counter", driver_info=None)
+    counter = aioredis.Redis(port=sizing_redis.port, client_name="counter", driver_info=None)
     try:
-        async with dashboard(_config(loaded, tmp_path / "state")) as app:
+        async with dashboard(_config(sizing_redis, tmp_path / "state")) as app:
             panel = await _open_sizing(app)
             await until(lambda: "m: profile this instance" in text(app), what="the tab's hint")
             assert not panel.running and panel.report is None  # nothing runs by itself
@@ -119,13 +91,13 @@ async def test_profile_on_demand_draws_the_curve_within_three_connections(
 
 
 async def test_leaving_the_tab_cancels_the_profile_and_ends_monitor(
-    loaded: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sizing_redis: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(SizingPanel, "OPTIONS", {"duration": 60.0})
-    counter = aioredis.Redis(port=loaded.port, client_name="counter", driver_info=None)
+    counter = aioredis.Redis(port=sizing_redis.port, client_name="counter", driver_info=None)
     try:
         # No hot-key sampler: the profile's MONITOR is the only one there can be.
-        async with dashboard(_config(loaded, tmp_path / "state", hotkeys="off")) as app:
+        async with dashboard(_config(sizing_redis, tmp_path / "state", hotkeys="off")) as app:
             panel = await _open_sizing(app)
             await keys(app, "m")
             await until(lambda: "MONITOR on:" in text(app), what="the profile running")
