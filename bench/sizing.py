@@ -28,7 +28,7 @@ from cachetop.analysis.sizing.curve import FACTORS, CurveRequest, build_curves
 from cachetop.analysis.sizing.memory import MemoryModel
 from cachetop.engine.config import InstanceConfig, parse_target
 from cachetop.servers import redis_server
-from tests.sizing_traces import exact_hit_ratios, sampled, zipf_ids
+from tests.sizing_traces import exact_hit_ratios, mae, sampled, zipf_ids
 
 KEYS, REQUESTS, CACHE = 300_000, 2_000_000, 30_000
 RATES = (0.001, 0.005, 0.01, 0.05, 0.1)
@@ -55,9 +55,7 @@ def error_and_time() -> None:
             trace = sampled(ids, KEYS, rate, seed)
             reads.append(len(trace.ids))
             curve = build_curves(trace, lru)[0]
-            errors.append(
-                statistics.fmean(abs(p.hit_ratio - e) / 100 for p, e in zip(curve.points, exact, strict=True))
-            )
+            errors.append(mae(curve, exact))
             if seed == 0:  # timed once per rate: the Redis models run in Python
                 started = time.perf_counter()
                 build_curves(trace, three)

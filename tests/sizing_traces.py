@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import statistics
 from array import array
 
 import numpy as np
 
+from cachetop.analysis.sizing.curve import Curve
 from cachetop.analysis.sizing.shards import SampledTrace, SpatialFilter
 
 
@@ -72,3 +74,9 @@ def exact_hit_ratios(
         return out
     finally:
         os.unlink(path)
+
+
+def mae(curve: Curve, exact: list[float]) -> float:
+    """Mean absolute error of a curve's hit ratios against the exact ones, as a fraction (0.01 is
+    one point)."""
+    return statistics.fmean(abs(p.hit_ratio - e) / 100 for p, e in zip(curve.points, exact, strict=True))

@@ -13,7 +13,7 @@ import redis as redis_py
 
 from cachetop.servers import LocalServer
 from tests.conftest import wait_until
-from tests.integration.test_hotkeys_redis import monitor_clients
+from tests.integration.test_hotkeys_redis import monitor_clients, sigkill_leaves_no_monitor
 
 CACHETOP = str(Path(sys.executable).with_name("cachetop"))
 
@@ -57,14 +57,7 @@ def test_duration_ends_the_run_and_the_monitor_connection(redis: LocalServer) ->
 
 
 def test_sigkill_leaves_no_monitor_client(redis: LocalServer) -> None:
-    proc = start(redis.url, "--duration", "60")
-    try:
-        wait_until(lambda: monitor_clients(redis.port), 30, "the MONITOR client")
-        proc.kill()  # SIGKILL: no cleanup code runs; the kernel closes the socket
-        proc.wait(timeout=5)
-    finally:
-        proc.kill()
-    wait_until(lambda: not monitor_clients(redis.port), 5, "MONITOR client to go")
+    sigkill_leaves_no_monitor(start(redis.url, "--duration", "60"), redis.port)
 
 
 def test_unreachable_target_is_one_line_and_status_1() -> None:

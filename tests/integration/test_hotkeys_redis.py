@@ -35,6 +35,18 @@ def monitor_clients(port: int) -> list[dict[bytes, bytes]]:
     return [c for c in parse_client_list(raw) if b"O" in c.get(b"flags", b"") or c.get(b"cmd") == b"monitor"]
 
 
+def sigkill_leaves_no_monitor(proc: subprocess.Popen[bytes], port: int) -> None:
+    """Once `proc` has a MONITOR client on the server, SIGKILL it (no cleanup code of its own
+    runs): the server must drop the client within 5 s."""
+    try:
+        wait_until(lambda: monitor_clients(port), 30, "the MONITOR client")
+        proc.kill()  # the kernel closes the socket
+        proc.wait(timeout=5)
+    finally:
+        proc.kill()
+    wait_until(lambda: not monitor_clients(port), 5, "MONITOR client to go")
+
+
 def send(port: int, keys: list[bytes], client_name: str | None = None) -> None:
     r = redis_py.Redis(port=port)
     if client_name:

@@ -14,7 +14,7 @@ from pathlib import Path
 from cachetop.servers import LocalServer
 from tests.conftest import SIZING_MAXMEMORY as MAXMEMORY
 from tests.conftest import wait_until
-from tests.integration.test_hotkeys_redis import monitor_clients
+from tests.integration.test_hotkeys_redis import monitor_clients, sigkill_leaves_no_monitor
 
 CACHETOP = str(Path(sys.executable).with_name("cachetop"))
 
@@ -62,14 +62,7 @@ def test_ctrl_c_ends_monitor_at_once_and_still_draws_the_curve(sizing_redis: Loc
 
 
 def test_sigkill_leaves_no_monitor_client(sizing_redis: LocalServer) -> None:
-    proc = start(sizing_redis.url, "--duration", "60s")
-    try:
-        wait_until(lambda: monitor_clients(sizing_redis.port), 30, "the MONITOR client")
-        proc.kill()  # SIGKILL: no cleanup code runs; the kernel closes the socket
-        proc.wait(timeout=5)
-    finally:
-        proc.kill()
-    wait_until(lambda: not monitor_clients(sizing_redis.port), 5, "MONITOR client to go")
+    sigkill_leaves_no_monitor(start(sizing_redis.url, "--duration", "60s"), sizing_redis.port)
 
 
 def test_a_stopped_process_has_its_monitor_ended_by_the_guardian(sizing_redis: LocalServer) -> None:
