@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ import pytest
 from cachetop.tui.detail_rows import CLIENT_COLUMNS, COMMAND_COLUMNS, FACT_COLUMNS, SLOWLOG_COLUMNS
 from cachetop.tui.widgets.alerts_panel import ALERT_COLUMNS
 from cachetop.tui.widgets.hotkeys_panel import key_columns
+from tests import tmux
 from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,35 +52,14 @@ def demo(tmp_path: Path) -> Iterator[str]:
     # A clean environment: the tmux server's global one may hold anything (another PYTHONPATH).
     env = f"env -i PATH=/usr/bin:/bin HOME={tmp_path} TERM=xterm-256color PYTHONPATH={ROOT}"
     command = f"{env} {CACHETOP} demo --interval 0.5 2>{tmp_path / 'err.log'}"
-    subprocess.run(
-        [
-            "tmux",
-            "new-session",
-            "-d",
-            "-s",
-            session,
-            "-x",
-            str(WIDTH),
-            "-y",
-            str(HEIGHT),
-            "sh",
-            "-c",
-            command,
-        ],
-        check=True,
-    )
+    tmux.start(session, command, (WIDTH, HEIGHT))
     yield session
     # Closing the terminal (SIGHUP) stops the demo's servers and workload as q would.
-    subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    tmux.kill(session)
 
 
 def lines(session: str) -> list[str]:
-    out = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True)
-    return (out.stdout.splitlines() + [""] * HEIGHT)[:HEIGHT]
-
-
-def keys(session: str, *names: str) -> None:
-    subprocess.run(["tmux", "send-keys", "-t", session, *names], check=True)
+    return (tmux.screen(session).splitlines() + [""] * HEIGHT)[:HEIGHT]
 
 
 def wait_until_quiet(session: str) -> bool:
@@ -147,11 +126,11 @@ def test_demo_at_80x24_shows_no_cut_value(demo: str) -> None:
     assert any("instance" in line and "status" in line for line in overview)
 
     # The detail view of cache-small (the rule on memory fires there), every tab.
-    keys(demo, "/")
+    tmux.send_keys(demo, "/")
     wait_for(demo, lambda s: [] if any("filter by name" in x for x in s) else ["no filter"], "filter")
-    keys(demo, "small")
+    tmux.send_keys(demo, "small")
     wait_for(demo, lambda s: [] if not any("cache-main" in x for x in s) else ["unfiltered"], "filtered")
-    keys(demo, "Enter")  # keeps the filter; the table has the focus again
+    tmux.send_keys(demo, "Enter")  # keeps the filter; the table has the focus again
     wait_for(demo, lambda s: [] if "s Sort" in s[-1] else ["filter still focused"], "table focused")
 
     def opened() -> bool:
@@ -160,7 +139,7 @@ def test_demo_at_80x24_shows_no_cut_value(demo: str) -> None:
         next End + Enter unfolds it: the loop gets there within a few rounds."""
         if "cache-small" in lines(demo)[0]:
             return True
-        keys(demo, "End", "Enter")
+        tmux.send_keys(demo, "End", "Enter")
         return wait_until_quiet(demo)
 
     wait_until(opened, deadline_s=20, what="cache-small's view opened")
@@ -186,7 +165,7 @@ def test_demo_at_80x24_shows_no_cut_value(demo: str) -> None:
         ("Alerts", [c.label for c in ALERT_COLUMNS if c.label and c.key != "inst"], "FIRING"),
     ]
     for tab, labels, row in tabs:
-        keys(demo, "Right")
+        tmux.send_keys(demo, "Right")
         wait_for(
             demo,
             lambda s, labels=labels, row=row: (
@@ -210,7 +189,7 @@ def test_demo_at_80x24_shows_no_cut_value(demo: str) -> None:
     wait_for(demo, alert_row, "the firing alert's row", deadline_s=30)
 
     # Help: every key on one line each, and q (quit) on the screen.
-    keys(demo, "?")
+    tmux.send_keys(demo, "?")
     help_screen = wait_for(
         demo,
         lambda s: [] if any(re.search(r"│ q +quit +│", line) for line in s) else ["q quit not in help"],
