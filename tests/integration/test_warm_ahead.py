@@ -106,12 +106,39 @@ def write_config(tmp_path: Path, port: int) -> Path:
             for n in range(HOT):
                 key = hot_key(index, n)
                 fh.write(json.dumps({"key": key, "value": value_of(key)}) + "\n")
+    return warm_ahead_config(
+        tmp_path,
+        port,
+        values,
+        interval="0.25s",
+        window="2s",
+        lead="0.6s",
+        top=HOT,
+        bucket_s=BUCKET_S,
+        season=SEASON,
+    )
+
+
+def warm_ahead_config(
+    tmp_path: Path,
+    port: int,
+    values: Path,
+    *,
+    interval: str,
+    window: str,
+    lead: str,
+    top: int,
+    bucket_s: float,
+    season: int,
+) -> Path:
+    """A config file: one Redis "shop" sampled by MONITOR, history in buckets of `bucket_s`, and
+    warm-ahead from the `values` file (JSON lines of key and value), `lead` before each bucket."""
     path = tmp_path / "cachetop.toml"
     path.write_text(
         f"""
 [settings]
-interval = "0.25s"
-window = "2s"
+interval = "{interval}"
+window = "{window}"
 state_dir = "{tmp_path / "state"}"
 
 [[instance]]
@@ -124,15 +151,15 @@ monitor_on = "1s"
 monitor_off = "0s"
 
 [history]
-bucket = "{BUCKET_S:g}s"
-season = {SEASON}
+bucket = "{bucket_s:g}s"
+season = {season}
 
 [warm]
 predict = true
-lead = "0.6s"
+lead = "{lead}"
 strategy = "file"
 options = {{ path = "{values}" }}
-top = {HOT}
+top = {top}
 """
     )
     return path

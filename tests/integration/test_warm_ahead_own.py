@@ -19,6 +19,7 @@ from cachetop.history.bucket import BucketRecord
 from cachetop.history.store import HistoryStore
 from cachetop.model import Snapshot
 from cachetop.servers import LocalServer
+from tests.integration.test_warm_ahead import warm_ahead_config
 
 BUCKET_S, SEASON, KEYS = 3.0, 3, 40
 WINDOW_S = 1.0
@@ -33,36 +34,17 @@ def write_config(tmp_path: Path, port: int) -> Path:
     values.write_text(
         "".join(json.dumps({"key": key(n).decode(), "value": f"v{n}"}) + "\n" for n in range(KEYS))
     )
-    path = tmp_path / "cachetop.toml"
-    path.write_text(
-        f"""
-[settings]
-interval = "0.2s"
-window = "{WINDOW_S:g}s"
-state_dir = "{tmp_path / "state"}"
-
-[[instance]]
-name = "shop"
-url = "redis://127.0.0.1:{port}"
-hotkeys = "monitor"
-
-[hotkeys]
-monitor_on = "1s"
-monitor_off = "0s"
-
-[history]
-bucket = "{BUCKET_S:g}s"
-season = {SEASON}
-
-[warm]
-predict = true
-lead = "1s"
-strategy = "file"
-options = {{ path = "{values}" }}
-top = {KEYS}
-"""
+    return warm_ahead_config(
+        tmp_path,
+        port,
+        values,
+        interval="0.2s",
+        window=f"{WINDOW_S:g}s",
+        lead="1s",
+        top=KEYS,
+        bucket_s=BUCKET_S,
+        season=SEASON,
     )
-    return path
 
 
 def seed_history(config_path: Path) -> None:
