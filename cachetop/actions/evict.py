@@ -30,6 +30,7 @@ import redis
 from redis.crc import key_slot
 
 from cachetop.actions.budget import RateBudget, batch_size
+from cachetop.actions.counted_conn import counted_connect, counted_discover
 from cachetop.actions.evict_idle import (
     IdleReads,
     IdleUnsupported,
@@ -44,8 +45,7 @@ from cachetop.actions.evict_report import node_lines as node_lines
 from cachetop.actions.evict_report import summary as summary
 from cachetop.actions.evict_unlink import existing, queue_unlinks, unlink
 from cachetop.actions.own_report import NOT_REPORTED, ActionOwnReport, count_pipeline
-from cachetop.actions.redis_nodes import ActionError, Node, connect, discover_nodes, error_text
-from cachetop.backends.redis_client import handshake
+from cachetop.actions.redis_nodes import ActionError, Node, error_text
 from cachetop.engine.config import InstanceConfig
 from cachetop.metrics.prefix import PrefixRoller
 from cachetop.util.safe_text import display_key
@@ -138,12 +138,7 @@ class RedisEvictor:
         result = EvictResult(dry_run=dry_run)
         self._idle_over_s = request.idle_over_s
         start = self.clock()
-        with self.own.sending() as count:
-            for command, n in {**handshake(self.inst), "info": 1}.items():
-                count(command, n)
-            nodes = discover_nodes(self.inst, self.timeout, CLIENT_NAME)
-            if nodes[0].slots:
-                count("cluster|nodes", 1)
+        nodes = counted_discover(self.inst, self.timeout, CLIENT_NAME, self.own)
         cluster = bool(nodes[0].slots)
         result.set_nodes(n.address for n in nodes)
         clients: dict[Node, Any] = {}
@@ -306,17 +301,7 @@ class RedisEvictor:
             result.examples.extend(keys[:room])
 
     def _connect(self, node: Node, cluster: bool) -> Any:
-        with self.own.sending() as count:
-            for command, n in handshake(self.inst, 0 if cluster else None).items():
-                count(command, n)
-            client = connect(self.inst, self.timeout, CLIENT_NAME, node if cluster else None)
-            self.own.opened(1)
-        # One connection per node: redis-py's pipelines take a connection from the pool, not the
-        # client's single one, and would open (and handshake) a second. Handed to the pool, the
-        # connected one serves every command and pipeline.
-        client.connection_pool.release(client.connection)
-        client.connection = None
-        return client
+        return counted_connect(self.inst, self.timeout, CLIENT_NAME, self.own, node if cluster else None)
 
     # --- named keys ---------------------------------------------------------------------------
 

@@ -31,9 +31,9 @@ from typing import Any
 import redis
 
 from cachetop.actions.budget import RateBudget
+from cachetop.actions.counted_conn import counted_connect, counted_discover
 from cachetop.actions.own_report import NOT_REPORTED, ActionOwnReport, count_pipeline
-from cachetop.actions.redis_nodes import ActionError, connect, discover_nodes, error_text
-from cachetop.backends.redis_client import handshake
+from cachetop.actions.redis_nodes import ActionError, error_text
 from cachetop.engine.config import InstanceConfig
 from cachetop.plugins import Warmer, WarmItem
 from cachetop.util.safe_text import clip_message, display_key
@@ -169,29 +169,14 @@ class RedisWarmer:
 
     def run(self, *, dry_run: bool) -> WarmResult:
         result = WarmResult(dry_run=dry_run, total=getattr(self.warmer, "total", None))
-        hello = handshake(self.inst)
-        with self.own.sending() as count:
-            for command, n in {**hello, "info": 1}.items():
-                count(command, n)
-            nodes = discover_nodes(self.inst, self.timeout, CLIENT_NAME)
-            if nodes[0].slots:
-                count("cluster|nodes", 1)
+        nodes = counted_discover(self.inst, self.timeout, CLIENT_NAME, self.own)
         if nodes[0].slots:
             raise ActionError(
                 f"{self.inst.target.redacted_url} is a cluster: warming supports a single instance "
                 "for now (point it at a standalone Redis/Valkey)"
             )
         start = self.clock()
-        with self.own.sending() as count:
-            for command, n in hello.items():
-                count(command, n)
-            client = connect(self.inst, self.timeout, CLIENT_NAME)
-            self.own.opened(1)
-        # One connection for the whole run: redis-py's pipelines take a connection from the pool,
-        # not the client's single one, and would open a second (one more handshake, one more
-        # client). Handed to the pool, the connected one serves every pipeline and command.
-        client.connection_pool.release(client.connection)
-        client.connection = None
+        client = counted_connect(self.inst, self.timeout, CLIENT_NAME, self.own)
         try:
             for batch in _batches(self.warmer.plan(), self.batch):
                 if self.cancel.is_set():
