@@ -105,8 +105,10 @@ class RedisCluster:
         return sum(int(cli(m.port, "dbsize").strip()) for m in self.masters)
 
     def count(self, pattern: str) -> int:
+        # Distinct keys: SCAN may return a key twice while its table is being resized (as it is
+        # right after an evict removed most of a node's keys).
         return sum(
-            len([k for k in cli(m.port, "--scan", "--pattern", pattern).splitlines() if k])
+            len({k for k in cli(m.port, "--scan", "--pattern", pattern).splitlines() if k})
             for m in self.masters
         )
 

@@ -337,7 +337,8 @@ async def test_an_attached_dashboard_sends_the_idle_threshold_to_the_daemon(
             request_evict(app, "r1", EvictRequest(pattern=b"k:*", idle_over_s=60))
             await until(lambda: isinstance(app.screen, RemoteConfirmScreen), what="the daemon's plan")
             assert app.screen.plan["matched"] == 0
-            await keys(app, "escape")
+            await keys(app, "escape")  # declined: the daemon hears of it, then the modal closes
+            await until(lambda: not isinstance(app.screen, RemoteConfirmScreen), what="the plan declined")
     finally:
         await source.stop()
         daemon.stop()
